@@ -1,0 +1,2 @@
+//! Reference interpreter (placeholder, being written).
+#![deny(missing_docs)]

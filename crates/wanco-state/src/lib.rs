@@ -1,0 +1,17 @@
+//! `wanco-state`: the contract shared by every part of wanco.
+//!
+//! * [`abi`] — how compiled code and the runtime talk: the layout of the
+//!   instance context (`vmctx`), function references, trap codes, symbol names.
+//! * [`module`] — the module metadata the compiler embeds in every object and
+//!   the runtime (and later the interpreter) instantiates from.
+//! * [`wasi`] — the WASI state as plain data (fd table, preopens, args, env,
+//!   clocks), so that it can be written into a snapshot.
+//! * [`value`] — typed Wasm values, the unit of the ISA-neutral state model.
+#![deny(missing_docs)]
+
+pub mod abi;
+pub mod module;
+pub mod value;
+pub mod wasi;
+
+pub use value::{ValType, Value};

@@ -1,0 +1,81 @@
+//! WASI preview1 state as plain data.
+//!
+//! The WASI host (`wanco-wasi`) keeps its fd table in exactly these types, so
+//! that a checkpoint can write it into a snapshot and a restore (on any ISA,
+//! in any engine) can reopen every file at the same offset with the same flags.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the WASI host knows about a running guest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WasiState {
+    /// Guest arguments, `argv[0]` first.
+    pub args: Vec<String>,
+    /// Guest environment as `(key, value)` pairs, in the order given.
+    pub env: Vec<(String, String)>,
+    /// Directories made visible to the guest (`--dir HOST::GUEST`).
+    pub preopens: Vec<Preopen>,
+    /// Open file descriptors, ordered by fd number.
+    pub fds: Vec<FdEntry>,
+    /// Clock continuity across checkpoint/restore.
+    pub clock: ClockState,
+}
+
+/// A preopened directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preopen {
+    /// Directory on the host, as given by the user.
+    pub host: String,
+    /// Name under which the guest sees it (what `fd_prestat_dir_name` returns).
+    pub guest: String,
+}
+
+/// What kind of object an fd refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FdKind {
+    /// The process's standard input.
+    Stdin,
+    /// The process's standard output.
+    Stdout,
+    /// The process's standard error.
+    Stderr,
+    /// A regular file (or other non-directory) opened through a preopen.
+    File,
+    /// A directory: either a preopen or one opened through a preopen.
+    Directory,
+}
+
+/// One entry of the fd table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdEntry {
+    /// The guest-visible fd number.
+    pub fd: u32,
+    /// What it refers to.
+    pub kind: FdKind,
+    /// Index into [`WasiState::preopens`] of the preopen this fd lives under
+    /// (for a preopen itself: its own index). `None` for stdio.
+    pub preopen: Option<u32>,
+    /// Path relative to the preopen's host directory (`""` for the preopen
+    /// itself). Empty for stdio.
+    pub rel_path: String,
+    /// Whether the fd was opened for reading.
+    pub read: bool,
+    /// Whether the fd was opened for writing.
+    pub write: bool,
+    /// WASI `fdflags` (append, dsync, nonblock, rsync, sync).
+    pub fdflags: u16,
+    /// WASI base rights.
+    pub rights_base: u64,
+    /// WASI inheriting rights.
+    pub rights_inheriting: u64,
+    /// Current file offset (files only).
+    pub offset: u64,
+}
+
+/// Clock state that must survive a migration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockState {
+    /// The last monotonic time (ns) the guest observed. After a restore the
+    /// host adds an offset so that the guest's monotonic clock never goes back.
+    pub monotonic_last_ns: u64,
+}

@@ -1,0 +1,2 @@
+//! WASI preview1 host (placeholder, being written).
+#![deny(missing_docs)]
