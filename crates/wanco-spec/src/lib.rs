@@ -1,0 +1,1 @@
+//! spec runner (being written)
