@@ -1,1 +1,112 @@
-//! compiler
+//! `wanco-compiler`: WebAssembly -> LLVM IR -> native object, and linking
+//! with the runtime into a standalone executable.
+//!
+//! ```text
+//! wasm bytes --frontend (wasmparser: decode + validate)--> ModuleInfo + bodies
+//!            --codegen (inkwell)--> LLVM module --opt--> object (x86_64 | aarch64)
+//!            --link (cc + libwanco_rt.a)--> ELF executable
+//! ```
+#![deny(missing_docs)]
+
+mod codegen;
+mod error;
+mod frontend;
+mod link;
+mod target;
+
+pub use codegen::Entry;
+pub use error::{CompileError, Result};
+pub use frontend::{features, validate};
+pub use link::{link_executable, runtime_library, LinkInputs};
+pub use target::Target;
+
+use inkwell::context::Context;
+
+/// Options for [`compile_object`].
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// Target ISA.
+    pub target: Target,
+    /// LLVM optimisation level 0–3.
+    pub opt_level: u8,
+    /// What entry point to emit.
+    pub entry: Entry,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { target: Target::host(), opt_level: 2, entry: Entry::Program }
+    }
+}
+
+/// Accept the text format too: `.wat` source is converted to binary.
+pub fn wasm_bytes(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    if input.starts_with(b"\0asm") {
+        Ok(std::borrow::Cow::Borrowed(input))
+    } else {
+        wat::parse_bytes(input).map_err(|e| CompileError::Text(e.to_string()))
+    }
+}
+
+/// Compile a binary module to a relocatable object file for `opts.target`.
+pub fn compile_object(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>> {
+    let decoded = frontend::decode(wasm)?;
+    let ctx = Context::create();
+    let module = codegen::build(&ctx, &decoded, &opts.entry, &codegen::FuncOptions::default())?;
+    target::emit_object(&module, opts.target, opts.opt_level)
+}
+
+/// Compile to textual LLVM IR (after optimisation), for debugging.
+pub fn compile_ir(wasm: &[u8], opts: &CompileOptions) -> Result<String> {
+    let decoded = frontend::decode(wasm)?;
+    let ctx = Context::create();
+    let module = codegen::build(&ctx, &decoded, &opts.entry, &codegen::FuncOptions::default())?;
+    target::optimize(&module, opts.target, opts.opt_level)?;
+    Ok(module.print_to_string().to_string())
+}
+
+/// Decode and validate a module, returning the metadata the runtime will see.
+pub fn module_info(wasm: &[u8]) -> Result<wanco_state::module::ModuleInfo> {
+    Ok(frontend::decode(wasm)?.info)
+}
+
+/// An object defining `main` for a bundle of library-compiled modules: it
+/// passes their descriptors (by symbol, in order) to the runtime entry
+/// `entry` (e.g. [`wanco_state::abi::symbols::SPEC_MAIN`]).
+pub fn bundle_main_object(target: Target, entry: &str, descriptor_symbols: &[String]) -> Result<Vec<u8>> {
+    use inkwell::module::Linkage;
+    let ctx = Context::create();
+    let module = ctx.create_module("bundle");
+    let ptr = ctx.ptr_type(inkwell::AddressSpace::default());
+    let i32t = ctx.i32_type();
+    let i64t = ctx.i64_type();
+    let ptrs: Vec<_> = descriptor_symbols
+        .iter()
+        .map(|s| {
+            let g = module.add_global(ctx.i8_type(), None, s);
+            g.set_linkage(Linkage::External);
+            g.as_pointer_value()
+        })
+        .collect();
+    let arr = ptr.const_array(&ptrs);
+    let g = module.add_global(arr.get_type(), None, "wanco_bundle_modules");
+    g.set_initializer(&arr);
+    g.set_constant(true);
+    g.set_linkage(Linkage::Internal);
+    let main = module.add_function("main", i32t.fn_type(&[i32t.into(), ptr.into()], false), None);
+    let rt = module.add_function(entry, i32t.fn_type(&[i32t.into(), ptr.into(), ptr.into(), i64t.into()], false), None);
+    let b = ctx.create_builder();
+    b.position_at_end(ctx.append_basic_block(main, "entry"));
+    let r = b.build_call(
+        rt,
+        &[
+            main.get_nth_param(0).unwrap().into(),
+            main.get_nth_param(1).unwrap().into(),
+            g.as_pointer_value().into(),
+            i64t.const_int(ptrs.len() as u64, false).into(),
+        ],
+        "r",
+    )?;
+    b.build_return(Some(&r.try_as_basic_value().basic().expect("i32")))?;
+    target::emit_object(&module, target, 0)
+}

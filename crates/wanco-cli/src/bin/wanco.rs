@@ -1,1 +1,39 @@
-fn main() {}
+//! `wanco`: compile WebAssembly to native executables and run them.
+
+#[path = "../wanco/compile.rs"]
+mod compile;
+#[path = "../wanco/run.rs"]
+mod run;
+
+use clap::{Parser, Subcommand};
+
+/// wanco — a WebAssembly AOT compiler whose binaries migrate across CPU architectures.
+#[derive(Parser)]
+#[command(name = "wanco", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile a .wasm (or .wat) module to a native executable.
+    Compile(compile::Opts),
+    /// Compile (cached) and run a module, like `wasmtime run`.
+    Run(run::Opts),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Compile(o) => compile::run(o),
+        Command::Run(o) => run::run(o),
+    };
+    match r {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2)
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `wanco compile`.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use wanco_compiler::{CompileOptions, Entry, LinkInputs, Target};
+use wanco_state::module::{ImportKind, ModuleInfo};
+
+/// Options of `wanco compile`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  wanco compile app.wasm -o app\n  wanco compile app.wasm --target aarch64 -o app.a64\n  wanco compile app.wat -O3 -o app\n  wanco compile app.wasm --emit llvm-ir -o app.ll")]
+pub struct Opts {
+    /// Input module (.wasm binary or .wat text; `-` for stdin).
+    pub input: PathBuf,
+    /// Output file.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Target ISA: x86_64 or aarch64 (default: the host).
+    #[arg(long, value_parser = parse_target)]
+    pub target: Option<Target>,
+    /// Optimisation level 0-3.
+    #[arg(short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub opt_level: u8,
+    /// What to produce.
+    #[arg(long, value_enum, default_value_t = Emit::Exe)]
+    pub emit: Emit,
+}
+
+/// Output kinds.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emit {
+    /// A standalone executable.
+    Exe,
+    /// The relocatable object of the module.
+    Obj,
+    /// Optimised LLVM IR (text).
+    LlvmIr,
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    s.parse()
+}
+
+/// Read a module from a path or stdin and convert text to binary.
+pub fn read_module(path: &Path) -> Result<Vec<u8>> {
+    let bytes = if path == Path::new("-") {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).context("reading stdin")?;
+        v
+    } else {
+        std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?
+    };
+    Ok(wanco_compiler::wasm_bytes(&bytes)?.into_owned())
+}
+
+/// Refuse imports a compiled program cannot satisfy, before spending time in LLVM.
+pub fn check_imports(info: &ModuleInfo) -> Result<()> {
+    for imp in &info.imports {
+        let ok = match imp.kind {
+            ImportKind::Func(t) => {
+                let wasi = imp.module == "wasi_snapshot_preview1" || imp.module == "wasi_unstable";
+                match wanco_wasi::WasiFunc::from_name(&imp.name).filter(|_| wasi) {
+                    Some(f) => {
+                        let (p, r) = f.signature();
+                        let ft = &info.types[t as usize];
+                        if ft.params != p || ft.results != r {
+                            bail!(
+                                "import `{}::{}` has type {:?} -> {:?}, but WASI defines {:?} -> {:?}",
+                                imp.module, imp.name, ft.params, ft.results, p, r
+                            );
+                        }
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        };
+        if !ok {
+            bail!(
+                "unknown import `{}::{}`: a compiled program can only import WASI preview1 functions",
+                imp.module,
+                imp.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Compile `wasm` into an executable at `out`.
+pub fn compile_to(wasm: &[u8], out: &Path, target: Target, opt_level: u8) -> Result<()> {
+    let info = wanco_compiler::module_info(wasm)?;
+    check_imports(&info)?;
+    let obj = wanco_compiler::compile_object(wasm, &CompileOptions { target, opt_level, entry: Entry::Program })?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let obj_path = dir.path().join("module.o");
+    std::fs::write(&obj_path, obj)?;
+    let runtime = wanco_compiler::runtime_library(target)?;
+    wanco_compiler::link_executable(&LinkInputs { objects: &[obj_path], runtime: &runtime, output: out, target })?;
+    Ok(())
+}
+
+/// Run `wanco compile`.
+pub fn run(o: Opts) -> Result<i32> {
+    let wasm = read_module(&o.input)?;
+    let target = o.target.unwrap_or_else(Target::host);
+    let out = o.output.clone().unwrap_or_else(|| {
+        let stem = o.input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "a".into());
+        PathBuf::from(match o.emit {
+            Emit::Exe => stem,
+            Emit::Obj => format!("{stem}.o"),
+            Emit::LlvmIr => format!("{stem}.ll"),
+        })
+    });
+    let opts = CompileOptions { target, opt_level: o.opt_level, entry: Entry::Program };
+    match o.emit {
+        Emit::Exe => compile_to(&wasm, &out, target, o.opt_level)?,
+        Emit::Obj => std::fs::write(&out, wanco_compiler::compile_object(&wasm, &opts)?)?,
+        Emit::LlvmIr => std::fs::write(&out, wanco_compiler::compile_ir(&wasm, &opts)?)?,
+    }
+    Ok(0)
+}

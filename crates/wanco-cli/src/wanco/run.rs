@@ -1,0 +1,54 @@
+//! `wanco run`: compile into a cache, then run the executable.
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use wanco_compiler::Target;
+
+/// Options of `wanco run`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  wanco run app.wasm -- arg1 arg2\n  wanco run --dir ./data::/data --env HOME=/data app.wasm")]
+pub struct Opts {
+    /// Preopen a host directory, `HOST[::GUEST]`.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    pub dirs: Vec<String>,
+    /// Set a guest environment variable, `KEY=VALUE`.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Optimisation level 0-3.
+    #[arg(short = 'O', default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub opt_level: u8,
+    /// Module to run.
+    pub input: PathBuf,
+    /// Guest arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// Run `wanco run`.
+pub fn run(o: Opts) -> Result<i32> {
+    let wasm = super::compile::read_module(&o.input)?;
+    let target = Target::host();
+    let hash = wanco_state::module::module_hash(&wasm);
+    let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let cache = std::env::var_os("WANCO_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        home.join(".cache").join("wanco")
+    });
+    std::fs::create_dir_all(&cache).with_context(|| format!("creating cache `{}`", cache.display()))?;
+    let exe = cache.join(format!("{hex}-{}-O{}", target.name(), o.opt_level));
+    if !exe.is_file() {
+        let tmp = exe.with_extension("tmp");
+        super::compile::compile_to(&wasm, &tmp, target, o.opt_level)?;
+        std::fs::rename(&tmp, &exe)?;
+    }
+    let mut cmd = std::process::Command::new(&exe);
+    for d in &o.dirs {
+        cmd.arg("--dir").arg(d);
+    }
+    for e in &o.env {
+        cmd.arg("--env").arg(e);
+    }
+    cmd.arg("--").args(&o.args);
+    let status = cmd.status().with_context(|| format!("running `{}`", exe.display()))?;
+    Ok(status.code().unwrap_or(128 + 6))
+}

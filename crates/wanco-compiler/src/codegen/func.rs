@@ -1,0 +1,1101 @@
+//! Translation of one Wasm function body to LLVM IR.
+//!
+//! Locals live in `alloca`s that `mem2reg` promotes to SSA values; the Wasm
+//! operand stack is a compile-time stack of LLVM values; blocks become basic
+//! blocks whose results are `phi` nodes built when the block ends.
+
+use super::ModuleCodegen;
+use crate::error::{CompileError, Result};
+use crate::frontend::{val_type, Body};
+use inkwell::basic_block::BasicBlock;
+use inkwell::builder::Builder;
+use inkwell::intrinsics::Intrinsic;
+use inkwell::types::{BasicType, BasicTypeEnum};
+use inkwell::values::{
+    BasicMetadataValueEnum, BasicValue, BasicValueEnum, FloatValue, FunctionValue, IntValue, PhiValue,
+    PointerValue,
+};
+use inkwell::{FloatPredicate, IntPredicate};
+use std::collections::HashMap;
+use wanco_state::abi::{self, symbols, TrapCode};
+use wanco_state::ValType;
+use wasmparser::{BlockType, Operator as O};
+
+/// Per-function code generation options.
+#[derive(Clone, Debug, Default)]
+pub struct FuncOptions {}
+
+enum Kind<'ctx> {
+    Function,
+    Block,
+    Loop { header: BasicBlock<'ctx>, phis: Vec<PhiValue<'ctx>> },
+    If { else_bb: BasicBlock<'ctx>, params: Vec<BasicValueEnum<'ctx>>, has_else: bool },
+}
+
+struct Control<'ctx> {
+    kind: Kind<'ctx>,
+    results: Vec<ValType>,
+    /// Operand stack height below this block's parameters.
+    height: usize,
+    end_bb: BasicBlock<'ctx>,
+    /// Incoming edges to `end_bb`: (block, result values).
+    incoming: Vec<(BasicBlock<'ctx>, Vec<BasicValueEnum<'ctx>>)>,
+}
+
+struct FuncCx<'a, 'ctx, 'w> {
+    m: &'a ModuleCodegen<'ctx, 'w>,
+    b: Builder<'ctx>,
+    f: FunctionValue<'ctx>,
+    vmctx: PointerValue<'ctx>,
+    locals: Vec<(PointerValue<'ctx>, ValType)>,
+    stack: Vec<BasicValueEnum<'ctx>>,
+    control: Vec<Control<'ctx>>,
+    reachable: bool,
+    dead_depth: u32,
+    traps: HashMap<u32, BasicBlock<'ctx>>,
+    mem_base: Option<PointerValue<'ctx>>,
+    out_ptr: Option<PointerValue<'ctx>>,
+    entry_bb: BasicBlock<'ctx>,
+    offset: u64,
+}
+
+pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: &Body<'_>, _opts: &FuncOptions) -> Result<()> {
+    let info = &m.decoded.info;
+    let ft = info.func_type(body.func_index).expect("validated").clone();
+    let f = m.funcs[defined];
+    let ctx = m.ctx;
+    let b = ctx.create_builder();
+    let entry_bb = ctx.append_basic_block(f, "entry");
+    b.position_at_end(entry_bb);
+    let vmctx = f.get_nth_param(0).unwrap().into_pointer_value();
+    let mut cx = FuncCx {
+        m,
+        b,
+        f,
+        vmctx,
+        locals: Vec::new(),
+        stack: Vec::new(),
+        control: Vec::new(),
+        reachable: true,
+        dead_depth: 0,
+        traps: HashMap::new(),
+        mem_base: None,
+        out_ptr: if ft.results.len() > 1 {
+            Some(f.get_nth_param(1 + ft.params.len() as u32).unwrap().into_pointer_value())
+        } else {
+            None
+        },
+        entry_bb,
+        offset: body.body.range().start as u64,
+    };
+    // Locals.
+    for (i, t) in ft.params.iter().enumerate() {
+        let a = cx.b.build_alloca(m.llvm_type(*t), "p")?;
+        cx.b.build_store(a, f.get_nth_param(1 + i as u32).unwrap())?;
+        cx.locals.push((a, *t));
+    }
+    let mut lr = body.body.get_locals_reader()?;
+    for _ in 0..lr.get_count() {
+        let off = lr.original_position();
+        let (n, t) = lr.read()?;
+        let t = val_type(t, off)?;
+        for _ in 0..n {
+            let a = cx.b.build_alloca(m.llvm_type(t), "l")?;
+            cx.b.build_store(a, zero(m, t))?;
+            cx.locals.push((a, t));
+        }
+    }
+    if info.has_memory() {
+        let base = m.load_field(&cx.b, vmctx, abi::vmctx::MEMORY_BASE, true)?;
+        cx.mem_base = Some(base);
+    }
+    cx.stack_check()?;
+    let body_bb = ctx.append_basic_block(f, "body");
+    cx.b.build_unconditional_branch(body_bb)?;
+    cx.b.position_at_end(body_bb);
+    let end_bb = ctx.append_basic_block(f, "ret");
+    cx.control.push(Control {
+        kind: Kind::Function,
+        results: ft.results.clone(),
+        height: 0,
+        end_bb,
+        incoming: vec![],
+    });
+    let mut ops = body.body.get_operators_reader()?;
+    while !ops.eof() {
+        let (op, off) = ops.read_with_offset()?;
+        cx.offset = off;
+        cx.op(&op)?;
+    }
+    Ok(())
+}
+
+fn zero<'ctx>(m: &ModuleCodegen<'ctx, '_>, t: ValType) -> BasicValueEnum<'ctx> {
+    match t {
+        ValType::I32 => m.ctx.i32_type().const_zero().into(),
+        ValType::I64 => m.ctx.i64_type().const_zero().into(),
+        ValType::F32 => m.ctx.f32_type().const_zero().into(),
+        ValType::F64 => m.ctx.f64_type().const_zero().into(),
+        ValType::FuncRef | ValType::ExternRef => m.ptr().const_null().into(),
+    }
+}
+
+impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
+    fn pop(&mut self) -> BasicValueEnum<'ctx> {
+        self.stack.pop().expect("validated: operand stack underflow")
+    }
+    fn pop_i(&mut self) -> IntValue<'ctx> {
+        self.pop().into_int_value()
+    }
+    fn pop_f(&mut self) -> FloatValue<'ctx> {
+        self.pop().into_float_value()
+    }
+    fn push(&mut self, v: impl BasicValue<'ctx>) {
+        self.stack.push(v.as_basic_value_enum());
+    }
+    fn pop_n(&mut self, n: usize) -> Vec<BasicValueEnum<'ctx>> {
+        let at = self.stack.len() - n;
+        self.stack.split_off(at)
+    }
+    fn i32(&self) -> inkwell::types::IntType<'ctx> {
+        self.m.ctx.i32_type()
+    }
+    fn i64(&self) -> inkwell::types::IntType<'ctx> {
+        self.m.ctx.i64_type()
+    }
+    fn unsupported(&self, what: &str) -> CompileError {
+        CompileError::Unsupported { what: what.to_string(), offset: self.offset }
+    }
+
+    fn block_sig(&self, bt: BlockType) -> Result<(Vec<ValType>, Vec<ValType>)> {
+        Ok(match bt {
+            BlockType::Empty => (vec![], vec![]),
+            BlockType::Type(t) => (vec![], vec![val_type(t, self.offset)?]),
+            BlockType::FuncType(i) => {
+                let ft = &self.m.decoded.info.types[i as usize];
+                (ft.params.clone(), ft.results.clone())
+            }
+        })
+    }
+
+    /// The block that raises `code`.
+    fn trap_bb(&mut self, code: TrapCode) -> Result<BasicBlock<'ctx>> {
+        if let Some(bb) = self.traps.get(&(code as u32)) {
+            return Ok(*bb);
+        }
+        let cur = self.b.get_insert_block().unwrap();
+        let bb = self.m.ctx.append_basic_block(self.f, "trap");
+        self.b.position_at_end(bb);
+        let trap = self.m.trap_fn();
+        self.b.build_call(trap, &[self.vmctx.into(), self.i32().const_int(code as u64, false).into()], "")?;
+        self.b.build_unreachable()?;
+        self.b.position_at_end(cur);
+        self.traps.insert(code as u32, bb);
+        Ok(bb)
+    }
+
+    /// Trap with `code` if `cond` is true.
+    fn trap_if(&mut self, cond: IntValue<'ctx>, code: TrapCode) -> Result<()> {
+        let trap = self.trap_bb(code)?;
+        let cont = self.m.ctx.append_basic_block(self.f, "ok");
+        self.b.build_conditional_branch(cond, trap, cont)?;
+        self.b.position_at_end(cont);
+        Ok(())
+    }
+
+    fn stack_check(&mut self) -> Result<()> {
+        let m = self.m;
+        let limit_g = match m.module.get_global(symbols::STACK_LIMIT) {
+            Some(g) => g,
+            None => {
+                let g = m.module.add_global(self.i64(), None, symbols::STACK_LIMIT);
+                g.set_linkage(inkwell::module::Linkage::External);
+                g
+            }
+        };
+        let limit = self.b.build_load(self.i64(), limit_g.as_pointer_value(), "limit")?.into_int_value();
+        let ss = Intrinsic::find("llvm.stacksave").expect("llvm.stacksave");
+        let ss = ss.get_declaration(&m.module, &[m.ptr().into()]).expect("stacksave decl");
+        let sp = self.b.build_call(ss, &[], "sp")?.try_as_basic_value().basic().unwrap().into_pointer_value();
+        let sp = self.b.build_ptr_to_int(sp, self.i64(), "spi")?;
+        let cond = self.b.build_int_compare(IntPredicate::ULT, sp, limit, "ovf")?;
+        self.trap_if(cond, TrapCode::StackExhausted)
+    }
+
+    fn intrinsic(&self, name: &str, tys: &[BasicTypeEnum<'ctx>]) -> FunctionValue<'ctx> {
+        let i = Intrinsic::find(name).unwrap_or_else(|| panic!("LLVM intrinsic {name}"));
+        i.get_declaration(&self.m.module, tys).unwrap_or_else(|| panic!("declare {name}"))
+    }
+
+    fn call_intr(&self, name: &str, tys: &[BasicTypeEnum<'ctx>], args: &[BasicMetadataValueEnum<'ctx>]) -> Result<BasicValueEnum<'ctx>> {
+        let f = self.intrinsic(name, tys);
+        Ok(self.b.build_call(f, args, "i")?.try_as_basic_value().basic().expect("intrinsic result"))
+    }
+
+    /// Call a runtime helper taking vmctx first.
+    fn libcall(&mut self, name: &str, ret: Option<BasicTypeEnum<'ctx>>, args: &[BasicMetadataValueEnum<'ctx>]) -> Result<Option<BasicValueEnum<'ctx>>> {
+        let mut params: Vec<inkwell::types::BasicMetadataTypeEnum> = vec![self.m.ptr().into()];
+        for a in args {
+            params.push(match a {
+                BasicMetadataValueEnum::IntValue(v) => v.get_type().into(),
+                BasicMetadataValueEnum::PointerValue(v) => v.get_type().into(),
+                BasicMetadataValueEnum::FloatValue(v) => v.get_type().into(),
+                _ => unreachable!(),
+            });
+        }
+        let ty = match ret {
+            Some(r) => r.fn_type(&params, false),
+            None => self.m.ctx.void_type().fn_type(&params, false),
+        };
+        let f = self.m.runtime_fn(name, ty);
+        let mut all: Vec<BasicMetadataValueEnum> = vec![self.vmctx.into()];
+        all.extend_from_slice(args);
+        Ok(self.b.build_call(f, &all, "lc")?.try_as_basic_value().basic())
+    }
+
+    fn cmp(&mut self, p: IntPredicate) -> Result<()> {
+        let r = self.pop_i();
+        let l = self.pop_i();
+        let c = self.b.build_int_compare(p, l, r, "c")?;
+        let v = self.b.build_int_z_extend(c, self.i32(), "z")?;
+        self.push(v);
+        Ok(())
+    }
+
+    fn fcmp(&mut self, p: FloatPredicate) -> Result<()> {
+        let r = self.pop_f();
+        let l = self.pop_f();
+        let c = self.b.build_float_compare(p, l, r, "c")?;
+        let v = self.b.build_int_z_extend(c, self.i32(), "z")?;
+        self.push(v);
+        Ok(())
+    }
+
+    fn ibin(&mut self, f: impl Fn(&Builder<'ctx>, IntValue<'ctx>, IntValue<'ctx>) -> std::result::Result<IntValue<'ctx>, inkwell::builder::BuilderError>) -> Result<()> {
+        let r = self.pop_i();
+        let l = self.pop_i();
+        let v = f(&self.b, l, r)?;
+        self.push(v);
+        Ok(())
+    }
+
+    fn fbin(&mut self, f: impl Fn(&Builder<'ctx>, FloatValue<'ctx>, FloatValue<'ctx>) -> std::result::Result<FloatValue<'ctx>, inkwell::builder::BuilderError>) -> Result<()> {
+        let r = self.pop_f();
+        let l = self.pop_f();
+        let v = f(&self.b, l, r)?;
+        self.push(v);
+        Ok(())
+    }
+
+    fn iunary_intr(&mut self, name: &str, with_flag: bool) -> Result<()> {
+        let v = self.pop_i();
+        let ty: BasicTypeEnum = v.get_type().into();
+        let mut args: Vec<BasicMetadataValueEnum> = vec![v.into()];
+        if with_flag {
+            args.push(self.m.ctx.bool_type().const_zero().into());
+        }
+        let r = self.call_intr(name, &[ty], &args)?;
+        self.push(r);
+        Ok(())
+    }
+
+    fn funary_intr(&mut self, name: &str) -> Result<()> {
+        let v = self.pop_f();
+        let ty: BasicTypeEnum = v.get_type().into();
+        let r = self.call_intr(name, &[ty], &[v.into()])?;
+        self.push(r);
+        Ok(())
+    }
+
+    fn fbin_intr(&mut self, name: &str) -> Result<()> {
+        let r = self.pop_f();
+        let l = self.pop_f();
+        let ty: BasicTypeEnum = l.get_type().into();
+        let v = self.call_intr(name, &[ty], &[l.into(), r.into()])?;
+        self.push(v);
+        Ok(())
+    }
+
+    fn shift(&mut self, kind: u8) -> Result<()> {
+        let r = self.pop_i();
+        let l = self.pop_i();
+        let bits = l.get_type().get_bit_width() as u64;
+        let mask = l.get_type().const_int(bits - 1, false);
+        let r = self.b.build_and(r, mask, "m")?;
+        let v = match kind {
+            0 => self.b.build_left_shift(l, r, "shl")?,
+            1 => self.b.build_right_shift(l, r, true, "sar")?,
+            _ => self.b.build_right_shift(l, r, false, "shr")?,
+        };
+        self.push(v);
+        Ok(())
+    }
+
+    fn rotate(&mut self, left: bool) -> Result<()> {
+        let r = self.pop_i();
+        let l = self.pop_i();
+        let ty: BasicTypeEnum = l.get_type().into();
+        let v = self.call_intr(if left { "llvm.fshl" } else { "llvm.fshr" }, &[ty], &[l.into(), l.into(), r.into()])?;
+        self.push(v);
+        Ok(())
+    }
+
+    fn divrem(&mut self, signed: bool, rem: bool) -> Result<()> {
+        let r = self.pop_i();
+        let l = self.pop_i();
+        let ty = l.get_type();
+        let is_zero = self.b.build_int_compare(IntPredicate::EQ, r, ty.const_zero(), "z")?;
+        self.trap_if(is_zero, TrapCode::IntegerDivideByZero)?;
+        let v = if signed {
+            let minus1 = ty.const_all_ones();
+            let is_m1 = self.b.build_int_compare(IntPredicate::EQ, r, minus1, "m1")?;
+            if rem {
+                // INT_MIN % -1 is 0 in Wasm but undefined in LLVM: divide by 1 instead.
+                let safe = self.b.build_select(is_m1, ty.const_int(1, false), r, "s")?.into_int_value();
+                self.b.build_int_signed_rem(l, safe, "srem")?
+            } else {
+                let bits = ty.get_bit_width();
+                let min = ty.const_int(1u64 << (bits - 1), false);
+                let is_min = self.b.build_int_compare(IntPredicate::EQ, l, min, "min")?;
+                let ovf = self.b.build_and(is_min, is_m1, "ovf")?;
+                self.trap_if(ovf, TrapCode::IntegerOverflow)?;
+                self.b.build_int_signed_div(l, r, "sdiv")?
+            }
+        } else if rem {
+            self.b.build_int_unsigned_rem(l, r, "urem")?
+        } else {
+            self.b.build_int_unsigned_div(l, r, "udiv")?
+        };
+        self.push(v);
+        Ok(())
+    }
+
+    fn fconst(&self, bits: u64, f64ty: bool) -> Result<FloatValue<'ctx>> {
+        // Via a bit cast so that NaN payloads survive exactly.
+        Ok(if f64ty {
+            self.b.build_bit_cast(self.i64().const_int(bits, false), self.m.ctx.f64_type(), "fc")?.into_float_value()
+        } else {
+            self.b.build_bit_cast(self.i32().const_int(bits, false), self.m.ctx.f32_type(), "fc")?.into_float_value()
+        })
+    }
+
+    /// Trapping float -> int truncation.
+    fn trunc(&mut self, to64: bool, signed: bool) -> Result<()> {
+        let v = self.pop_f();
+        let is64 = v.get_type() == self.m.ctx.f64_type();
+        let nan = self.b.build_float_compare(FloatPredicate::UNO, v, v, "nan")?;
+        self.trap_if(nan, TrapCode::InvalidConversion)?;
+        // Exclusive bounds, exactly representable in the source type.
+        let (lo, hi): (f64, f64) = match (to64, signed) {
+            (false, true) => (-2147483649.0, 2147483648.0),
+            (false, false) => (-1.0, 4294967296.0),
+            (true, true) => (-9223372036854777856.0, 9223372036854775808.0),
+            (true, false) => (-1.0, 18446744073709551616.0),
+        };
+        let ty = v.get_type();
+        let (lo_c, lo_pred) = if !is64 && signed {
+            // f32 cannot represent the exclusive lower bound; use >= -2^31 / -2^63.
+            let lo = if to64 { -9223372036854775808.0 } else { -2147483648.0 };
+            (ty.const_float(lo), FloatPredicate::OLT)
+        } else if is64 && signed && to64 {
+            (ty.const_float(-9223372036854775808.0), FloatPredicate::OLT)
+        } else {
+            (ty.const_float(lo), FloatPredicate::OLE)
+        };
+        let too_low = self.b.build_float_compare(lo_pred, v, lo_c, "lo")?;
+        let too_high = self.b.build_float_compare(FloatPredicate::OGE, v, ty.const_float(hi), "hi")?;
+        let bad = self.b.build_or(too_low, too_high, "bad")?;
+        self.trap_if(bad, TrapCode::ConversionOverflow)?;
+        let it = if to64 { self.i64() } else { self.i32() };
+        let r = if signed {
+            self.b.build_float_to_signed_int(v, it, "t")?
+        } else {
+            self.b.build_float_to_unsigned_int(v, it, "t")?
+        };
+        self.push(r);
+        Ok(())
+    }
+
+    fn trunc_sat(&mut self, to64: bool, signed: bool) -> Result<()> {
+        let v = self.pop_f();
+        let it: BasicTypeEnum = if to64 { self.i64().into() } else { self.i32().into() };
+        let name = if signed { "llvm.fptosi.sat" } else { "llvm.fptoui.sat" };
+        let r = self.call_intr(name, &[it, v.get_type().into()], &[v.into()])?;
+        self.push(r);
+        Ok(())
+    }
+
+    /// Effective address of a memory access.
+    fn addr(&mut self, offset: u64) -> Result<PointerValue<'ctx>> {
+        let a = self.pop_i();
+        let a = self.b.build_int_z_extend(a, self.i64(), "a")?;
+        let a = if offset != 0 {
+            self.b.build_int_add(a, self.i64().const_int(offset, false), "ea")?
+        } else {
+            a
+        };
+        let base = self.mem_base.expect("validated: memory access without memory");
+        // SAFETY (LLVM IR semantics): the reservation covers 4 GiB + guard bytes.
+        Ok(unsafe { self.b.build_gep(self.m.ctx.i8_type(), base, &[a], "p")? })
+    }
+
+    fn load(&mut self, memarg: &wasmparser::MemArg, ty: BasicTypeEnum<'ctx>, ext: Option<(inkwell::types::IntType<'ctx>, bool)>) -> Result<()> {
+        let p = self.addr(memarg.offset)?;
+        let v = self.b.build_load(ty, p, "ld")?;
+        v.as_instruction_value().unwrap().set_alignment(1).map_err(|e| CompileError::Llvm(e.to_string()))?;
+        let v = match ext {
+            Some((to, signed)) => {
+                let iv = v.into_int_value();
+                if signed {
+                    self.b.build_int_s_extend(iv, to, "sx")?.into()
+                } else {
+                    self.b.build_int_z_extend(iv, to, "zx")?.into()
+                }
+            }
+            None => v,
+        };
+        self.push(v);
+        Ok(())
+    }
+
+    fn store(&mut self, memarg: &wasmparser::MemArg, narrow: Option<inkwell::types::IntType<'ctx>>) -> Result<()> {
+        let v = self.pop();
+        let p = self.addr(memarg.offset)?;
+        let v = match narrow {
+            Some(t) => self.b.build_int_truncate(v.into_int_value(), t, "tr")?.into(),
+            None => v,
+        };
+        let st = self.b.build_store(p, v)?;
+        st.set_alignment(1).map_err(|e| CompileError::Llvm(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Pointer to the 8-byte cell of global `index`.
+    fn global_ptr(&mut self, index: u32) -> Result<PointerValue<'ctx>> {
+        let arr = self.m.load_field(&self.b, self.vmctx, abi::vmctx::GLOBALS, true)?;
+        self.index_ptr(arr, index as u64, true)
+    }
+
+    /// Load `arr[i]` (pointer array).
+    fn index_ptr(&mut self, arr: PointerValue<'ctx>, i: u64, invariant: bool) -> Result<PointerValue<'ctx>> {
+        // SAFETY (LLVM IR semantics): `arr` has an entry for every index.
+        let p = unsafe { self.b.build_in_bounds_gep(self.m.ptr(), arr, &[self.i64().const_int(i, false)], "e")? };
+        let v = self.b.build_load(self.m.ptr(), p, "ev")?;
+        if invariant {
+            self.m.mark_invariant(v);
+        }
+        Ok(v.into_pointer_value())
+    }
+
+    fn table_ptr(&mut self, table: u32) -> Result<PointerValue<'ctx>> {
+        let arr = self.m.load_field(&self.b, self.vmctx, abi::vmctx::TABLES, true)?;
+        self.index_ptr(arr, table as u64, true)
+    }
+
+    fn load_i64_field(&mut self, base: PointerValue<'ctx>, off: u32) -> Result<IntValue<'ctx>> {
+        // SAFETY (LLVM IR semantics): field offsets from the shared ABI.
+        let p = unsafe { self.b.build_in_bounds_gep(self.m.ctx.i8_type(), base, &[self.i64().const_int(off as u64, false)], "fp")? };
+        Ok(self.b.build_load(self.i64(), p, "fv")?.into_int_value())
+    }
+
+    /// Call with the native convention; pushes the results.
+    fn emit_call(&mut self, callee: either::Callee<'ctx>, ft: &wanco_state::module::FuncType, callee_vmctx: PointerValue<'ctx>) -> Result<()> {
+        let args = self.pop_n(ft.params.len());
+        let mut all: Vec<BasicMetadataValueEnum> = vec![callee_vmctx.into()];
+        all.extend(args.iter().map(|a| BasicMetadataValueEnum::from(*a)));
+        let out = if ft.results.len() > 1 {
+            let cur = self.b.get_insert_block().unwrap();
+            // Result buffer in the entry block so it is allocated once.
+            match self.entry_bb.get_first_instruction() {
+                Some(i) => self.b.position_before(&i),
+                None => self.b.position_at_end(self.entry_bb),
+            }
+            let ty = self.i64().array_type(ft.results.len() as u32);
+            let buf = self.b.build_alloca(ty, "mr")?;
+            self.b.position_at_end(cur);
+            all.push(buf.into());
+            Some(buf)
+        } else {
+            None
+        };
+        let call = match callee {
+            either::Callee::Direct(f) => self.b.build_call(f, &all, "call")?,
+            either::Callee::Indirect(p) => self.b.build_indirect_call(self.m.native_type(ft), p, &all, "call")?,
+        };
+        match (ft.results.len(), out) {
+            (0, _) => {}
+            (1, _) => {
+                let r = call.try_as_basic_value().basic().expect("one result");
+                self.push(r);
+            }
+            (_, Some(buf)) => {
+                for (i, t) in ft.results.iter().enumerate() {
+                    // SAFETY (LLVM IR semantics): the buffer has one slot per result.
+                    let p = unsafe { self.b.build_in_bounds_gep(self.i64(), buf, &[self.i64().const_int(i as u64, false)], "rp")? };
+                    let v = self.b.build_load(self.m.llvm_type(*t), p, "r")?;
+                    self.push(v);
+                }
+            }
+            _ => unreachable!(),
+        }
+        Ok(())
+    }
+
+    /// Record a branch from the current block to label `depth`, passing the
+    /// label's arity of values from the top of the stack (not popped).
+    fn branch_to(&mut self, depth: u32) -> Result<BasicBlock<'ctx>> {
+        let cur = self.b.get_insert_block().unwrap();
+        let idx = self.control.len() - 1 - depth as usize;
+        let c = &mut self.control[idx];
+        match &c.kind {
+            Kind::Loop { header, phis } => {
+                let n = phis.len();
+                let vals = &self.stack[self.stack.len() - n..];
+                for (phi, v) in phis.iter().zip(vals) {
+                    phi.add_incoming(&[(v as &dyn BasicValue, cur)]);
+                }
+                Ok(*header)
+            }
+            _ => {
+                let n = c.results.len();
+                let vals = self.stack[self.stack.len() - n..].to_vec();
+                c.incoming.push((cur, vals));
+                Ok(c.end_bb)
+            }
+        }
+    }
+
+    fn start_dead(&mut self) {
+        self.reachable = false;
+        self.dead_depth = 0;
+    }
+
+    fn push_control(&mut self, kind: Kind<'ctx>, params: Vec<ValType>, results: Vec<ValType>) {
+        let end_bb = self.m.ctx.append_basic_block(self.f, "end");
+        let height = self.stack.len() - params.len();
+        self.control.push(Control { kind, results, height, end_bb, incoming: vec![] });
+    }
+
+    /// Finish the innermost control frame at its `end`.
+    fn end_frame(&mut self) -> Result<()> {
+        if self.reachable {
+            // Fall through to the end (for a loop too: not a branch to its label).
+            let cur = self.b.get_insert_block().unwrap();
+            let c = self.control.last_mut().unwrap();
+            let vals = self.stack[self.stack.len() - c.results.len()..].to_vec();
+            c.incoming.push((cur, vals));
+            let end = c.end_bb;
+            self.b.build_unconditional_branch(end)?;
+        }
+        let mut c = self.control.pop().unwrap();
+        self.stack.truncate(c.height);
+        if let Kind::If { else_bb, params, has_else: false } = &c.kind {
+            // No else: the false edge carries the parameters through.
+            self.b.position_at_end(*else_bb);
+            c.incoming.push((*else_bb, params.clone()));
+            self.b.build_unconditional_branch(c.end_bb)?;
+        }
+        self.b.position_at_end(c.end_bb);
+        if c.incoming.is_empty() {
+            self.b.build_unreachable()?;
+            if matches!(c.kind, Kind::Function) {
+                return Ok(());
+            }
+            self.start_dead();
+            return Ok(());
+        }
+        let mut vals = Vec::new();
+        for (i, t) in c.results.iter().enumerate() {
+            let phi = self.b.build_phi(self.m.llvm_type(*t), "r")?;
+            for (bb, vs) in &c.incoming {
+                phi.add_incoming(&[(&vs[i] as &dyn BasicValue, *bb)]);
+            }
+            vals.push(phi.as_basic_value());
+        }
+        self.reachable = true;
+        if matches!(c.kind, Kind::Function) {
+            self.emit_return(&vals)?;
+            return Ok(());
+        }
+        for v in vals {
+            self.push(v);
+        }
+        Ok(())
+    }
+
+    fn emit_return(&mut self, vals: &[BasicValueEnum<'ctx>]) -> Result<()> {
+        match vals.len() {
+            0 => {
+                self.b.build_return(None)?;
+            }
+            1 => {
+                self.b.build_return(Some(&vals[0]))?;
+            }
+            _ => {
+                let out = self.out_ptr.unwrap();
+                for (i, v) in vals.iter().enumerate() {
+                    // SAFETY (LLVM IR semantics): caller passes one slot per result.
+                    let p = unsafe { self.b.build_in_bounds_gep(self.i64(), out, &[self.i64().const_int(i as u64, false)], "op")? };
+                    self.b.build_store(p, *v)?;
+                }
+                self.b.build_return(None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn op(&mut self, op: &O) -> Result<()> {
+        if !self.reachable {
+            match op {
+                O::Block { .. } | O::Loop { .. } | O::If { .. } => {
+                    self.dead_depth += 1;
+                    return Ok(());
+                }
+                O::Else if self.dead_depth == 0 => {}
+                O::End if self.dead_depth == 0 => {}
+                O::End => {
+                    self.dead_depth -= 1;
+                    return Ok(());
+                }
+                _ => return Ok(()),
+            }
+        }
+        let ctx = self.m.ctx;
+        match *op {
+            O::Unreachable => {
+                let bb = self.trap_bb(TrapCode::Unreachable)?;
+                self.b.build_unconditional_branch(bb)?;
+                self.start_dead();
+            }
+            O::Nop => {}
+            O::Block { blockty } => {
+                let (p, r) = self.block_sig(blockty)?;
+                self.push_control(Kind::Block, p, r);
+            }
+            O::Loop { blockty } => {
+                let (p, r) = self.block_sig(blockty)?;
+                let cur = self.b.get_insert_block().unwrap();
+                let header = ctx.append_basic_block(self.f, "loop");
+                self.b.build_unconditional_branch(header)?;
+                self.b.position_at_end(header);
+                let args = self.pop_n(p.len());
+                let mut phis = Vec::new();
+                for (t, a) in p.iter().zip(&args) {
+                    let phi = self.b.build_phi(self.m.llvm_type(*t), "lp")?;
+                    phi.add_incoming(&[(a as &dyn BasicValue, cur)]);
+                    self.push(phi.as_basic_value());
+                    phis.push(phi);
+                }
+                self.push_control(Kind::Loop { header, phis }, p, r);
+            }
+            O::If { blockty } => {
+                let (p, r) = self.block_sig(blockty)?;
+                let cond = self.pop_i();
+                let c = self.b.build_int_compare(IntPredicate::NE, cond, self.i32().const_zero(), "c")?;
+                let then_bb = ctx.append_basic_block(self.f, "then");
+                let else_bb = ctx.append_basic_block(self.f, "else");
+                self.b.build_conditional_branch(c, then_bb, else_bb)?;
+                self.b.position_at_end(then_bb);
+                let params = self.stack[self.stack.len() - p.len()..].to_vec();
+                self.push_control(Kind::If { else_bb, params, has_else: false }, p, r);
+            }
+            O::Else => {
+                if self.reachable {
+                    self.branch_to(0)?;
+                    let end = self.control.last().unwrap().end_bb;
+                    self.b.build_unconditional_branch(end)?;
+                }
+                let c = self.control.last_mut().unwrap();
+                let (else_bb, params) = match &mut c.kind {
+                    Kind::If { else_bb, params, has_else } => {
+                        *has_else = true;
+                        (*else_bb, params.clone())
+                    }
+                    _ => unreachable!("validated: else without if"),
+                };
+                let h = c.height;
+                self.stack.truncate(h);
+                self.stack.extend(params);
+                self.b.position_at_end(else_bb);
+                self.reachable = true;
+            }
+            O::End => self.end_frame()?,
+            O::Br { relative_depth } => {
+                let t = self.branch_to(relative_depth)?;
+                self.b.build_unconditional_branch(t)?;
+                self.start_dead();
+            }
+            O::BrIf { relative_depth } => {
+                let cond = self.pop_i();
+                let c = self.b.build_int_compare(IntPredicate::NE, cond, self.i32().const_zero(), "c")?;
+                let t = self.branch_to(relative_depth)?;
+                let cont = ctx.append_basic_block(self.f, "brif");
+                self.b.build_conditional_branch(c, t, cont)?;
+                self.b.position_at_end(cont);
+            }
+            O::BrTable { ref targets } => {
+                let idx = self.pop_i();
+                let default = targets.default();
+                let mut cases = Vec::new();
+                for (i, t) in targets.targets().enumerate() {
+                    let t = t?;
+                    let bb = self.branch_to(t)?;
+                    cases.push((self.i32().const_int(i as u64, false), bb));
+                }
+                let dbb = self.branch_to(default)?;
+                self.b.build_switch(idx, dbb, &cases)?;
+                self.start_dead();
+            }
+            O::Return => {
+                let t = self.branch_to(self.control.len() as u32 - 1)?;
+                self.b.build_unconditional_branch(t)?;
+                self.start_dead();
+            }
+            O::Call { function_index } => {
+                let info = &self.m.decoded.info;
+                let ft = info.func_type(function_index).unwrap().clone();
+                if function_index < info.num_imported_funcs {
+                    let refs = self.m.load_field(&self.b, self.vmctx, abi::vmctx::FUNC_REFS, true)?;
+                    let fr = self.index_ptr(refs, function_index as u64, true)?;
+                    let native = self.m.load_field(&self.b, fr, abi::funcref::NATIVE, true)?;
+                    let cvm = self.m.load_field(&self.b, fr, abi::funcref::VMCTX, true)?;
+                    self.emit_call(either::Callee::Indirect(native), &ft, cvm)?;
+                } else {
+                    let f = self.m.funcs[(function_index - info.num_imported_funcs) as usize];
+                    self.emit_call(either::Callee::Direct(f), &ft, self.vmctx)?;
+                }
+            }
+            O::CallIndirect { type_index, table_index } => {
+                let ft = self.m.decoded.info.types[type_index as usize].clone();
+                let idx = self.pop_i();
+                let table = self.table_ptr(table_index)?;
+                let len = self.load_i64_field(table, abi::table::LEN)?;
+                let idx64 = self.b.build_int_z_extend(idx, self.i64(), "i")?;
+                let oob = self.b.build_int_compare(IntPredicate::UGE, idx64, len, "oob")?;
+                self.trap_if(oob, TrapCode::TableOutOfBounds)?;
+                let elems = self.m.load_field(&self.b, table, abi::table::ELEMS, false)?;
+                // SAFETY (LLVM IR semantics): idx < len checked above.
+                let ep = unsafe { self.b.build_in_bounds_gep(self.m.ptr(), elems, &[idx64], "ep")? };
+                let fr = self.b.build_load(self.m.ptr(), ep, "fr")?.into_pointer_value();
+                let null = self.b.build_is_null(fr, "null")?;
+                self.trap_if(null, TrapCode::IndirectCallNull)?;
+                let tid = self.load_i64_field(fr, abi::funcref::TYPE_ID)?;
+                let ids = self.m.load_field(&self.b, self.vmctx, abi::vmctx::TYPE_IDS, true)?;
+                // SAFETY (LLVM IR semantics): one id per type index.
+                let ip = unsafe { self.b.build_in_bounds_gep(self.i32(), ids, &[self.i64().const_int(type_index as u64, false)], "tp")? };
+                let want = self.b.build_load(self.i32(), ip, "want")?;
+                self.m.mark_invariant(want);
+                let want = self.b.build_int_z_extend(want.into_int_value(), self.i64(), "w")?;
+                let bad = self.b.build_int_compare(IntPredicate::NE, tid, want, "bad")?;
+                self.trap_if(bad, TrapCode::IndirectCallType)?;
+                let native = self.m.load_field(&self.b, fr, abi::funcref::NATIVE, false)?;
+                let cvm = self.m.load_field(&self.b, fr, abi::funcref::VMCTX, false)?;
+                self.emit_call(either::Callee::Indirect(native), &ft, cvm)?;
+            }
+            O::Drop => {
+                self.pop();
+            }
+            O::Select | O::TypedSelect { .. } | O::TypedSelectMulti { .. } => {
+                let c = self.pop_i();
+                let r = self.pop();
+                let l = self.pop();
+                let c = self.b.build_int_compare(IntPredicate::NE, c, self.i32().const_zero(), "c")?;
+                let v = self.b.build_select(c, l, r, "sel")?;
+                self.push(v);
+            }
+            O::LocalGet { local_index } => {
+                let (p, t) = self.locals[local_index as usize];
+                let v = self.b.build_load(self.m.llvm_type(t), p, "lg")?;
+                self.push(v);
+            }
+            O::LocalSet { local_index } => {
+                let v = self.pop();
+                self.b.build_store(self.locals[local_index as usize].0, v)?;
+            }
+            O::LocalTee { local_index } => {
+                let v = *self.stack.last().unwrap();
+                self.b.build_store(self.locals[local_index as usize].0, v)?;
+            }
+            O::GlobalGet { global_index } => {
+                let gt = self.m.decoded.info.global_type(global_index).unwrap();
+                let p = self.global_ptr(global_index)?;
+                let v = self.b.build_load(self.m.llvm_type(gt.ty), p, "gg")?;
+                if !gt.mutable {
+                    self.m.mark_invariant(v);
+                }
+                self.push(v);
+            }
+            O::GlobalSet { global_index } => {
+                let v = self.pop();
+                let p = self.global_ptr(global_index)?;
+                self.b.build_store(p, v)?;
+            }
+            O::TableGet { table } => {
+                let i = self.pop_i();
+                let r = self.libcall(symbols::TABLE_GET, Some(self.m.ptr().into()), &[self.i32().const_int(table as u64, false).into(), i.into()])?;
+                self.push(r.unwrap());
+            }
+            O::TableSet { table } => {
+                let v = self.pop();
+                let i = self.pop_i();
+                self.libcall(symbols::TABLE_SET, None, &[self.i32().const_int(table as u64, false).into(), i.into(), v.into()])?;
+            }
+            O::TableSize { table } => {
+                let t = self.table_ptr(table)?;
+                let len = self.load_i64_field(t, abi::table::LEN)?;
+                let v = self.b.build_int_truncate(len, self.i32(), "ts")?;
+                self.push(v);
+            }
+            O::TableGrow { table } => {
+                let n = self.pop_i();
+                let init = self.pop();
+                let r = self.libcall(symbols::TABLE_GROW, Some(self.i32().into()), &[self.i32().const_int(table as u64, false).into(), init.into(), n.into()])?;
+                self.push(r.unwrap());
+            }
+            O::TableFill { table } => {
+                let n = self.pop_i();
+                let v = self.pop();
+                let d = self.pop_i();
+                self.libcall(symbols::TABLE_FILL, None, &[self.i32().const_int(table as u64, false).into(), d.into(), v.into(), n.into()])?;
+            }
+            O::TableCopy { dst_table, src_table } => {
+                let n = self.pop_i();
+                let s = self.pop_i();
+                let d = self.pop_i();
+                let c = |x: u32| self.i32().const_int(x as u64, false).into();
+                let args = [c(dst_table), c(src_table), d.into(), s.into(), n.into()];
+                self.libcall(symbols::TABLE_COPY, None, &args)?;
+            }
+            O::TableInit { elem_index, table } => {
+                let n = self.pop_i();
+                let s = self.pop_i();
+                let d = self.pop_i();
+                let c = |x: u32| self.i32().const_int(x as u64, false).into();
+                let args = [c(table), c(elem_index), d.into(), s.into(), n.into()];
+                self.libcall(symbols::TABLE_INIT, None, &args)?;
+            }
+            O::ElemDrop { elem_index } => {
+                self.libcall(symbols::ELEM_DROP, None, &[self.i32().const_int(elem_index as u64, false).into()])?;
+            }
+            O::I32Load { memarg } => self.load(&memarg, self.i32().into(), None)?,
+            O::I64Load { memarg } => self.load(&memarg, self.i64().into(), None)?,
+            O::F32Load { memarg } => self.load(&memarg, ctx.f32_type().into(), None)?,
+            O::F64Load { memarg } => self.load(&memarg, ctx.f64_type().into(), None)?,
+            O::I32Load8S { memarg } => self.load(&memarg, ctx.i8_type().into(), Some((self.i32(), true)))?,
+            O::I32Load8U { memarg } => self.load(&memarg, ctx.i8_type().into(), Some((self.i32(), false)))?,
+            O::I32Load16S { memarg } => self.load(&memarg, ctx.i16_type().into(), Some((self.i32(), true)))?,
+            O::I32Load16U { memarg } => self.load(&memarg, ctx.i16_type().into(), Some((self.i32(), false)))?,
+            O::I64Load8S { memarg } => self.load(&memarg, ctx.i8_type().into(), Some((self.i64(), true)))?,
+            O::I64Load8U { memarg } => self.load(&memarg, ctx.i8_type().into(), Some((self.i64(), false)))?,
+            O::I64Load16S { memarg } => self.load(&memarg, ctx.i16_type().into(), Some((self.i64(), true)))?,
+            O::I64Load16U { memarg } => self.load(&memarg, ctx.i16_type().into(), Some((self.i64(), false)))?,
+            O::I64Load32S { memarg } => self.load(&memarg, self.i32().into(), Some((self.i64(), true)))?,
+            O::I64Load32U { memarg } => self.load(&memarg, self.i32().into(), Some((self.i64(), false)))?,
+            O::I32Store { memarg } | O::I64Store { memarg } | O::F32Store { memarg } | O::F64Store { memarg } => {
+                self.store(&memarg, None)?
+            }
+            O::I32Store8 { memarg } | O::I64Store8 { memarg } => self.store(&memarg, Some(ctx.i8_type()))?,
+            O::I32Store16 { memarg } | O::I64Store16 { memarg } => self.store(&memarg, Some(ctx.i16_type()))?,
+            O::I64Store32 { memarg } => self.store(&memarg, Some(self.i32()))?,
+            O::MemorySize { .. } => {
+                let mem = self.m.load_field(&self.b, self.vmctx, abi::vmctx::MEMORY, true)?;
+                let bytes = self.load_i64_field(mem, abi::memory::SIZE_BYTES)?;
+                let pages = self.b.build_right_shift(bytes, self.i64().const_int(16, false), false, "pg")?;
+                let v = self.b.build_int_truncate(pages, self.i32(), "ms")?;
+                self.push(v);
+            }
+            O::MemoryGrow { .. } => {
+                let d = self.pop_i();
+                let r = self.libcall(symbols::MEMORY_GROW, Some(self.i32().into()), &[d.into()])?;
+                self.push(r.unwrap());
+            }
+            O::MemoryFill { .. } => {
+                let n = self.pop_i();
+                let v = self.pop_i();
+                let d = self.pop_i();
+                self.libcall(symbols::MEMORY_FILL, None, &[d.into(), v.into(), n.into()])?;
+            }
+            O::MemoryCopy { .. } => {
+                let n = self.pop_i();
+                let s = self.pop_i();
+                let d = self.pop_i();
+                self.libcall(symbols::MEMORY_COPY, None, &[d.into(), s.into(), n.into()])?;
+            }
+            O::MemoryInit { data_index, .. } => {
+                let n = self.pop_i();
+                let s = self.pop_i();
+                let d = self.pop_i();
+                let seg = self.i32().const_int(data_index as u64, false);
+                self.libcall(symbols::MEMORY_INIT, None, &[seg.into(), d.into(), s.into(), n.into()])?;
+            }
+            O::DataDrop { data_index } => {
+                self.libcall(symbols::DATA_DROP, None, &[self.i32().const_int(data_index as u64, false).into()])?;
+            }
+            O::I32Const { value } => self.push(self.i32().const_int(value as u32 as u64, false)),
+            O::I64Const { value } => self.push(self.i64().const_int(value as u64, false)),
+            O::F32Const { value } => {
+                let v = self.fconst(value.bits() as u64, false)?;
+                self.push(v)
+            }
+            O::F64Const { value } => {
+                let v = self.fconst(value.bits(), true)?;
+                self.push(v)
+            }
+            O::RefNull { .. } => self.push(self.m.ptr().const_null()),
+            O::RefIsNull => {
+                let v = self.pop().into_pointer_value();
+                let c = self.b.build_is_null(v, "isnull")?;
+                let z = self.b.build_int_z_extend(c, self.i32(), "z")?;
+                self.push(z);
+            }
+            O::RefFunc { function_index } => {
+                let refs = self.m.load_field(&self.b, self.vmctx, abi::vmctx::FUNC_REFS, true)?;
+                let fr = self.index_ptr(refs, function_index as u64, true)?;
+                self.push(fr);
+            }
+            O::I32Eqz | O::I64Eqz => {
+                let v = self.pop_i();
+                let c = self.b.build_int_compare(IntPredicate::EQ, v, v.get_type().const_zero(), "eqz")?;
+                let z = self.b.build_int_z_extend(c, self.i32(), "z")?;
+                self.push(z);
+            }
+            O::I32Eq | O::I64Eq => self.cmp(IntPredicate::EQ)?,
+            O::I32Ne | O::I64Ne => self.cmp(IntPredicate::NE)?,
+            O::I32LtS | O::I64LtS => self.cmp(IntPredicate::SLT)?,
+            O::I32LtU | O::I64LtU => self.cmp(IntPredicate::ULT)?,
+            O::I32GtS | O::I64GtS => self.cmp(IntPredicate::SGT)?,
+            O::I32GtU | O::I64GtU => self.cmp(IntPredicate::UGT)?,
+            O::I32LeS | O::I64LeS => self.cmp(IntPredicate::SLE)?,
+            O::I32LeU | O::I64LeU => self.cmp(IntPredicate::ULE)?,
+            O::I32GeS | O::I64GeS => self.cmp(IntPredicate::SGE)?,
+            O::I32GeU | O::I64GeU => self.cmp(IntPredicate::UGE)?,
+            O::F32Eq | O::F64Eq => self.fcmp(FloatPredicate::OEQ)?,
+            O::F32Ne | O::F64Ne => self.fcmp(FloatPredicate::UNE)?,
+            O::F32Lt | O::F64Lt => self.fcmp(FloatPredicate::OLT)?,
+            O::F32Gt | O::F64Gt => self.fcmp(FloatPredicate::OGT)?,
+            O::F32Le | O::F64Le => self.fcmp(FloatPredicate::OLE)?,
+            O::F32Ge | O::F64Ge => self.fcmp(FloatPredicate::OGE)?,
+            O::I32Clz | O::I64Clz => self.iunary_intr("llvm.ctlz", true)?,
+            O::I32Ctz | O::I64Ctz => self.iunary_intr("llvm.cttz", true)?,
+            O::I32Popcnt | O::I64Popcnt => self.iunary_intr("llvm.ctpop", false)?,
+            O::I32Add | O::I64Add => self.ibin(|b, l, r| b.build_int_add(l, r, "add"))?,
+            O::I32Sub | O::I64Sub => self.ibin(|b, l, r| b.build_int_sub(l, r, "sub"))?,
+            O::I32Mul | O::I64Mul => self.ibin(|b, l, r| b.build_int_mul(l, r, "mul"))?,
+            O::I32DivS | O::I64DivS => self.divrem(true, false)?,
+            O::I32DivU | O::I64DivU => self.divrem(false, false)?,
+            O::I32RemS | O::I64RemS => self.divrem(true, true)?,
+            O::I32RemU | O::I64RemU => self.divrem(false, true)?,
+            O::I32And | O::I64And => self.ibin(|b, l, r| b.build_and(l, r, "and"))?,
+            O::I32Or | O::I64Or => self.ibin(|b, l, r| b.build_or(l, r, "or"))?,
+            O::I32Xor | O::I64Xor => self.ibin(|b, l, r| b.build_xor(l, r, "xor"))?,
+            O::I32Shl | O::I64Shl => self.shift(0)?,
+            O::I32ShrS | O::I64ShrS => self.shift(1)?,
+            O::I32ShrU | O::I64ShrU => self.shift(2)?,
+            O::I32Rotl | O::I64Rotl => self.rotate(true)?,
+            O::I32Rotr | O::I64Rotr => self.rotate(false)?,
+            O::F32Abs | O::F64Abs => self.funary_intr("llvm.fabs")?,
+            O::F32Neg | O::F64Neg => {
+                let v = self.pop_f();
+                let r = self.b.build_float_neg(v, "neg")?;
+                self.push(r);
+            }
+            O::F32Ceil | O::F64Ceil => self.funary_intr("llvm.ceil")?,
+            O::F32Floor | O::F64Floor => self.funary_intr("llvm.floor")?,
+            O::F32Trunc | O::F64Trunc => self.funary_intr("llvm.trunc")?,
+            O::F32Nearest | O::F64Nearest => self.funary_intr("llvm.roundeven")?,
+            O::F32Sqrt | O::F64Sqrt => self.funary_intr("llvm.sqrt")?,
+            O::F32Add | O::F64Add => self.fbin(|b, l, r| b.build_float_add(l, r, "fadd"))?,
+            O::F32Sub | O::F64Sub => self.fbin(|b, l, r| b.build_float_sub(l, r, "fsub"))?,
+            O::F32Mul | O::F64Mul => self.fbin(|b, l, r| b.build_float_mul(l, r, "fmul"))?,
+            O::F32Div | O::F64Div => self.fbin(|b, l, r| b.build_float_div(l, r, "fdiv"))?,
+            O::F32Min | O::F64Min => self.fbin_intr("llvm.minimum")?,
+            O::F32Max | O::F64Max => self.fbin_intr("llvm.maximum")?,
+            O::F32Copysign | O::F64Copysign => self.fbin_intr("llvm.copysign")?,
+            O::I32WrapI64 => {
+                let v = self.pop_i();
+                let r = self.b.build_int_truncate(v, self.i32(), "wrap")?;
+                self.push(r);
+            }
+            O::I32TruncF32S | O::I32TruncF64S => self.trunc(false, true)?,
+            O::I32TruncF32U | O::I32TruncF64U => self.trunc(false, false)?,
+            O::I64TruncF32S | O::I64TruncF64S => self.trunc(true, true)?,
+            O::I64TruncF32U | O::I64TruncF64U => self.trunc(true, false)?,
+            O::I32TruncSatF32S | O::I32TruncSatF64S => self.trunc_sat(false, true)?,
+            O::I32TruncSatF32U | O::I32TruncSatF64U => self.trunc_sat(false, false)?,
+            O::I64TruncSatF32S | O::I64TruncSatF64S => self.trunc_sat(true, true)?,
+            O::I64TruncSatF32U | O::I64TruncSatF64U => self.trunc_sat(true, false)?,
+            O::I64ExtendI32S => {
+                let v = self.pop_i();
+                let r = self.b.build_int_s_extend(v, self.i64(), "sx")?;
+                self.push(r);
+            }
+            O::I64ExtendI32U => {
+                let v = self.pop_i();
+                let r = self.b.build_int_z_extend(v, self.i64(), "zx")?;
+                self.push(r);
+            }
+            O::F32ConvertI32S | O::F32ConvertI64S => {
+                let v = self.pop_i();
+                let r = self.b.build_signed_int_to_float(v, ctx.f32_type(), "cv")?;
+                self.push(r);
+            }
+            O::F32ConvertI32U | O::F32ConvertI64U => {
+                let v = self.pop_i();
+                let r = self.b.build_unsigned_int_to_float(v, ctx.f32_type(), "cv")?;
+                self.push(r);
+            }
+            O::F64ConvertI32S | O::F64ConvertI64S => {
+                let v = self.pop_i();
+                let r = self.b.build_signed_int_to_float(v, ctx.f64_type(), "cv")?;
+                self.push(r);
+            }
+            O::F64ConvertI32U | O::F64ConvertI64U => {
+                let v = self.pop_i();
+                let r = self.b.build_unsigned_int_to_float(v, ctx.f64_type(), "cv")?;
+                self.push(r);
+            }
+            O::F32DemoteF64 => {
+                let v = self.pop_f();
+                let r = self.b.build_float_trunc(v, ctx.f32_type(), "dem")?;
+                self.push(r);
+            }
+            O::F64PromoteF32 => {
+                let v = self.pop_f();
+                let r = self.b.build_float_ext(v, ctx.f64_type(), "pro")?;
+                self.push(r);
+            }
+            O::I32ReinterpretF32 | O::I64ReinterpretF64 | O::F32ReinterpretI32 | O::F64ReinterpretI64 => {
+                let v = self.pop();
+                let to: BasicTypeEnum = match op {
+                    O::I32ReinterpretF32 => self.i32().into(),
+                    O::I64ReinterpretF64 => self.i64().into(),
+                    O::F32ReinterpretI32 => ctx.f32_type().into(),
+                    _ => ctx.f64_type().into(),
+                };
+                let r = self.b.build_bit_cast(v, to, "bc")?;
+                self.push(r);
+            }
+            O::I32Extend8S | O::I32Extend16S | O::I64Extend8S | O::I64Extend16S | O::I64Extend32S => {
+                let v = self.pop_i();
+                let narrow = match op {
+                    O::I32Extend8S | O::I64Extend8S => ctx.i8_type(),
+                    O::I32Extend16S | O::I64Extend16S => ctx.i16_type(),
+                    _ => self.i32(),
+                };
+                let t = self.b.build_int_truncate(v, narrow, "n")?;
+                let r = self.b.build_int_s_extend(t, v.get_type(), "sx")?;
+                self.push(r);
+            }
+            ref other => return Err(self.unsupported(&format!("instruction {other:?}"))),
+        }
+        Ok(())
+    }
+}
+
+mod either {
+    use inkwell::values::{FunctionValue, PointerValue};
+    pub enum Callee<'ctx> {
+        Direct(FunctionValue<'ctx>),
+        Indirect(PointerValue<'ctx>),
+    }
+}

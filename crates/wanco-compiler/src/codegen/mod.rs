@@ -1,0 +1,294 @@
+//! LLVM IR generation for a whole module.
+//!
+//! Every defined Wasm function becomes an internal LLVM function with the
+//! native convention of [`wanco_state::abi`]. Around them the module gets an
+//! array trampoline per defined function, a native adapter per imported
+//! function, the embedded [`ModuleInfo`](wanco_state::module::ModuleInfo) and
+//! one exported module descriptor.
+
+mod func;
+
+use crate::error::{CompileError, Result};
+use crate::frontend::Decoded;
+use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::builder::Builder;
+use inkwell::context::Context;
+use inkwell::module::{Linkage, Module};
+use inkwell::types::{BasicMetadataTypeEnum, BasicType, BasicTypeEnum, FunctionType};
+use inkwell::values::{BasicMetadataValueEnum, BasicValue, BasicValueEnum, FunctionValue, PointerValue};
+use inkwell::AddressSpace;
+use wanco_state::abi::{self, symbols};
+use wanco_state::module::FuncType;
+use wanco_state::ValType;
+
+/// Per-module code generation state.
+pub(crate) struct ModuleCodegen<'ctx, 'w> {
+    pub ctx: &'ctx Context,
+    pub module: Module<'ctx>,
+    pub decoded: &'w Decoded<'w>,
+    /// Native LLVM function of each *defined* function.
+    pub funcs: Vec<FunctionValue<'ctx>>,
+    pub invariant_kind: u32,
+}
+
+impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
+    pub fn ptr(&self) -> inkwell::types::PointerType<'ctx> {
+        self.ctx.ptr_type(AddressSpace::default())
+    }
+
+    pub fn llvm_type(&self, t: ValType) -> BasicTypeEnum<'ctx> {
+        match t {
+            ValType::I32 => self.ctx.i32_type().into(),
+            ValType::I64 => self.ctx.i64_type().into(),
+            ValType::F32 => self.ctx.f32_type().into(),
+            ValType::F64 => self.ctx.f64_type().into(),
+            ValType::FuncRef | ValType::ExternRef => self.ptr().into(),
+        }
+    }
+
+    /// Native function type for a Wasm function type.
+    pub fn native_type(&self, ft: &FuncType) -> FunctionType<'ctx> {
+        let mut params: Vec<BasicMetadataTypeEnum> = vec![self.ptr().into()];
+        params.extend(ft.params.iter().map(|t| BasicMetadataTypeEnum::from(self.llvm_type(*t))));
+        match ft.results.len() {
+            0 => self.ctx.void_type().fn_type(&params, false),
+            1 => self.llvm_type(ft.results[0]).fn_type(&params, false),
+            _ => {
+                params.push(self.ptr().into());
+                self.ctx.void_type().fn_type(&params, false)
+            }
+        }
+    }
+
+    /// Declare (once) a runtime function.
+    pub fn runtime_fn(&self, name: &str, ty: FunctionType<'ctx>) -> FunctionValue<'ctx> {
+        if let Some(f) = self.module.get_function(name) {
+            return f;
+        }
+        let f = self.module.add_function(name, ty, Some(Linkage::External));
+        let nounwind = self.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id("nounwind"), 0);
+        f.add_attribute(AttributeLoc::Function, nounwind);
+        f
+    }
+
+    /// The trap function: `noreturn`, `cold`.
+    pub fn trap_fn(&self) -> FunctionValue<'ctx> {
+        if let Some(f) = self.module.get_function(symbols::TRAP) {
+            return f;
+        }
+        let ty = self.ctx.void_type().fn_type(&[self.ptr().into(), self.ctx.i32_type().into()], false);
+        let f = self.runtime_fn(symbols::TRAP, ty);
+        for a in ["noreturn", "cold"] {
+            let attr = self.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(a), 0);
+            f.add_attribute(AttributeLoc::Function, attr);
+        }
+        f
+    }
+
+    /// Store `v` into the 8-byte slot `slots[i]`.
+    fn store_slot(&self, b: &Builder<'ctx>, slots: PointerValue<'ctx>, i: usize, v: BasicValueEnum<'ctx>) -> Result<()> {
+        let i64t = self.ctx.i64_type();
+        // SAFETY (LLVM IR semantics, not Rust): the buffer has at least i+1 slots.
+        let p = unsafe { b.build_in_bounds_gep(i64t, slots, &[i64t.const_int(i as u64, false)], "slot")? };
+        b.build_store(p, v)?;
+        Ok(())
+    }
+
+    fn load_slot(&self, b: &Builder<'ctx>, slots: PointerValue<'ctx>, i: usize, t: ValType) -> Result<BasicValueEnum<'ctx>> {
+        let i64t = self.ctx.i64_type();
+        // SAFETY (LLVM IR semantics, not Rust): the buffer has at least i+1 slots.
+        let p = unsafe { b.build_in_bounds_gep(i64t, slots, &[i64t.const_int(i as u64, false)], "slot")? };
+        Ok(b.build_load(self.llvm_type(t), p, "v")?)
+    }
+
+    /// Array trampoline for defined function `f`: `fn(vmctx, values)`.
+    fn array_trampoline(&self, defined: usize) -> Result<FunctionValue<'ctx>> {
+        let info = &self.decoded.info;
+        let index = info.num_imported_funcs + defined as u32;
+        let ft = info.func_type(index).expect("validated").clone();
+        let ty = self.ctx.void_type().fn_type(&[self.ptr().into(), self.ptr().into()], false);
+        let f = self.module.add_function(&format!("array{index}"), ty, Some(Linkage::Internal));
+        let b = self.ctx.create_builder();
+        let bb = self.ctx.append_basic_block(f, "entry");
+        b.position_at_end(bb);
+        let vmctx = f.get_nth_param(0).unwrap().into_pointer_value();
+        let vals = f.get_nth_param(1).unwrap().into_pointer_value();
+        let mut args: Vec<BasicMetadataValueEnum> = vec![vmctx.into()];
+        for (i, t) in ft.params.iter().enumerate() {
+            args.push(self.load_slot(&b, vals, i, *t)?.into());
+        }
+        if ft.results.len() > 1 {
+            args.push(vals.into());
+        }
+        let call = b.build_call(self.funcs[defined], &args, "r")?;
+        if ft.results.len() == 1 {
+            let r = call.try_as_basic_value().basic().expect("one result");
+            self.store_slot(&b, vals, 0, r)?;
+        }
+        b.build_return(None)?;
+        Ok(f)
+    }
+
+    /// Native adapter for imported function `index`: called as
+    /// `fn(funcref, params..) -> results`, forwards to the funcref's array entry.
+    fn import_adapter(&self, index: u32) -> Result<FunctionValue<'ctx>> {
+        let ft = self.decoded.info.func_type(index).expect("validated").clone();
+        let f = self.module.add_function(&format!("adapter{index}"), self.native_type(&ft), Some(Linkage::Internal));
+        let b = self.ctx.create_builder();
+        let bb = self.ctx.append_basic_block(f, "entry");
+        b.position_at_end(bb);
+        let i64t = self.ctx.i64_type();
+        let n = ft.params.len().max(ft.results.len()).max(1);
+        let buf = b.build_array_alloca(i64t, i64t.const_int(n as u64, false), "buf")?;
+        for i in 0..ft.params.len() {
+            let v = f.get_nth_param(1 + i as u32).unwrap();
+            self.store_slot(&b, buf, i, v)?;
+        }
+        let fr = f.get_nth_param(0).unwrap().into_pointer_value();
+        let array = self.load_field(&b, fr, abi::funcref::ARRAY, false)?;
+        let actx = self.load_field(&b, fr, abi::funcref::ARRAY_CTX, false)?;
+        let aty = self.ctx.void_type().fn_type(&[self.ptr().into(), self.ptr().into()], false);
+        b.build_indirect_call(aty, array, &[actx.into(), buf.into()], "")?;
+        match ft.results.len() {
+            0 => {
+                b.build_return(None)?;
+            }
+            1 => {
+                let r = self.load_slot(&b, buf, 0, ft.results[0])?;
+                b.build_return(Some(&r))?;
+            }
+            m => {
+                let out = f.get_nth_param(1 + ft.params.len() as u32).unwrap().into_pointer_value();
+                for i in 0..m {
+                    let r = self.load_slot(&b, buf, i, ft.results[i])?;
+                    self.store_slot(&b, out, i, r)?;
+                }
+                b.build_return(None)?;
+            }
+        }
+        Ok(f)
+    }
+
+    /// Load a pointer-sized field at `offset` of `base`.
+    pub fn load_field(&self, b: &Builder<'ctx>, base: PointerValue<'ctx>, offset: u32, invariant: bool) -> Result<PointerValue<'ctx>> {
+        let i8t = self.ctx.i8_type();
+        // SAFETY (LLVM IR semantics): offsets come from the shared ABI layout.
+        let p = unsafe { b.build_in_bounds_gep(i8t, base, &[self.ctx.i64_type().const_int(offset as u64, false)], "fp")? };
+        let v = b.build_load(self.ptr(), p, "f")?;
+        if invariant {
+            self.mark_invariant(v);
+        }
+        Ok(v.into_pointer_value())
+    }
+
+    pub fn mark_invariant(&self, v: BasicValueEnum<'ctx>) {
+        if let Some(inst) = v.as_instruction_value() {
+            let md = self.ctx.metadata_node(&[]);
+            let _ = inst.set_metadata(md, self.invariant_kind);
+        }
+    }
+
+    fn const_ptr_array(&self, name: &str, fns: &[FunctionValue<'ctx>]) -> PointerValue<'ctx> {
+        let ptrs: Vec<PointerValue> = fns.iter().map(|f| f.as_global_value().as_pointer_value()).collect();
+        let arr = self.ptr().const_array(&ptrs);
+        let g = self.module.add_global(arr.get_type(), None, name);
+        g.set_initializer(&arr);
+        g.set_constant(true);
+        g.set_linkage(Linkage::Internal);
+        g.as_pointer_value()
+    }
+}
+
+/// What to put into the object besides the module.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    /// A program: emit `main` that runs this module with WASI.
+    Program,
+    /// No entry: the object only exports its descriptor `symbol`.
+    Library {
+        /// Name of the exported descriptor symbol.
+        symbol: String,
+    },
+}
+
+/// Build the LLVM module for a decoded Wasm module.
+pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Entry, opts: &func::FuncOptions) -> Result<Module<'ctx>> {
+    let module = ctx.create_module("wasm");
+    let mut cg = ModuleCodegen {
+        ctx,
+        module,
+        decoded,
+        funcs: Vec::new(),
+        invariant_kind: ctx.get_kind_id("invariant.load"),
+    };
+    let info = &decoded.info;
+    // Declare all defined functions first (calls may go forward).
+    for body in &decoded.bodies {
+        let ft = info.func_type(body.func_index).expect("validated");
+        let f = cg.module.add_function(&format!("f{}", body.func_index), cg.native_type(ft), Some(Linkage::Internal));
+        cg.funcs.push(f);
+    }
+    for (i, body) in decoded.bodies.iter().enumerate() {
+        func::compile_function(&cg, i, body, opts)?;
+    }
+    let arrays: Vec<_> = (0..decoded.bodies.len()).map(|i| cg.array_trampoline(i)).collect::<Result<_>>()?;
+    let adapters: Vec<_> = (0..info.num_imported_funcs).map(|i| cg.import_adapter(i)).collect::<Result<_>>()?;
+
+    // Embedded metadata.
+    let meta = info.to_bytes();
+    let meta_const = ctx.const_string(&meta, false);
+    let meta_g = cg.module.add_global(meta_const.get_type(), None, "wanco_meta");
+    meta_g.set_initializer(&meta_const);
+    meta_g.set_constant(true);
+    meta_g.set_linkage(Linkage::Internal);
+
+    let natives = cg.const_ptr_array("wanco_natives", &cg.funcs);
+    let arrays = cg.const_ptr_array("wanco_arrays", &arrays);
+    let adapters = cg.const_ptr_array("wanco_adapters", &adapters);
+    let i64t = ctx.i64_type();
+    let desc = ctx.const_struct(
+        &[
+            i64t.const_int(abi::ABI_VERSION, false).into(),
+            meta_g.as_pointer_value().into(),
+            i64t.const_int(meta.len() as u64, false).into(),
+            natives.into(),
+            arrays.into(),
+            adapters.into(),
+        ],
+        false,
+    );
+    let desc_name = match entry {
+        Entry::Program => "wanco_program_module".to_string(),
+        Entry::Library { symbol } => symbol.clone(),
+    };
+    let desc_g = cg.module.add_global(desc.get_type(), None, &desc_name);
+    desc_g.set_initializer(&desc);
+    desc_g.set_constant(true);
+    match entry {
+        Entry::Program => {
+            desc_g.set_linkage(Linkage::Internal);
+            let i32t = ctx.i32_type();
+            let main_ty = i32t.fn_type(&[i32t.into(), cg.ptr().into()], false);
+            let main = cg.module.add_function("main", main_ty, Some(Linkage::External));
+            let rt_ty = i32t.fn_type(&[i32t.into(), cg.ptr().into(), cg.ptr().into()], false);
+            let rt_main = cg.runtime_fn(symbols::PROGRAM_MAIN, rt_ty);
+            let b = ctx.create_builder();
+            b.position_at_end(ctx.append_basic_block(main, "entry"));
+            let r = b.build_call(
+                rt_main,
+                &[
+                    main.get_nth_param(0).unwrap().into(),
+                    main.get_nth_param(1).unwrap().into(),
+                    desc_g.as_pointer_value().into(),
+                ],
+                "r",
+            )?;
+            b.build_return(Some(&r.try_as_basic_value().basic().expect("i32")))?;
+        }
+        Entry::Library { .. } => desc_g.set_linkage(Linkage::External),
+    }
+    cg.module.verify().map_err(|e| CompileError::Llvm(e.to_string()))?;
+    Ok(cg.module)
+}
+
+pub(crate) use func::FuncOptions;

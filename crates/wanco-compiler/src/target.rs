@@ -1,0 +1,126 @@
+//! Target machines and object emission.
+
+use crate::error::{CompileError, Result};
+use inkwell::module::Module;
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{CodeModel, FileType, InitializationConfig, RelocMode, Target as LlvmTarget, TargetMachine, TargetTriple};
+use inkwell::OptimizationLevel;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Once;
+
+/// An ISA wanco compiles for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// x86_64 Linux.
+    X86_64,
+    /// aarch64 Linux.
+    Aarch64,
+}
+
+impl Target {
+    /// The host ISA.
+    pub fn host() -> Target {
+        if cfg!(target_arch = "aarch64") {
+            Target::Aarch64
+        } else {
+            Target::X86_64
+        }
+    }
+
+    /// LLVM / Rust target triple.
+    pub fn triple(self) -> &'static str {
+        match self {
+            Target::X86_64 => "x86_64-unknown-linux-gnu",
+            Target::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// Short name (`x86_64`, `aarch64`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::X86_64 => "x86_64",
+            Target::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The C compiler driver used to link for this target.
+    pub fn linker(self) -> &'static str {
+        match (self, Target::host()) {
+            (a, b) if a == b => "cc",
+            (Target::Aarch64, _) => "aarch64-linux-gnu-gcc",
+            (Target::X86_64, _) => "x86_64-linux-gnu-gcc",
+        }
+    }
+
+    fn cpu_features(self) -> (&'static str, &'static str) {
+        match self {
+            // x86-64-v2 (SSE4.2, POPCNT): every x86 server of the last decade;
+            // gives native roundss/roundsd for floor/ceil/trunc/nearest.
+            Target::X86_64 => ("x86-64-v2", ""),
+            Target::Aarch64 => ("generic", "+neon"),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Target, String> {
+        match s {
+            "x86_64" | "x86-64" | "amd64" | "x86_64-unknown-linux-gnu" => Ok(Target::X86_64),
+            "aarch64" | "arm64" | "aarch64-unknown-linux-gnu" => Ok(Target::Aarch64),
+            other => Err(format!("unknown target `{other}` (expected x86_64 or aarch64)")),
+        }
+    }
+}
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        LlvmTarget::initialize_x86(&InitializationConfig::default());
+        LlvmTarget::initialize_aarch64(&InitializationConfig::default());
+    });
+}
+
+fn machine(t: Target, opt: u8) -> Result<TargetMachine> {
+    init();
+    let triple = TargetTriple::create(t.triple());
+    let target = LlvmTarget::from_triple(&triple).map_err(|e| CompileError::Llvm(e.to_string()))?;
+    let (cpu, features) = t.cpu_features();
+    let level = match opt {
+        0 => OptimizationLevel::None,
+        1 => OptimizationLevel::Less,
+        2 => OptimizationLevel::Default,
+        _ => OptimizationLevel::Aggressive,
+    };
+    target
+        .create_target_machine(&triple, cpu, features, level, RelocMode::PIC, CodeModel::Default)
+        .ok_or_else(|| CompileError::Llvm(format!("no LLVM target machine for {}", t.triple())))
+}
+
+/// Set triple and data layout, then run the optimisation pipeline.
+pub(crate) fn optimize(module: &Module, t: Target, opt: u8) -> Result<TargetMachine> {
+    let tm = machine(t, opt)?;
+    module.set_triple(&tm.get_triple());
+    module.set_data_layout(&tm.get_target_data().get_data_layout());
+    let passes = format!("default<O{}>", opt.min(3));
+    module
+        .run_passes(&passes, &tm, PassBuilderOptions::create())
+        .map_err(|e| CompileError::Llvm(e.to_string()))?;
+    Ok(tm)
+}
+
+/// Optimise and emit an object file.
+pub(crate) fn emit_object(module: &Module, t: Target, opt: u8) -> Result<Vec<u8>> {
+    let tm = optimize(module, t, opt)?;
+    let buf = tm
+        .write_to_memory_buffer(module, FileType::Object)
+        .map_err(|e| CompileError::Llvm(e.to_string()))?;
+    Ok(buf.as_slice().to_vec())
+}

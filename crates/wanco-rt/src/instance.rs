@@ -1,0 +1,539 @@
+//! Instantiating a compiled module from its descriptor and metadata.
+
+use crate::memory::Memory;
+use crate::signals;
+use crate::table::Table;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Mutex;
+use wanco_state::abi::{self, TrapCode};
+use wanco_state::module::*;
+use wanco_state::ValType;
+
+/// The descriptor a compiled object exports (layout: [`abi::descriptor`]).
+#[repr(C)]
+pub struct Descriptor {
+    abi_version: u64,
+    meta: *const u8,
+    meta_len: u64,
+    natives: *const *const c_void,
+    arrays: *const *const c_void,
+    adapters: *const *const c_void,
+}
+
+// SAFETY: the descriptor is immutable static data emitted by the compiler.
+unsafe impl Sync for Descriptor {}
+
+/// A function reference record (layout: [`abi::funcref`]).
+#[repr(C)]
+pub struct FuncRef {
+    /// Native-convention entry.
+    pub native: *const c_void,
+    /// First argument of `native`.
+    pub vmctx: *mut c_void,
+    /// Canonical type id.
+    pub type_id: u64,
+    /// Array-convention entry.
+    pub array: *const c_void,
+    /// First argument of `array`.
+    pub array_ctx: *mut c_void,
+}
+
+/// An array-convention function: `fn(ctx, values)`.
+pub type ArrayFn = unsafe extern "C" fn(*mut c_void, *mut u64);
+
+/// A host function implementation: `fn(ctx, importing instance, values)`.
+/// Arguments are in `values[..params]`; results go to `values[..results]`.
+pub type HostFn = unsafe fn(*mut c_void, &mut Instance, &mut [u64]);
+
+/// A host function offered for import.
+#[derive(Clone, Copy)]
+pub struct HostFunc {
+    /// Its Wasm type, as a canonical id from [`type_id`].
+    pub type_id: u64,
+    /// Number of value slots it needs (max of params and results).
+    pub slots: usize,
+    /// The implementation.
+    pub func: HostFn,
+    /// Its context argument.
+    pub ctx: *mut c_void,
+}
+
+/// A host function bound to the instance that imports it.
+struct HostCall {
+    host: HostFunc,
+    instance: *mut Instance,
+}
+
+unsafe extern "C" fn host_trampoline(hc: *mut c_void, values: *mut u64) {
+    // SAFETY: `hc` is the HostCall owned by the importing instance, which is
+    // alive while its code runs; `values` has `slots` entries (the adapter
+    // allocates max(params, results) slots).
+    unsafe {
+        let hc = &*(hc as *const HostCall);
+        let vals = std::slice::from_raw_parts_mut(values, hc.host.slots.max(1));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (hc.host.func)(hc.host.ctx, &mut *hc.instance, vals)
+        }));
+        if r.is_err() {
+            // A host function must never panic; if one does, stop cleanly
+            // instead of unwinding into compiled code.
+            eprintln!("wanco: internal error in a host function; exiting");
+            std::process::exit(70);
+        }
+    }
+}
+
+/// What an import resolves to.
+#[derive(Clone, Copy)]
+pub enum Extern {
+    /// A host function.
+    Host(HostFunc),
+    /// A function of another instance.
+    Func(*const FuncRef),
+    /// A table.
+    Table(*mut Table),
+    /// A memory.
+    Memory(*mut Memory),
+    /// A global cell and its type.
+    Global(*mut u64, GlobalType),
+}
+
+static TYPES: Mutex<Vec<FuncType>> = Mutex::new(Vec::new());
+
+/// Canonical id of a function type (equal types get equal ids, across modules).
+pub fn type_id(ft: &FuncType) -> u64 {
+    let mut t = TYPES.lock().unwrap();
+    if let Some(i) = t.iter().position(|x| x == ft) {
+        return i as u64;
+    }
+    t.push(ft.clone());
+    (t.len() - 1) as u64
+}
+
+/// The fixed part of the instance context (layout: [`abi::vmctx`]).
+#[repr(C)]
+pub struct VmCtx {
+    memory_base: *mut u8,
+    memory: *mut Memory,
+    func_refs: *const *const FuncRef,
+    type_ids: *const u32,
+    tables: *const *mut Table,
+    globals: *const *mut u64,
+    instance: *mut Instance,
+}
+
+const _: () = assert!(std::mem::size_of::<VmCtx>() == abi::vmctx::SIZE as usize);
+const _: () = assert!(std::mem::size_of::<FuncRef>() == abi::funcref::SIZE as usize);
+
+/// Why instantiation failed.
+#[derive(Debug)]
+pub enum InstantiateError {
+    /// An import is missing or has the wrong type.
+    Unlinkable(String),
+    /// A trap while initialising segments or running the start function.
+    Trap(TrapCode),
+    /// Anything else (corrupt object, out of memory).
+    Other(String),
+}
+
+impl std::fmt::Display for InstantiateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InstantiateError::Unlinkable(m) => write!(f, "{m}"),
+            InstantiateError::Trap(c) => write!(f, "wasm trap: {}", c.message()),
+            InstantiateError::Other(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// A live instance. Never moves once created (boxed); compiled code holds
+/// pointers into it.
+pub struct Instance {
+    /// Module metadata.
+    pub info: ModuleInfo,
+    vmctx: Box<VmCtx>,
+    desc: &'static Descriptor,
+    func_refs: Vec<*const FuncRef>,
+    own_funcrefs: Vec<Box<FuncRef>>,
+    host_calls: Vec<Box<HostCall>>,
+    type_ids: Vec<u32>,
+    tables: Vec<*mut Table>,
+    own_tables: Vec<Box<Table>>,
+    globals: Vec<*mut u64>,
+    own_globals: Box<[u64]>,
+    memory: Option<*mut Memory>,
+    own_memory: Option<Box<Memory>>,
+    /// Evaluated element segments (`None` once dropped).
+    elems: Vec<Option<Vec<u64>>>,
+    /// Whether each data segment has been dropped.
+    data_dropped: Vec<bool>,
+}
+
+impl Instance {
+    /// Metadata of a descriptor.
+    pub fn module_info(desc: &Descriptor) -> Result<ModuleInfo, String> {
+        if desc.abi_version != abi::ABI_VERSION {
+            return Err(format!(
+                "object built for runtime ABI {} but this runtime speaks ABI {}: recompile the module",
+                desc.abi_version,
+                abi::ABI_VERSION
+            ));
+        }
+        // SAFETY: the compiler emits `meta_len` bytes at `meta`.
+        let meta = unsafe { std::slice::from_raw_parts(desc.meta, desc.meta_len as usize) };
+        ModuleInfo::from_bytes(meta)
+    }
+
+    /// Instantiate. `resolve(module, name)` supplies imports. Traps during
+    /// segment initialisation or the start function are caught and returned
+    /// (the instance then stays alive if `keep_on_trap`, because in Wasm 2.0
+    /// earlier segment writes to shared tables/memories remain visible).
+    pub fn new(
+        desc: &'static Descriptor,
+        resolve: &mut dyn FnMut(&Import) -> Option<Extern>,
+    ) -> Result<Box<Instance>, InstantiateError> {
+        let info = Self::module_info(desc).map_err(InstantiateError::Other)?;
+        crate::memory::require_guard(info.memory_guard_bytes);
+        let type_ids: Vec<u32> = info.types.iter().map(|t| type_id(t) as u32).collect();
+        let mut inst = Box::new(Instance {
+            vmctx: Box::new(VmCtx {
+                memory_base: std::ptr::null_mut(),
+                memory: std::ptr::null_mut(),
+                func_refs: std::ptr::null(),
+                type_ids: std::ptr::null(),
+                tables: std::ptr::null(),
+                globals: std::ptr::null(),
+                instance: std::ptr::null_mut(),
+            }),
+            desc,
+            func_refs: Vec::with_capacity(info.funcs.len()),
+            own_funcrefs: Vec::new(),
+            host_calls: Vec::new(),
+            type_ids,
+            tables: Vec::new(),
+            own_tables: Vec::new(),
+            globals: Vec::new(),
+            own_globals: vec![0u64; info.globals.len()].into_boxed_slice(),
+            memory: None,
+            own_memory: None,
+            elems: Vec::new(),
+            data_dropped: vec![false; info.datas.len()],
+            info,
+        });
+        inst.link(resolve)?;
+        inst.create_defined()?;
+        inst.wire_vmctx();
+        inst.initialize()?;
+        Ok(inst)
+    }
+
+    fn link(&mut self, resolve: &mut dyn FnMut(&Import) -> Option<Extern>) -> Result<(), InstantiateError> {
+        let imports = self.info.imports.clone();
+        let mut func_i = 0usize;
+        for imp in &imports {
+            let what = format!("{}::{}", imp.module, imp.name);
+            let Some(ext) = resolve(imp) else {
+                return Err(InstantiateError::Unlinkable(format!("unknown import: `{what}` is not defined")));
+            };
+            let incompatible = || InstantiateError::Unlinkable(format!("incompatible import type for `{what}`"));
+            match (&imp.kind, ext) {
+                (ImportKind::Func(t), Extern::Host(h)) => {
+                    let want = self.type_ids[*t as usize] as u64;
+                    if h.type_id != want {
+                        return Err(incompatible());
+                    }
+                    // SAFETY: the compiler emits one adapter per imported function.
+                    let adapter = unsafe { *self.desc.adapters.add(func_i) };
+                    let mut hc = Box::new(HostCall { host: h, instance: self as *mut Instance });
+                    let mut fr = Box::new(FuncRef {
+                        native: adapter,
+                        vmctx: std::ptr::null_mut(),
+                        type_id: want,
+                        array: host_trampoline as *const c_void,
+                        array_ctx: &mut *hc as *mut HostCall as *mut c_void,
+                    });
+                    self.host_calls.push(hc);
+                    // The adapter receives its own FuncRef as context.
+                    fr.vmctx = &mut *fr as *mut FuncRef as *mut c_void;
+                    self.func_refs.push(&*fr as *const FuncRef);
+                    self.own_funcrefs.push(fr);
+                    func_i += 1;
+                }
+                (ImportKind::Func(t), Extern::Func(fr)) => {
+                    // SAFETY: FuncRefs of live instances are never freed.
+                    if unsafe { (*fr).type_id } != self.type_ids[*t as usize] as u64 {
+                        return Err(incompatible());
+                    }
+                    self.func_refs.push(fr);
+                    func_i += 1;
+                }
+                (ImportKind::Table(tt), Extern::Table(t)) => {
+                    // SAFETY: tables of live instances are never freed.
+                    let have = unsafe { &*t };
+                    if have.ty.elem != tt.elem || !limits_match(have.len(), have.ty.limits.max, &tt.limits) {
+                        return Err(incompatible());
+                    }
+                    self.tables.push(t);
+                }
+                (ImportKind::Memory(l), Extern::Memory(m)) => {
+                    // SAFETY: memories of live instances are never freed.
+                    let have = unsafe { &*m };
+                    let declared_max = if have.max_pages() == crate::memory::MAX_PAGES && l.max.is_none() {
+                        None
+                    } else {
+                        Some(have.max_pages())
+                    };
+                    if !limits_match(have.pages(), declared_max, l) {
+                        return Err(incompatible());
+                    }
+                    self.memory = Some(m);
+                }
+                (ImportKind::Global(gt), Extern::Global(cell, have)) => {
+                    if have != *gt {
+                        return Err(incompatible());
+                    }
+                    self.globals.push(cell);
+                }
+                _ => return Err(incompatible()),
+            }
+        }
+        Ok(())
+    }
+
+    fn create_defined(&mut self) -> Result<(), InstantiateError> {
+        for lim in self.info.memories.clone() {
+            let mut m = Memory::new(lim.min, lim.max).map_err(|e| InstantiateError::Other(e.0))?;
+            self.memory = Some(&mut *m as *mut Memory);
+            self.own_memory = Some(m);
+        }
+        for tt in self.info.tables.clone() {
+            let mut t = Table::new(tt);
+            self.tables.push(&mut *t as *mut Table);
+            self.own_tables.push(t);
+        }
+        // Function references of defined functions.
+        let n_imp = self.info.num_imported_funcs as usize;
+        let vmctx = &mut *self.vmctx as *mut VmCtx as *mut c_void;
+        for i in n_imp..self.info.funcs.len() {
+            let d = i - n_imp;
+            let ty = self.type_ids[self.info.funcs[i] as usize] as u64;
+            // SAFETY: the compiler emits one native and one array entry per defined function.
+            let (native, array) = unsafe { (*self.desc.natives.add(d), *self.desc.arrays.add(d)) };
+            let fr = Box::new(FuncRef { native, vmctx, type_id: ty, array, array_ctx: vmctx });
+            self.func_refs.push(&*fr as *const FuncRef);
+            self.own_funcrefs.push(fr);
+        }
+        // Globals: imported cells first, then our own.
+        let own = self.own_globals.as_mut_ptr();
+        for i in 0..self.info.globals.len() {
+            // SAFETY: i < own_globals.len().
+            self.globals.push(unsafe { own.add(i) });
+        }
+        for (i, g) in self.info.globals.clone().iter().enumerate() {
+            let v = self.eval(&g.init);
+            self.own_globals[i] = v;
+        }
+        Ok(())
+    }
+
+    fn wire_vmctx(&mut self) {
+        let me = self as *mut Instance;
+        let v = &mut *self.vmctx;
+        v.memory = self.memory.unwrap_or(std::ptr::null_mut());
+        // SAFETY: the memory outlives the instance (owned or imported from a live one).
+        v.memory_base = self.memory.map(|m| unsafe { (*m).base() }).unwrap_or(std::ptr::null_mut());
+        v.func_refs = self.func_refs.as_ptr();
+        v.type_ids = self.type_ids.as_ptr();
+        v.tables = self.tables.as_ptr();
+        v.globals = self.globals.as_ptr();
+        v.instance = me;
+    }
+
+    /// Evaluate a constant expression to a raw slot value.
+    pub fn eval(&self, e: &ConstExpr) -> u64 {
+        match *e {
+            ConstExpr::I32(v) => v as u32 as u64,
+            ConstExpr::I64(v) => v as u64,
+            ConstExpr::F32(b) => b as u64,
+            ConstExpr::F64(b) => b,
+            ConstExpr::RefNull(_) => 0,
+            ConstExpr::RefFunc(i) => self.func_refs[i as usize] as u64,
+            // SAFETY: global cells live as long as their instances.
+            ConstExpr::GlobalGet(i) => unsafe { *self.globals[i as usize] },
+        }
+    }
+
+    fn initialize(&mut self) -> Result<(), InstantiateError> {
+        // Evaluate element segments.
+        let elems: Vec<Option<Vec<u64>>> =
+            self.info.elems.iter().map(|s| Some(s.items.iter().map(|e| self.eval(e)).collect())).collect();
+        self.elems = elems;
+        let me: *mut Instance = self;
+        let mut result = Ok(());
+        let mut run = || {
+            // SAFETY: `me` is this boxed instance, alive for the whole call; no
+            // Rust borrows of it are held across the calls into Wasm code.
+            let inst = unsafe { &mut *me };
+            result = inst.init_segments_and_start();
+        };
+        match signals::catch_traps(&mut run) {
+            Ok(()) => result,
+            Err(code) => Err(InstantiateError::Trap(code)),
+        }
+    }
+
+    fn init_segments_and_start(&mut self) -> Result<(), InstantiateError> {
+        for i in 0..self.info.elems.len() {
+            match self.info.elems[i].mode.clone() {
+                ElemMode::Active { table, offset } => {
+                    let off = self.eval(&offset) as u32;
+                    let n = self.elems[i].as_ref().map_or(0, |v| v.len()) as u32;
+                    self.table_init(table, i as u32, off, 0, n);
+                    self.elems[i] = None;
+                }
+                ElemMode::Declared => self.elems[i] = None,
+                ElemMode::Passive => {}
+            }
+        }
+        for i in 0..self.info.datas.len() {
+            if let DataMode::Active { offset, .. } = self.info.datas[i].mode.clone() {
+                let off = self.eval(&offset) as u32;
+                let n = self.info.datas[i].bytes.len() as u32;
+                self.memory_init(i as u32, off, 0, n);
+                self.data_dropped[i] = true;
+            }
+        }
+        if let Some(start) = self.info.start {
+            self.call(start, &mut [])
+        }
+        Ok(())
+    }
+
+    /// The function reference of function `index`.
+    pub fn func_ref(&self, index: u32) -> *const FuncRef {
+        self.func_refs[index as usize]
+    }
+
+    /// Call function `index` with the array convention (`values` holds the
+    /// arguments and receives the results). Traps propagate (see [`signals`]).
+    pub fn call(&mut self, index: u32, values: &mut [u64]) {
+        let fr = self.func_refs[index as usize];
+        // SAFETY: `fr` is a live FuncRef; its array entry has the array
+        // convention and `values` has max(params, results) slots (caller's duty).
+        unsafe {
+            let f: ArrayFn = std::mem::transmute((*fr).array);
+            f((*fr).array_ctx, values.as_mut_ptr());
+        }
+    }
+
+    /// Look up an export.
+    pub fn export(&self, name: &str) -> Option<Extern> {
+        let e = self.info.exports.iter().find(|e| e.name == name)?;
+        Some(match e.kind {
+            ExportKind::Func => Extern::Func(self.func_refs[e.index as usize]),
+            ExportKind::Table => Extern::Table(self.tables[e.index as usize]),
+            ExportKind::Memory => Extern::Memory(self.memory?),
+            ExportKind::Global => {
+                Extern::Global(self.globals[e.index as usize], self.info.global_type(e.index)?)
+            }
+        })
+    }
+
+    /// Index of an exported function.
+    pub fn export_func(&self, name: &str) -> Option<u32> {
+        self.info.exports.iter().find(|e| e.name == name && e.kind == ExportKind::Func).map(|e| e.index)
+    }
+
+    /// The instance's memory.
+    pub fn memory(&mut self) -> Option<&mut Memory> {
+        // SAFETY: the memory outlives the instance; access is single-threaded.
+        self.memory.map(|m| unsafe { &mut *m })
+    }
+
+    /// Table `index`.
+    pub fn table(&mut self, index: u32) -> &mut Table {
+        // SAFETY: tables outlive the instance; access is single-threaded.
+        unsafe { &mut *self.tables[index as usize] }
+    }
+
+    /// The instance owning a vmctx.
+    ///
+    /// # Safety
+    /// `vmctx` must be the context of a live instance.
+    pub unsafe fn from_vmctx<'a>(vmctx: *mut c_void) -> &'a mut Instance {
+        // SAFETY: guaranteed by the caller.
+        unsafe { &mut *(*(vmctx as *mut VmCtx)).instance }
+    }
+
+    /// `memory.init` semantics (traps on out-of-bounds).
+    pub fn memory_init(&mut self, seg: u32, dst: u32, src: u32, len: u32) {
+        let dropped = self.data_dropped[seg as usize];
+        let data_len = if dropped { 0 } else { self.info.datas[seg as usize].bytes.len() as u64 };
+        let me = self as *mut Instance;
+        let Some(mem) = self.memory() else { signals::raise(TrapCode::MemoryOutOfBounds) };
+        if src as u64 + len as u64 > data_len || dst as u64 + len as u64 > mem.size_bytes {
+            signals::raise(TrapCode::MemoryOutOfBounds);
+        }
+        if len == 0 {
+            return;
+        }
+        // SAFETY: `me` is self; the segment bytes and memory do not overlap.
+        let data = unsafe { &(&(*me).info.datas)[seg as usize].bytes };
+        mem.bytes_mut()[dst as usize..dst as usize + len as usize]
+            .copy_from_slice(&data[src as usize..src as usize + len as usize]);
+    }
+
+    /// `data.drop`.
+    pub fn data_drop(&mut self, seg: u32) {
+        self.data_dropped[seg as usize] = true;
+    }
+
+    /// `table.init` semantics (traps on out-of-bounds).
+    pub fn table_init(&mut self, table: u32, seg: u32, dst: u32, src: u32, len: u32) {
+        let items: &[u64] = self.elems[seg as usize].as_deref().unwrap_or(&[]);
+        let items = items as *const [u64];
+        let t = self.table(table);
+        // SAFETY: `items` points into self.elems, which `table()` does not touch.
+        let items = unsafe { &*items };
+        if src as u64 + len as u64 > items.len() as u64 || dst as u64 + len as u64 > t.len() {
+            signals::raise(TrapCode::TableAccessOutOfBounds);
+        }
+        t.elems_mut()[dst as usize..(dst + len) as usize].copy_from_slice(&items[src as usize..(src + len) as usize]);
+    }
+
+    /// `elem.drop`.
+    pub fn elem_drop(&mut self, seg: u32) {
+        self.elems[seg as usize] = None;
+    }
+
+    /// Names of all exports.
+    pub fn exports(&self) -> HashMap<String, ExportKind> {
+        self.info.exports.iter().map(|e| (e.name.clone(), e.kind)).collect()
+    }
+
+    /// Value type of a raw slot for reporting.
+    pub fn slot_type(ty: ValType) -> &'static str {
+        match ty {
+            ValType::I32 => "i32",
+            ValType::I64 => "i64",
+            ValType::F32 => "f32",
+            ValType::F64 => "f64",
+            ValType::FuncRef => "funcref",
+            ValType::ExternRef => "externref",
+        }
+    }
+}
+
+/// Import subtyping of limits: `have` (actual current size and max) must
+/// satisfy `want`.
+fn limits_match(have_min: u64, have_max: Option<u64>, want: &Limits) -> bool {
+    if have_min < want.min {
+        return false;
+    }
+    match (want.max, have_max) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(w), Some(h)) => h <= w,
+    }
+}

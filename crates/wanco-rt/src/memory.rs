@@ -1,0 +1,150 @@
+//! Linear memory: one up-front virtual reservation per memory, so the base
+//! never moves; pages become accessible as the memory grows. Compiled code
+//! does no bounds checks: every access lands inside the reservation
+//! (`4 GiB + guard`), and an access to an inaccessible page faults and is
+//! turned into an "out of bounds memory access" trap by [`crate::signals`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Size of a Wasm page.
+pub const PAGE: u64 = 65536;
+/// Most pages a 32-bit memory can have.
+pub const MAX_PAGES: u64 = 65536;
+
+/// Guard bytes beyond 4 GiB every reservation has: the maximum any loaded
+/// module requires (set before instantiation by [`require_guard`]).
+static GUARD: AtomicU64 = AtomicU64::new(PAGE);
+
+/// Make later reservations cover `bytes` of guard after the 4 GiB index space.
+pub fn require_guard(bytes: u64) {
+    GUARD.fetch_max(bytes.max(PAGE), Ordering::SeqCst);
+}
+
+/// Reservations in use, as (start, end) addresses, for the fault handler.
+static RESERVATIONS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+/// Whether `addr` lies inside some linear-memory reservation. Called from the
+/// signal handler: uses `try_lock` and answers "no" if the lock is held.
+pub fn in_reservation(addr: usize) -> bool {
+    match RESERVATIONS.try_lock() {
+        Ok(r) => r.iter().any(|&(s, e)| addr >= s && addr < e),
+        Err(_) => false,
+    }
+}
+
+/// A linear memory. `#[repr(C)]`: compiled code reads `size_bytes` at
+/// offset [`wanco_state::abi::memory::SIZE_BYTES`].
+#[repr(C)]
+pub struct Memory {
+    /// Current size in bytes (read by compiled code).
+    pub size_bytes: u64,
+    base: *mut u8,
+    reserved: usize,
+    max_pages: u64,
+}
+
+/// Why a memory could not be created or grown.
+#[derive(Debug)]
+pub struct MemoryError(pub String);
+
+impl Memory {
+    /// Reserve a memory with `min` pages accessible and at most `max` pages.
+    pub fn new(min: u64, max: Option<u64>) -> Result<Box<Memory>, MemoryError> {
+        let max_pages = max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
+        if min > max_pages {
+            return Err(MemoryError(format!("memory minimum {min} pages exceeds the maximum {max_pages}")));
+        }
+        let reserved = ((1u64 << 32) + GUARD.load(Ordering::SeqCst)) as usize;
+        // SAFETY: anonymous private mapping with no access; the kernel picks
+        // the address. Nothing aliases it yet.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                reserved,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(MemoryError(format!(
+                "cannot reserve {} GiB of address space for linear memory: {}",
+                reserved >> 30,
+                std::io::Error::last_os_error()
+            )));
+        }
+        let base = base as *mut u8;
+        RESERVATIONS.lock().unwrap().push((base as usize, base as usize + reserved));
+        let mut m = Box::new(Memory { size_bytes: 0, base, reserved, max_pages });
+        if m.grow(min).is_none() {
+            return Err(MemoryError(format!("cannot commit {min} pages of linear memory")));
+        }
+        Ok(m)
+    }
+
+    /// Base address (never changes).
+    pub fn base(&self) -> *mut u8 {
+        self.base
+    }
+
+    /// Current size in pages.
+    pub fn pages(&self) -> u64 {
+        self.size_bytes / PAGE
+    }
+
+    /// Declared (or implied) maximum pages.
+    pub fn max_pages(&self) -> u64 {
+        self.max_pages
+    }
+
+    /// Grow by `delta` pages; returns the old size in pages, or `None`.
+    pub fn grow(&mut self, delta: u64) -> Option<u64> {
+        let old = self.pages();
+        let new = old.checked_add(delta)?;
+        if new > self.max_pages {
+            return None;
+        }
+        if delta > 0 {
+            // SAFETY: the range lies inside our own reservation (new <= 65536
+            // pages = 4 GiB < reserved).
+            let r = unsafe {
+                libc::mprotect(
+                    self.base.add(self.size_bytes as usize) as *mut libc::c_void,
+                    (delta * PAGE) as usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            if r != 0 {
+                return None;
+            }
+        }
+        self.size_bytes = new * PAGE;
+        Some(old)
+    }
+
+    /// The accessible bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: [base, base+size) is mapped read/write for the memory's lifetime.
+        unsafe { std::slice::from_raw_parts(self.base, self.size_bytes as usize) }
+    }
+
+    /// The accessible bytes, mutably.
+    #[allow(clippy::mut_from_ref)]
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`; `&mut self` gives exclusive access on the Rust side.
+        unsafe { std::slice::from_raw_parts_mut(self.base, self.size_bytes as usize) }
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        let start = self.base as usize;
+        RESERVATIONS.lock().unwrap().retain(|&(s, _)| s != start);
+        // SAFETY: unmapping exactly our reservation; no references outlive self.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.reserved);
+        }
+    }
+}

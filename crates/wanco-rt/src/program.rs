@@ -1,0 +1,116 @@
+//! Process entry of a compiled program (`main` calls [`wanco_program_main`]).
+//!
+//! ```text
+//! PROG [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--] [ARGS...]
+//! ```
+
+use crate::instance::{Descriptor, Instance};
+use crate::signals;
+use crate::wasi_host;
+use std::ffi::{c_char, CStr};
+use wanco_state::wasi::Preopen;
+use wanco_wasi::{WasiConfig, WasiCtx};
+
+/// Stack size of the thread that runs Wasm code.
+pub const WASM_STACK: usize = 64 << 20;
+
+/// Command-line options of a compiled program.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Guest arguments (without argv\[0\]).
+    pub args: Vec<String>,
+    /// `--env` pairs.
+    pub env: Vec<(String, String)>,
+    /// `--dir` preopens.
+    pub preopens: Vec<Preopen>,
+}
+
+const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--] [ARGS...]";
+
+/// Parse the runtime's options; everything after `--` or the first
+/// non-option argument goes to the guest.
+pub fn parse_args(argv: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut i = 0;
+    while i < argv.len() {
+        let a = &argv[i];
+        let value = |i: &mut usize, name: &str| -> Result<String, String> {
+            if let Some(v) = a.strip_prefix(&format!("{name}=")) {
+                return Ok(v.to_string());
+            }
+            *i += 1;
+            argv.get(*i).cloned().ok_or_else(|| format!("option {name} needs a value\n{USAGE}"))
+        };
+        if a == "--" {
+            o.args.extend(argv[i + 1..].iter().cloned());
+            break;
+        } else if a == "--dir" || a.starts_with("--dir=") {
+            let v = value(&mut i, "--dir")?;
+            let (host, guest) = match v.split_once("::") {
+                Some((h, g)) => (h.to_string(), g.to_string()),
+                None => (v.clone(), v.clone()),
+            };
+            o.preopens.push(Preopen { host, guest });
+        } else if a == "--env" || a.starts_with("--env=") {
+            let v = value(&mut i, "--env")?;
+            match v.split_once('=') {
+                Some((k, val)) => o.env.push((k.to_string(), val.to_string())),
+                None => o.env.push((v.clone(), std::env::var(&v).unwrap_or_default())),
+            }
+        } else if a == "--help" || a == "-h" {
+            return Err(USAGE.to_string());
+        } else if a.starts_with("--") {
+            return Err(format!("unknown option `{a}`\n{USAGE}"));
+        } else {
+            o.args.extend(argv[i..].iter().cloned());
+            break;
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+fn fail(msg: &str, code: i32) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(code)
+}
+
+/// Entry of a compiled program.
+///
+/// # Safety
+/// `argv` must hold `argc` valid C strings; `desc` must be the descriptor the
+/// compiler emitted.
+#[no_mangle]
+pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_char, desc: &'static Descriptor) -> i32 {
+    let argv: Vec<String> = (0..argc as usize)
+        // SAFETY: guaranteed by the caller (the C runtime's argv).
+        .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) }.to_string_lossy().into_owned())
+        .collect();
+    let prog = argv.first().cloned().unwrap_or_else(|| "wasm".into());
+    let opts = match parse_args(&argv[1..]) {
+        Ok(o) => o,
+        Err(m) => fail(&m, 2),
+    };
+    let mut args = vec![prog];
+    args.extend(opts.args);
+    let wasi = match WasiCtx::new(WasiConfig { args, env: opts.env, preopens: opts.preopens }) {
+        Ok(w) => w,
+        Err(e) => fail(&e.to_string(), 1),
+    };
+    *wasi_host::WASI.lock().unwrap() = Some(wasi);
+    signals::run_on_wasm_stack(WASM_STACK, move || {
+        let mut inst = match Instance::new(desc, &mut |imp| wasi_host::resolve(imp)) {
+            Ok(i) => i,
+            Err(crate::instance::InstantiateError::Trap(code)) => {
+                eprintln!("wasm trap: {}", code.message());
+                std::process::exit(wanco_state::abi::TRAP_EXIT_CODE)
+            }
+            Err(e) => fail(&e.to_string(), 1),
+        };
+        let Some(start) = inst.export_func("_start") else {
+            fail("the module exports no `_start` function: it is not a WASI command", 1)
+        };
+        inst.call(start, &mut [0u64; 1]);
+        std::process::exit(0)
+    })
+}

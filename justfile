@@ -1,0 +1,32 @@
+# wanco task runner. `just --list` shows every recipe.
+
+export LLVM_SYS_191_PREFIX := "/usr/lib/llvm-19"
+
+# Build the workspace and the runtime for both ISAs.
+build:
+    cargo build
+    bash tools/build-runtime.sh
+
+# Install system packages, targets and tools, then build.
+setup:
+    bash tools/setup.sh
+
+# The main demo: one program compiled for x86_64 and aarch64, run on both.
+demo: build
+    bash tools/demo.sh
+
+# The default test run (what CI runs): unit tests, test programs on both ISAs vs wasmtime, lean spec subset.
+test: build
+    cargo test --workspace
+
+# The full official spec suite on every engine.
+spec: build
+    cargo run --release -p wanco-spec -- --folder wasm-v1 --folder wasm-v2
+
+# Rebuild the test programs' .wasm from their C and Rust sources.
+programs:
+    bash tools/build-test-programs.sh
+
+# Benchmarks; results are written to bench/results.md.
+bench: build
+    bash tools/bench.sh

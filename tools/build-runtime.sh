@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Build the runtime library (libwanco_rt.a) for every target ISA. `wanco
+# compile` finds it under target/<triple>/release/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu; do
+  cargo build --quiet --release -p wanco-rt --target "$t"
+done
