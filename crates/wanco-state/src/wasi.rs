@@ -19,6 +19,12 @@ pub struct WasiState {
     pub fds: Vec<FdEntry>,
     /// Clock continuity across checkpoint/restore.
     pub clock: ClockState,
+    /// Guest fd numbers released by `fd_close`/`fd_renumber` and not reused
+    /// yet, ascending. The next opened file takes the highest of them (else
+    /// one past the highest fd in use) — wasmtime's allocation order, which
+    /// must survive a restore for fd numbers to stay identical.
+    #[serde(default)]
+    pub free_fds: Vec<u32>,
 }
 
 /// A preopened directory.
@@ -70,12 +76,17 @@ pub struct FdEntry {
     pub rights_inheriting: u64,
     /// Current file offset (files only).
     pub offset: u64,
+    /// Whether this fd is the preopen [`FdEntry::preopen`] itself (it answers
+    /// `fd_prestat_get`), as opposed to a directory opened at the same path.
+    #[serde(default)]
+    pub is_preopen: bool,
 }
 
 /// Clock state that must survive a migration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClockState {
-    /// The last monotonic time (ns) the guest observed. After a restore the
-    /// host adds an offset so that the guest's monotonic clock never goes back.
+    /// The guest's monotonic time (ns) when the state was taken, which is at
+    /// least the last value the guest observed. After a restore the guest's
+    /// clock continues from this value, so it never goes back.
     pub monotonic_last_ns: u64,
 }
