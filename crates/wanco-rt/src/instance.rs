@@ -224,7 +224,13 @@ impl Instance {
         inst.link(resolve)?;
         inst.create_defined()?;
         inst.wire_vmctx();
-        inst.initialize()?;
+        if let Err(e) = inst.initialize() {
+            // Segments written before the trap stay visible in imported
+            // tables and memories (Wasm 2.0), and may point at this
+            // instance's functions: keep it alive.
+            Box::leak(inst);
+            return Err(e);
+        }
         Ok(inst)
     }
 

@@ -1,7 +1,7 @@
 //! Driver for spec-suite bundles: many compiled modules linked into one
 //! executable, steered over stdin/stdout by the spec runner (`wanco-spec`).
 //!
-//! One request per line, one response line each. Names are hex-encoded bytes.
+//! One request per line, one response line each. Names are `x` followed by their bytes in hex.
 //!
 //! | request | response |
 //! |---|---|
@@ -24,6 +24,8 @@ use wanco_state::module::{ExportKind, FuncType, GlobalType, Limits, TableType};
 use wanco_state::ValType;
 
 fn unhex(s: &str) -> Option<String> {
+    // `x` prefix so that the empty name is a token too.
+    let s = s.strip_prefix('x')?;
     if s.len() % 2 != 0 {
         return None;
     }

@@ -15,6 +15,7 @@ use inkwell::values::{
     BasicMetadataValueEnum, BasicValue, BasicValueEnum, FloatValue, FunctionValue, IntValue, PhiValue,
     PointerValue,
 };
+use inkwell::values::InstructionOpcode;
 use inkwell::{FloatPredicate, IntPredicate};
 use std::collections::HashMap;
 use wanco_state::abi::{self, symbols, TrapCode};
@@ -279,12 +280,33 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok(())
     }
 
-    fn fbin(&mut self, f: impl Fn(&Builder<'ctx>, FloatValue<'ctx>, FloatValue<'ctx>) -> std::result::Result<FloatValue<'ctx>, inkwell::builder::BuilderError>) -> Result<()> {
+
+    /// `add`/`sub`/`mul`/`div`. With an identity constant operand (±0, ±1)
+    /// LLVM folds the operation to the other operand (or its negation), which
+    /// would let a signalling NaN through; Wasm requires an arithmetic NaN, so
+    /// such results are quieted explicitly. No cost on other operations.
+    fn farith(&mut self, f: impl Fn(&Builder<'ctx>, FloatValue<'ctx>, FloatValue<'ctx>) -> std::result::Result<FloatValue<'ctx>, inkwell::builder::BuilderError>) -> Result<()> {
         let r = self.pop_f();
         let l = self.pop_f();
+        let identity = |v: FloatValue<'ctx>| {
+            v.get_constant().is_some_and(|(c, _)| c == 0.0 || c == 1.0 || c == -1.0)
+        };
+        let needs_quiet = identity(l) || identity(r);
         let v = f(&self.b, l, r)?;
+        let v = if needs_quiet { self.quiet_nan(v)? } else { v };
         self.push(v);
         Ok(())
+    }
+
+    /// Set the quiet bit of a NaN; other values unchanged.
+    fn quiet_nan(&mut self, v: FloatValue<'ctx>) -> Result<FloatValue<'ctx>> {
+        let is64 = v.get_type() == self.m.ctx.f64_type();
+        let (it, bit) = if is64 { (self.i64(), 1u64 << 51) } else { (self.i32(), 1u64 << 22) };
+        let bits = self.b.build_bit_cast(v, it, "bits")?.into_int_value();
+        let q = self.b.build_or(bits, it.const_int(bit, false), "qb")?;
+        let q = self.b.build_bit_cast(q, v.get_type(), "q")?.into_float_value();
+        let nan = self.b.build_float_compare(FloatPredicate::UNO, v, v, "nan")?;
+        Ok(self.b.build_select(nan, q, v, "qn")?.into_float_value())
     }
 
     fn iunary_intr(&mut self, name: &str, with_flag: bool) -> Result<()> {
@@ -313,6 +335,21 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let ty: BasicTypeEnum = l.get_type().into();
         let v = self.call_intr(name, &[ty], &[l.into(), r.into()])?;
         self.push(v);
+        Ok(())
+    }
+
+    /// `min`/`max`: IEEE 754-2019 minimum/maximum, with a NaN result made
+    /// quiet (x86's lowering passes a signalling NaN operand through; Wasm
+    /// requires an arithmetic NaN).
+    fn fminmax(&mut self, name: &str) -> Result<()> {
+        let r = self.pop_f();
+        let l = self.pop_f();
+        let ty: BasicTypeEnum = l.get_type().into();
+        let v = self.call_intr(name, &[ty], &[l.into(), r.into()])?.into_float_value();
+        let nan = self.b.build_float_compare(FloatPredicate::UNO, v, v, "nan")?;
+        let quiet = self.b.build_float_add(l, r, "q")?;
+        let out = self.b.build_select(nan, quiet, v, "mm")?;
+        self.push(out);
         Ok(())
     }
 
@@ -522,6 +559,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             either::Callee::Direct(f) => self.b.build_call(f, &all, "call")?,
             either::Callee::Indirect(p) => self.b.build_indirect_call(self.m.native_type(ft), p, &all, "call")?,
         };
+        // Every Wasm call keeps its frame: no tail-call elimination (runaway
+        // recursion must exhaust the stack, and checkpoints need the frames).
+        call.set_tail_call_kind(inkwell::values::LLVMTailCallKind::LLVMTailCallKindNoTail);
         match (ft.results.len(), out) {
             (0, _) => {}
             (1, _) => {
@@ -793,7 +833,18 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 self.emit_call(either::Callee::Indirect(native), &ft, cvm)?;
             }
             O::Drop => {
-                self.pop();
+                // A dropped load must still trap when out of bounds: make it
+                // volatile so LLVM cannot delete it.
+                let v = self.pop();
+                let mut inst = v.as_instruction_value();
+                if let Some(i) = inst {
+                    if matches!(i.get_opcode(), InstructionOpcode::SExt | InstructionOpcode::ZExt) {
+                        inst = match i.get_operand(0) { Some(inkwell::values::Operand::Value(o)) => o.as_instruction_value(), _ => None };
+                    }
+                }
+                if let Some(i) = inst.filter(|i| i.get_opcode() == InstructionOpcode::Load) {
+                    let _ = i.set_volatile(true);
+                }
             }
             O::Select | O::TypedSelect { .. } | O::TypedSelectMulti { .. } => {
                 let c = self.pop_i();
@@ -1004,12 +1055,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             O::F32Trunc | O::F64Trunc => self.funary_intr("llvm.trunc")?,
             O::F32Nearest | O::F64Nearest => self.funary_intr("llvm.roundeven")?,
             O::F32Sqrt | O::F64Sqrt => self.funary_intr("llvm.sqrt")?,
-            O::F32Add | O::F64Add => self.fbin(|b, l, r| b.build_float_add(l, r, "fadd"))?,
-            O::F32Sub | O::F64Sub => self.fbin(|b, l, r| b.build_float_sub(l, r, "fsub"))?,
-            O::F32Mul | O::F64Mul => self.fbin(|b, l, r| b.build_float_mul(l, r, "fmul"))?,
-            O::F32Div | O::F64Div => self.fbin(|b, l, r| b.build_float_div(l, r, "fdiv"))?,
-            O::F32Min | O::F64Min => self.fbin_intr("llvm.minimum")?,
-            O::F32Max | O::F64Max => self.fbin_intr("llvm.maximum")?,
+            O::F32Add | O::F64Add => self.farith(|b, l, r| b.build_float_add(l, r, "fadd"))?,
+            O::F32Sub | O::F64Sub => self.farith(|b, l, r| b.build_float_sub(l, r, "fsub"))?,
+            O::F32Mul | O::F64Mul => self.farith(|b, l, r| b.build_float_mul(l, r, "fmul"))?,
+            O::F32Div | O::F64Div => self.farith(|b, l, r| b.build_float_div(l, r, "fdiv"))?,
+            O::F32Min | O::F64Min => self.fminmax("llvm.minimum")?,
+            O::F32Max | O::F64Max => self.fminmax("llvm.maximum")?,
             O::F32Copysign | O::F64Copysign => self.fbin_intr("llvm.copysign")?,
             O::I32WrapI64 => {
                 let v = self.pop_i();
@@ -1056,7 +1107,10 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             }
             O::F32DemoteF64 => {
                 let v = self.pop_f();
+                // LLVM folds demote(promote(x)) to x, letting a signalling NaN through.
+                let folds = v.as_instruction_value().is_some_and(|i| i.get_opcode() == InstructionOpcode::FPExt);
                 let r = self.b.build_float_trunc(v, ctx.f32_type(), "dem")?;
+                let r = if folds { self.quiet_nan(r)? } else { r };
                 self.push(r);
             }
             O::F64PromoteF32 => {

@@ -11,14 +11,33 @@ use crate::engine::{Engine, FileInfo, InstanceId, InstantiateError, InvokeError,
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::Duration;
 use wanco_compiler::{CompileOptions, Entry, LinkInputs, Target};
 use wanco_state::Value;
 
 struct Driver {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    /// Response lines, read by a thread so a hung driver can time out.
+    lines: Receiver<String>,
     stderr_path: PathBuf,
+}
+
+/// How long one directive may take before the driver is considered hung.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn spawn_reader(stdout: ChildStdout) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// An AOT engine for one target ISA.
@@ -62,17 +81,24 @@ impl AotEngine {
             return Err(why.clone());
         }
         let Some(d) = self.driver.as_mut() else { return Err("no driver (link failed)".into()) };
-        let mut resp = String::new();
-        let ok = writeln!(d.stdin, "{line}").and_then(|_| d.stdin.flush()).is_ok()
-            && d.stdout.read_line(&mut resp).map(|n| n > 0).unwrap_or(false);
-        if !ok {
+        let sent = writeln!(d.stdin, "{line}").and_then(|_| d.stdin.flush()).is_ok();
+        let resp = if sent { d.lines.recv_timeout(REQUEST_TIMEOUT) } else { Err(RecvTimeoutError::Disconnected) };
+        let resp = match resp {
+            Ok(r) => Some(r),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = d.child.kill();
+                None
+            }
+            Err(RecvTimeoutError::Disconnected) => None,
+        };
+        let Some(resp) = resp else {
             let status = d.child.wait().map(|s| s.to_string()).unwrap_or_default();
             let stderr = std::fs::read_to_string(&d.stderr_path).unwrap_or_default();
             let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
             let why = format!("driver died ({status}) after `{line}`: {tail}");
             self.dead = Some(why.clone());
             return Err(why);
-        }
+        };
         Ok(resp.trim_end().to_string())
     }
 
@@ -104,8 +130,8 @@ impl AotEngine {
             .spawn()
             .map_err(|e| format!("cannot start the driver: {e}"))?;
         let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        self.driver = Some(Driver { child, stdin, stdout, stderr_path });
+        let lines = spawn_reader(child.stdout.take().unwrap());
+        self.driver = Some(Driver { child, stdin, lines, stderr_path });
         Ok(())
     }
 }
@@ -117,7 +143,9 @@ impl Drop for AotEngine {
 }
 
 fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+    let mut h = String::from("x");
+    h.extend(s.bytes().map(|b| format!("{b:02x}")));
+    h
 }
 
 fn encode(v: &Value) -> String {
