@@ -2,6 +2,8 @@
 
 #[path = "../wanco/compile.rs"]
 mod compile;
+#[path = "../wanco/interp.rs"]
+mod interp;
 #[path = "../wanco/run.rs"]
 mod run;
 
@@ -21,6 +23,8 @@ enum Command {
     Compile(compile::Opts),
     /// Compile (cached) and run a module, like `wasmtime run`.
     Run(run::Opts),
+    /// Run a module in the reference interpreter.
+    Interp(interp::Opts),
 }
 
 fn main() {
@@ -28,6 +32,7 @@ fn main() {
     let r = match cli.command {
         Command::Compile(o) => compile::run(o),
         Command::Run(o) => run::run(o),
+        Command::Interp(o) => interp::run(o),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -42,6 +42,10 @@ pub fn run(o: Opts) -> Result<i32> {
         std::fs::rename(&tmp, &exe)?;
     }
     let mut cmd = std::process::Command::new(&exe);
+    // The guest sees the module's file name as argv[0], as under wasmtime.
+    if let Some(name) = o.input.file_name() {
+        std::os::unix::process::CommandExt::arg0(&mut cmd, name);
+    }
     for d in &o.dirs {
         cmd.arg("--dir").arg(d);
     }
