@@ -19,9 +19,10 @@ demo: build
 test: build
     cargo test --workspace
 
-# The full official spec suite on every engine.
+# The full official spec suite (wasm-v1 and wasm-v2) on every engine.
 spec: build
-    cargo run --release -p wanco-spec -- --folder wasm-v1 --folder wasm-v2
+    cargo build -p wanco-spec
+    for e in interp aot-x86_64 aot-aarch64; do ./target/debug/wanco-spec --engine $e || exit 1; done
 
 # Rebuild the test programs' .wasm from their C and Rust sources.
 programs:
