@@ -1,0 +1,1 @@
+//! Differential fuzzing (being written).
