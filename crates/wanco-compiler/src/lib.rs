@@ -42,10 +42,24 @@ impl Default for CompileOptions {
 /// Accept the text format too: `.wat` source is converted to binary.
 pub fn wasm_bytes(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
     if input.starts_with(b"\0asm") {
-        Ok(std::borrow::Cow::Borrowed(input))
-    } else {
-        wat::parse_bytes(input).map_err(|e| CompileError::Text(e.to_string()))
+        return Ok(std::borrow::Cow::Borrowed(input));
     }
+    let text = std::str::from_utf8(input).ok();
+    let looks_like_text = text.is_some_and(|t| {
+        let t = t.trim_start();
+        t.is_empty() || t.starts_with('(') || t.starts_with(';')
+    });
+    if !looks_like_text {
+        let got: Vec<String> = input.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        return Err(CompileError::Invalid {
+            message: format!(
+                "not a WebAssembly module: expected the binary magic 00 61 73 6d (\\0asm) or the text format, found {}",
+                got.join(" ")
+            ),
+            offset: 0,
+        });
+    }
+    wat::parse_bytes(input).map_err(|e| CompileError::Text(e.to_string()))
 }
 
 /// Compile a binary module to a relocatable object file for `opts.target`.

@@ -1,0 +1,75 @@
+//! `wanco` on bad input: a clear message naming what is wrong (and where),
+//! exit code 2, never a panic.
+
+use std::path::Path;
+use std::process::Command;
+
+fn wanco(args: &[&str], dir: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wanco")).args(args).current_dir(dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "wanco panicked: {stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn compile_err(name: &str, bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), bytes).unwrap();
+    let (code, stderr) = wanco(&["compile", name, "-o", "out"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!dir.path().join("out").exists(), "no output on failure");
+    stderr
+}
+
+#[test]
+fn garbage_is_not_a_module() {
+    let e = compile_err("bad.wasm", b"\x7fELF\x02\x01garbage");
+    assert!(e.contains("not a WebAssembly module") && e.contains("offset 0x0"), "{e}");
+}
+
+#[test]
+fn truncated_module_names_the_offset() {
+    let e = compile_err("t.wasm", b"\0asm\x01\0\0\0\x01\x05\x01\x60");
+    assert!(e.contains("invalid module") && e.contains("offset 0x"), "{e}");
+}
+
+#[test]
+fn type_error_names_the_offset() {
+    let e = compile_err("t.wat", b"(module (func (result i32) (i32.add (i32.const 1))))");
+    assert!(e.contains("type mismatch") && e.contains("(at offset 0x"), "{e}");
+}
+
+#[test]
+fn simd_is_refused_by_name() {
+    let e = compile_err("s.wat", b"(module (func (drop (v128.const i32x4 0 0 0 0))))");
+    assert!(e.contains("SIMD") && e.contains("without SIMD"), "{e}");
+}
+
+#[test]
+fn threads_are_refused_by_name() {
+    let e = compile_err("s.wat", b"(module (memory 1 1 shared))");
+    assert!(e.to_lowercase().contains("thread"), "{e}");
+}
+
+#[test]
+fn unknown_import_is_refused() {
+    let e = compile_err("i.wat", b"(module (import \"env\" \"f\" (func)) (func (export \"_start\")))");
+    assert!(e.contains("unknown import `env::f`"), "{e}");
+}
+
+#[test]
+fn wasi_import_with_wrong_type_is_refused() {
+    let e = compile_err("i.wat", b"(module (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32))) (func (export \"_start\")))");
+    assert!(e.contains("fd_write") && e.contains("WASI defines"), "{e}");
+}
+
+#[test]
+fn missing_file_and_bad_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, e) = wanco(&["compile", "nope.wasm"], dir.path());
+    assert_eq!(code, 2);
+    assert!(e.contains("cannot read `nope.wasm`"), "{e}");
+    std::fs::write(dir.path().join("m.wat"), "(module)").unwrap();
+    let (code, e) = wanco(&["compile", "m.wat", "--target", "riscv"], dir.path());
+    assert_eq!(code, 2);
+    assert!(e.contains("expected x86_64 or aarch64"), "{e}");
+}
