@@ -326,7 +326,9 @@ pub fn run_all(cfg: &Config) -> Result<Report, String> {
         }
     }
     for p in &programs {
-        artifacts.insert((Engine::Wasmtime, p), wasm_dir.join(format!("{p}.wasm")));
+        for e in [Engine::Wasmtime, Engine::Interp] {
+            artifacts.insert((e, p), wasm_dir.join(format!("{p}.wasm")));
+        }
     }
 
     // 2. Run every case on every engine that has an artifact.

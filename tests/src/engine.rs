@@ -16,11 +16,13 @@ pub enum Engine {
     AotX86_64,
     /// `wanco compile --target aarch64`, run under qemu-aarch64.
     AotAarch64,
+    /// `wanco interp`: the reference interpreter.
+    Interp,
 }
 
 impl Engine {
     /// All engines, reference first.
-    pub const ALL: [Engine; 3] = [Engine::Wasmtime, Engine::AotX86_64, Engine::AotAarch64];
+    pub const ALL: [Engine; 4] = [Engine::Wasmtime, Engine::AotX86_64, Engine::AotAarch64, Engine::Interp];
 
     /// Name used in reports and in `WANCO_E2E_ENGINES`.
     pub fn name(self) -> &'static str {
@@ -28,6 +30,7 @@ impl Engine {
             Engine::Wasmtime => "wasmtime",
             Engine::AotX86_64 => "aot-x86_64",
             Engine::AotAarch64 => "aot-aarch64",
+            Engine::Interp => "interp",
         }
     }
 
@@ -37,6 +40,7 @@ impl Engine {
             "wasmtime" => Some(Engine::Wasmtime),
             "aot-x86_64" | "x86_64" => Some(Engine::AotX86_64),
             "aot-aarch64" | "aarch64" => Some(Engine::AotAarch64),
+            "interp" => Some(Engine::Interp),
             _ => None,
         }
     }
@@ -44,7 +48,7 @@ impl Engine {
     /// The `--target` of `wanco compile`, for AOT engines.
     pub fn isa(self) -> Option<&'static str> {
         match self {
-            Engine::Wasmtime => None,
+            Engine::Wasmtime | Engine::Interp => None,
             Engine::AotX86_64 => Some("x86_64"),
             Engine::AotAarch64 => Some("aarch64"),
         }
@@ -53,7 +57,7 @@ impl Engine {
     /// Factor applied to time limits (emulation is slow).
     pub fn slowdown(self) -> u32 {
         match self {
-            Engine::AotAarch64 => 4,
+            Engine::AotAarch64 | Engine::Interp => 4,
             _ => 1,
         }
     }
@@ -87,7 +91,7 @@ impl Tools {
         let wanco = std::env::var_os("WANCO_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target").join("debug").join("wanco"));
-        if engines.iter().any(|e| e.isa().is_some()) && !process::is_executable(&wanco) {
+        if engines.iter().any(|e| e.isa().is_some() || *e == Engine::Interp) && !process::is_executable(&wanco) {
             return Err(format!(
                 "the wanco compiler was not found at {} (set WANCO_BIN, or build it with \
                  `cargo build -p wanco-cli`; to check only the reference engine run with \
@@ -159,6 +163,16 @@ impl Tools {
                     inv.arg("--env").arg(kv);
                 }
                 inv.arg(artifact);
+                inv
+            }
+            Engine::Interp => {
+                // wanco interp [OPTIONS] <WASM> [ARGS]...
+                let mut inv = Invocation::new(&self.wanco, timeout);
+                inv.arg("interp").arg("--dir").arg(&dir_arg);
+                for kv in &case.env {
+                    inv.arg("--env").arg(kv);
+                }
+                inv.arg(artifact).arg("--");
                 inv
             }
             Engine::AotX86_64 | Engine::AotAarch64 => {
