@@ -211,6 +211,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             None => {
                 let g = m.module.add_global(self.i64(), None, symbols::STACK_LIMIT);
                 g.set_linkage(inkwell::module::Linkage::External);
+                // Linked statically into the same executable: no GOT indirection.
+                g.set_visibility(inkwell::GlobalVisibility::Hidden);
                 g
             }
         };

@@ -66,6 +66,8 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
             return f;
         }
         let f = self.module.add_function(name, ty, Some(Linkage::External));
+        // The runtime is linked statically: call it directly, not through the PLT.
+        f.as_global_value().set_visibility(inkwell::GlobalVisibility::Hidden);
         let nounwind = self.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id("nounwind"), 0);
         f.add_attribute(AttributeLoc::Function, nounwind);
         f
