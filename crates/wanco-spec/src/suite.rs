@@ -122,6 +122,31 @@ impl Counts {
     }
 }
 
+/// Run the named files (`(folder, file name)`) through `engine`: the summed
+/// counts and one `folder/file:line: message` per failed directive. Used by
+/// the lean subsets that run inside `cargo test`.
+pub fn run_named(engine: &mut dyn Engine, names: &[(&str, &str)]) -> Result<(Counts, Vec<String>), String> {
+    let mut failures = Vec::new();
+    let mut total = Counts::default();
+    for (folder, name) in names {
+        let file = files(folder)?
+            .into_iter()
+            .find(|f| f.name == *name)
+            .ok_or_else(|| format!("{folder}/{name} not found"))?;
+        let r = run_file(engine, &file);
+        let c = Counts::of(std::slice::from_ref(&r));
+        total.passed += c.passed;
+        total.failed += c.failed;
+        total.skipped += c.skipped;
+        for d in &r.results {
+            if let crate::run::Outcome::Failed(m) = &d.outcome {
+                failures.push(format!("{folder}/{name}:{}: {m}", d.line));
+            }
+        }
+    }
+    Ok((total, failures))
+}
+
 /// The summary line: `spec <folder> <engine>: passed P failed F skipped S`.
 pub fn summary_line(folder: &str, engine: &str, c: Counts) -> String {
     format!(

@@ -4,8 +4,7 @@
 //! targets (`just build` / `tools/build-runtime.sh`).
 
 use wanco_spec::engines;
-use wanco_spec::run::Outcome;
-use wanco_spec::suite::{self, Counts};
+use wanco_spec::suite;
 
 const SUBSET: &[(&str, &str)] = &[
     ("wasm-v2", "i32.wast"),
@@ -31,25 +30,7 @@ const SUBSET: &[(&str, &str)] = &[
 
 fn run_subset(engine_name: &str) {
     let mut engine = engines::by_name(engine_name).unwrap();
-    let mut failures = Vec::new();
-    let mut total = Counts::default();
-    for (folder, name) in SUBSET {
-        let file = suite::files(folder)
-            .unwrap()
-            .into_iter()
-            .find(|f| f.name == *name)
-            .unwrap_or_else(|| panic!("{folder}/{name} not found"));
-        let r = suite::run_file(engine.as_mut(), &file);
-        let c = Counts::of(std::slice::from_ref(&r));
-        total.passed += c.passed;
-        total.failed += c.failed;
-        total.skipped += c.skipped;
-        for d in &r.results {
-            if let Outcome::Failed(m) = &d.outcome {
-                failures.push(format!("{folder}/{name}:{}: {m}", d.line));
-            }
-        }
-    }
+    let (total, failures) = suite::run_named(engine.as_mut(), SUBSET).unwrap();
     println!("lean spec subset {engine_name}: passed {} failed {} skipped {}", total.passed, total.failed, total.skipped);
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
     assert!(total.passed > 8000, "{total:?}");

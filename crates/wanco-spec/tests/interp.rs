@@ -24,25 +24,7 @@ const SUBSET: &[(&str, &str)] = &[
 #[test]
 fn lean_subset_passes_in_interp() {
     let mut engine = engines::by_name("interp").unwrap();
-    let mut failures = Vec::new();
-    let mut total = Counts::default();
-    for (folder, name) in SUBSET {
-        let file = suite::files(folder)
-            .unwrap()
-            .into_iter()
-            .find(|f| f.name == *name)
-            .unwrap_or_else(|| panic!("{folder}/{name} not found"));
-        let r = suite::run_file(engine.as_mut(), &file);
-        let c = Counts::of(std::slice::from_ref(&r));
-        total.passed += c.passed;
-        total.failed += c.failed;
-        total.skipped += c.skipped;
-        for d in &r.results {
-            if let Outcome::Failed(m) = &d.outcome {
-                failures.push(format!("{folder}/{name}:{}: {m}", d.line));
-            }
-        }
-    }
+    let (total, failures) = suite::run_named(engine.as_mut(), SUBSET).unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(total.passed > 5000, "{total:?}");
     assert_eq!(total.skipped, 0);
