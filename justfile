@@ -31,3 +31,7 @@ programs:
 # Benchmarks; results are written to bench/results.md.
 bench: build
     bash tools/bench.sh
+
+# Differential fuzzing: 20,000 wasm-smith modules on wanco-interp vs wasmi (release build).
+fuzz count="20000" seed="0":
+    cargo run --release -p wanco-fuzz -- --count {{count}} --seed {{seed}}
