@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Benchmarks (x86_64): compile time and run time of wanco vs wasmtime (and
-# native clang -O2 where a C source exists). Best of N wall-clock runs.
-# Writes bench/results.md and prints it.
+# Benchmarks (x86_64), best of N wall-clock runs; writes bench/results.md.
+#  1. compiled code: compile time and run time of wanco vs wasmtime (and
+#     native clang -O2 where a C source exists);
+#  2. the reference interpreter (wanco interp) vs wasmi and wasmtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_RUNS:-3}
-WANCO=target/debug/wanco
+cargo build --quiet --release -p wanco-cli
+WANCO=target/release/wanco
+# wasmi CLI (1.1.0: 2.0.0 mis-executes select on an i32.eqz condition, see wanco-fuzz)
+WASMI=$(command -v wasmi_cli || true)
+if [ -z "$WASMI" ]; then
+  cargo install --quiet wasmi_cli --version 1.1.0 --locked
+  WASMI=$(command -v wasmi_cli || echo "$HOME/.cargo/bin/wasmi_cli")
+fi
 WASMTIME=$(bash tools/find-wasmtime.sh)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
@@ -55,6 +63,24 @@ for wasm in "${PROGS[@]}"; do
   fi
   ratio=$(awk -v a="$wr" -v b="$tr" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
   echo "| $name | $kib | $wc | $tc | $wr | $tr | $nat | $ratio |" >> "$OUT/results.md"
+done
+{
+echo
+echo "## Reference interpreter"
+echo
+echo "\`wanco interp\` (release) vs \`wasmi_cli\` $("$WASMI" --version 2>/dev/null | awk '{print $2}') vs \`wasmtime run\` (JIT, compile included). ms."
+echo
+echo "| program | wanco interp | wasmi | wasmtime | interp / wasmi |"
+echo "|---|---:|---:|---:|---:|"
+} >> "$OUT/results.md"
+for wasm in "${PROGS[@]}"; do
+  name=$(basename "$wasm" .wasm)
+  mkdir -p "$OUT/data"
+  ir=$(best_of "$WANCO" interp --dir "$OUT/data::/data" "$wasm")
+  wi=$(best_of "$WASMI" --dir "$OUT/data" "$wasm")
+  tr=$(best_of "$WASMTIME" run --dir "$OUT/data::/data" "$wasm")
+  ratio=$(awk -v a="$ir" -v b="$wi" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+  echo "| $name | $ir | $wi | $tr | $ratio |" >> "$OUT/results.md"
 done
 mkdir -p bench
 cp "$OUT/results.md" bench/results.md

@@ -87,6 +87,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) }.to_string_lossy().into_owned())
         .collect();
     let prog = argv.first().cloned().unwrap_or_else(|| "wasm".into());
+    signals::ignore_sigpipe();
     let opts = match parse_args(&argv[1..]) {
         Ok(o) => o,
         Err(m) => fail(&m, 2),

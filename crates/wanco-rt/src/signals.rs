@@ -96,6 +96,17 @@ extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, _ctx: *mut c_void) 
     }
 }
 
+/// Ignore SIGPIPE, as Rust programs and wasmtime do: a write to a closed
+/// pipe then fails with EPIPE, which WASI reports to the guest, instead of
+/// killing the process. (The C `main` of a compiled program does not run
+/// Rust's runtime initialisation, which would do this.)
+pub fn ignore_sigpipe() {
+    // SAFETY: setting the disposition of SIGPIPE to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
 /// Install the fault handlers and an alternate signal stack for this thread.
 pub fn install() {
     const ALT: usize = 256 * 1024;
