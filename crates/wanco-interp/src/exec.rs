@@ -202,8 +202,7 @@ impl Store {
                 match ins {
                     Instr::Unreachable => return Err(TrapCode::Unreachable.into()),
                     Instr::LoopHeader => {
-                        self.exec.points += 1;
-                        if self.exec.points == self.exec.pause_at {
+                        if self.exec.point_reached() {
                             self.exec.frames.last_mut().expect("frame").pc = pc as u32;
                             self.exec.paused = true;
                             return Ok(false);

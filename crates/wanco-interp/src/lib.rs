@@ -22,6 +22,9 @@
 //!   [`Store::frames`] and [`Store::instance_state`] describe the state and
 //!   [`Store::restore_frames`] / [`Store::set_instance_state`] rebuild it in
 //!   another store.
+//! * [`WasiRunner::snapshot`] / [`WasiRunner::from_snapshot`] convert a paused
+//!   WASI program to and from the snapshot format of
+//!   [`wanco_state::snapshot`] (see [`snapshot`]).
 //! * WASI programs run through [`WasiRunner`] (or [`run_wasi`]), on the WASI
 //!   host of `wanco-wasi`, whose state is plain data as well.
 //! * Traps carry a [`wanco_state::abi::TrapCode`] (spec wording via
@@ -52,6 +55,7 @@ mod exec;
 mod instr;
 mod module;
 mod num;
+pub mod snapshot;
 pub mod state;
 mod store;
 pub mod wasi;

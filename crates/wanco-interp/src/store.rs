@@ -5,6 +5,7 @@ use crate::error::{Error, InstantiateError, Trap};
 use crate::instr::NULL_REF;
 use crate::module::{Module, ModuleInner};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use wanco_state::abi::TrapCode;
 use wanco_state::module::{
@@ -130,6 +131,22 @@ pub(crate) struct Exec {
     pub pause_at: u64,
     /// Whether the execution is paused at a migration point.
     pub paused: bool,
+    /// Pause at the next migration point once this flag is set (it is
+    /// cleared when the pause happens); see [`Store::set_interrupt`].
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+impl Exec {
+    /// Count one migration point; whether execution must pause there.
+    #[inline]
+    pub(crate) fn point_reached(&mut self) -> bool {
+        self.points += 1;
+        self.points == self.pause_at
+            || self
+                .interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Relaxed) && f.swap(false, Ordering::Relaxed))
+    }
 }
 
 /// Result of running (or resuming) an invocation.
@@ -633,12 +650,14 @@ impl Store {
     pub fn call_addr(&mut self, addr: u32, args: &[Value]) -> Result<Vec<Value>, Trap> {
         let saved = self.exec.pause_at;
         self.exec.pause_at = u64::MAX;
+        let saved_interrupt = self.exec.interrupt.take();
         let r = match self.start(addr, args) {
             Ok(Started::Entered) => self.resume_inner(),
             Ok(Started::Done(o)) => Ok(o),
             Err(t) => Err(t),
         };
         self.exec.pause_at = saved;
+        self.exec.interrupt = saved_interrupt;
         match r? {
             Outcome::Finished(v) => Ok(v),
             Outcome::Paused => Err(Trap::Host("unexpected pause".into())),
@@ -684,6 +703,13 @@ impl Store {
     /// Pause execution right after the counter reaches `point` (`None`: never).
     pub fn set_pause_at(&mut self, point: Option<u64>) {
         self.exec.pause_at = point.unwrap_or(u64::MAX);
+    }
+
+    /// Pause at the next migration point after `flag` becomes `true` (for
+    /// example from a signal handler); the flag is reset to `false` when the
+    /// pause happens. `None`: no such flag.
+    pub fn set_interrupt(&mut self, flag: Option<Arc<AtomicBool>>) {
+        self.exec.interrupt = flag;
     }
 
     /// Set up an activation for `addr` with `args` and enter it (`exec.paused`
@@ -793,8 +819,7 @@ impl Store {
                     fp: fp as u32,
                     pc: 0,
                 });
-                self.exec.points += 1;
-                if self.exec.points == self.exec.pause_at {
+                if self.exec.point_reached() {
                     self.exec.paused = true;
                 }
                 Ok(true)

@@ -6,11 +6,13 @@
 //!   the runtime (and later the interpreter) instantiates from.
 //! * [`wasi`] — the WASI state as plain data (fd table, preopens, args, env,
 //!   clocks), so that it can be written into a snapshot.
+//! * [`snapshot`] — the snapshot file format (v1) every engine writes and reads.
 //! * [`value`] — typed Wasm values, the unit of the ISA-neutral state model.
 #![deny(missing_docs)]
 
 pub mod abi;
 pub mod module;
+pub mod snapshot;
 pub mod value;
 pub mod wasi;
 

@@ -8,8 +8,22 @@ use wanco_wasi::WasiConfig;
 
 /// Options of `wanco interp`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  wanco interp app.wasm -- arg1 arg2\n  wanco interp --dir ./data::/data app.wasm")]
+#[command(after_help = "Examples:\n  wanco interp app.wasm -- arg1 arg2\n  wanco interp --dir ./data::/data app.wasm\n  wanco interp --checkpoint-after-points 1000 --checkpoint-file c.wsnap app.wasm\n  wanco interp --restore c.wsnap app.wasm\n\nSending SIGUSR1 writes a checkpoint at the next migration point and exits 0.")]
 pub struct Opts {
+    /// Write a checkpoint when the N-th migration point is reached (one per
+    /// function entry, one per loop-header execution) and exit 0.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_after_points: Option<u64>,
+    /// Where to write the checkpoint.
+    #[arg(long, value_name = "PATH", default_value = "checkpoint.wsnap")]
+    pub checkpoint_file: PathBuf,
+    /// Continue the program from a snapshot instead of starting it (its
+    /// arguments, environment and preopened directories come from the snapshot).
+    #[arg(long, value_name = "SNAP")]
+    pub restore: Option<PathBuf>,
+    /// Print the number of migration points crossed to stderr at the end.
+    #[arg(long)]
+    pub count_points: bool,
     /// Preopen a host directory, `HOST[::GUEST]`.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     pub dirs: Vec<String>,
@@ -45,12 +59,78 @@ pub fn wasi_config(program: &std::path::Path, dirs: &[String], env: &[String], a
     WasiConfig { args: argv, env, preopens }
 }
 
+/// `SIGUSR1` sets a flag the interpreter polls at every migration point.
+mod sigusr1 {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, OnceLock};
+
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+    extern "C" fn on_sigusr1(_: libc::c_int) {
+        // Only an atomic load and an atomic store: async-signal-safe.
+        if let Some(f) = FLAG.get() {
+            f.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Install the handler; the returned flag becomes `true` on `SIGUSR1`.
+    pub fn install() -> Option<Arc<AtomicBool>> {
+        let flag = FLAG.get_or_init(|| Arc::new(AtomicBool::new(false))).clone();
+        let handler: extern "C" fn(libc::c_int) = on_sigusr1;
+        // SAFETY: the handler is an `extern "C"` function that lives for the
+        // whole process and only touches an initialised `OnceLock` and an atomic.
+        let prev = unsafe { libc::signal(libc::SIGUSR1, handler as libc::sighandler_t) };
+        (prev != libc::SIG_ERR).then_some(flag)
+    }
+}
+
 /// Run `wanco interp`.
 pub fn run(o: Opts) -> Result<i32> {
+    use wanco_interp::{WasiExit, WasiRun, WasiRunner};
     let wasm = super::compile::read_module(&o.input)?;
-    let cfg = wasi_config(&o.input, &o.dirs, &o.env, &o.args);
-    let exit = wanco_interp::run_wasi(&wasm, cfg).with_context(|| format!("cannot run `{}`", o.input.display()))?;
-    if let wanco_interp::WasiExit::Trap(t) = &exit {
+    let what = || format!("cannot run `{}`", o.input.display());
+    let module = wanco_interp::Module::new(&wasm).with_context(what)?;
+    let (mut runner, restored) = match &o.restore {
+        Some(snap_path) => {
+            if !o.dirs.is_empty() || !o.env.is_empty() || !o.args.is_empty() {
+                eprintln!("note: --dir, --env and guest arguments are ignored with --restore: they come from the snapshot");
+            }
+            let bytes = std::fs::read(snap_path).with_context(|| format!("cannot read snapshot `{}`", snap_path.display()))?;
+            let refuse = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot restore `{}`: {e}", snap_path.display());
+            let snap = wanco_state::snapshot::decode(&bytes).map_err(|e| refuse(&e))?;
+            snap.check_module(&module.info().hash).map_err(|e| refuse(&e.message))?;
+            (WasiRunner::from_snapshot(&module, &snap).map_err(|e| refuse(&e))?, true)
+        }
+        None => {
+            let cfg = wasi_config(&o.input, &o.dirs, &o.env, &o.args);
+            (WasiRunner::new(&module, cfg).with_context(what)?, false)
+        }
+    };
+    runner.set_pause_at(o.checkpoint_after_points);
+    runner.set_interrupt(sigusr1::install());
+    let r = if restored { runner.resume() } else { runner.start() }.with_context(what)?;
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let exit = match r {
+        WasiRun::Exited(e) => e,
+        WasiRun::Paused => {
+            let snap = runner.snapshot().context("cannot take a checkpoint")?;
+            let bytes = wanco_state::snapshot::encode(&snap);
+            let path = &o.checkpoint_file;
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            let tmp = PathBuf::from(tmp);
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .with_context(|| format!("cannot write checkpoint `{}`", path.display()))?;
+            eprintln!("checkpoint written to {} after {} migration points", path.display(), snap.migration_points);
+            return Ok(0);
+        }
+    };
+    if o.count_points {
+        eprintln!("migration points: {}", runner.migration_points());
+    }
+    if let WasiExit::Trap(t) = &exit {
         eprintln!("wasm trap: {}", t.message());
     }
     Ok(exit.code())

@@ -1,0 +1,285 @@
+//! Checkpoint/restore in the interpreter: `wanco interp
+//! --checkpoint-after-points N` then `wanco interp --restore` gives the same
+//! output, exit code and files as an uninterrupted run, for many N; damaged
+//! snapshots, snapshots of another module and of a newer format are refused
+//! with exit 2 and a clear message; `SIGUSR1` checkpoints at the next point.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn program(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/wasm").join(format!("{name}.wasm"))
+}
+
+fn wanco(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_wanco")).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "wanco panicked: {stderr}");
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every file under `dir` (relative path → bytes).
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                out.insert(format!("{rel}/"), Vec::new());
+                walk(root, &p, out);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+struct Case {
+    program: &'static str,
+    args: &'static [&'static str],
+    /// Files created in the preopened `/data` before each run.
+    files: &'static [(&'static str, &'static [u8])],
+    /// Whether to preopen `/data`.
+    data: bool,
+}
+
+/// A fresh `/data` directory for one run, in `root`.
+fn fresh_data(root: &Path, name: &str, case: &Case) -> PathBuf {
+    let d = root.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    for (p, bytes) in case.files {
+        let f = d.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, bytes).unwrap();
+    }
+    d
+}
+
+fn base_args(case: &Case, data: &Path) -> Vec<String> {
+    let mut a = vec!["interp".to_string()];
+    if case.data {
+        a.push("--dir".into());
+        a.push(format!("{}::/data", data.display()));
+    }
+    a
+}
+
+fn check_case(case: &Case, extra_points: &[u64]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let prog = program(case.program);
+    let prog = prog.to_str().unwrap();
+
+    // The uninterrupted run, counting the points.
+    let data = fresh_data(tmp.path(), "full", case);
+    let mut a = base_args(case, &data);
+    a.extend(["--count-points".into(), prog.into(), "--".into()]);
+    a.extend(case.args.iter().map(|s| s.to_string()));
+    let full = wanco(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = stderr(&full);
+    let total: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("migration points: "))
+        .unwrap_or_else(|| panic!("no point count: {err}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let full_tree = tree(&data);
+    assert_eq!(full.status.code(), Some(0), "{}: the uninterrupted run failed: {err}", case.program);
+    assert!(!full.stdout.is_empty());
+
+    // Deterministic pseudo-random points below the total.
+    let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ total;
+    let mut points: Vec<u64> = [1, 10, 1000, 100_000].into_iter().filter(|n| *n < total).collect();
+    for _ in 0..3 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        points.push(1 + x % (total - 1));
+    }
+    points.push(total - 1);
+    points.extend(extra_points.iter().copied().filter(|n| *n < total));
+
+    for n in points {
+        let name = format!("cr{n}");
+        let data = fresh_data(tmp.path(), &name, case);
+        let snap = tmp.path().join(format!("{name}.wsnap"));
+        let snap_s = snap.to_str().unwrap().to_string();
+        let mut a = base_args(case, &data);
+        a.extend([
+            "--checkpoint-after-points".into(),
+            n.to_string(),
+            "--checkpoint-file".into(),
+            snap_s.clone(),
+            prog.into(),
+            "--".into(),
+        ]);
+        a.extend(case.args.iter().map(|s| s.to_string()));
+        let first = wanco(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(first.status.code(), Some(0), "{}: checkpoint at {n}: {}", case.program, stderr(&first));
+        assert!(
+            stderr(&first).contains(&format!("checkpoint written to {snap_s} after {n} migration points")),
+            "{}",
+            stderr(&first)
+        );
+        let second = wanco(&["interp", "--restore", &snap_s, prog]);
+        let mut out = first.stdout.clone();
+        out.extend_from_slice(&second.stdout);
+        assert!(
+            out == full.stdout,
+            "{}: checkpoint at {n}: output differs\n--- before ---\n{}\n--- after ---\n{}\n--- expected ---\n{}",
+            case.program,
+            String::from_utf8_lossy(&first.stdout),
+            String::from_utf8_lossy(&second.stdout),
+            String::from_utf8_lossy(&full.stdout)
+        );
+        assert_eq!(second.status.code(), full.status.code(), "{}: checkpoint at {n}: {}", case.program, stderr(&second));
+        assert_eq!(tree(&data), full_tree, "{}: checkpoint at {n}: files differ", case.program);
+    }
+}
+
+#[test]
+fn recursion_checkpoint_restore() {
+    check_case(&Case { program: "recursion", args: &[], files: &[], data: false }, &[]);
+}
+
+#[test]
+fn float_arith_checkpoint_restore() {
+    check_case(&Case { program: "float_arith", args: &[], files: &[], data: false }, &[]);
+}
+
+#[test]
+fn heap_checkpoint_restore() {
+    check_case(&Case { program: "heap", args: &[], files: &[], data: false }, &[]);
+}
+
+const FILEIO_INPUT: &[u8] = "first line of the input\nsecond line: ünïcödé\nthird line\n\n".as_bytes();
+
+#[test]
+fn fileio_checkpoint_restore() {
+    check_case(
+        &Case {
+            program: "fileio",
+            args: &["extra-arg"],
+            files: &[
+                ("input.txt", FILEIO_INPUT),
+                ("keep/untouched.bin", b"\x00\x01\x02binary-ish\xff"),
+            ],
+            data: true,
+        },
+        &[2, 3, 5, 50, 200, 500, 2000, 5000],
+    );
+}
+
+/// A snapshot of `heap.wasm` after 1000 points.
+fn heap_snapshot(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let snap = dir.join("h.wsnap");
+    let o = wanco(&[
+        "interp",
+        "--checkpoint-after-points",
+        "1000",
+        "--checkpoint-file",
+        snap.to_str().unwrap(),
+        program("heap").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let bytes = std::fs::read(&snap).unwrap();
+    (snap, bytes)
+}
+
+fn restore_err(snap: &Path, prog: &str) -> String {
+    let o = wanco(&["interp", "--restore", snap.to_str().unwrap(), program(prog).to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(o.stdout.is_empty(), "nothing runs");
+    e
+}
+
+#[test]
+fn damaged_snapshots_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, good) = heap_snapshot(tmp.path());
+
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x10;
+    std::fs::write(&snap, &bad).unwrap();
+    let e = restore_err(&snap, "heap");
+    assert!(e.contains("checksum mismatch: the file is damaged"), "{e}");
+
+    std::fs::write(&snap, &good[..good.len() - 7]).unwrap();
+    let e = restore_err(&snap, "heap");
+    assert!(e.contains("truncated"), "{e}");
+
+    let mut bad = good.clone();
+    bad[8..12].copy_from_slice(&7u32.to_le_bytes());
+    std::fs::write(&snap, &bad).unwrap();
+    let e = restore_err(&snap, "heap");
+    assert!(e.contains("snapshot format version 7 is newer than this wanco (supports 1)"), "{e}");
+
+    std::fs::write(&snap, b"\x7fELF not a snapshot at all").unwrap();
+    let e = restore_err(&snap, "heap");
+    assert!(e.contains("not a wanco snapshot"), "{e}");
+
+    // The intact snapshot still works.
+    std::fs::write(&snap, &good).unwrap();
+    let o = wanco(&["interp", "--restore", snap.to_str().unwrap(), program("heap").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn snapshot_of_another_module_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (snap, _) = heap_snapshot(tmp.path());
+    let e = restore_err(&snap, "recursion");
+    assert!(e.contains("snapshot was written for module sha256 ") && e.contains(", this module is "), "{e}");
+}
+
+#[test]
+fn sigusr1_checkpoints_at_the_next_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Busy-waits 2.5 s of guest monotonic time, then prints "done".
+    let wat = tmp.path().join("wait.wat");
+    std::fs::write(
+        &wat,
+        r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "done\n")
+  (func $now (result i64)
+    (drop (call $clock (i32.const 1) (i64.const 1) (i32.const 0)))
+    (i64.load (i32.const 0)))
+  (func (export "_start") (local $end i64)
+    (local.set $end (i64.add (call $now) (i64.const 2500000000)))
+    (loop $l (br_if $l (i64.lt_u (call $now) (local.get $end))))
+    (i32.store (i32.const 8) (i32.const 16))
+    (i32.store (i32.const 12) (i32.const 5))
+    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 4)))))"#,
+    )
+    .unwrap();
+    let snap = tmp.path().join("sig.wsnap");
+    let child = Command::new(env!("CARGO_BIN_EXE_wanco"))
+        .args(["interp", "--checkpoint-file", snap.to_str().unwrap(), wat.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let k = Command::new("kill").args(["-USR1", &child.id().to_string()]).status().unwrap();
+    assert!(k.success());
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(stderr(&first).contains("checkpoint written to"), "{}", stderr(&first));
+    assert!(first.stdout.is_empty());
+    let second = wanco(&["interp", "--restore", snap.to_str().unwrap(), wat.to_str().unwrap()]);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert_eq!(String::from_utf8_lossy(&second.stdout), "done\n");
+}

@@ -1,0 +1,665 @@
+//! The snapshot file format, version 1: the contract every engine (the
+//! interpreter, the compiled runtime on any ISA) writes and reads.
+//!
+//! A [`Snapshot`] is plain data in the ISA-neutral state model: frames
+//! (**outermost first**) named by Wasm code offsets, typed locals and operand
+//! stacks, globals, tables (`funcref`s as function indices of the module),
+//! sparse linear memory, segment drop flags and the WASI state. Nothing in it
+//! depends on the ISA or the engine that wrote it (the [`Producer`] is only
+//! informational).
+//!
+//! # File layout (all integers little-endian)
+//!
+//! | offset     | size | field                                                     |
+//! |------------|------|-----------------------------------------------------------|
+//! | 0          | 8    | magic `WSNAP\0\r\n`                                       |
+//! | 8          | 4    | format version (`u32`, 1)                                 |
+//! | 12         | 32   | module hash: SHA-256 of the Wasm bytes                    |
+//! | 44         | 8    | body length `L` (`u64`)                                   |
+//! | 52         | L    | body: MessagePack (named fields), memory pages LZ4-compressed |
+//! | 52 + L     | 32   | SHA-256 of bytes `0 .. 52 + L`                            |
+//!
+//! [`decode`] checks, in this order: the magic, the version, the length
+//! (truncation / trailing bytes), the checksum, then the body. Every error
+//! carries the byte offset where the problem is and says what was expected.
+//! `docs/snapshot-format.md` is the full specification.
+
+use crate::value::Value;
+use crate::wasi::WasiState;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// The 8 magic bytes every snapshot starts with.
+pub const MAGIC: [u8; 8] = *b"WSNAP\0\r\n";
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Length of the fixed header (magic, version, module hash, body length).
+pub const HEADER_LEN: usize = 52;
+/// Length of the trailing checksum (SHA-256).
+pub const CHECKSUM_LEN: usize = 32;
+/// Size of a Wasm page, the unit of [`Memory::chunks`].
+pub const PAGE_SIZE: usize = 65536;
+/// Most pages a 32-bit linear memory can have.
+pub const MAX_PAGES: u32 = 65536;
+
+/// Who wrote a snapshot (informational only: restoring never depends on it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Producer {
+    /// Engine: `"interp"` or `"aot"`.
+    pub engine: String,
+    /// ISA of the writer (`"x86_64"`, `"aarch64"`), `None` for the interpreter.
+    pub isa: Option<String>,
+    /// Version of wanco that wrote it.
+    pub version: String,
+}
+
+/// Which kind of migration point a frame is stopped at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FrameKind {
+    /// Function entry (innermost frame only); the code offset is the start
+    /// of the function body.
+    Entry,
+    /// Loop header (innermost frame only); the code offset is the `loop` opcode.
+    Loop,
+    /// Return site of a call (every frame but the innermost); the code offset
+    /// is the `call` / `call_indirect` opcode.
+    Call,
+}
+
+/// One Wasm frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Function index in the module (imported functions counted first).
+    pub func: u32,
+    /// Byte offset of the point in the module (see [`FrameKind`]).
+    pub code_offset: u32,
+    /// Kind of the point.
+    pub kind: FrameKind,
+    /// All locals, parameters first.
+    pub locals: Vec<Value>,
+    /// Operand stack at the point, bottom first (for a `Call` frame: below
+    /// the call's arguments).
+    pub stack: Vec<Value>,
+}
+
+/// Linear memory 0, sparse: only pages that are not all zero are stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Memory {
+    /// Current size in pages.
+    pub pages: u32,
+    /// Maximum size in pages, if the memory has one.
+    pub max: Option<u32>,
+    /// `(page index, page bytes)`: each chunk is exactly [`PAGE_SIZE`] bytes,
+    /// indices strictly ascending and below `pages`. Pages not listed are zero.
+    pub chunks: Vec<(u32, Vec<u8>)>,
+}
+
+impl Memory {
+    /// Sparse description of `data` (whose length must be a multiple of
+    /// [`PAGE_SIZE`]; a partial last page is zero-padded).
+    pub fn from_bytes(data: &[u8], max: Option<u32>) -> Memory {
+        let mut chunks = Vec::new();
+        for (i, page) in data.chunks(PAGE_SIZE).enumerate() {
+            if page.iter().any(|b| *b != 0) {
+                let mut p = page.to_vec();
+                p.resize(PAGE_SIZE, 0);
+                chunks.push((i as u32, p));
+            }
+        }
+        Memory {
+            pages: data.len().div_ceil(PAGE_SIZE) as u32,
+            max,
+            chunks,
+        }
+    }
+
+    /// The full memory contents (`pages * PAGE_SIZE` bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut data = vec![0u8; self.pages as usize * PAGE_SIZE];
+        for (i, page) in &self.chunks {
+            let start = *i as usize * PAGE_SIZE;
+            if let Some(dst) = data.get_mut(start..start + PAGE_SIZE) {
+                let n = page.len().min(PAGE_SIZE);
+                dst[..n].copy_from_slice(&page[..n]);
+            }
+        }
+        data
+    }
+}
+
+/// A checkpoint of a WebAssembly program in the ISA-neutral state model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Who wrote it.
+    pub producer: Producer,
+    /// SHA-256 of the module's Wasm bytes.
+    pub module_hash: [u8; 32],
+    /// Migration points crossed when the snapshot was taken (the point the
+    /// innermost frame stands at included).
+    pub migration_points: u64,
+    /// The Wasm frames, **outermost first**; the last one is the frame that
+    /// reached the migration point.
+    pub frames: Vec<Frame>,
+    /// Every global (imported first). `funcref`s are function indices.
+    pub globals: Vec<Value>,
+    /// Every table's elements (imported first). `funcref`s are function indices.
+    pub tables: Vec<Vec<Value>>,
+    /// Linear memory 0, if the module has one.
+    pub memory: Option<Memory>,
+    /// Which data segments have been dropped.
+    pub data_dropped: Vec<bool>,
+    /// Which element segments have been dropped.
+    pub elem_dropped: Vec<bool>,
+    /// The WASI host's state.
+    pub wasi: WasiState,
+}
+
+/// Why a snapshot could not be read or used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotError {
+    /// Byte offset in the file where the problem is.
+    pub offset: u64,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl SnapshotError {
+    fn new(offset: u64, message: impl Into<String>) -> SnapshotError {
+        SnapshotError {
+            offset,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (at byte {})", self.message, self.offset)
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+fn short_hex(h: &[u8; 32]) -> String {
+    let s: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{s}…")
+}
+
+impl Snapshot {
+    /// Check that the snapshot was written for the module whose SHA-256 is
+    /// `hash`.
+    pub fn check_module(&self, hash: &[u8; 32]) -> Result<(), SnapshotError> {
+        if &self.module_hash == hash {
+            Ok(())
+        } else {
+            Err(SnapshotError::new(
+                12,
+                format!(
+                    "snapshot was written for module sha256 {}, this module is {}",
+                    short_hex(&self.module_hash),
+                    short_hex(hash)
+                ),
+            ))
+        }
+    }
+}
+
+/// Raw bytes, written as a MessagePack `bin`.
+#[derive(Debug, PartialEq, Eq)]
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireChunk {
+    page: u32,
+    lz4: Bytes,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireMemory {
+    pages: u32,
+    max: Option<u32>,
+    chunks: Vec<WireChunk>,
+}
+
+/// The body as written (borrowing the snapshot).
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    producer: &'a Producer,
+    migration_points: u64,
+    frames: &'a [Frame],
+    globals: &'a [Value],
+    tables: &'a [Vec<Value>],
+    memory: Option<WireMemory>,
+    data_dropped: &'a [bool],
+    elem_dropped: &'a [bool],
+    wasi: &'a WasiState,
+}
+
+/// The body as read. Field order and names must match [`BodyRef`].
+#[derive(Deserialize)]
+struct Body {
+    producer: Producer,
+    migration_points: u64,
+    frames: Vec<Frame>,
+    globals: Vec<Value>,
+    tables: Vec<Vec<Value>>,
+    memory: Option<WireMemory>,
+    data_dropped: Vec<bool>,
+    elem_dropped: Vec<bool>,
+    wasi: WasiState,
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+/// Write `snap` in format version 1. Deterministic: the same snapshot always
+/// gives the same bytes. (A [`Memory`] that breaks its invariants gives a
+/// file that [`decode`] rejects.)
+pub fn encode(snap: &Snapshot) -> Vec<u8> {
+    let memory = snap.memory.as_ref().map(|m| WireMemory {
+        pages: m.pages,
+        max: m.max,
+        chunks: m
+            .chunks
+            .iter()
+            .map(|(i, page)| WireChunk {
+                page: *i,
+                lz4: Bytes(lz4_flex::block::compress(page)),
+            })
+            .collect(),
+    });
+    let body = BodyRef {
+        producer: &snap.producer,
+        migration_points: snap.migration_points,
+        frames: &snap.frames,
+        globals: &snap.globals,
+        tables: &snap.tables,
+        memory,
+        data_dropped: &snap.data_dropped,
+        elem_dropped: &snap.elem_dropped,
+        wasi: &snap.wasi,
+    };
+    // Serializing plain data into a Vec cannot fail.
+    let body = rmp_serde::to_vec_named(&body).unwrap_or_default();
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + CHECKSUM_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&snap.module_hash);
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&body);
+    let sum = sha256(&out);
+    out.extend_from_slice(&sum);
+    out
+}
+
+/// Read a snapshot. Checks the magic, the version, the length, the checksum
+/// and then the body, in this order; never panics.
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+    // Magic.
+    let n = bytes.len().min(MAGIC.len());
+    if bytes[..n] != MAGIC[..n] {
+        return Err(SnapshotError::new(
+            0,
+            "not a wanco snapshot: expected the magic bytes `WSNAP\\0\\r\\n`",
+        ));
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(SnapshotError::new(
+            bytes.len() as u64,
+            format!(
+                "snapshot is truncated: expected a {HEADER_LEN}-byte header, the file has {} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    // Version.
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version > FORMAT_VERSION {
+        return Err(SnapshotError::new(
+            8,
+            format!(
+                "snapshot format version {version} is newer than this wanco (supports {FORMAT_VERSION})"
+            ),
+        ));
+    }
+    if version != FORMAT_VERSION {
+        return Err(SnapshotError::new(
+            8,
+            format!("snapshot format version {version} is not supported (this wanco supports {FORMAT_VERSION})"),
+        ));
+    }
+    let mut module_hash = [0u8; 32];
+    module_hash.copy_from_slice(&bytes[12..44]);
+    // Length.
+    let mut len_bytes = [0u8; 8];
+    len_bytes.copy_from_slice(&bytes[44..52]);
+    let body_len = u64::from_le_bytes(len_bytes);
+    let rest = (bytes.len() - HEADER_LEN) as u64;
+    let expected = body_len.checked_add(CHECKSUM_LEN as u64);
+    match expected {
+        Some(e) if e == rest => {}
+        Some(e) if e < rest => {
+            return Err(SnapshotError::new(
+                HEADER_LEN as u64 + e,
+                format!(
+                    "{} unexpected bytes after the checksum (the header says the body has {body_len} bytes)",
+                    rest - e
+                ),
+            ))
+        }
+        _ => {
+            return Err(SnapshotError::new(
+                bytes.len() as u64,
+                format!(
+                    "snapshot is truncated: expected {body_len} body bytes and a {CHECKSUM_LEN}-byte checksum after the header, the file has {rest} bytes there"
+                ),
+            ))
+        }
+    }
+    let body_end = HEADER_LEN + body_len as usize;
+    // Checksum.
+    if sha256(&bytes[..body_end]) != bytes[body_end..] {
+        return Err(SnapshotError::new(
+            body_end as u64,
+            "checksum mismatch: the file is damaged",
+        ));
+    }
+    // Body.
+    let body_bytes = &bytes[HEADER_LEN..body_end];
+    let mut rd: &[u8] = body_bytes;
+    let parsed = {
+        let mut de = rmp_serde::Deserializer::new(&mut rd);
+        Body::deserialize(&mut de)
+    };
+    let at = |rd: &[u8]| (HEADER_LEN + body_bytes.len() - rd.len()) as u64;
+    let body = parsed.map_err(|e| {
+        SnapshotError::new(
+            at(rd),
+            format!("invalid snapshot body: expected the MessagePack snapshot fields: {e}"),
+        )
+    })?;
+    if !rd.is_empty() {
+        return Err(SnapshotError::new(
+            at(rd),
+            format!("{} unexpected bytes after the snapshot body", rd.len()),
+        ));
+    }
+    let memory = match body.memory {
+        None => None,
+        Some(m) => Some(decode_memory(m, HEADER_LEN as u64)?),
+    };
+    Ok(Snapshot {
+        producer: body.producer,
+        module_hash,
+        migration_points: body.migration_points,
+        frames: body.frames,
+        globals: body.globals,
+        tables: body.tables,
+        memory,
+        data_dropped: body.data_dropped,
+        elem_dropped: body.elem_dropped,
+        wasi: body.wasi,
+    })
+}
+
+fn decode_memory(m: WireMemory, at: u64) -> Result<Memory, SnapshotError> {
+    if m.pages > MAX_PAGES {
+        return Err(SnapshotError::new(
+            at,
+            format!(
+                "invalid memory: {} pages, expected at most {MAX_PAGES}",
+                m.pages
+            ),
+        ));
+    }
+    if let Some(max) = m.max {
+        if max < m.pages || max > MAX_PAGES {
+            return Err(SnapshotError::new(
+                at,
+                format!(
+                    "invalid memory: maximum {max} pages, expected between the size ({}) and {MAX_PAGES}",
+                    m.pages
+                ),
+            ));
+        }
+    }
+    let mut chunks = Vec::with_capacity(m.chunks.len().min(m.pages as usize));
+    let mut next = 0u32;
+    for c in m.chunks {
+        if c.page < next || c.page >= m.pages {
+            return Err(SnapshotError::new(
+                at,
+                format!(
+                    "invalid memory: page {} out of order or out of range, expected an index from {next} to {} (exclusive)",
+                    c.page, m.pages
+                ),
+            ));
+        }
+        next = c.page + 1;
+        let mut page = vec![0u8; PAGE_SIZE];
+        match lz4_flex::block::decompress_into(&c.lz4.0, &mut page) {
+            Ok(PAGE_SIZE) => {}
+            Ok(n) => {
+                return Err(SnapshotError::new(
+                    at,
+                    format!(
+                        "invalid memory: page {} decompresses to {n} bytes, expected {PAGE_SIZE}",
+                        c.page
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(SnapshotError::new(
+                    at,
+                    format!("invalid memory: page {} is not valid LZ4 data: {e}", c.page),
+                ))
+            }
+        }
+        chunks.push((c.page, page));
+    }
+    Ok(Memory {
+        pages: m.pages,
+        max: m.max,
+        chunks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wasi::{ClockState, FdEntry, FdKind, Preopen};
+
+    fn sample() -> Snapshot {
+        let mut data = vec![0u8; 3 * PAGE_SIZE];
+        for (i, b) in data[PAGE_SIZE..PAGE_SIZE + 5000].iter_mut().enumerate() {
+            *b = (i * 7 % 251) as u8;
+        }
+        data[3 * PAGE_SIZE - 1] = 9;
+        Snapshot {
+            producer: Producer {
+                engine: "interp".into(),
+                isa: None,
+                version: "0.1.0".into(),
+            },
+            module_hash: [0xab; 32],
+            migration_points: 12345,
+            frames: vec![
+                Frame {
+                    func: 3,
+                    code_offset: 100,
+                    kind: FrameKind::Call,
+                    locals: vec![Value::I32(-1), Value::F64(f64::NAN.to_bits() | 1)],
+                    stack: vec![Value::FuncRef(Some(2)), Value::ExternRef(None)],
+                },
+                Frame {
+                    func: 4,
+                    code_offset: 140,
+                    kind: FrameKind::Loop,
+                    locals: vec![Value::I64(i64::MIN), Value::F32(0x7fc0_0001)],
+                    stack: vec![],
+                },
+            ],
+            globals: vec![Value::I32(65536), Value::FuncRef(None)],
+            tables: vec![vec![Value::FuncRef(Some(1)), Value::FuncRef(None)]],
+            memory: Some(Memory::from_bytes(&data, Some(10))),
+            data_dropped: vec![true, false],
+            elem_dropped: vec![false],
+            wasi: WasiState {
+                args: vec!["prog.wasm".into(), "x".into()],
+                env: vec![("K".into(), "V".into())],
+                preopens: vec![Preopen {
+                    host: "/tmp/d".into(),
+                    guest: "/data".into(),
+                }],
+                fds: vec![FdEntry {
+                    fd: 3,
+                    kind: FdKind::Directory,
+                    preopen: Some(0),
+                    rel_path: String::new(),
+                    read: true,
+                    write: false,
+                    fdflags: 0,
+                    rights_base: u64::MAX,
+                    rights_inheriting: 7,
+                    offset: 0,
+                    is_preopen: true,
+                }],
+                clock: ClockState {
+                    monotonic_last_ns: 99,
+                },
+                free_fds: vec![5],
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip_and_deterministic() {
+        let s = sample();
+        assert_eq!(s.memory.as_ref().unwrap().chunks.len(), 2);
+        assert_eq!(s.memory.as_ref().unwrap().to_bytes().len(), 3 * PAGE_SIZE);
+        let a = encode(&s);
+        let b = encode(&s.clone());
+        assert_eq!(a, b);
+        assert_eq!(&a[..8], b"WSNAP\0\r\n");
+        assert_eq!(decode(&a).unwrap(), s);
+        // Compression works: far smaller than the two stored pages.
+        assert!(a.len() < PAGE_SIZE, "{}", a.len());
+    }
+
+    #[test]
+    fn no_memory_round_trip() {
+        let mut s = sample();
+        s.memory = None;
+        assert_eq!(decode(&encode(&s)).unwrap(), s);
+    }
+
+    #[test]
+    fn errors_in_order() {
+        let good = encode(&sample());
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert!(decode(&bad).unwrap_err().message.contains("magic"));
+        let mut bad = good.clone();
+        bad[8..12].copy_from_slice(&7u32.to_le_bytes());
+        let e = decode(&bad).unwrap_err();
+        assert_eq!(
+            e.message,
+            "snapshot format version 7 is newer than this wanco (supports 1)"
+        );
+        assert_eq!(e.offset, 8);
+        let e = decode(&good[..good.len() - 1]).unwrap_err();
+        assert!(e.message.contains("truncated"), "{e}");
+        let mut bad = good.clone();
+        bad.push(0);
+        assert!(decode(&bad)
+            .unwrap_err()
+            .message
+            .contains("unexpected bytes"));
+        let mut bad = good.clone();
+        bad[60] ^= 1;
+        let e = decode(&bad).unwrap_err();
+        assert_eq!(e.message, "checksum mismatch: the file is damaged");
+        assert_eq!(e.offset as usize, good.len() - CHECKSUM_LEN);
+        assert!(decode(&[]).is_err());
+        assert!(decode(b"WSN").unwrap_err().message.contains("truncated"));
+    }
+
+    #[test]
+    fn bad_body_with_valid_checksum() {
+        // A body that is not MessagePack, behind a correct checksum.
+        let mut f = Vec::new();
+        f.extend_from_slice(&MAGIC);
+        f.extend_from_slice(&1u32.to_le_bytes());
+        f.extend_from_slice(&[0; 32]);
+        f.extend_from_slice(&3u64.to_le_bytes());
+        f.extend_from_slice(&[0xc1, 0xc1, 0xc1]);
+        let sum = sha256(&f);
+        f.extend_from_slice(&sum);
+        let e = decode(&f).unwrap_err();
+        assert!(e.message.contains("invalid snapshot body"), "{e}");
+        assert!(e.offset >= HEADER_LEN as u64);
+    }
+
+    #[test]
+    fn check_module_message() {
+        let s = sample();
+        assert!(s.check_module(&[0xab; 32]).is_ok());
+        let e = s.check_module(&[0xcd; 32]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "snapshot was written for module sha256 abababababababab…, this module is cdcdcdcdcdcdcdcd…"
+        );
+    }
+
+    #[test]
+    fn random_damage_never_panics() {
+        let good = encode(&sample());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let cut = (rnd() % good.len() as u64) as usize;
+            assert!(decode(&good[..cut]).is_err(), "truncated at {cut}");
+            let mut bad = good.clone();
+            let flips = 1 + rnd() % 4;
+            for _ in 0..flips {
+                let i = (rnd() % good.len() as u64) as usize;
+                bad[i] ^= 1 << (rnd() % 8);
+            }
+            if bad != good {
+                assert!(decode(&bad).is_err());
+            }
+        }
+    }
+}
