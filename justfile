@@ -35,3 +35,8 @@ bench: build
 # Differential fuzzing: 20,000 wasm-smith modules on wanco-interp vs wasmi (release build).
 fuzz count="20000" seed="0":
     cargo run --release -p wanco-fuzz -- --count {{count}} --seed {{seed}}
+
+# Differential fuzzing of compiled code (x86_64 and aarch64) against the interpreter.
+fuzz-aot count="1000" seed="0": build
+    cargo run --release -p wanco-fuzz -- --aot aot-x86_64 --count {{count}} --seed {{seed}}
+    cargo run --release -p wanco-fuzz -- --aot aot-aarch64 --count {{count}} --seed {{seed}}

@@ -24,9 +24,12 @@
 //! does (the engines have different depth limits) the rest of that export is
 //! inconclusive and skipped, never a mismatch.
 #![deny(missing_docs)]
+
 // The wasm-smith config reads best as a list of assignments; a mismatch is
 // rare and carries its whole report.
 #![allow(clippy::field_reassign_with_default, clippy::result_large_err)]
+
+pub mod aot;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -26,6 +26,13 @@ struct Args {
     /// Run these .wasm files (e.g. saved failures) instead of generated modules.
     #[arg(long, num_args = 1..)]
     replay: Vec<std::path::PathBuf>,
+    /// Compare the interpreter with compiled code instead of wasmi:
+    /// `aot-x86_64` or `aot-aarch64` (modules compiled in batches into one driver).
+    #[arg(long, value_name = "ENGINE")]
+    aot: Option<String>,
+    /// Modules per compiled driver with --aot.
+    #[arg(long, default_value_t = 50)]
+    batch: u64,
 }
 
 fn main() {
@@ -35,6 +42,40 @@ fn main() {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let start = Instant::now();
+    if let Some(engine) = &args.aot {
+        let mut total = wanco_fuzz::aot::AotStats::default();
+        let mut s = args.seed;
+        let end = args.seed + args.count;
+        while s < end {
+            let e = (s + args.batch.max(1)).min(end);
+            match wanco_fuzz::aot::run_batch(engine, s..e) {
+                Ok(st) => {
+                    total.modules += st.modules;
+                    total.instantiated += st.instantiated;
+                    total.calls += st.calls;
+                    total.trap_kind_differs += st.trap_kind_differs;
+                    total.memory_trap_lost += st.memory_trap_lost;
+                    eprintln!("seeds {s}..{e}: {} modules, {} calls agree", st.modules, st.calls);
+                }
+                Err(m) => {
+                    println!("MISMATCH {m}");
+                    println!("fuzz {engine}: {} modules, {} calls, 1 mismatches, {:.1} s", total.modules, total.calls, start.elapsed().as_secs_f64());
+                    std::process::exit(1);
+                }
+            }
+            s = e;
+        }
+        println!(
+            "fuzz {engine}: {} modules ({} instantiated), {} calls, 0 mismatches; known imprecisions: {} different trap kind, {} memory trap lost; {:.1} s",
+            total.modules,
+            total.instantiated,
+            total.calls,
+            total.trap_kind_differs,
+            total.memory_trap_lost,
+            start.elapsed().as_secs_f64()
+        );
+        return;
+    }
     if !args.replay.is_empty() {
         let mut failed = false;
         for path in &args.replay {

@@ -128,7 +128,36 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         cx.offset = off;
         cx.op(&op)?;
     }
+    keep_unused_loads(f);
     Ok(())
+}
+
+/// A Wasm load whose value is never used (dropped, or discarded by a branch)
+/// must still trap when out of bounds, but LLVM deletes unused loads: make
+/// those volatile. (Loads of the runtime's own fields always have uses.)
+fn keep_unused_loads(f: FunctionValue<'_>) {
+    for bb in f.get_basic_block_iter() {
+        let mut inst = bb.get_first_instruction();
+        while let Some(i) = inst {
+            inst = i.get_next_instruction();
+            let load = match i.get_opcode() {
+                InstructionOpcode::Load if i.get_first_use().is_none() => Some(i),
+                // A narrow load extended and then unused.
+                InstructionOpcode::SExt | InstructionOpcode::ZExt if i.get_first_use().is_none() => {
+                    match i.get_operand(0) {
+                        Some(inkwell::values::Operand::Value(v)) => {
+                            v.as_instruction_value().filter(|l| l.get_opcode() == InstructionOpcode::Load)
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some(l) = load {
+                let _ = l.set_volatile(true);
+            }
+        }
+    }
 }
 
 fn zero<'ctx>(m: &ModuleCodegen<'ctx, '_>, t: ValType) -> BasicValueEnum<'ctx> {
@@ -835,18 +864,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 self.emit_call(either::Callee::Indirect(native), &ft, cvm)?;
             }
             O::Drop => {
-                // A dropped load must still trap when out of bounds: make it
-                // volatile so LLVM cannot delete it.
-                let v = self.pop();
-                let mut inst = v.as_instruction_value();
-                if let Some(i) = inst {
-                    if matches!(i.get_opcode(), InstructionOpcode::SExt | InstructionOpcode::ZExt) {
-                        inst = match i.get_operand(0) { Some(inkwell::values::Operand::Value(o)) => o.as_instruction_value(), _ => None };
-                    }
-                }
-                if let Some(i) = inst.filter(|i| i.get_opcode() == InstructionOpcode::Load) {
-                    let _ = i.set_volatile(true);
-                }
+                self.pop();
             }
             O::Select | O::TypedSelect { .. } | O::TypedSelectMulti { .. } => {
                 let c = self.pop_i();
