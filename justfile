@@ -40,3 +40,10 @@ fuzz count="20000" seed="0":
 fuzz-aot count="1000" seed="0": build
     cargo run --release -p wanco-fuzz -- --aot aot-x86_64 --count {{count}} --seed {{seed}}
     cargo run --release -p wanco-fuzz -- --aot aot-aarch64 --count {{count}} --seed {{seed}}
+
+# Snapshot tool tests; `just snap-bless` regenerates the golden dump under snapshots/.
+snap-test:
+    cargo test -p wanco-cli --test snap
+
+snap-bless:
+    BLESS=1 cargo test -p wanco-cli --test snap golden_dump

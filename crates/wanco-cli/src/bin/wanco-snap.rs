@@ -1,0 +1,68 @@
+//! `wanco-snap`: inspect, check, compare and convert wanco snapshots (`.wsnap`).
+//!
+//! Exit codes for every subcommand: 0 success, 1 differences (`diff`) or
+//! problems (`verify`) found, 2 bad input (unreadable, damaged or foreign
+//! snapshot or module, bad JSON).
+
+#[path = "../snap/common.rs"]
+mod common;
+#[path = "../snap/decode.rs"]
+mod decode;
+#[path = "../snap/diff.rs"]
+mod diff;
+#[path = "../snap/dump.rs"]
+mod dump;
+#[path = "../snap/encode.rs"]
+mod encode;
+#[path = "../snap/json.rs"]
+mod json;
+#[path = "../snap/verify.rs"]
+mod verify;
+
+use clap::{Parser, Subcommand};
+
+/// wanco-snap — inspect, check, compare and convert wanco snapshots (.wsnap).
+#[derive(Parser)]
+#[command(
+    name = "wanco-snap",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  wanco-snap dump --module app.wasm checkpoint.wsnap\n  wanco-snap verify --module app.wasm checkpoint.wsnap\n  wanco-snap diff a.wsnap b.wsnap\n  wanco-snap decode checkpoint.wsnap > cp.json && wanco-snap encode cp.json -o cp.wsnap\n\nExit codes: 0 success, 1 differences/problems found, 2 bad input."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a snapshot: header, frames, globals, tables, memory, WASI state.
+    Dump(dump::Opts),
+    /// Print a snapshot as canonical JSON.
+    Decode(decode::Opts),
+    /// Write a binary snapshot from its canonical JSON.
+    Encode(encode::Opts),
+    /// Check a snapshot's integrity and, with --module, that it fits the module.
+    Verify(verify::Opts),
+    /// Show the structural difference between two snapshots.
+    Diff(diff::Opts),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Dump(o) => dump::run(o),
+        Command::Decode(o) => decode::run(o),
+        Command::Encode(o) => encode::run(o),
+        Command::Verify(o) => verify::run(o),
+        Command::Diff(o) => diff::run(o),
+    };
+    match r {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2)
+        }
+    }
+}
