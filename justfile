@@ -22,7 +22,7 @@ test: build
 # The full official spec suite (wasm-v1 and wasm-v2) on every engine.
 spec: build
     cargo build -p wanco-spec
-    for e in interp aot-x86_64 aot-aarch64; do ./target/debug/wanco-spec --engine $e || exit 1; done
+    for e in interp aot-x86_64 aot-aarch64 aot-x86_64-checked aot-aarch64-checked; do ./target/debug/wanco-spec --engine $e || exit 1; done
 
 # Rebuild the test programs' .wasm from their C and Rust sources.
 programs:
@@ -36,10 +36,10 @@ bench: build
 fuzz count="20000" seed="0":
     cargo run --release -p wanco-fuzz -- --count {{count}} --seed {{seed}}
 
-# Differential fuzzing of compiled code (x86_64 and aarch64) against the interpreter.
+# Differential fuzzing of compiled code (x86_64 and aarch64, guard pages and
+# explicit bounds checks) against the interpreter.
 fuzz-aot count="1000" seed="0": build
-    cargo run --release -p wanco-fuzz -- --aot aot-x86_64 --count {{count}} --seed {{seed}}
-    cargo run --release -p wanco-fuzz -- --aot aot-aarch64 --count {{count}} --seed {{seed}}
+    for e in aot-x86_64 aot-aarch64 aot-x86_64-checked aot-aarch64-checked; do cargo run --release -p wanco-fuzz -- --aot $e --count {{count}} --seed {{seed}} || exit 1; done
 
 # Snapshot tool tests; `just snap-bless` regenerates the golden dump under snapshots/.
 snap-test:

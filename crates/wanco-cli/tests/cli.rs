@@ -73,3 +73,18 @@ fn missing_file_and_bad_target() {
     assert_eq!(code, 2);
     assert!(e.contains("expected x86_64 or aarch64"), "{e}");
 }
+
+#[test]
+fn explicit_bounds_checks_trap_like_guard_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/programs/wasm/trap_oob_load.wasm");
+    for mode in ["guard", "explicit"] {
+        let out = dir.path().join(format!("oob-{mode}"));
+        let (code, e) = wanco(&["compile", wasm, "--bounds-checks", mode, "-o", out.to_str().unwrap()], dir.path());
+        assert_eq!(code, 0, "{e}");
+        let run = Command::new(&out).output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(134), "{mode}: {stderr}");
+        assert!(stderr.contains("wasm trap: out of bounds memory access"), "{mode}: {stderr}");
+    }
+}

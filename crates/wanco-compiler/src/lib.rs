@@ -31,11 +31,14 @@ pub struct CompileOptions {
     pub opt_level: u8,
     /// What entry point to emit.
     pub entry: Entry,
+    /// Check every memory access against the memory size (exact trap order
+    /// for out-of-bounds accesses; guard pages alone are the default).
+    pub explicit_bounds_checks: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::host(), opt_level: 2, entry: Entry::Program }
+        CompileOptions { target: Target::host(), opt_level: 2, entry: Entry::Program, explicit_bounds_checks: false }
     }
 }
 
@@ -66,7 +69,7 @@ pub fn wasm_bytes(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 pub fn compile_object(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>> {
     let decoded = frontend::decode(wasm)?;
     let ctx = Context::create();
-    let module = codegen::build(&ctx, &decoded, &opts.entry, &codegen::FuncOptions::default())?;
+    let module = codegen::build(&ctx, &decoded, &opts.entry, &codegen::FuncOptions { explicit_bounds_checks: opts.explicit_bounds_checks })?;
     target::emit_object(&module, opts.target, opts.opt_level)
 }
 
@@ -74,7 +77,7 @@ pub fn compile_object(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>> {
 pub fn compile_ir(wasm: &[u8], opts: &CompileOptions) -> Result<String> {
     let decoded = frontend::decode(wasm)?;
     let ctx = Context::create();
-    let module = codegen::build(&ctx, &decoded, &opts.entry, &codegen::FuncOptions::default())?;
+    let module = codegen::build(&ctx, &decoded, &opts.entry, &codegen::FuncOptions { explicit_bounds_checks: opts.explicit_bounds_checks })?;
     target::optimize(&module, opts.target, opts.opt_level)?;
     Ok(module.print_to_string().to_string())
 }

@@ -23,6 +23,21 @@ pub struct Opts {
     /// What to produce.
     #[arg(long, value_enum, default_value_t = Emit::Exe)]
     pub emit: Emit,
+    /// How out-of-bounds memory accesses are caught: `guard` (guard pages,
+    /// no checks in the code) or `explicit` (compare every access with the
+    /// memory size: exact trap order even for loads whose value is unused,
+    /// at some run-time cost).
+    #[arg(long, value_enum, default_value_t = BoundsChecks::Guard)]
+    pub bounds_checks: BoundsChecks,
+}
+
+/// Bounds-checking strategies.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundsChecks {
+    /// Guard pages only.
+    Guard,
+    /// An explicit comparison before every access.
+    Explicit,
 }
 
 /// Output kinds.
@@ -87,10 +102,11 @@ pub fn check_imports(info: &ModuleInfo) -> Result<()> {
 }
 
 /// Compile `wasm` into an executable at `out`.
-pub fn compile_to(wasm: &[u8], out: &Path, target: Target, opt_level: u8) -> Result<()> {
+pub fn compile_to(wasm: &[u8], out: &Path, target: Target, opt_level: u8, explicit_bounds_checks: bool) -> Result<()> {
     let info = wanco_compiler::module_info(wasm)?;
     check_imports(&info)?;
-    let obj = wanco_compiler::compile_object(wasm, &CompileOptions { target, opt_level, entry: Entry::Program })?;
+    let opts = CompileOptions { target, opt_level, entry: Entry::Program, explicit_bounds_checks };
+    let obj = wanco_compiler::compile_object(wasm, &opts)?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let obj_path = dir.path().join("module.o");
     std::fs::write(&obj_path, obj)?;
@@ -111,9 +127,10 @@ pub fn run(o: Opts) -> Result<i32> {
             Emit::LlvmIr => format!("{stem}.ll"),
         })
     });
-    let opts = CompileOptions { target, opt_level: o.opt_level, entry: Entry::Program };
+    let explicit = o.bounds_checks == BoundsChecks::Explicit;
+    let opts = CompileOptions { target, opt_level: o.opt_level, entry: Entry::Program, explicit_bounds_checks: explicit };
     match o.emit {
-        Emit::Exe => compile_to(&wasm, &out, target, o.opt_level)?,
+        Emit::Exe => compile_to(&wasm, &out, target, o.opt_level, explicit)?,
         Emit::Obj => std::fs::write(&out, wanco_compiler::compile_object(&wasm, &opts)?)?,
         Emit::LlvmIr => std::fs::write(&out, wanco_compiler::compile_ir(&wasm, &opts)?)?,
     }

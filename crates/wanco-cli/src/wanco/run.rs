@@ -38,7 +38,7 @@ pub fn run(o: Opts) -> Result<i32> {
     let exe = cache.join(format!("{hex}-{}-O{}", target.name(), o.opt_level));
     if !exe.is_file() {
         let tmp = exe.with_extension("tmp");
-        super::compile::compile_to(&wasm, &tmp, target, o.opt_level)?;
+        super::compile::compile_to(&wasm, &tmp, target, o.opt_level, false)?;
         std::fs::rename(&tmp, &exe)?;
     }
     let mut cmd = std::process::Command::new(&exe);

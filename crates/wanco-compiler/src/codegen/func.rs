@@ -24,7 +24,11 @@ use wasmparser::{BlockType, Operator as O};
 
 /// Per-function code generation options.
 #[derive(Clone, Debug, Default)]
-pub struct FuncOptions {}
+pub struct FuncOptions {
+    /// Compare every memory access with the memory size instead of relying
+    /// on guard pages alone (exact trap order; costs run time).
+    pub explicit_bounds_checks: bool,
+}
 
 enum Kind<'ctx> {
     Function,
@@ -58,9 +62,10 @@ struct FuncCx<'a, 'ctx, 'w> {
     out_ptr: Option<PointerValue<'ctx>>,
     entry_bb: BasicBlock<'ctx>,
     offset: u64,
+    explicit_bounds_checks: bool,
 }
 
-pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: &Body<'_>, _opts: &FuncOptions) -> Result<()> {
+pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: &Body<'_>, opts: &FuncOptions) -> Result<()> {
     let info = &m.decoded.info;
     let ft = info.func_type(body.func_index).expect("validated").clone();
     let f = m.funcs[defined];
@@ -88,6 +93,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         },
         entry_bb,
         offset: body.body.range().start as u64,
+        explicit_bounds_checks: opts.explicit_bounds_checks,
     };
     // Locals.
     for (i, t) in ft.params.iter().enumerate() {
@@ -157,6 +163,15 @@ fn keep_unused_loads(f: FunctionValue<'_>) {
                 let _ = l.set_volatile(true);
             }
         }
+    }
+}
+
+/// Bytes accessed by a load or store of `ty` (an integer or float type).
+fn access_size(ty: BasicTypeEnum<'_>) -> u64 {
+    match ty {
+        BasicTypeEnum::IntType(t) => t.get_bit_width() as u64 / 8,
+        BasicTypeEnum::FloatType(t) if t == t.get_context().f32_type() => 4,
+        _ => 8,
     }
 }
 
@@ -494,7 +509,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     }
 
     /// Effective address of a memory access.
-    fn addr(&mut self, offset: u64) -> Result<PointerValue<'ctx>> {
+    fn addr(&mut self, offset: u64, size: u64) -> Result<PointerValue<'ctx>> {
         let a = self.pop_i();
         let a = self.b.build_int_z_extend(a, self.i64(), "a")?;
         let a = if offset != 0 {
@@ -502,13 +517,22 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         } else {
             a
         };
+        if self.explicit_bounds_checks {
+            // end = ea + size cannot overflow: ea < 2^33.
+            let end = self.b.build_int_add(a, self.i64().const_int(size, false), "end")?;
+            let mem = self.m.load_field(&self.b, self.vmctx, abi::vmctx::MEMORY, true)?;
+            let len = self.load_i64_field(mem, abi::memory::SIZE_BYTES)?;
+            let oob = self.b.build_int_compare(IntPredicate::UGT, end, len, "oob")?;
+            self.trap_if(oob, TrapCode::MemoryOutOfBounds)?;
+        }
         let base = self.mem_base.expect("validated: memory access without memory");
         // SAFETY (LLVM IR semantics): the reservation covers 4 GiB + guard bytes.
         Ok(unsafe { self.b.build_gep(self.m.ctx.i8_type(), base, &[a], "p")? })
     }
 
     fn load(&mut self, memarg: &wasmparser::MemArg, ty: BasicTypeEnum<'ctx>, ext: Option<(inkwell::types::IntType<'ctx>, bool)>) -> Result<()> {
-        let p = self.addr(memarg.offset)?;
+        let size = access_size(ty);
+        let p = self.addr(memarg.offset, size)?;
         let v = self.b.build_load(ty, p, "ld")?;
         v.as_instruction_value().unwrap().set_alignment(1).map_err(|e| CompileError::Llvm(e.to_string()))?;
         let v = match ext {
@@ -528,7 +552,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
 
     fn store(&mut self, memarg: &wasmparser::MemArg, narrow: Option<inkwell::types::IntType<'ctx>>) -> Result<()> {
         let v = self.pop();
-        let p = self.addr(memarg.offset)?;
+        let size = match narrow {
+            Some(t) => t.get_bit_width() as u64 / 8,
+            None => access_size(v.get_type()),
+        };
+        let p = self.addr(memarg.offset, size)?;
         let v = match narrow {
             Some(t) => self.b.build_int_truncate(v.into_int_value(), t, "tr")?.into(),
             None => v,

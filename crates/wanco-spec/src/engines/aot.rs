@@ -45,6 +45,7 @@ pub struct AotEngine {
     target: Target,
     name: String,
     opt_level: u8,
+    explicit_bounds_checks: bool,
     dir: Option<tempfile::TempDir>,
     /// Per module: index in the driver's descriptor list, or why it failed to compile.
     modules: Vec<Result<usize, String>>,
@@ -60,12 +61,20 @@ impl AotEngine {
             target,
             name: format!("aot-{}", target.name()),
             opt_level: 2,
+            explicit_bounds_checks: false,
             dir: None,
             modules: Vec::new(),
             driver: None,
             dead: None,
             next_instance: 0,
         }
+    }
+
+    /// The same engine with explicit bounds checks (`aot-<isa>-checked`).
+    pub fn with_explicit_bounds_checks(mut self) -> AotEngine {
+        self.explicit_bounds_checks = true;
+        self.name.push_str("-checked");
+        self
     }
 
     fn kill(&mut self) {
@@ -192,7 +201,12 @@ impl Engine for AotEngine {
         let mut symbols = Vec::new();
         for (i, wasm) in modules.iter().enumerate() {
             let symbol = format!("wanco_spec_module_{i}");
-            let opts = CompileOptions { target: self.target, opt_level: self.opt_level, entry: Entry::Library { symbol: symbol.clone() } };
+            let opts = CompileOptions {
+                target: self.target,
+                opt_level: self.opt_level,
+                entry: Entry::Library { symbol: symbol.clone() },
+                explicit_bounds_checks: self.explicit_bounds_checks,
+            };
             match wanco_compiler::compile_object(wasm, &opts) {
                 Ok(obj) => {
                     let p = dir.path().join(format!("m{i}.o"));
