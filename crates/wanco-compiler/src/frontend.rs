@@ -200,6 +200,7 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
                 }
             }
             Payload::ExportSection(r) => {
+                let section_offset = r.range().start;
                 for e in r {
                     let e = e?;
                     let kind = match e.kind {
@@ -212,7 +213,7 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
                         wasmparser::ExternalKind::Tag => {
                             return Err(CompileError::Unsupported {
                                 what: "exception tags".into(),
-                                offset: r_off(&e),
+                                offset: section_offset,
                             })
                         }
                     };
@@ -297,10 +298,6 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
     // Offset plus the widest access (8 bytes), rounded up to whole pages.
     info.memory_guard_bytes = (max_offset + 8 + 0xffff) & !0xffff;
     Ok(Decoded { info, bodies })
-}
-
-fn r_off(_e: &wasmparser::Export) -> u64 {
-    0
 }
 
 /// The memory argument of a load or store.

@@ -57,7 +57,7 @@ fn args_for(params: &[ValType], salt: u64) -> Vec<Vec<Value>> {
             ValType::F32 => Value::F32([0.0f32, 1.5, -0.0, f32::NAN, f32::INFINITY, 1e-40][k as usize % 6].to_bits()),
             ValType::F64 => Value::F64([0.0f64, 1.5, -0.0, f64::NAN, f64::NEG_INFINITY, 1e300][k as usize % 6].to_bits()),
             ValType::FuncRef => Value::FuncRef(None),
-            ValType::ExternRef => Value::ExternRef(if k % 2 == 0 { None } else { Some(k) }),
+            ValType::ExternRef => Value::ExternRef(if k.is_multiple_of(2) { None } else { Some(k) }),
         }
     };
     (0..4u64).map(|k| params.iter().enumerate().map(|(i, t)| pick(*t, k + salt + i as u64)).collect()).collect()

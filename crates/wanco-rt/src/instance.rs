@@ -8,7 +8,6 @@ use std::ffi::c_void;
 use std::sync::Mutex;
 use wanco_state::abi::{self, TrapCode};
 use wanco_state::module::*;
-use wanco_state::ValType;
 
 /// The descriptor a compiled object exports (layout: [`abi::descriptor`]).
 #[repr(C)]
@@ -149,6 +148,10 @@ impl std::fmt::Display for InstantiateError {
 
 /// A live instance. Never moves once created (boxed); compiled code holds
 /// pointers into it.
+// The boxes inside the Vecs are deliberate: compiled code and other instances
+// hold pointers to each FuncRef/HostCall/Table, so they must not move when a
+// Vec grows.
+#[allow(clippy::vec_box)]
 pub struct Instance {
     /// Module metadata.
     pub info: ModuleInfo,
@@ -516,18 +519,6 @@ impl Instance {
     /// Names of all exports.
     pub fn exports(&self) -> HashMap<String, ExportKind> {
         self.info.exports.iter().map(|e| (e.name.clone(), e.kind)).collect()
-    }
-
-    /// Value type of a raw slot for reporting.
-    pub fn slot_type(ty: ValType) -> &'static str {
-        match ty {
-            ValType::I32 => "i32",
-            ValType::I64 => "i64",
-            ValType::F32 => "f32",
-            ValType::F64 => "f64",
-            ValType::FuncRef => "funcref",
-            ValType::ExternRef => "externref",
-        }
     }
 }
 

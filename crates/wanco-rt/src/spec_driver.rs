@@ -20,7 +20,7 @@ use crate::table::Table;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
 use std::io::{BufRead, Write};
-use wanco_state::module::{ExportKind, FuncType, GlobalType, Limits, TableType};
+use wanco_state::module::{FuncType, GlobalType, Limits, TableType};
 use wanco_state::ValType;
 
 fn unhex(s: &str) -> Option<String> {
@@ -179,7 +179,6 @@ fn spectest() -> HashMap<String, Extern> {
         }
         Err(e) => eprintln!("spectest memory: {}", e.0),
     }
-    let _ = ExportKind::Func;
     m
 }
 

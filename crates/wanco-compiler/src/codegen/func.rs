@@ -92,7 +92,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
             None
         },
         entry_bb,
-        offset: body.body.range().start as u64,
+        offset: body.body.range().start,
         explicit_bounds_checks: opts.explicit_bounds_checks,
     };
     // Locals.
