@@ -46,17 +46,10 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
             break;
         } else if a == "--dir" || a.starts_with("--dir=") {
             let v = value(&mut i, "--dir")?;
-            let (host, guest) = match v.split_once("::") {
-                Some((h, g)) => (h.to_string(), g.to_string()),
-                None => (v.clone(), v.clone()),
-            };
-            o.preopens.push(Preopen { host, guest });
+            o.preopens.push(wanco_wasi::parse_dir(&v));
         } else if a == "--env" || a.starts_with("--env=") {
             let v = value(&mut i, "--env")?;
-            match v.split_once('=') {
-                Some((k, val)) => o.env.push((k.to_string(), val.to_string())),
-                None => o.env.push((v.clone(), std::env::var(&v).unwrap_or_default())),
-            }
+            o.env.push(wanco_wasi::parse_env(&v));
         } else if a == "--help" || a == "-h" {
             return Err(USAGE.to_string());
         } else if a.starts_with("--") {

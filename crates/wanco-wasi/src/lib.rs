@@ -117,3 +117,20 @@ impl std::error::Error for WasiError {}
 
 #[cfg(test)]
 mod tests;
+
+/// Parse a `--dir` value: `HOST::GUEST`, or `HOST` (the guest sees the same path).
+/// Shared by compiled programs and `wanco interp` so both accept the same syntax.
+pub fn parse_dir(spec: &str) -> Preopen {
+    match spec.split_once("::") {
+        Some((host, guest)) => Preopen { host: host.to_string(), guest: guest.to_string() },
+        None => Preopen { host: spec.to_string(), guest: spec.to_string() },
+    }
+}
+
+/// Parse an `--env` value: `KEY=VALUE`, or `KEY` (the host's value, empty if unset).
+pub fn parse_env(spec: &str) -> (String, String) {
+    match spec.split_once('=') {
+        Some((k, v)) => (k.to_string(), v.to_string()),
+        None => (spec.to_string(), std::env::var(spec).unwrap_or_default()),
+    }
+}

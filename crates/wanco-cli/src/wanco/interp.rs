@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
-use wanco_state::wasi::Preopen;
 use wanco_wasi::WasiConfig;
 
 /// Options of `wanco interp`.
@@ -42,20 +41,8 @@ pub fn wasi_config(program: &std::path::Path, dirs: &[String], env: &[String], a
     let name = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut argv = vec![name];
     argv.extend(args.iter().cloned());
-    let preopens = dirs
-        .iter()
-        .map(|d| match d.split_once("::") {
-            Some((h, g)) => Preopen { host: h.into(), guest: g.into() },
-            None => Preopen { host: d.clone(), guest: d.clone() },
-        })
-        .collect();
-    let env = env
-        .iter()
-        .map(|e| match e.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (e.clone(), std::env::var(e).unwrap_or_default()),
-        })
-        .collect();
+    let preopens = dirs.iter().map(|d| wanco_wasi::parse_dir(d)).collect();
+    let env = env.iter().map(|e| wanco_wasi::parse_env(e)).collect();
     WasiConfig { args: argv, env, preopens }
 }
 
