@@ -16,6 +16,9 @@ pub struct Body<'a> {
     pub func_index: u32,
     /// The body as wasmparser gives it.
     pub body: wasmparser::FunctionBody<'a>,
+    /// A validator for the body, taken by code generation when it needs the
+    /// types of the operand stack (migration points).
+    pub validator: std::cell::RefCell<Option<wasmparser::FuncToValidate<wasmparser::ValidatorResources>>>,
 }
 
 /// A decoded, validated module.
@@ -105,8 +108,17 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
     let mut info = ModuleInfo { hash: module_hash(wasm), ..Default::default() };
     let mut bodies = Vec::new();
     let mut max_offset: u64 = 0;
+    // A second validator only to hand out per-function validators (their
+    // operand-stack types describe migration points); errors were reported
+    // by `validate` above.
+    let mut typer = Validator::new_with_features(features());
+    let mut func_validators = std::collections::VecDeque::new();
     for payload in Parser::new(0).parse_all(wasm) {
-        match payload? {
+        let payload = payload?;
+        if let Ok(wasmparser::ValidPayload::Func(f, _)) = typer.payload(&payload) {
+            func_validators.push_back(f);
+        }
+        match payload {
             Payload::TypeSection(r) => {
                 let off = r.range().start;
                 for ft in r.into_iter_err_on_gc_types() {
@@ -277,7 +289,7 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
                         max_offset = max_offset.max(m.offset);
                     }
                 }
-                bodies.push(Body { func_index, body });
+                bodies.push(Body { func_index, body, validator: std::cell::RefCell::new(func_validators.pop_front()) });
             }
             Payload::CustomSection(c) => {
                 if let wasmparser::KnownCustom::Name(names) = c.as_known() {

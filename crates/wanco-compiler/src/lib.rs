@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod codegen;
+mod crmeta;
 mod error;
 mod frontend;
 mod link;
@@ -34,11 +35,20 @@ pub struct CompileOptions {
     /// Check every memory access against the memory size (exact trap order
     /// for out-of-bounds accesses; guard pages alone are the default).
     pub explicit_bounds_checks: bool,
+    /// Checkpoint/restore instrumentation (migration points, stackmaps,
+    /// restore routes). Off gives the `--no-cr` baseline.
+    pub cr: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::host(), opt_level: 2, entry: Entry::Program, explicit_bounds_checks: false }
+        CompileOptions { target: Target::host(), opt_level: 2, entry: Entry::Program, explicit_bounds_checks: false, cr: true }
+    }
+}
+
+impl CompileOptions {
+    fn func_options(&self) -> codegen::FuncOptions {
+        codegen::FuncOptions { explicit_bounds_checks: self.explicit_bounds_checks, cr: self.cr }
     }
 }
 
@@ -69,17 +79,21 @@ pub fn wasm_bytes(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 pub fn compile_object(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>> {
     let decoded = frontend::decode(wasm)?;
     let ctx = Context::create();
-    let module = codegen::build(&ctx, &decoded, &opts.entry, &codegen::FuncOptions { explicit_bounds_checks: opts.explicit_bounds_checks })?;
-    target::emit_object(&module, opts.target, opts.opt_level)
+    let built = codegen::build(&ctx, &decoded, &opts.entry, &opts.func_options())?;
+    let obj = target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr)?;
+    match built.cr {
+        None => Ok(obj),
+        Some((symbol, funcs, points)) => crmeta::attach(&obj, opts.target, &symbol, &decoded.info, funcs, points),
+    }
 }
 
 /// Compile to textual LLVM IR (after optimisation), for debugging.
 pub fn compile_ir(wasm: &[u8], opts: &CompileOptions) -> Result<String> {
     let decoded = frontend::decode(wasm)?;
     let ctx = Context::create();
-    let module = codegen::build(&ctx, &decoded, &opts.entry, &codegen::FuncOptions { explicit_bounds_checks: opts.explicit_bounds_checks })?;
-    target::optimize(&module, opts.target, opts.opt_level)?;
-    Ok(module.print_to_string().to_string())
+    let built = codegen::build(&ctx, &decoded, &opts.entry, &opts.func_options())?;
+    target::optimize(&built.module, opts.target, opts.opt_level, opts.cr)?;
+    Ok(built.module.print_to_string().to_string())
 }
 
 /// Decode and validate a module, returning the metadata the runtime will see.
@@ -125,5 +139,5 @@ pub fn bundle_main_object(target: Target, entry: &str, descriptor_symbols: &[Str
         "r",
     )?;
     b.build_return(Some(&r.try_as_basic_value().basic().expect("i32")))?;
-    target::emit_object(&module, target, 0)
+    target::emit_object(&module, target, 0, false)
 }

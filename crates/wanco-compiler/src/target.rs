@@ -44,6 +44,15 @@ impl Target {
         }
     }
 
+    /// The linker used for relocatable links (`ld -r`) for this target.
+    pub fn ld(self) -> &'static str {
+        match (self, Target::host()) {
+            (a, b) if a == b => "ld",
+            (Target::Aarch64, _) => "aarch64-linux-gnu-ld",
+            (Target::X86_64, _) => "x86_64-linux-gnu-ld",
+        }
+    }
+
     /// The C compiler driver used to link for this target.
     pub fn linker(self) -> &'static str {
         match (self, Target::host()) {
@@ -85,6 +94,13 @@ fn init() {
     ONCE.call_once(|| {
         LlvmTarget::initialize_x86(&InitializationConfig::default());
         LlvmTarget::initialize_aarch64(&InitializationConfig::default());
+        // Deopt values (the Wasm state at each return site) stay where the
+        // register allocator put them — callee-saved registers or spill
+        // slots — instead of being stored to extra stack slots at every call.
+        let args = [c"wanco".as_ptr(), c"-use-registers-for-deopt-values".as_ptr()];
+        // SAFETY: two valid NUL-terminated strings; called once, before any
+        // code generation (LLVM's option parser is not thread-safe).
+        unsafe { llvm_sys::support::LLVMParseCommandLineOptions(2, args.as_ptr(), c"".as_ptr()) };
     });
 }
 
@@ -105,11 +121,17 @@ fn machine(t: Target, opt: u8) -> Result<TargetMachine> {
 }
 
 /// Set triple and data layout, then run the optimisation pipeline.
-pub(crate) fn optimize(module: &Module, t: Target, opt: u8) -> Result<TargetMachine> {
+pub(crate) fn optimize(module: &Module, t: Target, opt: u8, cr: bool) -> Result<TargetMachine> {
     let tm = machine(t, opt)?;
     module.set_triple(&tm.get_triple());
     module.set_data_layout(&tm.get_target_data().get_data_layout());
-    let passes = format!("default<O{}>", opt.min(3));
+    let mut passes = format!("default<O{}>", opt.min(3));
+    if cr {
+        // After optimisation (inlining extends the deopt bundles): calls with
+        // a deopt bundle become statepoints with a stackmap record at their
+        // return address.
+        passes.push_str(",rewrite-statepoints-for-gc");
+    }
     module
         .run_passes(&passes, &tm, PassBuilderOptions::create())
         .map_err(|e| CompileError::Llvm(e.to_string()))?;
@@ -117,8 +139,8 @@ pub(crate) fn optimize(module: &Module, t: Target, opt: u8) -> Result<TargetMach
 }
 
 /// Optimise and emit an object file.
-pub(crate) fn emit_object(module: &Module, t: Target, opt: u8) -> Result<Vec<u8>> {
-    let tm = optimize(module, t, opt)?;
+pub(crate) fn emit_object(module: &Module, t: Target, opt: u8, cr: bool) -> Result<Vec<u8>> {
+    let tm = optimize(module, t, opt, cr)?;
     let buf = tm
         .write_to_memory_buffer(module, FileType::Object)
         .map_err(|e| CompileError::Llvm(e.to_string()))?;

@@ -18,6 +18,7 @@ pub struct Descriptor {
     natives: *const *const c_void,
     arrays: *const *const c_void,
     adapters: *const *const c_void,
+    crmeta: *const u8,
 }
 
 // SAFETY: the descriptor is immutable static data emitted by the compiler.
@@ -196,6 +197,25 @@ impl Instance {
         desc: &'static Descriptor,
         resolve: &mut dyn FnMut(&Import) -> Option<Extern>,
     ) -> Result<Box<Instance>, InstantiateError> {
+        Self::create(desc, resolve, true)
+    }
+
+    /// Instantiate for a restore: imports are linked and the defined
+    /// memories, tables, globals and functions created, but neither the
+    /// active segments nor the start function run (the snapshot's state is
+    /// installed next with [`Instance::install`]).
+    pub fn new_for_restore(
+        desc: &'static Descriptor,
+        resolve: &mut dyn FnMut(&Import) -> Option<Extern>,
+    ) -> Result<Box<Instance>, InstantiateError> {
+        Self::create(desc, resolve, false)
+    }
+
+    fn create(
+        desc: &'static Descriptor,
+        resolve: &mut dyn FnMut(&Import) -> Option<Extern>,
+        initialize: bool,
+    ) -> Result<Box<Instance>, InstantiateError> {
         let info = Self::module_info(desc).map_err(InstantiateError::Other)?;
         crate::memory::require_guard(info.memory_guard_bytes);
         let type_ids: Vec<u32> = info.types.iter().map(|t| type_id(t) as u32).collect();
@@ -227,6 +247,12 @@ impl Instance {
         inst.link(resolve)?;
         inst.create_defined()?;
         inst.wire_vmctx();
+        if !initialize {
+            let elems: Vec<Option<Vec<u64>>> =
+                inst.info.elems.iter().map(|s| Some(s.items.iter().map(|e| inst.eval(e)).collect())).collect();
+            inst.elems = elems;
+            return Ok(inst);
+        }
         if let Err(e) = inst.initialize() {
             // Segments written before the trap stay visible in imported
             // tables and memories (Wasm 2.0), and may point at this
@@ -516,9 +542,187 @@ impl Instance {
         self.elems[seg as usize] = None;
     }
 
+    /// The descriptor the instance was created from.
+    pub fn descriptor(&self) -> &'static Descriptor {
+        self.desc
+    }
+
+    /// The function index whose reference is `fr` (null: `None`).
+    pub fn funcref_index(&self, fr: u64) -> Result<Option<u32>, String> {
+        if fr == 0 {
+            return Ok(None);
+        }
+        self.func_refs
+            .iter()
+            .position(|p| *p as u64 == fr)
+            .map(|i| Some(i as u32))
+            .ok_or_else(|| format!("function reference {fr:#x} is not a function of this module"))
+    }
+
+    /// Raw slot value of a typed value (`funcref`: its FuncRef pointer).
+    pub fn raw_value(&self, v: &wanco_state::Value) -> Result<u64, String> {
+        use wanco_state::Value;
+        Ok(match *v {
+            Value::I32(x) => x as u32 as u64,
+            Value::I64(x) => x as u64,
+            Value::F32(b) => b as u64,
+            Value::F64(b) => b,
+            Value::FuncRef(None) | Value::ExternRef(None) => 0,
+            Value::FuncRef(Some(i)) => match self.func_refs.get(i as usize) {
+                Some(p) => *p as u64,
+                None => return Err(format!("funcref to function {i}, the module has {}", self.func_refs.len())),
+            },
+            Value::ExternRef(Some(x)) => x,
+        })
+    }
+
+    /// Typed value of a raw slot.
+    pub fn typed_value(&self, ty: wanco_state::ValType, raw: u64) -> Result<wanco_state::Value, String> {
+        use wanco_state::{ValType, Value};
+        Ok(match ty {
+            ValType::I32 => Value::I32(raw as u32 as i32),
+            ValType::I64 => Value::I64(raw as i64),
+            ValType::F32 => Value::F32(raw as u32),
+            ValType::F64 => Value::F64(raw),
+            ValType::FuncRef => Value::FuncRef(self.funcref_index(raw)?),
+            ValType::ExternRef => Value::ExternRef(if raw == 0 { None } else { Some(raw) }),
+        })
+    }
+
+    /// Globals, tables and drop flags as typed values (for a snapshot).
+    pub fn capture_state(&self) -> Result<CapturedState, String> {
+        let mut globals = Vec::new();
+        for (i, cell) in self.globals.iter().enumerate() {
+            let ty = self.info.global_type(i as u32).ok_or("global without a type")?.ty;
+            // SAFETY: global cells live as long as their instances.
+            globals.push(self.typed_value(ty, unsafe { **cell })?);
+        }
+        let mut tables = Vec::new();
+        for t in &self.tables {
+            // SAFETY: tables outlive the instance; access is single-threaded.
+            let t = unsafe { &**t };
+            let ty = match t.ty.elem {
+                wanco_state::ValType::ExternRef => wanco_state::ValType::ExternRef,
+                _ => wanco_state::ValType::FuncRef,
+            };
+            tables.push(t.elems().iter().map(|e| self.typed_value(ty, *e)).collect::<Result<Vec<_>, _>>()?);
+        }
+        Ok(CapturedState {
+            globals,
+            tables,
+            data_dropped: self.data_dropped.clone(),
+            elem_dropped: self.elems.iter().map(|e| e.is_none()).collect(),
+        })
+    }
+
+    /// Install globals, tables, memory and drop flags from a snapshot.
+    pub fn install(&mut self, snap: &wanco_state::snapshot::Snapshot) -> Result<(), String> {
+        if snap.globals.len() != self.globals.len() {
+            return Err(format!("snapshot has {} globals, the module has {}", snap.globals.len(), self.globals.len()));
+        }
+        for (i, v) in snap.globals.iter().enumerate() {
+            let ty = self.info.global_type(i as u32).ok_or("global without a type")?.ty;
+            if v.ty() != ty {
+                return Err(format!("global {i} is {} in the snapshot, the module declares {ty}", v.ty()));
+            }
+            let raw = self.raw_value(v)?;
+            // SAFETY: global cells live as long as their instances.
+            unsafe { *self.globals[i] = raw };
+        }
+        if snap.tables.len() != self.tables.len() {
+            return Err(format!("snapshot has {} tables, the module has {}", snap.tables.len(), self.tables.len()));
+        }
+        for (i, elems) in snap.tables.iter().enumerate() {
+            let raws = elems.iter().map(|v| self.raw_value(v)).collect::<Result<Vec<_>, _>>()?;
+            let t = self.table(i as u32);
+            let want = raws.len() as u64;
+            if want < t.len() || want > t.max() {
+                return Err(format!("table {i} has {want} elements in the snapshot, the module allows {} to {}", t.len(), t.max()));
+            }
+            if want > t.len() && t.grow(want - t.len(), 0).is_none() {
+                return Err(format!("cannot grow table {i} to {want} elements"));
+            }
+            t.elems_mut().copy_from_slice(&raws);
+        }
+        match (&snap.memory, self.memory()) {
+            (None, None) => {}
+            (Some(m), Some(mem)) => {
+                let have = mem.pages();
+                let want = u64::from(m.pages);
+                if want < have || want > mem.max_pages() {
+                    return Err(format!("snapshot memory has {want} pages, the module allows {have} to {}", mem.max_pages()));
+                }
+                if want > have && mem.grow(want - have).is_none() {
+                    return Err(format!("cannot grow memory to {want} pages"));
+                }
+                let bytes = mem.bytes_mut();
+                for (page, data) in &m.chunks {
+                    let start = *page as usize * wanco_state::snapshot::PAGE_SIZE;
+                    let dst = bytes
+                        .get_mut(start..start + data.len())
+                        .ok_or_else(|| format!("snapshot memory page {page} is outside the memory"))?;
+                    dst.copy_from_slice(data);
+                }
+            }
+            (Some(_), None) => return Err("snapshot has a memory, the module has none".into()),
+            (None, Some(_)) => return Err("the module has a memory, the snapshot has none".into()),
+        }
+        if snap.data_dropped.len() != self.data_dropped.len() || snap.elem_dropped.len() != self.elems.len() {
+            return Err(format!(
+                "snapshot has {} data and {} element segments, the module has {} and {}",
+                snap.data_dropped.len(),
+                snap.elem_dropped.len(),
+                self.data_dropped.len(),
+                self.elems.len()
+            ));
+        }
+        self.data_dropped.clone_from(&snap.data_dropped);
+        for (i, d) in snap.elem_dropped.iter().enumerate() {
+            if *d {
+                self.elems[i] = None;
+            }
+        }
+        Ok(())
+    }
+
     /// Names of all exports.
     pub fn exports(&self) -> HashMap<String, ExportKind> {
         self.info.exports.iter().map(|e| (e.name.clone(), e.kind)).collect()
+    }
+}
+
+/// Globals, tables and segment drop flags of an instance, typed.
+pub struct CapturedState {
+    /// Every global (imported first).
+    pub globals: Vec<wanco_state::Value>,
+    /// Every table's elements.
+    pub tables: Vec<Vec<wanco_state::Value>>,
+    /// Per data segment: dropped.
+    pub data_dropped: Vec<bool>,
+    /// Per element segment: dropped.
+    pub elem_dropped: Vec<bool>,
+}
+
+impl Descriptor {
+    /// Native entry address of each defined function.
+    pub fn natives(&self, info: &ModuleInfo) -> Vec<u64> {
+        let n = info.funcs.len() - info.num_imported_funcs as usize;
+        // SAFETY: the compiler emits one native entry per defined function.
+        (0..n).map(|i| unsafe { *self.natives.add(i) } as u64).collect()
+    }
+
+    /// The checkpoint metadata blob (without its length prefix), if the
+    /// module was compiled with checkpointing.
+    pub fn crmeta(&self) -> Option<&'static [u8]> {
+        if self.crmeta.is_null() {
+            return None;
+        }
+        // SAFETY: the compiler emits a u64 length followed by that many bytes
+        // (8-byte aligned) at `crmeta`.
+        unsafe {
+            let len = std::ptr::read_unaligned(self.crmeta as *const u64) as usize;
+            Some(std::slice::from_raw_parts(self.crmeta.add(8), len))
+        }
     }
 }
 

@@ -4,13 +4,15 @@
 //! with guard pages ([`memory`]), turning faults and explicit traps into Wasm
 //! traps ([`signals`]), instantiating modules from the metadata the compiler
 //! embeds ([`instance`]), the helpers compiled code calls ([`libcalls`]), the
-//! WASI bridge ([`wasi_host`]) and the process entry points ([`program`]).
+//! WASI bridge ([`wasi_host`]), checkpoint and restore ([`checkpoint`]) and the
+//! process entry points ([`program`]).
 //!
 //! `unsafe` lives only in [`memory`] (mmap), [`signals`] (signal handlers,
-//! setjmp shim) and the boundary modules where raw pointers from compiled
+//! setjmp shim), [`checkpoint`] (stack capture: trampolines, own-stack reads) and the boundary modules where raw pointers from compiled
 //! code are turned into references ([`instance`], [`libcalls`], [`wasi_host`]).
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod instance;
 pub mod libcalls;
 pub mod memory;

@@ -1,10 +1,13 @@
 //! Process entry of a compiled program (`main` calls [`wanco_program_main`]).
 //!
 //! ```text
-//! PROG [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--] [ARGS...]
+//! PROG [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--checkpoint-after-points N]
+//!      [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
+//! PROG --restore SNAP [--checkpoint-after-points N] [--checkpoint-file PATH]
 //! ```
 
 use crate::instance::{Descriptor, Instance};
+use crate::checkpoint;
 use crate::signals;
 use crate::wasi_host;
 use std::ffi::{c_char, CStr};
@@ -23,9 +26,15 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// `--dir` preopens.
     pub preopens: Vec<Preopen>,
+    /// `--restore SNAP`.
+    pub restore: Option<std::path::PathBuf>,
+    /// Checkpointing options.
+    pub cr: crate::checkpoint::CrOptions,
 }
 
-const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--] [ARGS...]";
+const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
+       PROGRAM --restore SNAP [--checkpoint-after-points N] [--checkpoint-file PATH]
+SIGUSR1 writes a checkpoint at the next migration point and exits 0.";
 
 /// Parse the runtime's options; everything after `--` or the first
 /// non-option argument goes to the guest.
@@ -50,6 +59,19 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
         } else if a == "--env" || a.starts_with("--env=") {
             let v = value(&mut i, "--env")?;
             o.env.push(wanco_wasi::parse_env(&v));
+        } else if a == "--restore" || a.starts_with("--restore=") {
+            o.restore = Some(value(&mut i, "--restore")?.into());
+        } else if a == "--checkpoint-file" || a.starts_with("--checkpoint-file=") {
+            o.cr.file = Some(value(&mut i, "--checkpoint-file")?.into());
+        } else if a == "--checkpoint-after-points" || a.starts_with("--checkpoint-after-points=") {
+            let v = value(&mut i, "--checkpoint-after-points")?;
+            let n: u64 = v.parse().map_err(|_| format!("--checkpoint-after-points needs a positive number, got `{v}`"))?;
+            if n == 0 {
+                return Err("--checkpoint-after-points counts from 1".into());
+            }
+            o.cr.after_points = Some(n);
+        } else if a == "--count-points" {
+            o.cr.count_points = true;
         } else if a == "--help" || a == "-h" {
             return Err(USAGE.to_string());
         } else if a.starts_with("--") {
@@ -85,15 +107,47 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         Ok(o) => o,
         Err(m) => fail(&m, 2),
     };
-    let mut args = vec![prog];
-    args.extend(opts.args);
-    let wasi = match WasiCtx::new(WasiConfig { args, env: opts.env, preopens: opts.preopens }) {
-        Ok(w) => w,
-        Err(e) => fail(&e.to_string(), 1),
+    let restore = match &opts.restore {
+        None => None,
+        Some(path) => {
+            if !opts.args.is_empty() || !opts.env.is_empty() || !opts.preopens.is_empty() {
+                eprintln!("note: --dir, --env and guest arguments are ignored with --restore: they come from the snapshot");
+            }
+            let refuse = |e: &dyn std::fmt::Display| -> ! { fail(&format!("cannot restore `{}`: {e}", path.display()), 2) };
+            let bytes = std::fs::read(path).unwrap_or_else(|e| refuse(&e));
+            let snap = wanco_state::snapshot::decode(&bytes).unwrap_or_else(|e| refuse(&e));
+            let info = Instance::module_info(desc).unwrap_or_else(|e| refuse(&e));
+            if let Err(e) = snap.check_module(&info.hash) {
+                refuse(&e)
+            }
+            Some((path.clone(), snap))
+        }
+    };
+    let wasi = match &restore {
+        Some((path, snap)) => match WasiCtx::from_state(&snap.wasi) {
+            Ok(w) => w,
+            Err(e) => fail(&format!("cannot restore `{}`: {}", path.display(), e.message()), 2),
+        },
+        None => {
+            let mut args = vec![prog];
+            args.extend(opts.args);
+            match WasiCtx::new(WasiConfig { args, env: opts.env, preopens: opts.preopens }) {
+                Ok(w) => w,
+                Err(e) => fail(&e.to_string(), 1),
+            }
+        }
     };
     *wasi_host::WASI.lock().unwrap() = Some(wasi);
+    let cr = opts.cr;
+    let wants_cr = restore.is_some() || cr.after_points.is_some() || cr.count_points;
     signals::run_on_wasm_stack(WASM_STACK, move || {
-        let mut inst = match Instance::new(desc, &mut |imp| wasi_host::resolve(imp)) {
+        // The countdown must be set before the start function runs.
+        checkpoint::preset(&cr);
+        let created = match &restore {
+            Some(_) => Instance::new_for_restore(desc, &mut |imp| wasi_host::resolve(imp)),
+            None => Instance::new(desc, &mut |imp| wasi_host::resolve(imp)),
+        };
+        let mut inst = match created {
             Ok(i) => i,
             Err(crate::instance::InstantiateError::Trap(code)) => {
                 eprintln!("wasm trap: {}", code.message());
@@ -104,7 +158,19 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         let Some(start) = inst.export_func("_start") else {
             fail("the module exports no `_start` function: it is not a WASI command", 1)
         };
+        match checkpoint::arm(&mut inst, &cr, start) {
+            Ok(()) => {}
+            Err(e) if wants_cr => fail(&e, 2),
+            Err(_) => {} // compiled with --no-cr and nothing asked of it
+        }
+        if let Some((path, snap)) = &restore {
+            let refuse = |e: &dyn std::fmt::Display| -> ! { fail(&format!("cannot restore `{}`: {e}", path.display()), 2) };
+            inst.install(snap).unwrap_or_else(|e| refuse(&e));
+            checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(&e));
+        }
+        checkpoint::enter_main();
         inst.call(start, &mut [0u64; 1]);
+        checkpoint::at_exit();
         std::process::exit(0)
     })
 }

@@ -40,7 +40,10 @@ unsafe fn call_wasi(ctx: *mut c_void, inst: &mut Instance, vals: &mut [u64]) {
                 vals[0] = errno as u64;
             }
         }
-        Err(WasiTrap::Exit(code)) => std::process::exit(code as i32),
+        Err(WasiTrap::Exit(code)) => {
+            crate::checkpoint::at_exit();
+            std::process::exit(code as i32)
+        }
     }
 }
 

@@ -22,7 +22,7 @@
 //! value (0 = null).
 
 /// Version of this ABI; the runtime refuses objects built for another one.
-pub const ABI_VERSION: u64 = 1;
+pub const ABI_VERSION: u64 = 2;
 
 /// Offsets of fields in the instance context (`VMContext`). Every field is 8 bytes.
 pub mod vmctx {
@@ -112,6 +112,21 @@ pub mod symbols {
     /// `fn(argc: i32, argv: **u8, modules: *const *const ModuleDescriptor, n: u64) -> i32`:
     /// entry of a spec-test bundle.
     pub const SPEC_MAIN: &str = "wanco_spec_main";
+    /// `u64` global: migration points left until the next checkpoint
+    /// (counted down by compiled code, synchronised at calls and returns).
+    pub const CR_COUNTER: &str = "wanco_cr_counter";
+    /// `u32` global, read volatile at every migration point: non-zero sends
+    /// execution to [`CR_SLOW`] (a signal asked for a checkpoint, or a
+    /// restore is rebuilding the frames).
+    pub const CR_PENDING: &str = "wanco_cr_pending";
+    /// `fn(vmctx, point: u32) -> u32`: the slow path of a migration point;
+    /// returns a route (see [`crate::crmeta`]).
+    pub const CR_SLOW: &str = "wanco_cr_slow";
+    /// `*mut u64` global: the restore value buffer (fixed slots, locals,
+    /// operand stack) the restore routes load from.
+    pub const CR_VALUES: &str = "wanco_cr_values";
+    /// Suffix of the checkpoint metadata symbol: `<descriptor symbol>_crmeta`.
+    pub const CRMETA_SUFFIX: &str = "_crmeta";
 }
 
 /// The module descriptor every compiled object exports (C layout, all fields 8 bytes):
@@ -124,9 +139,10 @@ pub mod symbols {
 /// | 24 | `*const *const ()` native entry of each *defined* function |
 /// | 32 | `*const *const ()` array trampoline of each *defined* function |
 /// | 40 | `*const *const ()` native adapter for each *imported* function (calls its array entry) |
+/// | 48 | `*const u8` checkpoint metadata: `u64` length then [`crate::crmeta::CrMeta`] (MessagePack); null when compiled without checkpointing |
 pub mod descriptor {
     /// Size of the descriptor.
-    pub const SIZE: u32 = 48;
+    pub const SIZE: u32 = 56;
 }
 
 /// Trap codes passed to [`symbols::TRAP`].

@@ -7,10 +7,13 @@
 //! * [`wasi`] — the WASI state as plain data (fd table, preopens, args, env,
 //!   clocks), so that it can be written into a snapshot.
 //! * [`snapshot`] — the snapshot file format (v1) every engine writes and reads.
+//! * [`crmeta`] — checkpoint/restore metadata of a compiled module: migration
+//!   points, restore routes and the statepoint records of one ISA.
 //! * [`value`] — typed Wasm values, the unit of the ISA-neutral state model.
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod crmeta;
 pub mod module;
 pub mod snapshot;
 pub mod value;

@@ -7,7 +7,7 @@ use wanco_state::module::{ImportKind, ModuleInfo};
 
 /// Options of `wanco compile`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  wanco compile app.wasm -o app\n  wanco compile app.wasm --target aarch64 -o app.a64\n  wanco compile app.wat -O3 -o app\n  wanco compile app.wasm --emit llvm-ir -o app.ll")]
+#[command(after_help = "Examples:\n  wanco compile app.wasm -o app\n  wanco compile app.wasm --target aarch64 -o app.a64\n  wanco compile app.wat -O3 -o app\n  wanco compile app.wasm --emit llvm-ir -o app.ll\n  wanco compile app.wasm --no-cr -o app.base")]
 pub struct Opts {
     /// Input module (.wasm binary or .wat text; `-` for stdin).
     pub input: PathBuf,
@@ -29,6 +29,11 @@ pub struct Opts {
     /// at some run-time cost).
     #[arg(long, value_enum, default_value_t = BoundsChecks::Guard)]
     pub bounds_checks: BoundsChecks,
+    /// Build without checkpoint/restore instrumentation (no migration
+    /// points, no stackmaps): the baseline the C/R overhead is measured
+    /// against. Such a binary refuses --restore and --checkpoint-*.
+    #[arg(long)]
+    pub no_cr: bool,
 }
 
 /// Bounds-checking strategies.
@@ -102,11 +107,11 @@ pub fn check_imports(info: &ModuleInfo) -> Result<()> {
 }
 
 /// Compile `wasm` into an executable at `out`.
-pub fn compile_to(wasm: &[u8], out: &Path, target: Target, opt_level: u8, explicit_bounds_checks: bool) -> Result<()> {
+pub fn compile_to(wasm: &[u8], out: &Path, opts: &CompileOptions) -> Result<()> {
     let info = wanco_compiler::module_info(wasm)?;
     check_imports(&info)?;
-    let opts = CompileOptions { target, opt_level, entry: Entry::Program, explicit_bounds_checks };
-    let obj = wanco_compiler::compile_object(wasm, &opts)?;
+    let target = opts.target;
+    let obj = wanco_compiler::compile_object(wasm, opts)?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let obj_path = dir.path().join("module.o");
     std::fs::write(&obj_path, obj)?;
@@ -128,9 +133,9 @@ pub fn run(o: Opts) -> Result<i32> {
         })
     });
     let explicit = o.bounds_checks == BoundsChecks::Explicit;
-    let opts = CompileOptions { target, opt_level: o.opt_level, entry: Entry::Program, explicit_bounds_checks: explicit };
+    let opts = CompileOptions { target, opt_level: o.opt_level, entry: Entry::Program, explicit_bounds_checks: explicit, cr: !o.no_cr };
     match o.emit {
-        Emit::Exe => compile_to(&wasm, &out, target, o.opt_level, explicit)?,
+        Emit::Exe => compile_to(&wasm, &out, &opts)?,
         Emit::Obj => std::fs::write(&out, wanco_compiler::compile_object(&wasm, &opts)?)?,
         Emit::LlvmIr => std::fs::write(&out, wanco_compiler::compile_ir(&wasm, &opts)?)?,
     }

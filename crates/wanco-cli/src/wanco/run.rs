@@ -35,10 +35,12 @@ pub fn run(o: Opts) -> Result<i32> {
         home.join(".cache").join("wanco")
     });
     std::fs::create_dir_all(&cache).with_context(|| format!("creating cache `{}`", cache.display()))?;
-    let exe = cache.join(format!("{hex}-{}-O{}", target.name(), o.opt_level));
+    // The ABI version is part of the key: binaries of another runtime ABI are rebuilt.
+    let exe = cache.join(format!("{hex}-{}-O{}-abi{}", target.name(), o.opt_level, wanco_state::abi::ABI_VERSION));
     if !exe.is_file() {
         let tmp = exe.with_extension("tmp");
-        super::compile::compile_to(&wasm, &tmp, target, o.opt_level, false)?;
+        let opts = wanco_compiler::CompileOptions { target, opt_level: o.opt_level, ..Default::default() };
+        super::compile::compile_to(&wasm, &tmp, &opts)?;
         std::fs::rename(&tmp, &exe)?;
     }
     let mut cmd = std::process::Command::new(&exe);

@@ -4,10 +4,14 @@
 //! operand stack is a compile-time stack of LLVM values; blocks become basic
 //! blocks whose results are `phi` nodes built when the block ends.
 
+mod cr;
+
+pub(crate) use cr::ModuleCr;
 use super::ModuleCodegen;
 use crate::error::{CompileError, Result};
 use crate::frontend::{val_type, Body};
 use inkwell::basic_block::BasicBlock;
+use inkwell::attributes::AttributeLoc;
 use inkwell::builder::Builder;
 use inkwell::intrinsics::Intrinsic;
 use inkwell::types::{BasicType, BasicTypeEnum};
@@ -28,13 +32,20 @@ pub struct FuncOptions {
     /// Compare every memory access with the memory size instead of relying
     /// on guard pages alone (exact trap order; costs run time).
     pub explicit_bounds_checks: bool,
+    /// Checkpoint/restore instrumentation: migration-point polls at entries
+    /// and loop headers, deopt state on every Wasm call, restore routes.
+    pub cr: bool,
 }
 
 enum Kind<'ctx> {
     Function,
     Block,
-    Loop { header: BasicBlock<'ctx>, phis: Vec<PhiValue<'ctx>> },
-    If { else_bb: BasicBlock<'ctx>, params: Vec<BasicValueEnum<'ctx>>, has_else: bool },
+    /// `phis`: one per value below the loop's parameters that the header
+    /// re-defines (`base` of them, all values below when checkpointing is
+    /// on, none otherwise), then one per parameter.
+    Loop { header: BasicBlock<'ctx>, phis: Vec<PhiValue<'ctx>>, base: usize },
+    /// `entry`: the whole operand stack at the `if` (parameters on top).
+    If { else_bb: BasicBlock<'ctx>, entry: Vec<BasicValueEnum<'ctx>>, has_else: bool },
 }
 
 struct Control<'ctx> {
@@ -43,7 +54,9 @@ struct Control<'ctx> {
     /// Operand stack height below this block's parameters.
     height: usize,
     end_bb: BasicBlock<'ctx>,
-    /// Incoming edges to `end_bb`: (block, result values).
+    /// Incoming edges to `end_bb`: (block, the stack below the block
+    /// followed by the result values). Values below that differ between
+    /// edges (a restore route re-defines them) get a phi at the end.
     incoming: Vec<(BasicBlock<'ctx>, Vec<BasicValueEnum<'ctx>>)>,
 }
 
@@ -63,6 +76,7 @@ struct FuncCx<'a, 'ctx, 'w> {
     entry_bb: BasicBlock<'ctx>,
     offset: u64,
     explicit_bounds_checks: bool,
+    cr: Option<cr::FuncCr<'ctx>>,
 }
 
 pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: &Body<'_>, opts: &FuncOptions) -> Result<()> {
@@ -94,6 +108,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         entry_bb,
         offset: body.body.range().start,
         explicit_bounds_checks: opts.explicit_bounds_checks,
+        cr: None,
     };
     // Locals.
     for (i, t) in ft.params.iter().enumerate() {
@@ -116,10 +131,16 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         let base = m.load_field(&cx.b, vmctx, abi::vmctx::MEMORY_BASE, true)?;
         cx.mem_base = Some(base);
     }
+    if opts.cr {
+        cx.cr = Some(cr::FuncCr::new(&mut cx, body)?);
+    }
     cx.stack_check()?;
     let body_bb = ctx.append_basic_block(f, "body");
     cx.b.build_unconditional_branch(body_bb)?;
     cx.b.position_at_end(body_bb);
+    if cx.cr.is_some() {
+        cx.entry_poll()?;
+    }
     let end_bb = ctx.append_basic_block(f, "ret");
     cx.control.push(Control {
         kind: Kind::Function,
@@ -133,6 +154,12 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         let (op, off) = ops.read_with_offset()?;
         cx.offset = off;
         cx.op(&op)?;
+        if let Some(c) = cx.cr.as_mut() {
+            c.types.op(off as u64, &op)?;
+        }
+    }
+    if cx.cr.is_some() {
+        cx.finish_cr()?;
     }
     keep_unused_loads(f);
     Ok(())
@@ -594,9 +621,33 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok(self.b.build_load(self.i64(), p, "fv")?.into_int_value())
     }
 
-    /// Call with the native convention; pushes the results.
-    fn emit_call(&mut self, callee: either::Callee<'ctx>, ft: &wanco_state::module::FuncType, callee_vmctx: PointerValue<'ctx>) -> Result<()> {
+    /// Call with the native convention; pushes the results. `wasm`: the
+    /// callee is a Wasm function of this module (a return site when
+    /// checkpointing; `types` are the operand types before the call
+    /// instruction, bottom first).
+    fn emit_call(&mut self, callee: either::Callee<'ctx>, ft: &wanco_state::module::FuncType, callee_vmctx: PointerValue<'ctx>, site: Option<(Vec<ValType>, wanco_state::crmeta::Callee)>) -> Result<()> {
+        let (callee, callee_vmctx, point) = match site {
+            Some((types, what)) if self.cr.is_some() => {
+                let indirect = match callee {
+                    either::Callee::Indirect(p) => Some((p, callee_vmctx)),
+                    either::Callee::Direct(_) => None,
+                };
+                let (point, repl) = self.call_site(ft.params.len(), indirect, what, types)?;
+                match repl {
+                    Some((p, v)) => (either::Callee::Indirect(p), v, Some(point)),
+                    None => (callee, callee_vmctx, Some(point)),
+                }
+            }
+            _ => (callee, callee_vmctx, None),
+        };
         let args = self.pop_n(ft.params.len());
+        let bundle = match point {
+            Some(point) => {
+                let below = self.stack.clone();
+                Some(self.call_bundle(point, &below)?)
+            }
+            None => None,
+        };
         let mut all: Vec<BasicMetadataValueEnum> = vec![callee_vmctx.into()];
         all.extend(args.iter().map(|a| BasicMetadataValueEnum::from(*a)));
         let out = if ft.results.len() > 1 {
@@ -614,13 +665,26 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         } else {
             None
         };
-        let call = match callee {
-            either::Callee::Direct(f) => self.b.build_call(f, &all, "call")?,
-            either::Callee::Indirect(p) => self.b.build_indirect_call(self.m.native_type(ft), p, &all, "call")?,
+        // The global counter is current at every call (a host function may
+        // exit the process, which reports the count).
+        self.counter_out()?;
+        let call = match (callee, &bundle) {
+            (either::Callee::Direct(f), None) => self.b.build_call(f, &all, "call")?,
+            (either::Callee::Indirect(p), None) => self.b.build_indirect_call(self.m.native_type(ft), p, &all, "call")?,
+            (either::Callee::Direct(f), Some(b)) => self.b.build_direct_call_with_operand_bundles(f, &all, std::slice::from_ref(b), "call")?,
+            (either::Callee::Indirect(p), Some(b)) => {
+                self.b.build_indirect_call_with_operand_bundles(self.m.native_type(ft), p, &all, std::slice::from_ref(b), "call")?
+            }
         };
         // Every Wasm call keeps its frame: no tail-call elimination (runaway
         // recursion must exhaust the stack, and checkpoints need the frames).
         call.set_tail_call_kind(inkwell::values::LLVMTailCallKind::LLVMTailCallKindNoTail);
+        if point.is_some() {
+            self.counter_in()?;
+        } else if self.cr.is_some() {
+            // A host function: never a safepoint.
+            call.add_attribute(AttributeLoc::Function, self.m.ctx.create_string_attribute("gc-leaf-function", ""));
+        }
         match (ft.results.len(), out) {
             (0, _) => {}
             (1, _) => {
@@ -647,17 +711,19 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let idx = self.control.len() - 1 - depth as usize;
         let c = &mut self.control[idx];
         match &c.kind {
-            Kind::Loop { header, phis } => {
-                let n = phis.len();
-                let vals = &self.stack[self.stack.len() - n..];
-                for (phi, v) in phis.iter().zip(vals) {
+            Kind::Loop { header, phis, base } => {
+                let nparams = phis.len() - base;
+                let below = &self.stack[c.height - base..c.height];
+                let params = &self.stack[self.stack.len() - nparams..];
+                for (phi, v) in phis.iter().zip(below.iter().chain(params)) {
                     phi.add_incoming(&[(v as &dyn BasicValue, cur)]);
                 }
                 Ok(*header)
             }
             _ => {
                 let n = c.results.len();
-                let vals = self.stack[self.stack.len() - n..].to_vec();
+                let mut vals = self.stack[..c.height].to_vec();
+                vals.extend_from_slice(&self.stack[self.stack.len() - n..]);
                 c.incoming.push((cur, vals));
                 Ok(c.end_bb)
             }
@@ -681,21 +747,25 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             // Fall through to the end (for a loop too: not a branch to its label).
             let cur = self.b.get_insert_block().unwrap();
             let c = self.control.last_mut().unwrap();
-            let vals = self.stack[self.stack.len() - c.results.len()..].to_vec();
+            let mut vals = self.stack[..c.height].to_vec();
+            vals.extend_from_slice(&self.stack[self.stack.len() - c.results.len()..]);
             c.incoming.push((cur, vals));
             let end = c.end_bb;
             self.b.build_unconditional_branch(end)?;
         }
         let mut c = self.control.pop().unwrap();
-        self.stack.truncate(c.height);
-        if let Kind::If { else_bb, params, has_else: false } = &c.kind {
+        if matches!(c.kind, Kind::Loop { .. }) {
+            self.end_loop_region();
+        }
+        if let Kind::If { else_bb, entry, has_else: false } = &c.kind {
             // No else: the false edge carries the parameters through.
             self.b.position_at_end(*else_bb);
-            c.incoming.push((*else_bb, params.clone()));
+            c.incoming.push((*else_bb, entry.clone()));
             self.b.build_unconditional_branch(c.end_bb)?;
         }
         self.b.position_at_end(c.end_bb);
         if c.incoming.is_empty() {
+            self.stack.truncate(c.height);
             self.b.build_unreachable()?;
             if matches!(c.kind, Kind::Function) {
                 return Ok(());
@@ -703,9 +773,17 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             self.start_dead();
             return Ok(());
         }
+        // The stack below the block: one value if every edge agrees, else a
+        // phi (a restore route re-defined it on some path); then the results.
         let mut vals = Vec::new();
-        for (i, t) in c.results.iter().enumerate() {
-            let phi = self.b.build_phi(self.m.llvm_type(*t), "r")?;
+        let total = c.height + c.results.len();
+        for i in 0..total {
+            let first = c.incoming[0].1[i];
+            if i < c.height && c.incoming.iter().all(|(_, vs)| vs[i] == first) {
+                vals.push(first);
+                continue;
+            }
+            let phi = self.b.build_phi(first.get_type(), "r")?;
             for (bb, vs) in &c.incoming {
                 phi.add_incoming(&[(&vs[i] as &dyn BasicValue, *bb)]);
             }
@@ -716,13 +794,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             self.emit_return(&vals)?;
             return Ok(());
         }
-        for v in vals {
-            self.push(v);
-        }
+        self.stack = vals;
         Ok(())
     }
 
     fn emit_return(&mut self, vals: &[BasicValueEnum<'ctx>]) -> Result<()> {
+        self.counter_out()?;
         match vals.len() {
             0 => {
                 self.b.build_return(None)?;
@@ -773,19 +850,26 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             }
             O::Loop { blockty } => {
                 let (p, r) = self.block_sig(blockty)?;
+                let types = if self.cr.is_some() { Some(self.stack_types()?) } else { None };
                 let cur = self.b.get_insert_block().unwrap();
                 let header = ctx.append_basic_block(self.f, "loop");
                 self.b.build_unconditional_branch(header)?;
                 self.b.position_at_end(header);
-                let args = self.pop_n(p.len());
+                // With checkpointing, the header re-defines the whole stack:
+                // a restore route enters the loop here with restored values.
+                let base = if self.cr.is_some() { self.stack.len() - p.len() } else { 0 };
+                let vals = self.pop_n(p.len() + base);
                 let mut phis = Vec::new();
-                for (t, a) in p.iter().zip(&args) {
-                    let phi = self.b.build_phi(self.m.llvm_type(*t), "lp")?;
-                    phi.add_incoming(&[(a as &dyn BasicValue, cur)]);
+                for v in &vals {
+                    let phi = self.b.build_phi(v.get_type(), "lp")?;
+                    phi.add_incoming(&[(v as &dyn BasicValue, cur)]);
                     self.push(phi.as_basic_value());
                     phis.push(phi);
                 }
-                self.push_control(Kind::Loop { header, phis }, p, r);
+                self.push_control(Kind::Loop { header, phis, base }, p, r);
+                if let Some(types) = types {
+                    self.loop_poll(types)?;
+                }
             }
             O::If { blockty } => {
                 let (p, r) = self.block_sig(blockty)?;
@@ -795,8 +879,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 let else_bb = ctx.append_basic_block(self.f, "else");
                 self.b.build_conditional_branch(c, then_bb, else_bb)?;
                 self.b.position_at_end(then_bb);
-                let params = self.stack[self.stack.len() - p.len()..].to_vec();
-                self.push_control(Kind::If { else_bb, params, has_else: false }, p, r);
+                let entry = self.stack.clone();
+                self.push_control(Kind::If { else_bb, entry, has_else: false }, p, r);
             }
             O::Else => {
                 if self.reachable {
@@ -805,16 +889,14 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     self.b.build_unconditional_branch(end)?;
                 }
                 let c = self.control.last_mut().unwrap();
-                let (else_bb, params) = match &mut c.kind {
-                    Kind::If { else_bb, params, has_else } => {
+                let (else_bb, entry) = match &mut c.kind {
+                    Kind::If { else_bb, entry, has_else } => {
                         *has_else = true;
-                        (*else_bb, params.clone())
+                        (*else_bb, entry.clone())
                     }
                     _ => unreachable!("validated: else without if"),
                 };
-                let h = c.height;
-                self.stack.truncate(h);
-                self.stack.extend(params);
+                self.stack = entry;
                 self.b.position_at_end(else_bb);
                 self.reachable = true;
             }
@@ -851,6 +933,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 self.start_dead();
             }
             O::Call { function_index } => {
+                let types = if self.cr.is_some() { Some(self.stack_types()?) } else { None };
                 let info = &self.m.decoded.info;
                 let ft = info.func_type(function_index).unwrap().clone();
                 if function_index < info.num_imported_funcs {
@@ -858,13 +941,21 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     let fr = self.index_ptr(refs, function_index as u64, true)?;
                     let native = self.m.load_field(&self.b, fr, abi::funcref::NATIVE, true)?;
                     let cvm = self.m.load_field(&self.b, fr, abi::funcref::VMCTX, true)?;
-                    self.emit_call(either::Callee::Indirect(native), &ft, cvm)?;
+                    self.emit_call(either::Callee::Indirect(native), &ft, cvm, None)?;
                 } else {
                     let f = self.m.funcs[(function_index - info.num_imported_funcs) as usize];
-                    self.emit_call(either::Callee::Direct(f), &ft, self.vmctx)?;
+                    self.emit_call(either::Callee::Direct(f), &ft, self.vmctx, types.map(|t| (t, wanco_state::crmeta::Callee::Func(function_index))))?;
                 }
             }
             O::CallIndirect { type_index, table_index } => {
+                // Operand types without the table index.
+                let types = if self.cr.is_some() {
+                    let mut t = self.stack_types()?;
+                    t.pop();
+                    Some(t)
+                } else {
+                    None
+                };
                 let ft = self.m.decoded.info.types[type_index as usize].clone();
                 let idx = self.pop_i();
                 let table = self.table_ptr(table_index)?;
@@ -889,7 +980,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 self.trap_if(bad, TrapCode::IndirectCallType)?;
                 let native = self.m.load_field(&self.b, fr, abi::funcref::NATIVE, false)?;
                 let cvm = self.m.load_field(&self.b, fr, abi::funcref::VMCTX, false)?;
-                self.emit_call(either::Callee::Indirect(native), &ft, cvm)?;
+                self.emit_call(either::Callee::Indirect(native), &ft, cvm, types.map(|t| (t, wanco_state::crmeta::Callee::Type(type_index))))?;
             }
             O::Drop => {
                 self.pop();

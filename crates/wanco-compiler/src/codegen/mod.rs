@@ -29,6 +29,8 @@ pub(crate) struct ModuleCodegen<'ctx, 'w> {
     /// Native LLVM function of each *defined* function.
     pub funcs: Vec<FunctionValue<'ctx>>,
     pub invariant_kind: u32,
+    /// Checkpoint/restore points and functions (when instrumenting).
+    pub cr: Option<func::ModuleCr>,
 }
 
 impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
@@ -70,6 +72,8 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
         f.as_global_value().set_visibility(inkwell::GlobalVisibility::Hidden);
         let nounwind = self.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id("nounwind"), 0);
         f.add_attribute(AttributeLoc::Function, nounwind);
+        // Runtime helpers never reach a migration point: no statepoint.
+        f.add_attribute(AttributeLoc::Function, self.ctx.create_string_attribute("gc-leaf-function", ""));
         f
     }
 
@@ -123,6 +127,9 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
             args.push(vals.into());
         }
         let call = b.build_call(self.funcs[defined], &args, "r")?;
+        // The Wasm function keeps its own frame (with its stackmap records):
+        // the walk of a checkpoint ends at this trampoline.
+        call.add_attribute(AttributeLoc::Function, self.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id("noinline"), 0));
         if ft.results.len() == 1 {
             let r = call.try_as_basic_value().basic().expect("one result");
             self.store_slot(&b, vals, 0, r)?;
@@ -213,8 +220,16 @@ pub enum Entry {
     },
 }
 
+/// An LLVM module built from a Wasm module.
+pub(crate) struct Built<'ctx> {
+    pub module: Module<'ctx>,
+    /// With checkpointing: the symbol the metadata blob must define, the
+    /// functions and the points (records come from the object).
+    pub cr: Option<(String, Vec<wanco_state::crmeta::CrFunc>, Vec<wanco_state::crmeta::CrPoint>)>,
+}
+
 /// Build the LLVM module for a decoded Wasm module.
-pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Entry, opts: &func::FuncOptions) -> Result<Module<'ctx>> {
+pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Entry, opts: &func::FuncOptions) -> Result<Built<'ctx>> {
     let module = ctx.create_module("wasm");
     let mut cg = ModuleCodegen {
         ctx,
@@ -222,12 +237,20 @@ pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Ent
         decoded,
         funcs: Vec::new(),
         invariant_kind: ctx.get_kind_id("invariant.load"),
+        cr: if opts.cr { Some(func::ModuleCr::default()) } else { None },
     };
     let info = &decoded.info;
     // Declare all defined functions first (calls may go forward).
     for body in &decoded.bodies {
         let ft = info.func_type(body.func_index).expect("validated");
         let f = cg.module.add_function(&format!("f{}", body.func_index), cg.native_type(ft), Some(Linkage::Internal));
+        if opts.cr {
+            // Calls become statepoints (`rewrite-statepoints-for-gc`).
+            f.set_gc("statepoint-example");
+            // A checkpoint unwinds these frames with their CFI, which LLVM
+            // leaves out for `nounwind` functions without an unwind table.
+            f.add_attribute(AttributeLoc::Function, ctx.create_enum_attribute(Attribute::get_named_enum_kind_id("uwtable"), 2));
+        }
         cg.funcs.push(f);
     }
     for (i, body) in decoded.bodies.iter().enumerate() {
@@ -248,6 +271,20 @@ pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Ent
     let arrays = cg.const_ptr_array("wanco_arrays", &arrays);
     let adapters = cg.const_ptr_array("wanco_adapters", &adapters);
     let i64t = ctx.i64_type();
+    let desc_name = match entry {
+        Entry::Program => "wanco_program_module".to_string(),
+        Entry::Library { symbol } => symbol.clone(),
+    };
+    let crmeta_name = format!("{desc_name}{}", symbols::CRMETA_SUFFIX);
+    let crmeta_ptr = if opts.cr {
+        // Defined by the metadata object the compiler adds after code generation.
+        let g = cg.module.add_global(ctx.i8_type(), None, &crmeta_name);
+        g.set_linkage(Linkage::External);
+        g.set_visibility(inkwell::GlobalVisibility::Hidden);
+        g.as_pointer_value()
+    } else {
+        cg.ptr().const_null()
+    };
     let desc = ctx.const_struct(
         &[
             i64t.const_int(abi::ABI_VERSION, false).into(),
@@ -256,13 +293,10 @@ pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Ent
             natives.into(),
             arrays.into(),
             adapters.into(),
+            crmeta_ptr.into(),
         ],
         false,
     );
-    let desc_name = match entry {
-        Entry::Program => "wanco_program_module".to_string(),
-        Entry::Library { symbol } => symbol.clone(),
-    };
     let desc_g = cg.module.add_global(desc.get_type(), None, &desc_name);
     desc_g.set_initializer(&desc);
     desc_g.set_constant(true);
@@ -290,7 +324,8 @@ pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Ent
         Entry::Library { .. } => desc_g.set_linkage(Linkage::External),
     }
     cg.module.verify().map_err(|e| CompileError::Llvm(e.to_string()))?;
-    Ok(cg.module)
+    let cr = cg.cr.take().map(|c| (crmeta_name, c.funcs.into_inner(), c.points.into_inner()));
+    Ok(Built { module: cg.module, cr })
 }
 
 pub(crate) use func::FuncOptions;

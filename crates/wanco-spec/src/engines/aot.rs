@@ -206,6 +206,9 @@ impl Engine for AotEngine {
                 opt_level: self.opt_level,
                 entry: Entry::Library { symbol: symbol.clone() },
                 explicit_bounds_checks: self.explicit_bounds_checks,
+                // The suite runs the code as shipped: with the checkpoint
+                // instrumentation (polls, return sites, restore routes).
+                cr: true,
             };
             match wanco_compiler::compile_object(wasm, &opts) {
                 Ok(obj) => {

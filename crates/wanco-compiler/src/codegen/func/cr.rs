@@ -1,0 +1,387 @@
+//! Checkpoint/restore instrumentation of one function.
+//!
+//! **Polls.** Every migration point (function entry, loop header) counts
+//! down a counter kept in a local (a register after `mem2reg`; synchronised
+//! with the runtime's global `wanco_cr_counter` around calls and returns)
+//! and tests the `wanco_cr_pending` flag a signal handler or the restore
+//! sets. Either one sends execution to the cold slow path, a call of
+//! `wanco_cr_slow(vmctx, point)` carrying a `"deopt"` bundle with the
+//! point's Wasm state.
+//!
+//! **Return sites.** Every call of a Wasm function carries a `"deopt"`
+//! bundle with the caller's state (point id, locals, operand stack below the
+//! arguments). After `rewrite-statepoints-for-gc` each bundle becomes a
+//! stackmap record at the call's return address: a checkpoint walks the
+//! native frames and reads every Wasm value where LLVM left it — no value is
+//! kept in memory for the instrumentation's sake.
+//!
+//! **Restore** re-enters the call chain: `wanco_cr_slow` returns a route
+//! index and the dispatch block after it jumps to the next point on the path
+//! to the frame's point (a nested loop header or a call site), loading the
+//! operand stack from the runtime's value buffer `wanco_cr_values`; at a
+//! call site the call is re-issued with zero arguments and the callee's
+//! entry poll restores the callee's frame. Loops are only ever entered at
+//! their header, so the control flow stays reducible and loop optimisations
+//! are unaffected.
+
+use super::{FuncCx, Kind};
+use crate::error::{CompileError, Result};
+use crate::frontend::{val_type, Body};
+use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::basic_block::BasicBlock;
+use inkwell::module::Linkage;
+use inkwell::values::{
+    AnyValueEnum, BasicMetadataValueEnum, BasicValue, BasicValueEnum, FunctionValue, GlobalValue, IntValue, OperandBundle,
+    PhiValue, PointerValue,
+};
+use inkwell::IntPredicate;
+use wanco_state::abi::symbols;
+use wanco_state::crmeta::{Callee, CrFunc, CrPoint, RESTORE_FIXED_SLOTS, ROUTE_FIRST_TARGET};
+use wanco_state::snapshot::FrameKind;
+use wanco_state::ValType;
+use wasmparser::{FuncValidator, ValidatorResources};
+
+/// A poll's slow path whose dispatch switch is built when the function ends
+/// (its routes are only known then).
+struct Poll<'ctx> {
+    r: IntValue<'ctx>,
+    dispatch: BasicBlock<'ctx>,
+    cont: BasicBlock<'ctx>,
+    routes: Vec<(u32, BasicBlock<'ctx>)>,
+}
+
+/// Per-function checkpoint/restore state.
+pub(super) struct FuncCr<'ctx> {
+    /// Validator stepped in lockstep with code generation: the types of the
+    /// operand stack at each point.
+    pub types: FuncValidator<ValidatorResources>,
+    cnt: PointerValue<'ctx>,
+    polls: Vec<Poll<'ctx>>,
+    /// Enclosing polls, innermost last: (index in `polls`, point id).
+    regions: Vec<(usize, u32)>,
+    entry_point: u32,
+    max_height: usize,
+    func_index: u32,
+}
+
+impl<'ctx> FuncCr<'ctx> {
+    pub fn new(cx: &mut FuncCx<'_, 'ctx, '_>, body: &Body<'_>) -> Result<FuncCr<'ctx>> {
+        let fv = body.validator.borrow_mut().take().ok_or_else(|| CompileError::Llvm("function validator missing".into()))?;
+        let mut types = fv.into_validator(Default::default());
+        let mut reader = body.body.get_binary_reader();
+        types.read_locals(&mut reader)?;
+        let cnt = cx.b.build_alloca(cx.i64(), "cnt")?;
+        let g = cx.m.cr_global(symbols::CR_COUNTER, cx.i64().into());
+        let c = cx.b.build_load(cx.i64(), g.as_pointer_value(), "c0")?;
+        cx.b.build_store(cnt, c)?;
+        Ok(FuncCr {
+            types,
+            cnt,
+            polls: Vec::new(),
+            regions: Vec::new(),
+            entry_point: 0,
+            max_height: 0,
+            func_index: body.func_index,
+        })
+    }
+}
+
+impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
+    fn crs(&mut self) -> &mut FuncCr<'ctx> {
+        self.cr.as_mut().expect("checkpointing enabled")
+    }
+
+    /// Types of the whole operand stack (bottom first) before the current
+    /// operator.
+    pub(super) fn stack_types(&mut self) -> Result<Vec<ValType>> {
+        let offset = self.offset;
+        let fv = &self.crs().types;
+        let h = fv.operand_stack_height() as usize;
+        let mut out = Vec::with_capacity(h);
+        for depth in (0..h).rev() {
+            match fv.get_operand_type(depth) {
+                Some(Some(t)) => out.push(val_type(t, offset)?),
+                _ => return Err(CompileError::Llvm(format!("operand type unknown at a migration point (offset {offset})"))),
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_point(&mut self, kind: FrameKind, stack: Vec<ValType>, args: u32, indirect: bool, callee: Option<Callee>, parent: Option<u32>, route: u32) -> u32 {
+        let func = self.crs().func_index;
+        let cr = self.m.cr.as_ref().expect("checkpointing enabled");
+        let mut points = cr.points.borrow_mut();
+        points.push(CrPoint { func, code_offset: self.offset as u32, kind, indirect, stack, args, callee, parent, route });
+        (points.len() - 1) as u32
+    }
+
+    /// The deopt bundle of `point`: its id, every local, then `stack`.
+    fn deopt_bundle(&mut self, point: u32, stack: &[BasicValueEnum<'ctx>]) -> Result<OperandBundle<'ctx>> {
+        let mut vals: Vec<AnyValueEnum<'ctx>> = vec![self.i32().const_int(point as u64, false).into()];
+        for (p, t) in self.locals.clone() {
+            let v = self.b.build_load(self.m.llvm_type(t), p, "dl")?;
+            vals.push(v.into());
+        }
+        vals.extend(stack.iter().map(|v| AnyValueEnum::from(*v)));
+        Ok(OperandBundle::create("deopt", &vals))
+    }
+
+    /// Pointer to slot `i` of the restore value buffer.
+    fn value_slot(&mut self, buf: PointerValue<'ctx>, i: usize) -> Result<PointerValue<'ctx>> {
+        // SAFETY (LLVM IR semantics): the runtime sizes the buffer for every
+        // slot a route of this function loads (`CrFunc::max_height`).
+        Ok(unsafe { self.b.build_in_bounds_gep(self.i64(), buf, &[self.i64().const_int(i as u64, false)], "vs")? })
+    }
+
+    fn value_buffer(&mut self) -> Result<PointerValue<'ctx>> {
+        let g = self.m.cr_global(symbols::CR_VALUES, self.m.ptr().into());
+        Ok(self.b.build_load(self.m.ptr(), g.as_pointer_value(), "vb")?.into_pointer_value())
+    }
+
+    /// Emit the poll of migration point `point` at the current position.
+    fn poll(&mut self, point: u32, entry: bool, stack: &[BasicValueEnum<'ctx>]) -> Result<()> {
+        let ctx = self.m.ctx;
+        let cnt = self.crs().cnt;
+        let i64t = self.i64();
+        let c = self.b.build_load(i64t, cnt, "c")?.into_int_value();
+        let c1 = self.b.build_int_sub(c, i64t.const_int(1, false), "c1")?;
+        self.b.build_store(cnt, c1)?;
+        let pending = self.m.cr_global(symbols::CR_PENDING, self.i32().into());
+        let pend = self.b.build_load(self.i32(), pending.as_pointer_value(), "pend")?;
+        pend.as_instruction_value().expect("load").set_volatile(true).map_err(|e| CompileError::Llvm(e.to_string()))?;
+        let zero_left = self.b.build_int_compare(IntPredicate::EQ, c1, i64t.const_zero(), "due")?;
+        let flagged = self.b.build_int_compare(IntPredicate::NE, pend.into_int_value(), self.i32().const_zero(), "flag")?;
+        let cond = self.b.build_or(zero_left, flagged, "poll")?;
+        let slow = ctx.append_basic_block(self.f, "cr_slow");
+        let cont = ctx.append_basic_block(self.f, "cr_cont");
+        self.b.build_conditional_branch(cond, slow, cont)?;
+        self.b.position_at_end(slow);
+        let counter = self.m.cr_global(symbols::CR_COUNTER, i64t.into());
+        self.b.build_store(counter.as_pointer_value(), c1)?;
+        let bundle = self.deopt_bundle(point, stack)?;
+        let slow_fn = self.m.cr_slow_fn();
+        let args: [BasicMetadataValueEnum; 2] = [self.vmctx.into(), self.i32().const_int(point as u64, false).into()];
+        let call = self.b.build_direct_call_with_operand_bundles(slow_fn, &args, &[bundle], "route")?;
+        call.set_tail_call_kind(inkwell::values::LLVMTailCallKind::LLVMTailCallKindNoTail);
+        let r = call.try_as_basic_value().basic().expect("i32").into_int_value();
+        let c2 = self.b.build_load(i64t, counter.as_pointer_value(), "c2")?;
+        self.b.build_store(cnt, c2)?;
+        let dispatch = if entry {
+            let restore = ctx.append_basic_block(self.f, "cr_restore_locals");
+            let is_restore = self.b.build_int_compare(IntPredicate::NE, r, self.i32().const_zero(), "rst")?;
+            self.b.build_conditional_branch(is_restore, restore, cont)?;
+            self.b.position_at_end(restore);
+            let buf = self.value_buffer()?;
+            for (i, (p, t)) in self.locals.clone().into_iter().enumerate() {
+                let slot = self.value_slot(buf, RESTORE_FIXED_SLOTS + i)?;
+                let v = self.b.build_load(self.m.llvm_type(t), slot, "rl")?;
+                self.b.build_store(p, v)?;
+            }
+            restore
+        } else {
+            slow
+        };
+        self.crs().polls.push(Poll { r, dispatch, cont, routes: Vec::new() });
+        self.b.position_at_end(cont);
+        Ok(())
+    }
+
+    /// A restore route from the innermost enclosing poll to `target`:
+    /// `phis[..restored]` get the frame's operand stack from the value
+    /// buffer, the other phis zero; `fixed[k]` gets fixed slot `k`.
+    /// Returns (parent point, route index).
+    fn add_route(&mut self, target: BasicBlock<'ctx>, phis: &[PhiValue<'ctx>], restored: usize, fixed: &[PhiValue<'ctx>]) -> Result<(u32, u32)> {
+        let cur = self.b.get_insert_block().expect("positioned");
+        let nlocals = self.locals.len();
+        let (poll, parent) = *self.crs().regions.last().expect("entry region");
+        let idx = ROUTE_FIRST_TARGET + self.crs().polls[poll].routes.len() as u32;
+        let rb = self.m.ctx.append_basic_block(self.f, "cr_route");
+        self.b.position_at_end(rb);
+        let buf = self.value_buffer()?;
+        for (j, phi) in phis.iter().enumerate() {
+            let ty = phi.as_basic_value().get_type();
+            let v = if j < restored {
+                let slot = self.value_slot(buf, RESTORE_FIXED_SLOTS + nlocals + j)?;
+                self.b.build_load(ty, slot, "rv")?
+            } else {
+                ty.const_zero()
+            };
+            phi.add_incoming(&[(&v as &dyn BasicValue, rb)]);
+        }
+        for (k, phi) in fixed.iter().enumerate() {
+            let slot = self.value_slot(buf, k)?;
+            let v = self.b.build_load(phi.as_basic_value().get_type(), slot, "rf")?;
+            phi.add_incoming(&[(&v as &dyn BasicValue, rb)]);
+        }
+        self.b.build_unconditional_branch(target)?;
+        self.b.position_at_end(cur);
+        let c = self.crs();
+        c.polls[poll].routes.push((idx, rb));
+        c.max_height = c.max_height.max(restored);
+        Ok((parent, idx))
+    }
+
+    /// The function-entry migration point (at the start of the body).
+    pub(super) fn entry_poll(&mut self) -> Result<()> {
+        let point = self.new_point(FrameKind::Entry, vec![], 0, false, None, None, 0);
+        self.crs().entry_point = point;
+        self.poll(point, true, &[])?;
+        let idx = self.crs().polls.len() - 1;
+        self.crs().regions.push((idx, point));
+        Ok(())
+    }
+
+    /// The loop-header migration point of the loop just pushed: a route to
+    /// its header, the poll, and a new region for what the loop contains.
+    pub(super) fn loop_poll(&mut self, types: Vec<ValType>) -> Result<()> {
+        let (header, phis) = match &self.control.last().expect("loop").kind {
+            Kind::Loop { header, phis, .. } => (*header, phis.clone()),
+            _ => unreachable!("loop_poll after a loop"),
+        };
+        let (parent, route) = self.add_route(header, &phis, phis.len(), &[])?;
+        let point = self.new_point(FrameKind::Loop, types, 0, false, None, Some(parent), route);
+        let stack = self.stack.clone();
+        self.poll(point, false, &stack)?;
+        let idx = self.crs().polls.len() - 1;
+        self.crs().regions.push((idx, point));
+        Ok(())
+    }
+
+    /// Leave the region of a loop (at its `end`).
+    pub(super) fn end_loop_region(&mut self) {
+        if let Some(c) = self.cr.as_mut() {
+            c.regions.pop();
+        }
+    }
+
+    /// Make the current position a return site: a block whose phis hold the
+    /// operand stack (and, for an indirect call, the callee), reachable by a
+    /// restore route. Returns the point id, and the callee pointer and vmctx
+    /// to use (phis for an indirect call).
+    pub(super) fn call_site(
+        &mut self,
+        nargs: usize,
+        indirect: Option<(PointerValue<'ctx>, PointerValue<'ctx>)>,
+        what: Callee,
+        mut types: Vec<ValType>,
+    ) -> Result<(u32, Option<(PointerValue<'ctx>, PointerValue<'ctx>)>)> {
+        let cur = self.b.get_insert_block().expect("positioned");
+        let site = self.m.ctx.append_basic_block(self.f, "cr_call");
+        self.b.build_unconditional_branch(site)?;
+        self.b.position_at_end(site);
+        let mut phis = Vec::new();
+        for v in self.stack.clone() {
+            let phi = self.b.build_phi(v.get_type(), "cs")?;
+            phi.add_incoming(&[(&v as &dyn BasicValue, cur)]);
+            phis.push(phi);
+        }
+        self.stack = phis.iter().map(|p| p.as_basic_value()).collect();
+        let mut fixed = Vec::new();
+        let callee = match indirect {
+            Some((native, cvm)) => {
+                let pn = self.b.build_phi(self.m.ptr(), "callee")?;
+                pn.add_incoming(&[(&native as &dyn BasicValue, cur)]);
+                let pv = self.b.build_phi(self.m.ptr(), "cvm")?;
+                pv.add_incoming(&[(&cvm as &dyn BasicValue, cur)]);
+                fixed = vec![pn, pv];
+                Some((pn.as_basic_value().into_pointer_value(), pv.as_basic_value().into_pointer_value()))
+            }
+            None => None,
+        };
+        let below = phis.len() - nargs;
+        let (parent, route) = self.add_route(site, &phis, below, &fixed)?;
+        types.truncate(below);
+        let point = self.new_point(FrameKind::Call, types, nargs as u32, indirect.is_some(), Some(what), Some(parent), route);
+        Ok((point, callee))
+    }
+
+    /// Store the local counter to the global one (before a call or return).
+    pub(super) fn counter_out(&mut self) -> Result<()> {
+        if let Some(cnt) = self.cr.as_ref().map(|c| c.cnt) {
+            let c = self.b.build_load(self.i64(), cnt, "co")?;
+            let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
+            self.b.build_store(g.as_pointer_value(), c)?;
+        }
+        Ok(())
+    }
+
+    /// Reload the local counter from the global one (after a call).
+    pub(super) fn counter_in(&mut self) -> Result<()> {
+        if let Some(cnt) = self.cr.as_ref().map(|c| c.cnt) {
+            let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
+            let c = self.b.build_load(self.i64(), g.as_pointer_value(), "ci")?;
+            self.b.build_store(cnt, c)?;
+        }
+        Ok(())
+    }
+
+    /// The deopt bundle for a call at return site `point` (`below`: the
+    /// operand stack under the arguments).
+    pub(super) fn call_bundle(&mut self, point: u32, below: &[BasicValueEnum<'ctx>]) -> Result<OperandBundle<'ctx>> {
+        self.deopt_bundle(point, below)
+    }
+
+    /// Build the restore dispatch switches and record the function.
+    pub(super) fn finish_cr(&mut self) -> Result<()> {
+        let cur = self.b.get_insert_block();
+        let polls = std::mem::take(&mut self.crs().polls);
+        for p in &polls {
+            self.b.position_at_end(p.dispatch);
+            let cases: Vec<(IntValue<'ctx>, BasicBlock<'ctx>)> =
+                p.routes.iter().map(|(i, bb)| (self.i32().const_int(*i as u64, false), *bb)).collect();
+            self.b.build_switch(p.r, p.cont, &cases)?;
+        }
+        if let Some(bb) = cur {
+            self.b.position_at_end(bb);
+        }
+        let c = self.cr.as_ref().expect("checkpointing enabled");
+        let func = CrFunc {
+            func: c.func_index,
+            locals: self.locals.iter().map(|(_, t)| *t).collect(),
+            entry_point: c.entry_point,
+            max_height: c.max_height as u32,
+        };
+        self.m.cr.as_ref().expect("checkpointing enabled").funcs.borrow_mut().push(func);
+        Ok(())
+    }
+}
+
+/// Module-level checkpoint/restore state: every point and function.
+#[derive(Default)]
+pub(crate) struct ModuleCr {
+    pub points: std::cell::RefCell<Vec<CrPoint>>,
+    pub funcs: std::cell::RefCell<Vec<CrFunc>>,
+}
+
+impl<'ctx> super::super::ModuleCodegen<'ctx, '_> {
+    /// A runtime global (declared once, hidden: linked statically).
+    pub fn cr_global(&self, name: &str, ty: inkwell::types::BasicTypeEnum<'ctx>) -> GlobalValue<'ctx> {
+        match self.module.get_global(name) {
+            Some(g) => g,
+            None => {
+                let g = self.module.add_global(ty, None, name);
+                g.set_linkage(Linkage::External);
+                g.set_visibility(inkwell::GlobalVisibility::Hidden);
+                g
+            }
+        }
+    }
+
+    /// `wanco_cr_slow(vmctx, point) -> route`: cold, and (unlike the other
+    /// runtime functions) a statepoint, so that its return address has the
+    /// innermost frame's record.
+    pub fn cr_slow_fn(&self) -> FunctionValue<'ctx> {
+        if let Some(f) = self.module.get_function(symbols::CR_SLOW) {
+            return f;
+        }
+        let ty = self.ctx.i32_type().fn_type(&[self.ptr().into(), self.ctx.i32_type().into()], false);
+        let f = self.module.add_function(symbols::CR_SLOW, ty, Some(Linkage::External));
+        f.as_global_value().set_visibility(inkwell::GlobalVisibility::Hidden);
+        for a in ["cold", "nounwind"] {
+            let attr = self.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(a), 0);
+            f.add_attribute(AttributeLoc::Function, attr);
+        }
+        f
+    }
+}

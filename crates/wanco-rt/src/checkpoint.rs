@@ -1,0 +1,625 @@
+//! Checkpoint and restore of compiled code (stack capture).
+//!
+//! Compiled code polls at every migration point (see the compiler's
+//! `codegen/func/cr.rs`): it counts [`wanco_cr_counter`] down and reads
+//! [`wanco_cr_pending`]; when the count reaches zero or the flag is set it
+//! calls [`wanco_cr_slow`], an assembly trampoline that saves the
+//! callee-saved registers and calls [`slow_path`].
+//!
+//! * **Checkpoint**: the native stack is walked from the trampoline's saved
+//!   registers with the module's statepoint records and the executable's
+//!   DWARF CFI (`wanco-translate`), giving ISA-neutral frames; with the
+//!   instance state and the WASI state they make a [`Snapshot`], written to
+//!   the checkpoint file before the process exits 0.
+//! * **Restore**: the frames are validated against the module's metadata,
+//!   then `_start` is called with the flag set: each poll on the way asks
+//!   [`slow_path`] for the route to the next point of the frame being
+//!   rebuilt, and the values of the frame come from the buffer
+//!   [`wanco_cr_values`] points at.
+//!
+//! `unsafe` here: the trampolines (global assembly), reading the saved
+//! registers, reading the Wasm thread's own stack, and locating the
+//! executable's `.eh_frame_hdr` through `dl_iterate_phdr`.
+
+use crate::instance::Instance;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use wanco_state::crmeta::{Callee, CrMeta, ROUTE_CONTINUE, ROUTE_RESTORE_HERE, RESTORE_FIXED_SLOTS};
+use wanco_state::module::{ImportKind, ModuleInfo};
+use wanco_state::snapshot::{Frame, FrameKind, Memory, Producer, Snapshot};
+use wanco_state::Value;
+use wanco_translate::unwind::{Cfi, Isa, Memory as StackRead, Regs};
+
+/// Migration points left until the next checkpoint (compiled code counts it
+/// down; it reaches zero at the point `--checkpoint-after-points` names).
+#[no_mangle]
+pub static wanco_cr_counter: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Non-zero: every migration point calls the slow path (a checkpoint was
+/// requested by a signal, or a restore is rebuilding the frames).
+#[no_mangle]
+pub static wanco_cr_pending: AtomicU32 = AtomicU32::new(0);
+
+/// The restore value buffer: fixed slots, locals, operand stack.
+#[no_mangle]
+pub static wanco_cr_values: AtomicPtr<u64> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The ISA this runtime is built for.
+pub const ISA: Isa = if cfg!(target_arch = "aarch64") { Isa::Aarch64 } else { Isa::X86_64 };
+
+struct Restore {
+    frames: Vec<Frame>,
+    /// Per frame: the points from the function entry to the frame's point.
+    chains: Vec<Vec<u32>>,
+    cur: usize,
+    hop: usize,
+    points: u64,
+}
+
+struct State {
+    file: PathBuf,
+    /// Absolute migration-point count at which to checkpoint (`u64::MAX`: never).
+    target: u64,
+    in_main: bool,
+    instance: *mut Instance,
+    start_func: u32,
+    meta: CrMeta,
+    restore: Option<Restore>,
+    /// The buffer compiled code loads restored values from (kept alive
+    /// until the next frame replaces it).
+    values: Vec<u64>,
+    count_points: bool,
+}
+
+// SAFETY: the state is only used on the Wasm thread; the Mutex only guards
+// against re-entrancy mistakes.
+unsafe impl Send for State {}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// What a program run asks of checkpointing.
+#[derive(Clone, Debug, Default)]
+pub struct CrOptions {
+    /// Where to write a checkpoint (default `checkpoint.wsnap`).
+    pub file: Option<PathBuf>,
+    /// Checkpoint when the migration-point count reaches this.
+    pub after_points: Option<u64>,
+    /// Print the migration-point count on stderr at exit.
+    pub count_points: bool,
+}
+
+fn fatal(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(1)
+}
+
+/// The module's checkpoint metadata, or why there is none.
+pub fn module_meta(inst: &Instance) -> Result<CrMeta, String> {
+    let blob = inst
+        .descriptor()
+        .crmeta()
+        .ok_or("this binary was compiled with --no-cr: it cannot checkpoint or restore")?;
+    let meta = CrMeta::from_bytes(blob).map_err(|e| e.to_string())?;
+    if meta.isa != ISA.name() {
+        return Err(format!("checkpoint metadata is for {}, this runtime is {}", meta.isa, ISA.name()));
+    }
+    Ok(meta)
+}
+
+/// Set the countdown before instantiation (the start function counts too).
+pub fn preset(opts: &CrOptions) {
+    wanco_cr_counter.store(opts.after_points.unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
+/// Arm checkpointing for `inst` (before `_start` runs). `restored_points`:
+/// the count a restored snapshot continues from.
+pub fn arm(inst: &mut Instance, opts: &CrOptions, start_func: u32) -> Result<(), String> {
+    let meta = module_meta(inst)?;
+    let target = opts.after_points.unwrap_or(u64::MAX);
+    *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
+        file: opts.file.clone().unwrap_or_else(|| PathBuf::from("checkpoint.wsnap")),
+        target,
+        in_main: false,
+        instance: inst as *mut Instance,
+        start_func,
+        meta,
+        restore: None,
+        values: Vec::new(),
+        count_points: opts.count_points,
+    });
+    install_signal_handler();
+    Ok(())
+}
+
+/// `_start` begins: checkpoints may be taken from now on.
+pub fn enter_main() {
+    if let Some(st) = STATE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        st.in_main = true;
+    }
+}
+
+/// Called before the process exits normally: prints the migration-point
+/// count if asked.
+pub fn at_exit() {
+    if let Ok(g) = STATE.try_lock() {
+        if let Some(st) = g.as_ref() {
+            if st.count_points {
+                let points = st.target.wrapping_sub(wanco_cr_counter.load(Ordering::Relaxed));
+                eprintln!("migration points: {points}");
+            }
+        }
+    }
+}
+
+extern "C" fn on_sigusr1(_: libc::c_int) {
+    wanco_cr_pending.store(1, Ordering::SeqCst);
+}
+
+fn install_signal_handler() {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The trampolines: save the callee-saved registers, call `slow_path`.
+
+#[cfg(target_arch = "x86_64")]
+std::arch::global_asm!(
+    ".text",
+    ".globl wanco_cr_slow",
+    ".type wanco_cr_slow,@function",
+    ".p2align 4",
+    "wanco_cr_slow:",
+    "push rbx",
+    "push rbp",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    // rdi = vmctx, esi = point, rdx = saved registers (r15 first).
+    "mov rdx, rsp",
+    "sub rsp, 8",
+    "call {slow}",
+    "add rsp, 8",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbp",
+    "pop rbx",
+    "ret",
+    ".size wanco_cr_slow, .-wanco_cr_slow",
+    slow = sym slow_path,
+);
+
+#[cfg(target_arch = "aarch64")]
+std::arch::global_asm!(
+    ".text",
+    ".globl wanco_cr_slow",
+    ".type wanco_cr_slow,%function",
+    ".p2align 2",
+    "wanco_cr_slow:",
+    "stp x29, x30, [sp, #-176]!",
+    "mov x29, sp",
+    "stp x19, x20, [sp, #16]",
+    "stp x21, x22, [sp, #32]",
+    "stp x23, x24, [sp, #48]",
+    "stp x25, x26, [sp, #64]",
+    "stp x27, x28, [sp, #80]",
+    "stp d8, d9, [sp, #96]",
+    "stp d10, d11, [sp, #112]",
+    "stp d12, d13, [sp, #128]",
+    "stp d14, d15, [sp, #144]",
+    // x0 = vmctx, w1 = point, x2 = saved registers (x29 first).
+    "mov x2, sp",
+    "bl {slow}",
+    "ldp d14, d15, [sp, #144]",
+    "ldp d12, d13, [sp, #128]",
+    "ldp d10, d11, [sp, #112]",
+    "ldp d8, d9, [sp, #96]",
+    "ldp x27, x28, [sp, #80]",
+    "ldp x25, x26, [sp, #64]",
+    "ldp x23, x24, [sp, #48]",
+    "ldp x21, x22, [sp, #32]",
+    "ldp x19, x20, [sp, #16]",
+    "ldp x29, x30, [sp], #176",
+    "ret",
+    ".size wanco_cr_slow, .-wanco_cr_slow",
+    slow = sym slow_path,
+);
+
+/// Register state at the return address of the compiled frame that called
+/// the trampoline.
+///
+/// # Safety
+/// `saved` must be the register area the trampoline pushed.
+unsafe fn caller_regs(saved: *const u64) -> Regs {
+    // SAFETY: guaranteed by the caller; the layouts are the trampolines'.
+    unsafe {
+        if cfg!(target_arch = "aarch64") {
+            let r = |i: usize| *saved.add(i);
+            let mut regs = Regs::new(Isa::Aarch64, r(1));
+            regs.set(29, r(0));
+            regs.set(30, r(1));
+            for k in 0..10 {
+                regs.set(19 + k as u16, r(2 + k));
+            }
+            for k in 0..8 {
+                regs.set(72 + k as u16, r(12 + k));
+            }
+            regs.set_sp(saved as u64 + 176);
+            regs
+        } else {
+            let r = |i: usize| *saved.add(i);
+            let mut regs = Regs::new(Isa::X86_64, r(6));
+            regs.set(15, r(0));
+            regs.set(14, r(1));
+            regs.set(13, r(2));
+            regs.set(12, r(3));
+            regs.set(6, r(4));
+            regs.set(3, r(5));
+            regs.set_sp(saved as u64 + 56);
+            regs
+        }
+    }
+}
+
+/// The slow path of a migration point: returns a route (0: go on).
+extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u32 {
+    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(st) = guard.as_mut() else {
+        // Not armed (e.g. the spec driver): never checkpoint.
+        wanco_cr_counter.store(u64::MAX, Ordering::Relaxed);
+        return ROUTE_CONTINUE;
+    };
+    if st.restore.is_some() {
+        return match restore_step(st, point) {
+            Ok(r) => r,
+            Err(m) => fatal(&format!("cannot restore: {m}")),
+        };
+    }
+    let counter = wanco_cr_counter.load(Ordering::Relaxed);
+    let points = st.target.wrapping_sub(counter);
+    let signalled = wanco_cr_pending.load(Ordering::Relaxed) != 0;
+    if !st.in_main {
+        // The start function runs during instantiation: no checkpoint there
+        // (a pending signal waits for `_start`).
+        if counter == 0 {
+            st.target = u64::MAX;
+            wanco_cr_counter.store(u64::MAX - points, Ordering::Relaxed);
+        }
+        return ROUTE_CONTINUE;
+    }
+    if counter != 0 && !signalled {
+        return ROUTE_CONTINUE;
+    }
+    // SAFETY: `saved` is the trampoline's register area.
+    let regs = unsafe { caller_regs(saved) };
+    match checkpoint(st, regs, points) {
+        Ok((path, n)) => {
+            eprintln!("checkpoint written to {} after {n} migration points", path.display());
+            std::process::exit(0)
+        }
+        Err(m) => fatal(&format!("checkpoint failed: {m}")),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoint.
+
+/// Reads of the Wasm thread's own stack, bounded by its mapping.
+struct OwnStack {
+    lo: u64,
+    hi: u64,
+}
+
+impl StackRead for OwnStack {
+    fn read_u64(&self, addr: u64) -> Option<u64> {
+        if addr < self.lo || addr.checked_add(8)? > self.hi {
+            return None;
+        }
+        // SAFETY: [lo, hi) is this thread's mapped stack.
+        Some(unsafe { std::ptr::read_unaligned(addr as *const u64) })
+    }
+}
+
+fn own_stack() -> Result<OwnStack, String> {
+    // SAFETY: pthread_getattr_np on the current thread fills `attr`, which is
+    // destroyed after use.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return Err("cannot find the Wasm thread's stack".into());
+        }
+        let mut addr: *mut c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let r = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        if r != 0 {
+            return Err("cannot find the Wasm thread's stack".into());
+        }
+        Ok(OwnStack { lo: addr as u64, hi: addr as u64 + size as u64 })
+    }
+}
+
+struct EhFrame {
+    hdr: &'static [u8],
+    hdr_addr: u64,
+    eh_frame: &'static [u8],
+    eh_frame_addr: u64,
+}
+
+/// `.eh_frame_hdr` and `.eh_frame` of the running executable.
+fn own_eh_frame() -> Result<EhFrame, String> {
+    struct Found {
+        hdr: Option<(u64, u64)>,
+        segs: Vec<(u64, u64)>,
+    }
+    unsafe extern "C" fn cb(info: *mut libc::dl_phdr_info, _size: libc::size_t, data: *mut c_void) -> libc::c_int {
+        // SAFETY: dl_iterate_phdr passes valid program headers; `data` is our
+        // `Found`. The first object is the executable.
+        unsafe {
+            let found = &mut *(data as *mut Found);
+            let info = &*info;
+            for i in 0..info.dlpi_phnum as usize {
+                let ph = &*info.dlpi_phdr.add(i);
+                let start = info.dlpi_addr + ph.p_vaddr;
+                if ph.p_type == libc::PT_GNU_EH_FRAME {
+                    found.hdr = Some((start, ph.p_memsz));
+                } else if ph.p_type == libc::PT_LOAD {
+                    found.segs.push((start, start + ph.p_memsz));
+                }
+            }
+        }
+        1 // stop after the executable
+    }
+    let mut found = Found { hdr: None, segs: Vec::new() };
+    // SAFETY: the callback matches dl_iterate_phdr's contract.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut found as *mut Found as *mut c_void) };
+    let (hdr_addr, hdr_len) = found.hdr.ok_or("the executable has no .eh_frame_hdr (PT_GNU_EH_FRAME)")?;
+    // SAFETY: the PT_GNU_EH_FRAME segment is mapped for the process's lifetime.
+    let hdr = unsafe { std::slice::from_raw_parts(hdr_addr as *const u8, hdr_len as usize) };
+    // The header's eh_frame pointer (version 1, pc-relative sdata4 is what
+    // every linker writes).
+    if hdr.len() < 8 || hdr[0] != 1 || hdr[1] != 0x1b {
+        return Err(format!("unsupported .eh_frame_hdr encoding at {hdr_addr:#x}"));
+    }
+    let rel = i32::from_le_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]) as i64;
+    let eh_frame_addr = (hdr_addr as i64 + 4 + rel) as u64;
+    let (_, seg_end) = found
+        .segs
+        .iter()
+        .find(|(s, e)| *s <= eh_frame_addr && eh_frame_addr < *e)
+        .ok_or(".eh_frame is outside every loaded segment")?;
+    // SAFETY: from .eh_frame to the end of its loaded segment is mapped.
+    let eh_frame = unsafe { std::slice::from_raw_parts(eh_frame_addr as *const u8, (seg_end - eh_frame_addr) as usize) };
+    Ok(EhFrame { hdr, hdr_addr, eh_frame, eh_frame_addr })
+}
+
+fn memory_max(info: &ModuleInfo) -> Option<u32> {
+    info.imports
+        .iter()
+        .find_map(|i| match &i.kind {
+            ImportKind::Memory(l) => Some(*l),
+            _ => None,
+        })
+        .or_else(|| info.memories.first().copied())
+        .and_then(|l| l.max)
+        .map(|m| m.min(u64::from(u32::MAX)) as u32)
+}
+
+/// Capture the program at the current migration point.
+fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64), String> {
+    // SAFETY: the instance outlives the run; nothing else uses it while the
+    // slow path runs.
+    let inst = unsafe { &mut *st.instance };
+    let eh = own_eh_frame()?;
+    let cfi = Cfi::from_eh_frame_hdr(ISA, eh.hdr, eh.hdr_addr, eh.eh_frame, eh.eh_frame_addr).map_err(|e| e.to_string())?;
+    let stack = own_stack()?;
+    let natives = inst.descriptor().natives(&inst.info);
+    let native = wanco_translate::decode::walk(&st.meta, &natives, &cfi, regs, &stack).map_err(|e| e.to_string())?;
+    let mut frames = Vec::new();
+    for nf in native.iter().rev() {
+        for vf in &nf.frames {
+            let p = &st.meta.points[vf.point as usize];
+            let typed = |vals: &[wanco_translate::decode::RawValue]| -> Result<Vec<Value>, String> {
+                vals.iter().map(|v| inst.typed_value(v.ty, v.bits)).collect()
+            };
+            frames.push(Frame {
+                func: p.func,
+                code_offset: p.code_offset,
+                kind: p.kind,
+                locals: typed(&vf.locals)?,
+                stack: typed(&vf.stack)?,
+            });
+        }
+    }
+    match frames.first() {
+        Some(f) if f.func == st.start_func => {}
+        Some(f) => return Err(format!("the outermost frame is function {}, not `_start` ({})", f.func, st.start_func)),
+        None => return Err("no Wasm frames on the stack".into()),
+    }
+    let cs = inst.capture_state()?;
+    let max = memory_max(&inst.info);
+    let memory = inst.memory().map(|m| Memory::from_bytes(m.bytes(), max));
+    let wasi = crate::wasi_host::WASI
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|w| w.state())
+        .ok_or("no WASI context")?;
+    let snap = Snapshot {
+        producer: Producer { engine: "aot".into(), isa: Some(ISA.name().into()), version: env!("CARGO_PKG_VERSION").into() },
+        module_hash: inst.info.hash,
+        migration_points: points,
+        frames,
+        globals: cs.globals,
+        tables: cs.tables,
+        memory,
+        data_dropped: cs.data_dropped,
+        elem_dropped: cs.elem_dropped,
+        wasi,
+    };
+    let bytes = wanco_state::snapshot::encode(&snap);
+    let path = st.file.clone();
+    let tmp = path.with_extension("wsnap.tmp");
+    std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok((path, points))
+}
+
+// ---------------------------------------------------------------------------
+// Restore.
+
+/// Check `snap`'s frames against the module and prepare to rebuild them when
+/// `_start` is called next. Call after [`arm`] and [`Instance::install`].
+pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
+    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let st = guard.as_mut().ok_or("checkpointing is not armed")?;
+    // SAFETY: the instance outlives the run.
+    let inst = unsafe { &*st.instance };
+    let meta = &st.meta;
+    let mut index: HashMap<(u32, u32, FrameKind), u32> = HashMap::new();
+    for (i, p) in meta.points.iter().enumerate() {
+        index.insert((p.func, p.code_offset, p.kind), i as u32);
+    }
+    let n = snap.frames.len();
+    if n == 0 {
+        return Err("the snapshot has no frames".into());
+    }
+    let name = |f: u32| inst.info.func_name(f).map(|n| format!(" `{n}`")).unwrap_or_default();
+    let mut chains = Vec::new();
+    for (i, f) in snap.frames.iter().enumerate() {
+        let at = format!("frame {i} (function {}{}, code offset {:#x})", f.func, name(f.func), f.code_offset);
+        let innermost = i + 1 == n;
+        if innermost == (f.kind == FrameKind::Call) {
+            return Err(format!(
+                "{at}: a {:?} point {}",
+                f.kind,
+                if innermost { "cannot be the innermost frame" } else { "can only be the innermost frame" }
+            ));
+        }
+        let &pid = index
+            .get(&(f.func, f.code_offset, f.kind))
+            .ok_or_else(|| format!("{at}: the module has no {:?} migration point there", f.kind))?;
+        let p = &meta.points[pid as usize];
+        let func = meta.func(f.func).ok_or_else(|| format!("{at}: not a defined function"))?;
+        if f.locals.len() != func.locals.len() {
+            return Err(format!("{at}: {} locals in the snapshot, the function has {}", f.locals.len(), func.locals.len()));
+        }
+        for (k, (v, t)) in f.locals.iter().zip(&func.locals).enumerate() {
+            if v.ty() != *t {
+                return Err(format!("{at}: local {k} is {} in the snapshot, the function declares {t}", v.ty()));
+            }
+            inst.raw_value(v).map_err(|e| format!("{at}: local {k}: {e}"))?;
+        }
+        if f.stack.len() != p.stack.len() {
+            return Err(format!("{at}: {} operand-stack values in the snapshot, the module has {} there", f.stack.len(), p.stack.len()));
+        }
+        for (k, (v, t)) in f.stack.iter().zip(&p.stack).enumerate() {
+            if v.ty() != *t {
+                return Err(format!("{at}: operand-stack slot {k} is {} in the snapshot, the module has {t} there", v.ty()));
+            }
+            inst.raw_value(v).map_err(|e| format!("{at}: operand-stack slot {k}: {e}"))?;
+        }
+        if i == 0 && f.func != st.start_func {
+            return Err(format!("{at}: the outermost frame must be `_start` (function {})", st.start_func));
+        }
+        if let Some(next) = snap.frames.get(i + 1) {
+            match p.callee {
+                Some(Callee::Func(c)) if c != next.func => {
+                    return Err(format!("{at}: the call there calls function {c}, the next frame is function {}", next.func));
+                }
+                Some(Callee::Type(t)) => {
+                    let want = inst.info.types.get(t as usize);
+                    let have = inst.info.func_type(next.func);
+                    if want.is_none() || want != have {
+                        return Err(format!("{at}: the call_indirect there expects type {t}, the next frame's function {} has another type", next.func));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut chain = vec![pid];
+        let mut cur = p;
+        while let Some(parent) = cur.parent {
+            chain.push(parent);
+            cur = meta.points.get(parent as usize).ok_or("corrupt checkpoint metadata (parent point)")?;
+        }
+        chain.reverse();
+        if chain[0] != func.entry_point {
+            return Err(format!("{at}: corrupt checkpoint metadata (route does not start at the entry)"));
+        }
+        chains.push(chain);
+    }
+    st.restore = Some(Restore { frames: snap.frames.clone(), chains, cur: 0, hop: 0, points: snap.migration_points });
+    st.in_main = true;
+    wanco_cr_pending.store(1, Ordering::SeqCst);
+    Ok(())
+}
+
+fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
+    // SAFETY: the instance outlives the run.
+    let inst = unsafe { &*st.instance };
+    let r = st.restore.as_mut().expect("restoring");
+    let chain = &r.chains[r.cur];
+    let frame = &r.frames[r.cur];
+    if point != chain[r.hop] {
+        let p = |id: u32| {
+            st.meta.points.get(id as usize).map(|p| format!("function {} offset {:#x}", p.func, p.code_offset)).unwrap_or_default()
+        };
+        return Err(format!("frame {} diverged: expected point {}, reached {}", r.cur, p(chain[r.hop]), p(point)));
+    }
+    if r.hop == 0 {
+        // Entering the frame's function: fill the value buffer.
+        let func = st.meta.func(frame.func).ok_or("frame function vanished")?;
+        let mut values = vec![0u64; RESTORE_FIXED_SLOTS + func.locals.len() + func.max_height.max(frame.stack.len() as u32) as usize];
+        let p = &st.meta.points[*chain.last().expect("chain") as usize];
+        if p.indirect {
+            let next = r.frames.get(r.cur + 1).ok_or("indirect call without a callee frame")?;
+            let fr = inst.func_ref(next.func);
+            // SAFETY: FuncRefs of a live instance are valid.
+            unsafe {
+                values[0] = (*fr).native as u64;
+                values[1] = (*fr).vmctx as u64;
+            }
+        }
+        for (k, v) in frame.locals.iter().chain(&frame.stack).enumerate() {
+            values[RESTORE_FIXED_SLOTS + k] = inst.raw_value(v)?;
+        }
+        st.values = values;
+        wanco_cr_values.store(st.values.as_mut_ptr(), Ordering::SeqCst);
+    }
+    if r.hop + 1 == chain.len() {
+        // At the frame's own point: the innermost frame is rebuilt.
+        let kind = frame.kind;
+        let points = r.points;
+        st.restore = None;
+        wanco_cr_pending.store(0, Ordering::SeqCst);
+        let left = if st.target > points { st.target - points } else {
+            st.target = u64::MAX;
+            u64::MAX - points
+        };
+        wanco_cr_counter.store(left, Ordering::Relaxed);
+        return Ok(if kind == FrameKind::Entry { ROUTE_RESTORE_HERE } else { ROUTE_CONTINUE });
+    }
+    let next = chain[r.hop + 1];
+    let route = st.meta.points[next as usize].route;
+    if r.hop + 2 == chain.len() && frame.kind == FrameKind::Call {
+        // Routing to the call: the next poll is the callee's entry.
+        r.cur += 1;
+        r.hop = 0;
+    } else {
+        r.hop += 1;
+    }
+    Ok(route)
+}

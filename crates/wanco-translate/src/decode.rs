@@ -1,0 +1,633 @@
+//! Native frames to virtual Wasm frames.
+//!
+//! A statepoint record ([`CrRecord`]) lists where the deopt values of one
+//! call site live: a sequence of virtual frames, outermost first (inlining
+//! concatenates them), each a `Constant(point id)` followed by one location
+//! per local of the point's function and one per operand-stack value of the
+//! point. [`decode_record`] reads them out of a register file and memory;
+//! [`walk`] does that for every compiled frame of a native stack, unwinding
+//! with [`Cfi`].
+
+use crate::unwind::{Cfi, Memory, Regs};
+use crate::Error;
+use wanco_state::crmeta::{CrMeta, CrRecord, Location};
+use wanco_state::ValType;
+
+/// Most physical frames [`walk`] decodes before giving up (loop guard).
+pub const MAX_FRAMES: usize = 1_000_000;
+
+/// The raw bits of one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RawValue {
+    /// Its Wasm type.
+    pub ty: ValType,
+    /// `i32`/`f32`: the 32 bits, zero-extended; `i64`/`f64`: the 64 bits;
+    /// references: the raw pointer bits.
+    pub bits: u64,
+}
+
+/// One Wasm frame held by a native frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualFrame {
+    /// Point id (index into [`CrMeta::points`]).
+    pub point: u32,
+    /// All locals of the point's function, parameters first.
+    pub locals: Vec<RawValue>,
+    /// The operand stack of the point, bottom first.
+    pub stack: Vec<RawValue>,
+}
+
+/// One physical frame of compiled code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeFrame {
+    /// Its pc (a return address).
+    pub pc: u64,
+    /// Its sp at that return address.
+    pub sp: u64,
+    /// Defined-function index.
+    pub func: u32,
+    /// `pc` minus the function's start address.
+    pub offset: u32,
+    /// The Wasm frames it holds, outermost first.
+    pub frames: Vec<VirtualFrame>,
+}
+
+/// Width in bytes of a value of type `ty` in a stack map location.
+fn width(ty: ValType) -> u8 {
+    match ty {
+        ValType::I32 | ValType::F32 => 4,
+        ValType::I64 | ValType::F64 | ValType::FuncRef | ValType::ExternRef => 8,
+    }
+}
+
+fn truncate(v: u64, width: u8) -> u64 {
+    if width == 4 {
+        v & 0xffff_ffff
+    } else {
+        v
+    }
+}
+
+/// Read one value of type `ty` at `loc`; `what` names the slot for errors.
+fn read_value(
+    loc: &Location,
+    ty: ValType,
+    regs: &Regs,
+    mem: &impl Memory,
+    what: &dyn Fn() -> String,
+) -> Result<RawValue, Error> {
+    let w = width(ty);
+    let small = |size: u8| {
+        Error::Decode(format!(
+            "{}: a {ty} value needs {w} bytes, the location has {size}: {loc:?}",
+            what()
+        ))
+    };
+    let bits = match *loc {
+        Location::Constant(c) => truncate(c as u64, w),
+        Location::Register { reg, size } => {
+            if size < w {
+                return Err(small(size));
+            }
+            let v = regs.get(reg).ok_or_else(|| {
+                Error::Decode(format!(
+                    "{}: register {} is unknown in this frame",
+                    what(),
+                    regs.isa().reg_name(reg)
+                ))
+            })?;
+            truncate(v, w)
+        }
+        Location::Indirect { reg, offset, size } => {
+            if size < w {
+                return Err(small(size));
+            }
+            let base = regs.get(reg).ok_or_else(|| {
+                Error::Decode(format!(
+                    "{}: base register {} is unknown in this frame",
+                    what(),
+                    regs.isa().reg_name(reg)
+                ))
+            })?;
+            let addr = base.wrapping_add_signed(i64::from(offset));
+            let v = if w == 4 {
+                mem.read_u32(addr).map(u64::from)
+            } else {
+                mem.read_u64(addr)
+            };
+            v.ok_or_else(|| Error::Memory { addr, what: what() })?
+        }
+        Location::Direct { .. } => {
+            return Err(Error::Decode(format!(
+                "{}: unexpected Direct location (a stack object address): {loc:?}",
+                what()
+            )))
+        }
+    };
+    Ok(RawValue { ty, bits })
+}
+
+/// Decode the virtual frames of one statepoint record, with `regs` the
+/// register state of the frame at the record's return address.
+///
+/// Frames are returned outermost first; the outermost must be a point of
+/// the record's own function.
+pub fn decode_record(
+    meta: &CrMeta,
+    rec: &CrRecord,
+    regs: &Regs,
+    mem: &impl Memory,
+) -> Result<Vec<VirtualFrame>, Error> {
+    let here = || {
+        format!(
+            "record of defined function {} at offset {:#x}",
+            rec.func, rec.offset
+        )
+    };
+    let own = meta.funcs.get(rec.func as usize).ok_or_else(|| {
+        Error::Decode(format!(
+            "{}: the module has only {} defined functions",
+            here(),
+            meta.funcs.len()
+        ))
+    })?;
+    let mut frames = Vec::new();
+    let mut i = 0usize;
+    let locs = &rec.locations;
+    while i < locs.len() {
+        let point_id = match locs[i] {
+            Location::Constant(c) => u32::try_from(c).map_err(|_| {
+                Error::Decode(format!(
+                    "{}: location {i} should be a point id, found the constant {c}",
+                    here()
+                ))
+            })?,
+            other => {
+                return Err(Error::Decode(format!(
+                    "{}: location {i} should be a constant point id, found {other:?}",
+                    here()
+                )))
+            }
+        };
+        i += 1;
+        let point = meta.points.get(point_id as usize).ok_or_else(|| {
+            Error::Decode(format!(
+                "{}: point {point_id} does not exist (the module has {} points)",
+                here(),
+                meta.points.len()
+            ))
+        })?;
+        let func = meta.func(point.func).ok_or_else(|| {
+            Error::Decode(format!(
+                "{}: point {point_id} belongs to function {}, which is not a defined function",
+                here(),
+                point.func
+            ))
+        })?;
+        if frames.is_empty() && own.func != point.func {
+            return Err(Error::Decode(format!(
+                "{}: the outermost frame is point {point_id} of function {}, expected a point \
+                 of function {}",
+                here(),
+                point.func,
+                own.func
+            )));
+        }
+        let need = func.locals.len() + point.stack.len();
+        if locs.len() - i < need {
+            return Err(Error::Decode(format!(
+                "{}: point {point_id} needs {} locals and {} stack values, only {} locations \
+                 are left",
+                here(),
+                func.locals.len(),
+                point.stack.len(),
+                locs.len() - i
+            )));
+        }
+        let mut locals = Vec::with_capacity(func.locals.len());
+        for (k, ty) in func.locals.iter().enumerate() {
+            let what = || format!("{}: point {point_id}, local {k}", here());
+            locals.push(read_value(&locs[i], *ty, regs, mem, &what)?);
+            i += 1;
+        }
+        let mut stack = Vec::with_capacity(point.stack.len());
+        for (k, ty) in point.stack.iter().enumerate() {
+            let what = || format!("{}: point {point_id}, stack slot {k}", here());
+            stack.push(read_value(&locs[i], *ty, regs, mem, &what)?);
+            i += 1;
+        }
+        frames.push(VirtualFrame {
+            point: point_id,
+            locals,
+            stack,
+        });
+    }
+    Ok(frames)
+}
+
+/// Walk the native stack from `start`, the register state at the return
+/// address of the innermost compiled frame (the one that called the
+/// runtime), decoding every compiled frame until the first frame that is not
+/// a return site of compiled code (the trampoline that entered Wasm).
+///
+/// `func_starts[i]` is the runtime start address of defined function `i`.
+/// Returns the physical frames **innermost first** (each with its virtual
+/// frames outermost first). Fails if the first frame is not a return site,
+/// if a frame cannot be decoded or unwound, if the stack pointer does not
+/// strictly increase from frame to frame, or after [`MAX_FRAMES`] frames.
+pub fn walk(
+    meta: &CrMeta,
+    func_starts: &[u64],
+    cfi: &Cfi<'_>,
+    start: Regs,
+    mem: &impl Memory,
+) -> Result<Vec<NativeFrame>, Error> {
+    let mut starts: Vec<(u64, u32)> = Vec::with_capacity(func_starts.len());
+    for (i, &a) in func_starts.iter().enumerate() {
+        let i = u32::try_from(i)
+            .map_err(|_| Error::Decode(format!("too many functions ({})", func_starts.len())))?;
+        starts.push((a, i));
+    }
+    starts.sort_unstable();
+
+    let mut out: Vec<NativeFrame> = Vec::new();
+    let mut regs = start;
+    loop {
+        let pc = regs.pc();
+        let n = starts.partition_point(|&(a, _)| a <= pc);
+        let found = n
+            .checked_sub(1)
+            .and_then(|k| starts.get(k))
+            .and_then(|&(a, f)| Some((f, u32::try_from(pc - a).ok()?)))
+            .and_then(|(f, off)| Some((f, off, meta.record(f, off)?)));
+        let Some((func, offset, rec)) = found else {
+            if out.is_empty() {
+                return Err(Error::Decode(format!(
+                    "pc {pc:#x} of the innermost frame is not a return site of compiled code"
+                )));
+            }
+            break;
+        };
+        let sp = regs.sp().ok_or_else(|| {
+            Error::Decode(format!(
+                "the stack pointer of the frame at pc {pc:#x} is unknown"
+            ))
+        })?;
+        let frames = decode_record(meta, rec, &regs, mem)?;
+        out.push(NativeFrame {
+            pc,
+            sp,
+            func,
+            offset,
+            frames,
+        });
+        if out.len() >= MAX_FRAMES {
+            return Err(Error::Decode(format!(
+                "more than {MAX_FRAMES} compiled frames (at pc {pc:#x}): the stack is corrupt"
+            )));
+        }
+        let next = cfi.step(&regs, mem)?;
+        match next.sp() {
+            Some(nsp) if nsp > sp => {}
+            other => {
+                return Err(Error::Unwind {
+                    pc,
+                    message: format!(
+                        "the caller's sp ({}) is not above the frame's sp {sp:#x}",
+                        other.map_or_else(|| "unknown".to_string(), |v| format!("{v:#x}"))
+                    ),
+                })
+            }
+        }
+        regs = next;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unwind::Isa;
+    use std::collections::HashMap;
+    use wanco_state::crmeta::{CrFunc, CrPoint, CRMETA_VERSION};
+    use wanco_state::snapshot::FrameKind;
+
+    #[derive(Default)]
+    struct Words(HashMap<u64, u64>);
+
+    impl Memory for Words {
+        fn read_u64(&self, addr: u64) -> Option<u64> {
+            self.0.get(&addr).copied()
+        }
+    }
+
+    fn point(func: u32, stack: Vec<ValType>) -> CrPoint {
+        CrPoint {
+            func,
+            code_offset: 0,
+            kind: FrameKind::Call,
+            indirect: false,
+            stack,
+            args: 0,
+            callee: None,
+            parent: None,
+            route: 0,
+        }
+    }
+
+    /// Module functions 5 (locals i32, f64) and 6 (locals f32); point 0 in
+    /// 5 with stack [i64, externref], point 1 in 6 with an empty stack.
+    fn meta(records: Vec<CrRecord>) -> CrMeta {
+        CrMeta {
+            version: CRMETA_VERSION,
+            isa: "x86_64".into(),
+            funcs: vec![
+                CrFunc {
+                    func: 5,
+                    locals: vec![ValType::I32, ValType::F64],
+                    entry_point: 0,
+                    max_height: 2,
+                },
+                CrFunc {
+                    func: 6,
+                    locals: vec![ValType::F32],
+                    entry_point: 1,
+                    max_height: 0,
+                },
+            ],
+            points: vec![
+                point(5, vec![ValType::I64, ValType::ExternRef]),
+                point(6, vec![]),
+            ],
+            records,
+        }
+    }
+
+    fn rec(locations: Vec<Location>) -> CrRecord {
+        CrRecord {
+            func: 0,
+            offset: 0x10,
+            locations,
+        }
+    }
+
+    fn good_locations() -> Vec<Location> {
+        vec![
+            Location::Constant(0),
+            Location::Register { reg: 3, size: 8 }, // i32 in an 8-byte register: low half
+            Location::Indirect {
+                reg: 7,
+                offset: 8,
+                size: 8,
+            },
+            Location::Constant(-2),
+            Location::Indirect {
+                reg: 7,
+                offset: 16,
+                size: 8,
+            },
+            Location::Constant(1),
+            Location::Indirect {
+                reg: 7,
+                offset: 22,
+                size: 4,
+            }, // straddles two words
+        ]
+    }
+
+    fn regs_and_mem() -> (Regs, Words) {
+        let mut r = Regs::new(Isa::X86_64, 0x1010);
+        r.set_sp(0x8000);
+        r.set(3, 0xaaaa_bbbb_1234_5678);
+        let mut m = Words::default();
+        m.0.insert(0x8008, 0x4005_bf0a_8b14_5769); // f64 e
+                                                   // [sp+16]: 8 bytes; [sp+22]: f32 pi = 0x40490fdb across two words.
+        m.0.insert(0x8010, 0x0fdb_1234_0000_5678);
+        m.0.insert(0x8018, 0xffff_ffff_ffff_4049);
+        (r, m)
+    }
+
+    #[test]
+    fn decodes_two_virtual_frames() {
+        let (r, m) = regs_and_mem();
+        let meta = meta(vec![]);
+        let frames = decode_record(&meta, &rec(good_locations()), &r, &m).expect("decode");
+        let v = |ty, bits| RawValue { ty, bits };
+        assert_eq!(
+            frames,
+            vec![
+                VirtualFrame {
+                    point: 0,
+                    locals: vec![
+                        v(ValType::I32, 0x1234_5678),
+                        v(ValType::F64, 0x4005_bf0a_8b14_5769)
+                    ],
+                    stack: vec![
+                        v(ValType::I64, (-2i64) as u64),
+                        v(ValType::ExternRef, 0x0fdb_1234_0000_5678)
+                    ],
+                },
+                VirtualFrame {
+                    point: 1,
+                    locals: vec![v(ValType::F32, 0x4049_0fdb)],
+                    stack: vec![]
+                },
+            ]
+        );
+        // Constants are truncated to 32 bits for i32/f32.
+        let mut l = good_locations();
+        l[1] = Location::Constant(-1);
+        let frames = decode_record(&meta, &rec(l), &r, &m).expect("decode");
+        assert_eq!(frames[0].locals[0], v(ValType::I32, 0xffff_ffff));
+    }
+
+    fn decode_err(locs: Vec<Location>) -> String {
+        let (r, m) = regs_and_mem();
+        match decode_record(&meta(vec![]), &rec(locs), &r, &m) {
+            Err(e) => e.to_string(),
+            Ok(f) => panic!("expected an error, decoded {f:?}"),
+        }
+    }
+
+    #[test]
+    fn decode_errors_name_the_slot() {
+        let mut l = good_locations();
+        l[2] = Location::Direct { reg: 7, offset: 8 };
+        let e = decode_err(l);
+        assert!(
+            e.contains("point 0, local 1") && e.contains("Direct"),
+            "{e}"
+        );
+
+        let mut l = good_locations();
+        l[2] = Location::Register { reg: 17, size: 4 }; // f64 in 4 bytes
+        let e = decode_err(l);
+        assert!(
+            e.contains("point 0, local 1") && e.contains("needs 8 bytes"),
+            "{e}"
+        );
+
+        let mut l = good_locations();
+        l[1] = Location::Register { reg: 12, size: 4 }; // r12 unknown
+        let e = decode_err(l);
+        assert!(
+            e.contains("point 0, local 0") && e.contains("r12 is unknown"),
+            "{e}"
+        );
+
+        let mut l = good_locations();
+        l[4] = Location::Indirect {
+            reg: 7,
+            offset: 0x100,
+            size: 8,
+        };
+        assert_eq!(
+            decode_err(l),
+            "cannot read record of defined function 0 at offset 0x10: point 0, stack slot 1 at 0x8100"
+        );
+
+        let e = decode_err(vec![Location::Constant(7)]);
+        assert!(e.contains("point 7 does not exist"), "{e}");
+        let e = decode_err(vec![Location::Constant(-1)]);
+        assert!(e.contains("should be a point id"), "{e}");
+        let e = decode_err(vec![Location::Register { reg: 3, size: 8 }]);
+        assert!(
+            e.contains("location 0 should be a constant point id"),
+            "{e}"
+        );
+        // Outermost frame of another function.
+        let e = decode_err(vec![Location::Constant(1), Location::Constant(0)]);
+        assert!(e.contains("expected a point of function 5"), "{e}");
+        // Locations end early.
+        let mut l = good_locations();
+        l.pop();
+        let e = decode_err(l);
+        assert!(
+            e.contains("point 1 needs 1 locals and 0 stack values, only 0"),
+            "{e}"
+        );
+        // Point of a function that is not defined.
+        let (r, m) = regs_and_mem();
+        let mut mt = meta(vec![]);
+        mt.points.push(point(9, vec![]));
+        let e = decode_record(&mt, &rec(vec![Location::Constant(2)]), &r, &m).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("function 9, which is not a defined function"),
+            "{e}"
+        );
+        // Record of a function that does not exist.
+        let bad = CrRecord {
+            func: 4,
+            offset: 0,
+            locations: vec![],
+        };
+        assert!(decode_record(&mt, &bad, &r, &m).is_err());
+    }
+
+    /// A hand-assembled x86-64 `.eh_frame` with one FDE for
+    /// `[start, start + len)`: CFA = rsp + `cfa_offset`, return address at
+    /// CFA-8, absolute (8-byte) FDE addresses.
+    fn eh_frame(start: u64, len: u64, cfa_offset: u8) -> Vec<u8> {
+        let mut cie = vec![0, 0, 0, 0, 1]; // CIE id, version
+        cie.extend(b"zR\0");
+        cie.extend([1, 0x78, 16, 1, 0x00]); // code align 1, data align -8, RA 16, aug len 1, absptr
+        cie.extend([0x0c, 7, cfa_offset, 0x90, 1]); // def_cfa rsp+off; offset r16 at CFA-8
+        while (cie.len() + 4) % 8 != 0 {
+            cie.push(0);
+        }
+        let mut out = (cie.len() as u32).to_le_bytes().to_vec();
+        out.extend(&cie);
+        let mut fde = Vec::new();
+        fde.extend(((out.len() + 4) as u32).to_le_bytes()); // CIE pointer
+        fde.extend(start.to_le_bytes());
+        fde.extend(len.to_le_bytes());
+        fde.push(0); // aug data length
+        while (fde.len() + 4) % 8 != 0 {
+            fde.push(0);
+        }
+        out.extend((fde.len() as u32).to_le_bytes());
+        out.extend(fde);
+        out.extend([0, 0, 0, 0]);
+        out
+    }
+
+    #[test]
+    fn walk_stops_at_the_trampoline_and_rejects_loops() {
+        // One function at 0x1000 whose frame has CFA = rsp + 16.
+        let eh = eh_frame(0x1000, 0x100, 16);
+        let cfi = Cfi::from_eh_frame(Isa::X86_64, &eh, 0x9000);
+        let meta = meta(vec![
+            CrRecord {
+                func: 0,
+                offset: 0x10,
+                locations: vec![Location::Constant(1), Location::Constant(3)],
+            },
+            CrRecord {
+                func: 0,
+                offset: 0x20,
+                locations: vec![Location::Constant(1), Location::Constant(4)],
+            },
+        ]);
+        let mut meta = meta;
+        // Make point 1 belong to function 5 (defined 0) with one f32 local.
+        meta.points[1] = point(5, vec![]);
+        meta.funcs[0].locals = vec![ValType::F32];
+        let starts = [0x1000u64, 0x5000];
+
+        // pc 0x1010 (record 1) called from 0x1020 (record 2) called from the
+        // trampoline at 0x7000 (function 1, no record there).
+        let mut r = Regs::new(Isa::X86_64, 0x1010);
+        r.set_sp(0x8000);
+        let mut m = Words::default();
+        m.0.insert(0x8008, 0x1020);
+        m.0.insert(0x8018, 0x7000);
+        let frames = walk(&meta, &starts, &cfi, r.clone(), &m).expect("walk");
+        assert_eq!(frames.len(), 2);
+        assert_eq!(
+            (frames[0].pc, frames[0].sp, frames[0].offset),
+            (0x1010, 0x8000, 0x10)
+        );
+        assert_eq!(
+            (frames[1].pc, frames[1].sp, frames[1].offset),
+            (0x1020, 0x8010, 0x20)
+        );
+        assert_eq!(frames[1].frames[0].locals[0].bits, 4);
+
+        // CFA = rsp + 0: the caller's sp does not increase.
+        let eh0 = eh_frame(0x1000, 0x100, 0);
+        let cfi0 = Cfi::from_eh_frame(Isa::X86_64, &eh0, 0x9000);
+        m.0.insert(0x7ff8, 0x1010);
+        let e = walk(&meta, &starts, &cfi0, r.clone(), &m).unwrap_err();
+        assert!(e.to_string().contains("is not above"), "{e}");
+
+        // Unreadable return address.
+        let e = walk(&meta, &starts, &cfi, r.clone(), &Words::default()).unwrap_err();
+        assert_eq!(
+            e,
+            Error::Memory {
+                addr: 0x8008,
+                what: "the saved register return address (unwinding pc 0x1010)".into()
+            }
+        );
+        // Unknown sp.
+        let r2 = Regs::new(Isa::X86_64, 0x1010);
+        assert!(walk(&meta, &starts, &cfi, r2, &m).is_err());
+        // First frame outside any function / not a return site.
+        let r3 = Regs::new(Isa::X86_64, 0x10);
+        assert!(matches!(
+            walk(&meta, &starts, &cfi, r3, &m),
+            Err(Error::Decode(_))
+        ));
+        let mut r4 = r.clone();
+        r4.set_pc(0x1011);
+        assert!(matches!(
+            walk(&meta, &starts, &cfi, r4, &m),
+            Err(Error::Decode(_))
+        ));
+        // Register file of the wrong ISA.
+        let mut r5 = Regs::new(Isa::Aarch64, 0x1010);
+        r5.set_sp(0x8000);
+        assert!(matches!(cfi.step(&r5, &m), Err(Error::Unwind { .. })));
+    }
+}
