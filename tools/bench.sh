@@ -2,11 +2,14 @@
 # Benchmarks (x86_64), best of N wall-clock runs; writes bench/results.md.
 #  1. compiled code: compile time and run time of wanco vs wasmtime (and
 #     native clang -O2 where a C source exists);
-#  2. the reference interpreter (wanco interp) vs wasmi and wasmtime.
+#  2. checkpoint/restore: run time with the C/R instrumentation vs --no-cr
+#     (and wasmtime), checkpoint and restore time, snapshot size;
+#  3. the reference interpreter (wanco interp) vs wasmi and wasmtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_RUNS:-3}
 cargo build --quiet --release -p wanco-cli
+bash tools/build-runtime.sh
 WANCO=target/release/wanco
 # wasmi CLI (1.1.0: 2.0.0 mis-executes select on an i32.eqz condition, see wanco-fuzz)
 WASMI=$(command -v wasmi_cli || true)
@@ -64,6 +67,66 @@ for wasm in "${PROGS[@]}"; do
   ratio=$(awk -v a="$wr" -v b="$tr" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
   echo "| $name | $kib | $wc | $tc | $wr | $tr | $nat | $ratio |" >> "$OUT/results.md"
 done
+# best_us CMD...: minimum wall time in microseconds over N runs
+best_us() {
+  local best=""
+  for _ in $(seq "$N"); do
+    local t0 t1; t0=$(now); "$@" >/dev/null 2>&1 || true; t1=$(now)
+    local us=$(( (t1 - t0) / 1000 ))
+    if [ -z "$best" ] || [ "$us" -lt "$best" ]; then best=$us; fi
+  done
+  echo "$best"
+}
+# min_timing WHAT CMD...: minimum of the runtime's own "wanco-timing: WHAT X us" over N runs
+min_timing() {
+  local what=$1; shift
+  local best=""
+  for _ in $(seq "$N"); do
+    local v
+    v=$(WANCO_CR_TIMING=1 "$@" 2>&1 >/dev/null | sed -n "s/^wanco-timing: $what \([0-9]*\) us.*/\1/p" | head -1)
+    if [ -n "$v" ] && { [ -z "$best" ] || [ "$v" -lt "$best" ]; }; then best=$v; fi
+  done
+  echo "${best:--}"
+}
+{
+echo
+echo "## Checkpoint/restore"
+echo
+echo "Run time (ms, best of $N) of the default build (C/R instrumentation: migration-point polls,"
+echo "statepoints, restore routes) vs \`wanco compile --no-cr\`; the checkpoint is taken at half the"
+echo "program's migration points (\`--checkpoint-after-points\`) and restored natively. Checkpoint and"
+echo "restore times are the runtime's own (\`WANCO_CR_TIMING=1\`): checkpoint = stack walk + state"
+echo "capture + encode + write; restore = read + decode + instantiate + install + rebuild the frames."
+echo
+echo "| program | run C/R | run --no-cr | C/R / no-cr | wasmtime run | migration points | checkpoint us | restore us | snapshot bytes | memory pages |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+} >> "$OUT/results.md"
+RATIOS=()
+for wasm in "${PROGS[@]}"; do
+  name=$(basename "$wasm" .wasm)
+  "$WANCO" compile --no-cr "$wasm" -o "$OUT/$name.base"
+  rm -rf "$OUT/data"; mkdir -p "$OUT/data"
+  cr=$(best_us "$OUT/$name" --dir "$OUT/data::/data")
+  base=$(best_us "$OUT/$name.base" --dir "$OUT/data::/data")
+  tr=$(best_us "$WASMTIME" run --allow-precompiled --dir "$OUT/data::/data" "$OUT/$name.cwasm")
+  points=$("$OUT/$name" --count-points --dir "$OUT/data::/data" 2>&1 >/dev/null | sed -n 's/^migration points: //p')
+  half=$(( (points + 1) / 2 ))
+  snap="$OUT/$name.wsnap"
+  rm -rf "$OUT/data"; mkdir -p "$OUT/data"
+  ck=$(min_timing checkpoint "$OUT/$name" --dir "$OUT/data::/data" --checkpoint-after-points "$half" --checkpoint-file "$snap")
+  bytes=$(stat -c %s "$snap")
+  pages=$(target/release/wanco-snap dump --json "$snap" | python3 -c 'import json,sys; d=json.load(sys.stdin); m=d.get("memory") or {}; print(m.get("pages","-"))' 2>/dev/null || echo -)
+  rs=$(min_timing restore "$OUT/$name" --restore "$snap")
+  ratio=$(awk -v a="$cr" -v b="$base" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')
+  RATIOS+=("$ratio")
+  fmt() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1000 }'; }
+  echo "| $name | $(fmt "$cr") | $(fmt "$base") | $ratio | $(fmt "$tr") | $points | $ck | $rs | $bytes | $pages |" >> "$OUT/results.md"
+done
+geo=$(printf '%s\n' "${RATIOS[@]}" | awk '{ s += log($1); n++ } END { if (n) printf "%.3f", exp(s / n) }')
+{
+echo
+echo "C/R run-time overhead, geometric mean over these programs: **${geo}x** (goal ≤ 1.05x; Wanco: 1.36x)."
+} >> "$OUT/results.md"
 {
 echo
 echo "## Reference interpreter"

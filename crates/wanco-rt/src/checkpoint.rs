@@ -80,6 +80,18 @@ unsafe impl Send for State {}
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
+/// When the restore began (for `WANCO_CR_TIMING`).
+static RESTORE_START: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+
+fn timing() -> bool {
+    std::env::var_os("WANCO_CR_TIMING").is_some()
+}
+
+/// Mark the start of a restore (reading the snapshot) for `WANCO_CR_TIMING`.
+pub fn restore_started() {
+    *RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+}
+
 /// What a program run asks of checkpointing.
 #[derive(Clone, Debug, Default)]
 pub struct CrOptions {
@@ -302,10 +314,15 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
     if counter != 0 && !signalled {
         return ROUTE_CONTINUE;
     }
+    let t0 = std::time::Instant::now();
     // SAFETY: `saved` is the trampoline's register area.
     let regs = unsafe { caller_regs(saved) };
     match checkpoint(st, regs, points) {
         Ok((path, n)) => {
+            if timing() {
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                eprintln!("wanco-timing: checkpoint {} us, {size} bytes", t0.elapsed().as_micros());
+            }
             eprintln!("checkpoint written to {} after {n} migration points", path.display());
             std::process::exit(0)
         }
@@ -422,6 +439,7 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
     // SAFETY: the instance outlives the run; nothing else uses it while the
     // slow path runs.
     let inst = unsafe { &mut *st.instance };
+    let t_begin = std::time::Instant::now();
     let eh = own_eh_frame()?;
     let cfi = Cfi::from_eh_frame_hdr(ISA, eh.hdr, eh.hdr_addr, eh.eh_frame, eh.eh_frame_addr).map_err(|e| e.to_string())?;
     let stack = own_stack()?;
@@ -448,9 +466,17 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
         Some(f) => return Err(format!("the outermost frame is function {}, not `_start` ({})", f.func, st.start_func)),
         None => return Err("no Wasm frames on the stack".into()),
     }
+    let t_walk = std::time::Instant::now();
+    if timing() {
+        eprintln!("wanco-timing: stack walk {} us ({} native frames)", (t_walk - t_begin).as_micros(), native.len());
+    }
     let cs = inst.capture_state()?;
     let max = memory_max(&inst.info);
+    let t_cs = std::time::Instant::now();
     let memory = inst.memory().map(|m| Memory::from_bytes(m.bytes(), max));
+    if timing() {
+        eprintln!("wanco-timing: globals+tables {} us, memory {} us", (t_cs - t_walk).as_micros(), t_cs.elapsed().as_micros());
+    }
     let wasi = crate::wasi_host::WASI
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -469,7 +495,17 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
         elem_dropped: cs.elem_dropped,
         wasi,
     };
+    let t_state = std::time::Instant::now();
     let bytes = wanco_state::snapshot::encode(&snap);
+    let t_enc = std::time::Instant::now();
+    if timing() {
+        eprintln!(
+            "wanco-timing: instance state {} us, encode {} us ({} pages)",
+            (t_state - t_walk).as_micros(),
+            (t_enc - t_state).as_micros(),
+            snap.memory.as_ref().map(|m| m.pages).unwrap_or(0)
+        );
+    }
     let path = st.file.clone();
     let tmp = path.with_extension("wsnap.tmp");
     std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
@@ -610,6 +646,11 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
             u64::MAX - points
         };
         wanco_cr_counter.store(left, Ordering::Relaxed);
+        if timing() {
+            if let Some(t) = *RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()) {
+                eprintln!("wanco-timing: restore {} us", t.elapsed().as_micros());
+            }
+        }
         return Ok(if kind == FrameKind::Entry { ROUTE_RESTORE_HERE } else { ROUTE_CONTINUE });
     }
     let next = chain[r.hop + 1];

@@ -113,6 +113,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             if !opts.args.is_empty() || !opts.env.is_empty() || !opts.preopens.is_empty() {
                 eprintln!("note: --dir, --env and guest arguments are ignored with --restore: they come from the snapshot");
             }
+            checkpoint::restore_started();
             let refuse = |e: &dyn std::fmt::Display| -> ! { fail(&format!("cannot restore `{}`: {e}", path.display()), 2) };
             let bytes = std::fs::read(path).unwrap_or_else(|e| refuse(&e));
             let snap = wanco_state::snapshot::decode(&bytes).unwrap_or_else(|e| refuse(&e));

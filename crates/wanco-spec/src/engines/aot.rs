@@ -207,8 +207,10 @@ impl Engine for AotEngine {
                 entry: Entry::Library { symbol: symbol.clone() },
                 explicit_bounds_checks: self.explicit_bounds_checks,
                 // The suite runs the code as shipped: with the checkpoint
-                // instrumentation (polls, return sites, restore routes).
-                cr: true,
+                // instrumentation (polls, return sites, restore routes). The
+                // explicit-bounds-check variant tests that mode alone (and
+                // keeps the full CI run short).
+                cr: !self.explicit_bounds_checks,
             };
             match wanco_compiler::compile_object(wasm, &opts) {
                 Ok(obj) => {
