@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main demo: a bundled C program compiled for x86_64 and aarch64, run
-# natively and under qemu-aarch64, and checked against the wasmtime CLI.
+# natively and under qemu-aarch64, checked against the wasmtime CLI; then
+# checkpointed halfway on x86_64, restored under qemu on aarch64, and the
+# snapshot dumped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WANCO=target/debug/wanco
@@ -27,4 +29,19 @@ else
   diff "$OUT/wasmtime.out" "$OUT/aarch64.out" >&2 || true
   exit 1
 fi
-echo "(checkpoint on x86_64 / restore on aarch64 arrives with issue #5; see docs/architecture.md)"
+
+points=$("$OUT/app.x86_64" --count-points 2>&1 >/dev/null | sed -n 's/^migration points: //p')
+half=$(( points / 2 ))
+echo "==> checkpoint on x86_64 after $half of $points migration points"
+"$OUT/app.x86_64" --checkpoint-after-points "$half" --checkpoint-file "$OUT/app.wsnap" > "$OUT/part1.out"
+echo "==> restore on aarch64 (qemu-aarch64)"
+qemu-aarch64 -L /usr/aarch64-linux-gnu "$OUT/app.aarch64" --restore "$OUT/app.wsnap" > "$OUT/part2.out"
+if cat "$OUT/part1.out" "$OUT/part2.out" | cmp -s - "$OUT/wasmtime.out"; then
+  echo "==> output before the checkpoint (x86_64) + after the restore (aarch64) = the uninterrupted run"
+else
+  echo "==> the restored run differs:" >&2
+  cat "$OUT/part1.out" "$OUT/part2.out" | diff "$OUT/wasmtime.out" - >&2 || true
+  exit 1
+fi
+echo "==> wanco-snap dump (the snapshot: frames, locals, operand stacks, memory, WASI)"
+target/debug/wanco-snap dump "$OUT/app.wsnap" | head -40
