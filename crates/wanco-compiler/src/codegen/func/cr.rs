@@ -100,6 +100,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let mut out = Vec::with_capacity(h);
         for depth in (0..h).rev() {
             match fv.get_operand_type(depth) {
+                // The validator types `ref.func` as a concrete (sub)type of
+                // funcref; the state model only has funcref and externref.
+                Some(Some(wasmparser::ValType::Ref(r))) => {
+                    out.push(if r.is_extern_ref() { ValType::ExternRef } else { ValType::FuncRef })
+                }
                 Some(Some(t)) => out.push(val_type(t, offset)?),
                 _ => return Err(CompileError::Llvm(format!("operand type unknown at a migration point (offset {offset})"))),
             }
