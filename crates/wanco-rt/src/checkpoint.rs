@@ -66,7 +66,9 @@ struct State {
     in_main: bool,
     instance: *mut Instance,
     start_func: u32,
-    meta: CrMeta,
+    /// Parsed on first use (a checkpoint or a restore): a program that is
+    /// never checkpointed does not pay for it at startup.
+    meta: Option<CrMeta>,
     restore: Option<Restore>,
     /// The buffer compiled code loads restored values from (kept alive
     /// until the next frame replaces it).
@@ -129,7 +131,9 @@ pub fn preset(opts: &CrOptions) {
 /// Arm checkpointing for `inst` (before `_start` runs). `restored_points`:
 /// the count a restored snapshot continues from.
 pub fn arm(inst: &mut Instance, opts: &CrOptions, start_func: u32) -> Result<(), String> {
-    let meta = module_meta(inst)?;
+    if inst.descriptor().crmeta().is_none() {
+        return Err("this binary was compiled with --no-cr: it cannot checkpoint or restore".into());
+    }
     let target = opts.after_points.unwrap_or(u64::MAX);
     *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
         file: opts.file.clone().unwrap_or_else(|| PathBuf::from("checkpoint.wsnap")),
@@ -137,7 +141,7 @@ pub fn arm(inst: &mut Instance, opts: &CrOptions, start_func: u32) -> Result<(),
         in_main: false,
         instance: inst as *mut Instance,
         start_func,
-        meta,
+        meta: None,
         restore: None,
         values: Vec::new(),
         count_points: opts.count_points,
@@ -435,7 +439,20 @@ fn memory_max(info: &ModuleInfo) -> Option<u32> {
 }
 
 /// Capture the program at the current migration point.
+impl State {
+    fn meta(&mut self) -> Result<&CrMeta, String> {
+        if self.meta.is_none() {
+            // SAFETY: the instance outlives the run.
+            let inst = unsafe { &*self.instance };
+            self.meta = Some(module_meta(inst)?);
+        }
+        Ok(self.meta.as_ref().expect("just parsed"))
+    }
+}
+
 fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64), String> {
+    st.meta()?;
+    let meta = st.meta.as_ref().expect("parsed");
     // SAFETY: the instance outlives the run; nothing else uses it while the
     // slow path runs.
     let inst = unsafe { &mut *st.instance };
@@ -444,11 +461,11 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
     let cfi = Cfi::from_eh_frame_hdr(ISA, eh.hdr, eh.hdr_addr, eh.eh_frame, eh.eh_frame_addr).map_err(|e| e.to_string())?;
     let stack = own_stack()?;
     let natives = inst.descriptor().natives(&inst.info);
-    let native = wanco_translate::decode::walk(&st.meta, &natives, &cfi, regs, &stack).map_err(|e| e.to_string())?;
+    let native = wanco_translate::decode::walk(meta, &natives, &cfi, regs, &stack).map_err(|e| e.to_string())?;
     let mut frames = Vec::new();
     for nf in native.iter().rev() {
         for vf in &nf.frames {
-            let p = &st.meta.points[vf.point as usize];
+            let p = &meta.points[vf.point as usize];
             let typed = |vals: &[wanco_translate::decode::RawValue]| -> Result<Vec<Value>, String> {
                 vals.iter().map(|v| inst.typed_value(v.ty, v.bits)).collect()
             };
@@ -521,9 +538,10 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
 pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
     let st = guard.as_mut().ok_or("checkpointing is not armed")?;
+    st.meta()?;
     // SAFETY: the instance outlives the run.
     let inst = unsafe { &*st.instance };
-    let meta = &st.meta;
+    let meta = st.meta.as_ref().expect("parsed");
     let mut index: HashMap<(u32, u32, FrameKind), u32> = HashMap::new();
     for (i, p) in meta.points.iter().enumerate() {
         index.insert((p.func, p.code_offset, p.kind), i as u32);
@@ -606,20 +624,21 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
 fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
     // SAFETY: the instance outlives the run.
     let inst = unsafe { &*st.instance };
+    let meta = st.meta.as_ref().ok_or("metadata not loaded")?;
     let r = st.restore.as_mut().expect("restoring");
     let chain = &r.chains[r.cur];
     let frame = &r.frames[r.cur];
     if point != chain[r.hop] {
         let p = |id: u32| {
-            st.meta.points.get(id as usize).map(|p| format!("function {} offset {:#x}", p.func, p.code_offset)).unwrap_or_default()
+            meta.points.get(id as usize).map(|p| format!("function {} offset {:#x}", p.func, p.code_offset)).unwrap_or_default()
         };
         return Err(format!("frame {} diverged: expected point {}, reached {}", r.cur, p(chain[r.hop]), p(point)));
     }
     if r.hop == 0 {
         // Entering the frame's function: fill the value buffer.
-        let func = st.meta.func(frame.func).ok_or("frame function vanished")?;
+        let func = meta.func(frame.func).ok_or("frame function vanished")?;
         let mut values = vec![0u64; RESTORE_FIXED_SLOTS + func.locals.len() + func.max_height.max(frame.stack.len() as u32) as usize];
-        let p = &st.meta.points[*chain.last().expect("chain") as usize];
+        let p = &meta.points[*chain.last().expect("chain") as usize];
         if p.indirect {
             let next = r.frames.get(r.cur + 1).ok_or("indirect call without a callee frame")?;
             let fr = inst.func_ref(next.func);
@@ -654,7 +673,7 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
         return Ok(if kind == FrameKind::Entry { ROUTE_RESTORE_HERE } else { ROUTE_CONTINUE });
     }
     let next = chain[r.hop + 1];
-    let route = st.meta.points[next as usize].route;
+    let route = meta.points[next as usize].route;
     if r.hop + 2 == chain.len() && frame.kind == FrameKind::Call {
         // Routing to the call: the next poll is the callee's entry.
         r.cur += 1;
