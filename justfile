@@ -19,6 +19,10 @@ demo: build
 test: build
     cargo test --workspace
 
+# Checkpoint/restore matrix with many checkpoints per program (x86_64, aarch64, interp; `test` uses 2).
+cr-sweep points="25": build
+    WANCO_CR_POINTS={{points}} cargo test -p wanco-tests --test cr_matrix -- --nocapture
+
 # The full official spec suite (wasm-v1 and wasm-v2) on every engine.
 spec: build
     cargo build -p wanco-spec

@@ -85,9 +85,14 @@ pub struct Tools {
 impl Tools {
     /// Locate the tools. `WASMTIME` overrides wasmtime (else `tools/find-wasmtime.sh`), `WANCO_BIN`
     /// overrides `<workspace>/target/debug/wanco`, `QEMU_AARCH64` and `WANCO_AARCH64_SYSROOT`
-    /// override qemu-aarch64 on PATH and /usr/aarch64-linux-gnu. Checks only what `engines` need.
+    /// override qemu-aarch64 on PATH and /usr/aarch64-linux-gnu. Checks only what `engines` need
+    /// (wasmtime is looked for only when `engines` contains [`Engine::Wasmtime`]).
     pub fn locate(workspace: &Path, engines: &[Engine]) -> Result<Tools, String> {
-        let wasmtime = locate_wasmtime(workspace)?;
+        let wasmtime = if engines.contains(&Engine::Wasmtime) {
+            locate_wasmtime(workspace)?
+        } else {
+            PathBuf::from("wasmtime")
+        };
         let wanco = std::env::var_os("WANCO_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target").join("debug").join("wanco"));

@@ -69,6 +69,8 @@ pub struct Invocation {
     pub timeout: Duration,
     /// Working directory.
     pub cwd: Option<PathBuf>,
+    /// The child's argv[0], when it should differ from `program`.
+    pub arg0: Option<OsString>,
 }
 
 impl Invocation {
@@ -80,6 +82,7 @@ impl Invocation {
             stdin: Vec::new(),
             timeout,
             cwd: None,
+            arg0: None,
         }
     }
 
@@ -89,11 +92,19 @@ impl Invocation {
         self
     }
 
-    /// The command line, shell-quoted, for reproducing a run by hand.
+    /// The command line, shell-quoted, for reproducing a run by hand (bash syntax; a subshell
+    /// when there is a working directory or an argv[0]).
     pub fn command_line(&self) -> String {
         let mut s = String::new();
+        let subshell = self.cwd.is_some() || self.arg0.is_some();
+        if subshell {
+            s.push('(');
+        }
         if let Some(cwd) = &self.cwd {
-            s.push_str(&format!("(cd {} && ", shell_quote(&cwd.to_string_lossy())));
+            s.push_str(&format!("cd {} && ", shell_quote(&cwd.to_string_lossy())));
+        }
+        if let Some(a0) = &self.arg0 {
+            s.push_str(&format!("exec -a {} ", shell_quote(&a0.to_string_lossy())));
         }
         s.push_str(&shell_quote(&self.program.to_string_lossy()));
         for a in &self.args {
@@ -103,7 +114,7 @@ impl Invocation {
         if !self.stdin.is_empty() {
             s.push_str(&format!(" < <{} bytes of stdin>", self.stdin.len()));
         }
-        if self.cwd.is_some() {
+        if subshell {
             s.push(')');
         }
         s
@@ -150,6 +161,9 @@ pub fn run(inv: &Invocation) -> Outcome {
         .stderr(Stdio::piped());
     if let Some(cwd) = &inv.cwd {
         cmd.current_dir(cwd);
+    }
+    if let Some(a0) = &inv.arg0 {
+        cmd.arg0(a0);
     }
     // Own process group, so that a timeout also ends whatever the child started (which would
     // otherwise keep the output pipes open).
@@ -273,5 +287,11 @@ mod tests {
         assert_eq!(shell_quote("a/b.c"), "a/b.c");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        let mut inv = Invocation::new("/bin/x", Duration::from_secs(1));
+        inv.arg("a b");
+        assert_eq!(inv.command_line(), "/bin/x 'a b'");
+        inv.cwd = Some("/tmp".into());
+        inv.arg0 = Some("x.wasm".into());
+        assert_eq!(inv.command_line(), "(cd /tmp && exec -a x.wasm /bin/x 'a b')");
     }
 }
