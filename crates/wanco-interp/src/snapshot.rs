@@ -14,7 +14,6 @@ use crate::state::{FrameState, InstanceState, PointKind};
 use crate::wasi::WasiRunner;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use wanco_state::module::ImportKind;
 use wanco_state::snapshot::{Frame, FrameKind, Memory, Producer, Snapshot, PAGE_SIZE};
 
 /// The name the interpreter writes as [`Producer::engine`].
@@ -38,15 +37,7 @@ fn kind_from_neutral(k: FrameKind) -> PointKind {
 
 /// Declared maximum (pages) of memory 0 of `module`, if it has one.
 fn memory_limits(module: &Module) -> Option<(u64, Option<u64>)> {
-    let info = module.info();
-    info.imports
-        .iter()
-        .find_map(|i| match &i.kind {
-            ImportKind::Memory(l) => Some(*l),
-            _ => None,
-        })
-        .or_else(|| info.memories.first().copied())
-        .map(|l| (l.min, l.max))
+    module.info().memory0().map(|l| (l.min, l.max))
 }
 
 impl WasiRunner {

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use wanco_state::crmeta::{Callee, CrMeta, ROUTE_CONTINUE, ROUTE_RESTORE_HERE, RESTORE_FIXED_SLOTS};
-use wanco_state::module::{ImportKind, ModuleInfo};
+use wanco_state::module::ModuleInfo;
 use wanco_state::snapshot::{Frame, FrameKind, Memory, Producer, Snapshot};
 use wanco_state::Value;
 use wanco_translate::unwind::{Cfi, Isa, Memory as StackRead, Regs};
@@ -427,15 +427,7 @@ fn own_eh_frame() -> Result<EhFrame, String> {
 }
 
 fn memory_max(info: &ModuleInfo) -> Option<u32> {
-    info.imports
-        .iter()
-        .find_map(|i| match &i.kind {
-            ImportKind::Memory(l) => Some(*l),
-            _ => None,
-        })
-        .or_else(|| info.memories.first().copied())
-        .and_then(|l| l.max)
-        .map(|m| m.min(u64::from(u32::MAX)) as u32)
+    info.memory0().and_then(|l| l.max).map(|m| m.min(u64::from(u32::MAX)) as u32)
 }
 
 /// Capture the program at the current migration point.

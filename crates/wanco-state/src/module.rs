@@ -240,6 +240,17 @@ impl ModuleInfo {
         }
     }
 
+    /// Limits of memory 0 (imported or defined), if the module has one.
+    pub fn memory0(&self) -> Option<Limits> {
+        self.imports
+            .iter()
+            .find_map(|i| match &i.kind {
+                ImportKind::Memory(l) => Some(*l),
+                _ => None,
+            })
+            .or_else(|| self.memories.first().copied())
+    }
+
     /// Name of function `index` from the name section, if any.
     pub fn func_name(&self, index: u32) -> Option<&str> {
         self.func_names
