@@ -68,10 +68,12 @@ pub struct CrCase {
     pub stdout_contains: Vec<String>,
     /// Per-run time limit in seconds (before the emulation factor); default 60.
     pub timeout_secs: Option<u64>,
-    /// The program keeps host-specific values in linear memory (`stat` results: device and
-    /// inode numbers, timestamps), so the `memory` of snapshots is not compared across runs.
+    /// The program holds host-specific values (`stat` results: device and inode numbers,
+    /// timestamps) in linear memory and in locals, so snapshots are compared without `memory`
+    /// and without the values of locals and operands (their types and the frames' functions,
+    /// positions and kinds still are compared).
     #[serde(default)]
-    pub host_dependent_memory: bool,
+    pub host_dependent_values: bool,
 }
 
 /// The long-running program of the SIGUSR1 test.
@@ -98,12 +100,15 @@ pub struct CrCases {
 pub fn load_cr_cases(path: &Path, programs_dir: &Path) -> Result<CrCases, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let cases: CrCases =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cases: CrCases = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut seen = std::collections::HashSet::new();
     for c in &cases.case {
         if !seen.insert(c.name.as_str()) {
-            return Err(format!("{}: duplicate case name `{}`", path.display(), c.name));
+            return Err(format!(
+                "{}: duplicate case name `{}`",
+                path.display(),
+                c.name
+            ));
         }
     }
     for m in cases
@@ -208,7 +213,8 @@ impl CrConfig {
                 .max(1),
             None => 2,
         };
-        let signal = var("WANCO_CR_SIGNAL").unwrap_or_else(|| "x86_64:aarch64,aarch64:x86_64".into());
+        let signal =
+            var("WANCO_CR_SIGNAL").unwrap_or_else(|| "x86_64:aarch64,aarch64:x86_64".into());
         let mut signal_pairs = Vec::new();
         for pair in list(signal) {
             let (a, b) = pair
@@ -291,7 +297,13 @@ impl CrTools {
     /// The command that runs `artifact` on `engine`. The guest's argv[0] is the module's file
     /// name on every engine (as in the interpreter): C programs copy their arguments into linear
     /// memory, so a different argv[0] would make the snapshots of different engines differ.
-    fn base(&self, engine: Engine, case: &CrCase, artifact: &Path, timeout: Duration) -> Invocation {
+    fn base(
+        &self,
+        engine: Engine,
+        case: &CrCase,
+        artifact: &Path,
+        timeout: Duration,
+    ) -> Invocation {
         let argv0 = Path::new(&case.module)
             .file_name()
             .map(|n| n.to_os_string())
@@ -299,7 +311,11 @@ impl CrTools {
         match engine {
             Engine::AotAarch64 => {
                 let mut inv = Invocation::new(&self.tools.qemu, timeout);
-                inv.arg("-L").arg(&self.tools.aarch64_sysroot).arg("-0").arg(argv0).arg(artifact);
+                inv.arg("-L")
+                    .arg(&self.tools.aarch64_sysroot)
+                    .arg("-0")
+                    .arg(argv0)
+                    .arg(artifact);
                 inv
             }
             Engine::Interp => {
@@ -328,7 +344,8 @@ impl CrTools {
         cwd: &Path,
     ) -> Invocation {
         let mut inv = self.base(engine, case, artifact, timeout(case, engine));
-        inv.arg("--dir").arg(format!("{}::{GUEST_DIR}", data.display()));
+        inv.arg("--dir")
+            .arg(format!("{}::{GUEST_DIR}", data.display()));
         for kv in &case.env {
             inv.arg("--env").arg(kv);
         }
@@ -375,7 +392,12 @@ impl CrTools {
         inv
     }
 
-    fn compile(&self, engine: Engine, module: &Path, out: &Path) -> Result<(PathBuf, Duration), String> {
+    fn compile(
+        &self,
+        engine: Engine,
+        module: &Path,
+        out: &Path,
+    ) -> Result<(PathBuf, Duration), String> {
         let inv = self.tools.compile_invocation(engine, module, out);
         let o = process::run(&inv);
         if o.status == Status::Exited(0) && out.is_file() {
@@ -409,9 +431,13 @@ fn checkpoint_opts(n: u64, snap: &Path) -> Vec<String> {
 /// The number in the last `migration points: N` line of a `--count-points` run's stderr.
 pub fn counted_points(stderr: &[u8]) -> Option<u64> {
     let text = String::from_utf8_lossy(stderr);
-    text.lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("migration points: ")?.trim().parse().ok())
+    text.lines().rev().find_map(|l| {
+        l.trim()
+            .strip_prefix("migration points: ")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// The N of a `checkpoint written to PATH after N migration points` line.
@@ -452,14 +478,19 @@ fn fresh_dir(p: &Path) -> Result<(), String> {
 /// Replace `data` by a copy of `from`.
 fn reset_data(from: &Path, data: &Path) -> Result<(), String> {
     if data.exists() {
-        std::fs::remove_dir_all(data).map_err(|e| format!("cannot clear {}: {e}", data.display()))?;
+        std::fs::remove_dir_all(data)
+            .map_err(|e| format!("cannot clear {}: {e}", data.display()))?;
     }
-    copy_tree(from, data).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), data.display()))
+    copy_tree(from, data)
+        .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), data.display()))
 }
 
 /// The shell command that resets `data` to `from` (for reproduction instructions).
 fn reset_command(from: &Path, data: &Path) -> String {
-    let (f, d) = (shell_quote(&from.to_string_lossy()), shell_quote(&data.to_string_lossy()));
+    let (f, d) = (
+        shell_quote(&from.to_string_lossy()),
+        shell_quote(&data.to_string_lossy()),
+    );
     format!("rm -rf {d} && cp -a {f} {d}")
 }
 
@@ -471,12 +502,28 @@ fn reset_command(from: &Path, data: &Path) -> String {
 /// NaNs, which only moves produce, are kept bit for bit. Everything else is kept:
 /// `migration_points`, `frames`, `globals`, `tables`, `memory`, `data_dropped`,
 /// `elem_dropped`, the module hash and the WASI descriptors (kinds, paths, offsets, flags).
-/// With `skip_memory` (see [`CrCase::host_dependent_memory`]) `memory` is left out too.
-pub fn normalized_state(json_text: &str, skip_memory: bool) -> Result<Value, String> {
+/// With `host_values` (see [`CrCase::host_dependent_values`]) `memory` is left out and the
+/// values of the frames' locals and operands become `"?"` (their types stay).
+pub fn normalized_state(json_text: &str, host_values: bool) -> Result<Value, String> {
     let mut v = json::parse(json_text)?;
     v.remove("producer");
-    if skip_memory {
+    if host_values {
         v.remove("memory");
+        if let Some(Value::Array(frames)) = v.get_mut("frames") {
+            for f in frames {
+                for key in ["locals", "stack"] {
+                    if let Some(Value::Array(vals)) = f.get_mut(key) {
+                        for x in vals {
+                            if let Value::Object(m) = x {
+                                for (_, val) in m.iter_mut() {
+                                    *val = Value::String("?".into());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
     for key in ["frames", "globals"] {
         if let Some(x) = v.get_mut(key) {
@@ -605,7 +652,12 @@ impl CrReport {
             let more = if c.points.len() > 12 { ",…" } else { "" };
             let _ = writeln!(s, "\n  {:<18} N = {}{more}", "", shown.join(","));
             for (desc, ok) in &c.chains {
-                let _ = writeln!(s, "  {:<18} chain {desc}: {}", "", if *ok { "ok" } else { "FAILED" });
+                let _ = writeln!(
+                    s,
+                    "  {:<18} chain {desc}: {}",
+                    "",
+                    if *ok { "ok" } else { "FAILED" }
+                );
             }
         }
         for n in &self.notes {
@@ -626,7 +678,11 @@ impl CrReport {
 
     /// Every failure with its reproduction commands.
     pub fn details(&self) -> String {
-        self.failures.iter().map(Failure::render).collect::<Vec<_>>().join("\n")
+        self.failures
+            .iter()
+            .map(Failure::render)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -702,7 +758,11 @@ fn compare_final(
                 };
                 problems.push(format!(
                     "final contents of {GUEST_DIR} differ:\n{}{more}",
-                    d.iter().take(10).map(|s| format!("  {s}")).collect::<Vec<_>>().join("\n")
+                    d.iter()
+                        .take(10)
+                        .map(|s| format!("  {s}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 ));
             }
         }
@@ -712,7 +772,13 @@ fn compare_final(
 }
 
 /// Problems of a run that should have written a checkpoint at `n` (None: unknown N, e.g. SIGUSR1).
-fn check_checkpoint(run: &Run, snap: &Path, n: Option<u64>, reference: &Reference, label: &str) -> Vec<String> {
+fn check_checkpoint(
+    run: &Run,
+    snap: &Path,
+    n: Option<u64>,
+    reference: &Reference,
+    label: &str,
+) -> Vec<String> {
     let o = &run.outcome;
     let mut problems = Vec::new();
     if o.status != Status::Exited(0) {
@@ -755,16 +821,29 @@ fn decode_snapshot(tools: &CrTools, snap: &Path) -> Result<String, String> {
             inv.command_line()
         ));
     }
-    let text = String::from_utf8(o.stdout).map_err(|_| "wanco-snap decode: output is not UTF-8".to_string())?;
+    let text = String::from_utf8(o.stdout)
+        .map_err(|_| "wanco-snap decode: output is not UTF-8".to_string())?;
     let _ = std::fs::write(snap.with_extension("json"), &text);
     Ok(text)
 }
 
 /// The first difference between the Wasm states of two snapshots (their decoded JSON), if any.
-fn state_difference(a: &str, b: &str, la: &str, lb: &str, skip_memory: bool) -> Result<Option<String>, String> {
-    let (x, y) = (normalized_state(a, skip_memory)?, normalized_state(b, skip_memory)?);
+fn state_difference(
+    a: &str,
+    b: &str,
+    la: &str,
+    lb: &str,
+    host_values: bool,
+) -> Result<Option<String>, String> {
+    let (x, y) = (
+        normalized_state(a, host_values)?,
+        normalized_state(b, host_values)?,
+    );
     Ok(json::first_difference(&x, &y).map(|d| {
-        format!("first difference at {}:\n  {la:>8}: {}\n  {lb:>8}: {}", d.path, d.left, d.right)
+        format!(
+            "first difference at {}:\n  {la:>8}: {}\n  {lb:>8}: {}",
+            d.path, d.left, d.right
+        )
     }))
 }
 
@@ -777,7 +856,13 @@ struct JobOutcome {
 }
 
 /// One producer at one N, then every consumer restoring its snapshot.
-fn producer_job(ctx: &Ctx, case: &CrCase, reference: &Reference, n: u64, producer: Engine) -> JobOutcome {
+fn producer_job(
+    ctx: &Ctx,
+    case: &CrCase,
+    reference: &Reference,
+    n: u64,
+    producer: Engine,
+) -> JobOutcome {
     let mut out = JobOutcome {
         failures: Vec::new(),
         restores: (0, 0),
@@ -786,8 +871,18 @@ fn producer_job(ctx: &Ctx, case: &CrCase, reference: &Reference, n: u64, produce
         line: String::new(),
     };
     let t = reference.points;
-    let dir = ctx.cfg.work_dir.join("runs").join(&case.name).join(format!("n{n}")).join(short(producer));
-    let (initial, data, checkpointed) = (dir.join("data.initial"), dir.join("data"), dir.join("data.checkpointed"));
+    let dir = ctx
+        .cfg
+        .work_dir
+        .join("runs")
+        .join(&case.name)
+        .join(format!("n{n}"))
+        .join(short(producer));
+    let (initial, data, checkpointed) = (
+        dir.join("data.initial"),
+        dir.join("data"),
+        dir.join("data.checkpointed"),
+    );
     let snap = dir.join("checkpoint.wsnap");
     let what = |consumer: Option<Engine>| match consumer {
         Some(c) => format!("{} -> {} at N={n} of {t}", short(producer), short(c)),
@@ -797,10 +892,22 @@ fn producer_job(ctx: &Ctx, case: &CrCase, reference: &Reference, n: u64, produce
         .and_then(|_| tree::populate(&initial, &case.files, &case.dirs).map_err(|e| e.to_string()))
         .and_then(|_| reset_data(&initial, &data));
     if let Err(e) = setup {
-        out.failures.push(Failure { case: case.name.clone(), what: what(None), problems: vec![e], reproduce: vec![] });
+        out.failures.push(Failure {
+            case: case.name.clone(),
+            what: what(None),
+            problems: vec![e],
+            reproduce: vec![],
+        });
         return out;
     }
-    let inv = ctx.tools.start(producer, case, ctx.artifact(case, producer), &data, &checkpoint_opts(n, &snap), &dir);
+    let inv = ctx.tools.start(
+        producer,
+        case,
+        ctx.artifact(case, producer),
+        &data,
+        &checkpoint_opts(n, &snap),
+        &dir,
+    );
     let prod = run_logged(&inv, &dir);
     out.times.push((producer, prod.outcome.elapsed));
     let prepare = reset_command(&initial, &data);
@@ -815,7 +922,12 @@ fn producer_job(ctx: &Ctx, case: &CrCase, reference: &Reference, n: u64, produce
         prod.outcome.elapsed.as_secs_f64()
     );
     if !problems.is_empty() {
-        out.failures.push(Failure { case: case.name.clone(), what: what(None), problems, reproduce });
+        out.failures.push(Failure {
+            case: case.name.clone(),
+            what: what(None),
+            problems,
+            reproduce,
+        });
         return out;
     }
     if let Err(e) = decode_snapshot(ctx.tools, &snap) {
@@ -840,16 +952,35 @@ fn producer_job(ctx: &Ctx, case: &CrCase, reference: &Reference, n: u64, produce
         out.restores.0 += 1;
         let cdir = dir.join(format!("to-{}", short(consumer)));
         if let Err(e) = fresh_dir(&cdir).and_then(|_| reset_data(&checkpointed, &data)) {
-            out.failures.push(Failure { case: case.name.clone(), what: what(Some(consumer)), problems: vec![e], reproduce: vec![] });
+            out.failures.push(Failure {
+                case: case.name.clone(),
+                what: what(Some(consumer)),
+                problems: vec![e],
+                reproduce: vec![],
+            });
             continue;
         }
-        let inv = ctx.tools.restore(consumer, case, ctx.artifact(case, consumer), &snap, &[], &cdir);
+        let inv = ctx.tools.restore(
+            consumer,
+            case,
+            ctx.artifact(case, consumer),
+            &snap,
+            &[],
+            &cdir,
+        );
         let cons = run_logged(&inv, &cdir);
         out.times.push((consumer, cons.outcome.elapsed));
         let mut stdout = prod.outcome.stdout.clone();
         stdout.extend_from_slice(&cons.outcome.stdout);
         let label = format!("{}->{}", short(producer), short(consumer));
-        let problems = compare_final(reference, &stdout, &cons.outcome.status, &data, &label, &cons.outcome.stderr);
+        let problems = compare_final(
+            reference,
+            &stdout,
+            &cons.outcome.status,
+            &data,
+            &label,
+            &cons.outcome.stderr,
+        );
         // Keep the consumer's final directory next to its output.
         let _ = std::fs::rename(&data, cdir.join("data"));
         let _ = write!(
@@ -863,9 +994,17 @@ fn producer_job(ctx: &Ctx, case: &CrCase, reference: &Reference, n: u64, produce
             out.restores.1 += 1;
         } else {
             let mut r = reproduce.clone();
-            r.push(format!("# the producer leaves /data as the restore needs it; or: {}", reset_command(&checkpointed, &data)));
+            r.push(format!(
+                "# the producer leaves /data as the restore needs it; or: {}",
+                reset_command(&checkpointed, &data)
+            ));
             r.push(cons.command.clone());
-            out.failures.push(Failure { case: case.name.clone(), what: what(Some(consumer)), problems, reproduce: r });
+            out.failures.push(Failure {
+                case: case.name.clone(),
+                what: what(Some(consumer)),
+                problems,
+                reproduce: r,
+            });
         }
     }
     out
@@ -877,7 +1016,10 @@ pub fn chain_points(t: u64) -> Vec<(u64, u64)> {
     if t < 3 {
         return Vec::new();
     }
-    let mut v = vec![((t / 3).max(1), (2 * t / 3).max(t / 3 + 1)), (t / 2, t / 2 + 1)];
+    let mut v = vec![
+        ((t / 3).max(1), (2 * t / 3).max(t / 3 + 1)),
+        (t / 2, t / 2 + 1),
+    ];
     v.dedup();
     v
 }
@@ -885,14 +1027,35 @@ pub fn chain_points(t: u64) -> Vec<(u64, u64)> {
 /// A chain: `a` checkpoints at `n1`, `b` restores it and checkpoints again at `m` (> `n1`), `c`
 /// restores that. Also compares the second snapshot with one written by `b` straight from the
 /// start at `m`.
-fn chain_job(ctx: &Ctx, case: &CrCase, reference: &Reference, engines: [Engine; 3], (n1, m): (u64, u64)) -> JobOutcome {
+fn chain_job(
+    ctx: &Ctx,
+    case: &CrCase,
+    reference: &Reference,
+    engines: [Engine; 3],
+    (n1, m): (u64, u64),
+) -> JobOutcome {
     let t = reference.points;
     let [a, b, c] = engines;
     let desc = format!("{}@{n1} -> {}@{m} -> {}", short(a), short(b), short(c));
-    let mut out = JobOutcome { failures: Vec::new(), restores: (0, 0), chain: None, times: Vec::new(), line: String::new() };
-    let dir = ctx.cfg.work_dir.join("runs").join(&case.name).join(format!("chain-{n1}-{m}"));
+    let mut out = JobOutcome {
+        failures: Vec::new(),
+        restores: (0, 0),
+        chain: None,
+        times: Vec::new(),
+        line: String::new(),
+    };
+    let dir = ctx
+        .cfg
+        .work_dir
+        .join("runs")
+        .join(&case.name)
+        .join(format!("chain-{n1}-{m}"));
     let (initial, data) = (dir.join("data.initial"), dir.join("data"));
-    let (snap_a, snap_b, snap_direct) = (dir.join("a.wsnap"), dir.join("b.wsnap"), dir.join("direct.wsnap"));
+    let (snap_a, snap_b, snap_direct) = (
+        dir.join("a.wsnap"),
+        dir.join("b.wsnap"),
+        dir.join("direct.wsnap"),
+    );
     let direct_data = dir.join("direct").join("data");
     let what = format!("chain {desc} (T={t})");
     let fail = |problems: Vec<String>, reproduce: Vec<String>| Failure {
@@ -904,7 +1067,11 @@ fn chain_job(ctx: &Ctx, case: &CrCase, reference: &Reference, engines: [Engine; 
     let setup = fresh_dir(&dir)
         .and_then(|_| tree::populate(&initial, &case.files, &case.dirs).map_err(|e| e.to_string()))
         .and_then(|_| reset_data(&initial, &data))
-        .and_then(|_| ["a", "b", "c"].iter().try_for_each(|s| fresh_dir(&dir.join(s))))
+        .and_then(|_| {
+            ["a", "b", "c"]
+                .iter()
+                .try_for_each(|s| fresh_dir(&dir.join(s)))
+        })
         .and_then(|_| reset_data(&initial, &direct_data));
     if let Err(e) = setup {
         out.failures.push(fail(vec![e], vec![]));
@@ -912,37 +1079,83 @@ fn chain_job(ctx: &Ctx, case: &CrCase, reference: &Reference, engines: [Engine; 
         return out;
     }
     let mut reproduce = vec![reset_command(&initial, &data)];
-    let inv_a = ctx.tools.start(a, case, ctx.artifact(case, a), &data, &checkpoint_opts(n1, &snap_a), &dir.join("a"));
+    let inv_a = ctx.tools.start(
+        a,
+        case,
+        ctx.artifact(case, a),
+        &data,
+        &checkpoint_opts(n1, &snap_a),
+        &dir.join("a"),
+    );
     let run_a = run_logged(&inv_a, &dir.join("a"));
     out.times.push((a, run_a.outcome.elapsed));
     reproduce.push(run_a.command.clone());
-    let mut problems = check_checkpoint(&run_a, &snap_a, Some(n1), reference, &format!("first checkpoint ({})", short(a)));
+    let mut problems = check_checkpoint(
+        &run_a,
+        &snap_a,
+        Some(n1),
+        reference,
+        &format!("first checkpoint ({})", short(a)),
+    );
     let mut stdout = run_a.outcome.stdout.clone();
     if problems.is_empty() {
-        let inv_b = ctx.tools.restore(b, case, ctx.artifact(case, b), &snap_a, &checkpoint_opts(m, &snap_b), &dir.join("b"));
+        let inv_b = ctx.tools.restore(
+            b,
+            case,
+            ctx.artifact(case, b),
+            &snap_a,
+            &checkpoint_opts(m, &snap_b),
+            &dir.join("b"),
+        );
         let run_b = run_logged(&inv_b, &dir.join("b"));
         out.times.push((b, run_b.outcome.elapsed));
         reproduce.push(run_b.command.clone());
-        let partial = Reference { stdout: reference.stdout[stdout.len().min(reference.stdout.len())..].to_vec(), ..reference.clone() };
-        problems.extend(check_checkpoint(&run_b, &snap_b, Some(m), &partial, &format!("second checkpoint ({} restoring)", short(b))));
+        let partial = Reference {
+            stdout: reference.stdout[stdout.len().min(reference.stdout.len())..].to_vec(),
+            ..reference.clone()
+        };
+        problems.extend(check_checkpoint(
+            &run_b,
+            &snap_b,
+            Some(m),
+            &partial,
+            &format!("second checkpoint ({} restoring)", short(b)),
+        ));
         stdout.extend_from_slice(&run_b.outcome.stdout);
     }
     if problems.is_empty() {
-        let inv_c = ctx.tools.restore(c, case, ctx.artifact(case, c), &snap_b, &[], &dir.join("c"));
+        let inv_c = ctx
+            .tools
+            .restore(c, case, ctx.artifact(case, c), &snap_b, &[], &dir.join("c"));
         let run_c = run_logged(&inv_c, &dir.join("c"));
         out.times.push((c, run_c.outcome.elapsed));
         reproduce.push(run_c.command.clone());
         stdout.extend_from_slice(&run_c.outcome.stdout);
-        problems.extend(compare_final(reference, &stdout, &run_c.outcome.status, &data, &desc, &run_c.outcome.stderr));
+        problems.extend(compare_final(
+            reference,
+            &stdout,
+            &run_c.outcome.status,
+            &data,
+            &desc,
+            &run_c.outcome.stderr,
+        ));
         // The second snapshot must hold the state of an uninterrupted run at m.
-        let inv_d = ctx.tools.start(b, case, ctx.artifact(case, b), &direct_data, &checkpoint_opts(m, &snap_direct), &dir.join("direct"));
+        let inv_d = ctx.tools.start(
+            b,
+            case,
+            ctx.artifact(case, b),
+            &direct_data,
+            &checkpoint_opts(m, &snap_direct),
+            &dir.join("direct"),
+        );
         let run_d = run_logged(&inv_d, &dir.join("direct"));
         out.times.push((b, run_d.outcome.elapsed));
         let direct_label = format!("direct checkpoint ({} at {m})", short(b));
-        let mut dproblems = check_checkpoint(&run_d, &snap_direct, Some(m), reference, &direct_label);
+        let mut dproblems =
+            check_checkpoint(&run_d, &snap_direct, Some(m), reference, &direct_label);
         if dproblems.is_empty() {
             match (decode_snapshot(ctx.tools, &snap_b), decode_snapshot(ctx.tools, &snap_direct)) {
-                (Ok(x), Ok(y)) => match state_difference(&y, &x, "direct", "chained", case.host_dependent_memory) {
+                (Ok(x), Ok(y)) => match state_difference(&y, &x, "direct", "chained", case.host_dependent_values) {
                     Ok(None) => {}
                     Ok(Some(d)) => dproblems.push(format!(
                         "the snapshot written after restoring differs from the one written at N={m} without interruption: {d}\n(compare: {} diff {} {})",
@@ -960,7 +1173,11 @@ fn chain_job(ctx: &Ctx, case: &CrCase, reference: &Reference, engines: [Engine; 
             problems.extend(dproblems);
         }
     }
-    out.line = format!("{} chain {desc}: {}", case.name, if problems.is_empty() { "ok" } else { "FAILED" });
+    out.line = format!(
+        "{} chain {desc}: {}",
+        case.name,
+        if problems.is_empty() { "ok" } else { "FAILED" }
+    );
     out.chain = Some((desc, problems.is_empty()));
     if !problems.is_empty() {
         out.failures.push(fail(problems, reproduce));
@@ -971,7 +1188,14 @@ fn chain_job(ctx: &Ctx, case: &CrCase, reference: &Reference, engines: [Engine; 
 /// The engines of the chain of the `i`-th case: the orders rotate over the cases, so that the
 /// chains of six cases cover all six orders of three engines.
 pub fn chain_order(engines: &[Engine], i: usize) -> [Engine; 3] {
-    const ORDERS: [[usize; 3]; 6] = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]];
+    const ORDERS: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [0, 2, 1],
+        [2, 1, 0],
+        [1, 0, 2],
+    ];
     let e = engines;
     match e.len() {
         0 => [Engine::AotX86_64; 3],
@@ -1040,10 +1264,18 @@ fn compile_all(
 
 /// The uninterrupted runs of a case: x86_64 (the reference, with `--count-points`) and the other
 /// engines, which must agree with it (stdout, exit code, /data, number of points).
-fn reference_job(ctx: &Ctx, case: &CrCase) -> (Option<Reference>, Vec<Failure>, Vec<(Engine, Duration)>) {
+fn reference_job(
+    ctx: &Ctx,
+    case: &CrCase,
+) -> (Option<Reference>, Vec<Failure>, Vec<(Engine, Duration)>) {
     let mut failures = Vec::new();
     let mut times = Vec::new();
-    let base = ctx.cfg.work_dir.join("runs").join(&case.name).join("uninterrupted");
+    let base = ctx
+        .cfg
+        .work_dir
+        .join("runs")
+        .join(&case.name)
+        .join("uninterrupted");
     let mut reference: Option<Reference> = None;
     let mut engines = vec![Engine::AotX86_64];
     engines.extend(ctx.cfg.engines.iter().filter(|e| **e != Engine::AotX86_64));
@@ -1054,39 +1286,77 @@ fn reference_job(ctx: &Ctx, case: &CrCase) -> (Option<Reference>, Vec<Failure>, 
         let dir = base.join(short(e));
         let data = dir.join("data");
         let what = format!("uninterrupted run on {}", short(e));
-        if let Err(err) = fresh_dir(&dir).and_then(|_| tree::populate(&data, &case.files, &case.dirs).map_err(|x| x.to_string())) {
-            failures.push(Failure { case: case.name.clone(), what, problems: vec![err], reproduce: vec![] });
+        if let Err(err) = fresh_dir(&dir)
+            .and_then(|_| tree::populate(&data, &case.files, &case.dirs).map_err(|x| x.to_string()))
+        {
+            failures.push(Failure {
+                case: case.name.clone(),
+                what,
+                problems: vec![err],
+                reproduce: vec![],
+            });
             continue;
         }
-        let inv = ctx.tools.start(e, case, ctx.artifact(case, e), &data, &["--count-points".to_string()], &dir);
+        let inv = ctx.tools.start(
+            e,
+            case,
+            ctx.artifact(case, e),
+            &data,
+            &["--count-points".to_string()],
+            &dir,
+        );
         let run = run_logged(&inv, &dir);
         times.push((e, run.outcome.elapsed));
         let o = &run.outcome;
         let mut problems = Vec::new();
         let points = counted_points(&o.stderr);
         if points.is_none() {
-            problems.push(format!("no `migration points: N` line in stderr; it ends with:\n{}", tail(&o.stderr, 8)));
+            problems.push(format!(
+                "no `migration points: N` line in stderr; it ends with:\n{}",
+                tail(&o.stderr, 8)
+            ));
         }
         match &reference {
             None => {
                 if o.status != Status::Exited(0) {
-                    problems.push(format!("expected exit code 0, got {}; stderr ends with:\n{}", o.status, tail(&o.stderr, 8)));
+                    problems.push(format!(
+                        "expected exit code 0, got {}; stderr ends with:\n{}",
+                        o.status,
+                        tail(&o.stderr, 8)
+                    ));
                 }
                 for t in &case.stdout_contains {
                     if !contains(&o.stdout, t.as_bytes()) {
-                        problems.push(format!("stdout does not contain `{t}`; it ends with:\n{}", tail(&o.stdout, 5)));
+                        problems.push(format!(
+                            "stdout does not contain `{t}`; it ends with:\n{}",
+                            tail(&o.stdout, 5)
+                        ));
                     }
                 }
                 match (tree::snapshot(&data), points) {
                     (Ok(tree), Some(p)) if problems.is_empty() => {
-                        reference = Some(Reference { points: p, stdout: o.stdout.clone(), status: o.status.clone(), tree });
+                        reference = Some(Reference {
+                            points: p,
+                            stdout: o.stdout.clone(),
+                            status: o.status.clone(),
+                            tree,
+                        });
                     }
-                    (Err(err), _) => problems.push(format!("cannot read {}: {err}", data.display())),
+                    (Err(err), _) => {
+                        problems.push(format!("cannot read {}: {err}", data.display()))
+                    }
                     _ => {}
                 }
             }
             Some(r) => {
-                problems.extend(compare_final(r, &o.stdout, &o.status, &data, short(e), &o.stderr));
+                problems.extend(compare_final(
+                    r,
+                    &o.stdout,
+                    &o.status,
+                    &data,
+                    short(e),
+                    &o.stderr,
+                ));
                 if let Some(p) = points.filter(|p| *p != r.points) {
                     problems.push(format!(
                         "{} migration points, x86_64 {}: the checkpoint points are not deterministic for this program",
@@ -1096,7 +1366,12 @@ fn reference_job(ctx: &Ctx, case: &CrCase) -> (Option<Reference>, Vec<Failure>, 
             }
         }
         if !problems.is_empty() {
-            failures.push(Failure { case: case.name.clone(), what, problems, reproduce: vec![run.command] });
+            failures.push(Failure {
+                case: case.name.clone(),
+                what,
+                problems,
+                reproduce: vec![run.command],
+            });
             if reference.is_none() {
                 break; // nothing to compare with
             }
@@ -1112,7 +1387,10 @@ pub fn run_matrix(cfg: &CrConfig) -> Result<CrReport, String> {
     let all = load_cr_cases(&programs_dir.join("cr").join("cases.toml"), programs_dir)?;
     let cases = selected(cfg, all.case);
     if cases.is_empty() {
-        return Err(format!("no C/R case matches WANCO_CR_FILTER={}", cfg.filter.join(",")));
+        return Err(format!(
+            "no C/R case matches WANCO_CR_FILTER={}",
+            cfg.filter.join(",")
+        ));
     }
     let tools = CrTools::locate(&cfg.workspace, &cfg.engines)?;
     let bin_dir = cfg.work_dir.join("bin");
@@ -1123,14 +1401,30 @@ pub fn run_matrix(cfg: &CrConfig) -> Result<CrReport, String> {
     if !engines_needed.contains(&Engine::AotX86_64) {
         engines_needed.push(Engine::AotX86_64);
     }
-    let programs: Vec<(String, PathBuf)> =
-        cases.iter().map(|c| (c.name.clone(), programs_dir.join(&c.module))).collect();
-    let artifacts = compile_all(cfg, &tools, &programs, &engines_needed, &bin_dir, &mut report);
-    let ctx = Ctx { cfg, tools: &tools, artifacts };
+    let programs: Vec<(String, PathBuf)> = cases
+        .iter()
+        .map(|c| (c.name.clone(), programs_dir.join(&c.module)))
+        .collect();
+    let artifacts = compile_all(
+        cfg,
+        &tools,
+        &programs,
+        &engines_needed,
+        &bin_dir,
+        &mut report,
+    );
+    let ctx = Ctx {
+        cfg,
+        tools: &tools,
+        artifacts,
+    };
 
     // 1. Uninterrupted runs: the reference (T, stdout, exit code, /data) and agreement.
     let refs = parallel_map(&cases, cfg.jobs, |case| {
-        if !ctx.artifacts.contains_key(&(case.name.clone(), Engine::AotX86_64)) {
+        if !ctx
+            .artifacts
+            .contains_key(&(case.name.clone(), Engine::AotX86_64))
+        {
             return (None, Vec::new(), Vec::new());
         }
         let r = reference_job(&ctx, case);
@@ -1163,21 +1457,31 @@ pub fn run_matrix(cfg: &CrConfig) -> Result<CrReport, String> {
     let mut jobs: Vec<Job> = Vec::new();
     let usable = |case: &CrCase, e: Engine| ctx.artifacts.contains_key(&(case.name.clone(), e));
     for (ci, case) in cases.iter().enumerate() {
-        let Some(r) = references.get(&case.name) else { continue };
+        let Some(r) = references.get(&case.name) else {
+            continue;
+        };
         if !cfg.engines.iter().all(|e| usable(case, *e)) {
             continue; // compile failure, reported already
         }
         let ns = if cfg.at.is_empty() {
             points(r.points, cfg.points)
         } else {
-            let mut v: Vec<u64> = cfg.at.iter().map(|n| (*n).clamp(1, r.points.max(1))).collect();
+            let mut v: Vec<u64> = cfg
+                .at
+                .iter()
+                .map(|n| (*n).clamp(1, r.points.max(1)))
+                .collect();
             v.sort();
             v.dedup();
             v
         };
         report.cases.insert(
             case.name.clone(),
-            CaseSummary { total_points: r.points, points: ns.clone(), ..CaseSummary::default() },
+            CaseSummary {
+                total_points: r.points,
+                points: ns.clone(),
+                ..CaseSummary::default()
+            },
         );
         for &n in &ns {
             for &p in &cfg.engines {
@@ -1185,7 +1489,11 @@ pub fn run_matrix(cfg: &CrConfig) -> Result<CrReport, String> {
             }
         }
         for (k, pair) in chain_points(r.points).into_iter().enumerate() {
-            jobs.push(Job::Chain(case, chain_order(&cfg.engines, ci + 3 * k), pair));
+            jobs.push(Job::Chain(
+                case,
+                chain_order(&cfg.engines, ci + 3 * k),
+                pair,
+            ));
         }
     }
     // The slowest jobs (aarch64 and interp producers, chains) first.
@@ -1198,7 +1506,9 @@ pub fn run_matrix(cfg: &CrConfig) -> Result<CrReport, String> {
     let results = parallel_map(&jobs, cfg.jobs, |job| {
         let o = match job {
             Job::Produce(case, n, p) => producer_job(&ctx, case, &references[&case.name], *n, *p),
-            Job::Chain(case, order, pair) => chain_job(&ctx, case, &references[&case.name], *order, *pair),
+            Job::Chain(case, order, pair) => {
+                chain_job(&ctx, case, &references[&case.name], *order, *pair)
+            }
         };
         let k = done.fetch_add(1, Ordering::SeqCst) + 1;
         eprintln!("[cr {k}/{}] {}", jobs.len(), o.line);
@@ -1225,7 +1535,11 @@ pub fn run_matrix(cfg: &CrConfig) -> Result<CrReport, String> {
         .flat_map(|(c, ns)| ns.into_iter().map(move |n| (c, n)))
         .collect();
     let compared = parallel_map(&groups, cfg.jobs, |&(case, n)| {
-        let dir = cfg.work_dir.join("runs").join(&case.name).join(format!("n{n}"));
+        let dir = cfg
+            .work_dir
+            .join("runs")
+            .join(&case.name)
+            .join(format!("n{n}"));
         let t = references[&case.name].points;
         let mut failures = Vec::new();
         let mut counts = (0, 0);
@@ -1240,11 +1554,21 @@ pub fn run_matrix(cfg: &CrConfig) -> Result<CrReport, String> {
                 Some((q, base)) => {
                     counts.0 += 1;
                     let snaps = |e: Engine| dir.join(short(e)).join("checkpoint.wsnap");
-                    match state_difference(base, &text, short(*q), short(p), case.host_dependent_memory) {
+                    match state_difference(
+                        base,
+                        &text,
+                        short(*q),
+                        short(p),
+                        case.host_dependent_values,
+                    ) {
                         Ok(None) => counts.1 += 1,
                         Ok(Some(d)) => failures.push(Failure {
                             case: case.name.clone(),
-                            what: format!("snapshots of {} and {} at N={n} of {t}", short(*q), short(p)),
+                            what: format!(
+                                "snapshots of {} and {} at N={n} of {t}",
+                                short(*q),
+                                short(p)
+                            ),
                             problems: vec![format!("the Wasm state differs; {d}")],
                             reproduce: vec![
                                 format!(
@@ -1278,18 +1602,27 @@ pub fn run_matrix(cfg: &CrConfig) -> Result<CrReport, String> {
         s.snapshots.1 += counts.1;
         report.failures.extend(failures);
     }
+    // Group the failures by program (stable: within a program, in the order found).
+    report.failures.sort_by(|a, b| a.case.cmp(&b.case));
     report.wall = start.elapsed();
     Ok(report)
 }
 
 /// Run `inv`, capturing its output; as soon as its stdout contains `marker`, send it `signal`
 /// (with `kill -SIGNAL PID`). Returns the outcome and when the signal was sent.
-pub fn run_with_signal(inv: &Invocation, marker: &[u8], signal: &str) -> (Outcome, Option<Duration>) {
+pub fn run_with_signal(
+    inv: &Invocation,
+    marker: &[u8],
+    signal: &str,
+) -> (Outcome, Option<Duration>) {
     let start = Instant::now();
     let mut cmd = Command::new(&inv.program);
     cmd.args(&inv.args)
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1300,7 +1633,12 @@ pub fn run_with_signal(inv: &Invocation, marker: &[u8], signal: &str) -> (Outcom
     if let Some(a0) = &inv.arg0 {
         cmd.arg0(a0);
     }
-    let fail = |e: String| Outcome { status: Status::SpawnFailed(e), stdout: Vec::new(), stderr: Vec::new(), elapsed: start.elapsed() };
+    let fail = |e: String| Outcome {
+        status: Status::SpawnFailed(e),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        elapsed: start.elapsed(),
+    };
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return (fail(format!("{}: {e}", inv.program.display())), None),
@@ -1361,7 +1699,15 @@ pub fn run_with_signal(inv: &Invocation, marker: &[u8], signal: &str) -> (Outcom
         stdout.extend_from_slice(&chunk);
     }
     let stderr = err_reader.join().unwrap_or_default();
-    (Outcome { status, stdout, stderr, elapsed: start.elapsed() }, signaled)
+    (
+        Outcome {
+            status,
+            stdout,
+            stderr,
+            elapsed: start.elapsed(),
+        },
+        signaled,
+    )
 }
 
 /// The stdout line after which the SIGUSR1 test signals a run on `e`: about 0.5 s into a native
@@ -1380,7 +1726,11 @@ pub fn run_signal_tests(cfg: &CrConfig) -> Result<CrReport, String> {
     let start = Instant::now();
     let programs_dir = &cfg.programs_dir;
     let cases = load_cr_cases(&programs_dir.join("cr").join("cases.toml"), programs_dir)?;
-    let mut engines: Vec<Engine> = cfg.signal_pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    let mut engines: Vec<Engine> = cfg
+        .signal_pairs
+        .iter()
+        .flat_map(|(a, b)| [*a, *b])
+        .collect();
     engines.push(Engine::AotX86_64);
     engines.sort();
     engines.dedup();
@@ -1390,7 +1740,10 @@ pub fn run_signal_tests(cfg: &CrConfig) -> Result<CrReport, String> {
     fresh_dir(&base.join("bin"))?;
     let mut report = CrReport::default();
     let module = programs_dir.join(&cases.signal.module);
-    let name = module.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = module
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let case = CrCase {
         name: name.clone(),
         module: cases.signal.module.clone(),
@@ -1400,10 +1753,21 @@ pub fn run_signal_tests(cfg: &CrConfig) -> Result<CrReport, String> {
         dirs: vec![],
         stdout_contains: vec![cases.signal.final_line.clone()],
         timeout_secs: Some(120),
-        host_dependent_memory: false,
+        host_dependent_values: false,
     };
-    let artifacts = compile_all(cfg, &tools, &[(name.clone(), module)], &engines, &base.join("bin"), &mut report);
-    let ctx = Ctx { cfg, tools: &tools, artifacts };
+    let artifacts = compile_all(
+        cfg,
+        &tools,
+        &[(name.clone(), module)],
+        &engines,
+        &base.join("bin"),
+        &mut report,
+    );
+    let ctx = Ctx {
+        cfg,
+        tools: &tools,
+        artifacts,
+    };
     let art = |e: Engine| ctx.artifacts.get(&(name.clone(), e));
     if art(Engine::AotX86_64).is_none() {
         report.wall = start.elapsed();
@@ -1412,11 +1776,23 @@ pub fn run_signal_tests(cfg: &CrConfig) -> Result<CrReport, String> {
     // The uninterrupted run.
     let rdir = base.join("uninterrupted");
     fresh_dir(&rdir.join("data"))?;
-    let inv = tools.start(Engine::AotX86_64, &case, art(Engine::AotX86_64).unwrap(), &rdir.join("data"), &[], &rdir);
+    let inv = tools.start(
+        Engine::AotX86_64,
+        &case,
+        art(Engine::AotX86_64).unwrap(),
+        &rdir.join("data"),
+        &[],
+        &rdir,
+    );
     let r = run_logged(&inv, &rdir);
     report.add_time(Engine::AotX86_64, r.outcome.elapsed);
-    report.notes.push(format!("{name} uninterrupted on x86_64: {:.2} s", r.outcome.elapsed.as_secs_f64()));
-    if r.outcome.status != Status::Exited(0) || !contains(&r.outcome.stdout, case.stdout_contains[0].as_bytes()) {
+    report.notes.push(format!(
+        "{name} uninterrupted on x86_64: {:.2} s",
+        r.outcome.elapsed.as_secs_f64()
+    ));
+    if r.outcome.status != Status::Exited(0)
+        || !contains(&r.outcome.stdout, case.stdout_contains[0].as_bytes())
+    {
         report.failures.push(Failure {
             case: name.clone(),
             what: "uninterrupted run on x86_64".into(),
@@ -1439,7 +1815,9 @@ pub fn run_signal_tests(cfg: &CrConfig) -> Result<CrReport, String> {
         tree: tree::snapshot(&rdir.join("data")).unwrap_or_default(),
     };
     for &(from, to) in &cfg.signal_pairs {
-        let (Some(a_from), Some(a_to)) = (art(from), art(to)) else { continue };
+        let (Some(a_from), Some(a_to)) = (art(from), art(to)) else {
+            continue;
+        };
         let what = format!("SIGUSR1 on {} -> restore on {}", short(from), short(to));
         let dir = base.join(format!("{}-to-{}", short(from), short(to)));
         let data = dir.join("data");
@@ -1447,7 +1825,14 @@ pub fn run_signal_tests(cfg: &CrConfig) -> Result<CrReport, String> {
         fresh_dir(&dir.join("from"))?;
         fresh_dir(&dir.join("to"))?;
         fresh_dir(&data)?;
-        let inv = tools.start(from, &case, a_from, &data, &["--checkpoint-file".to_string(), snap.display().to_string()], &dir.join("from"));
+        let inv = tools.start(
+            from,
+            &case,
+            a_from,
+            &data,
+            &["--checkpoint-file".to_string(), snap.display().to_string()],
+            &dir.join("from"),
+        );
         let marker = signal_marker(from);
         let (o, signaled) = run_with_signal(&inv, marker.as_bytes(), "USR1");
         let _ = std::fs::write(dir.join("from").join("stdout"), &o.stdout);
@@ -1459,7 +1844,10 @@ pub fn run_signal_tests(cfg: &CrConfig) -> Result<CrReport, String> {
             marker.trim_end()
         );
         let mut reproduce = vec![manual];
-        let run = Run { outcome: o, command: inv.command_line() };
+        let run = Run {
+            outcome: o,
+            command: inv.command_line(),
+        };
         let mut problems = Vec::new();
         match signaled {
             None => problems.push(format!(
@@ -1487,14 +1875,30 @@ pub fn run_signal_tests(cfg: &CrConfig) -> Result<CrReport, String> {
             reproduce.push(r2.command.clone());
             let mut stdout = run.outcome.stdout.clone();
             stdout.extend_from_slice(&r2.outcome.stdout);
-            problems.extend(compare_final(&reference, &stdout, &r2.outcome.status, &data, &what, &r2.outcome.stderr));
+            problems.extend(compare_final(
+                &reference,
+                &stdout,
+                &r2.outcome.status,
+                &data,
+                &what,
+                &r2.outcome.stderr,
+            ));
             let _ = write!(line, "; restore {:.2} s", r2.outcome.elapsed.as_secs_f64());
         }
-        line.push_str(if problems.is_empty() { ": ok" } else { ": FAILED" });
+        line.push_str(if problems.is_empty() {
+            ": ok"
+        } else {
+            ": FAILED"
+        });
         eprintln!("[cr signal] {line}");
         report.notes.push(line);
         if !problems.is_empty() {
-            report.failures.push(Failure { case: name.clone(), what, problems, reproduce });
+            report.failures.push(Failure {
+                case: name.clone(),
+                what,
+                problems,
+                reproduce,
+            });
         }
     }
     report.wall = start.elapsed();
@@ -1524,10 +1928,14 @@ mod tests {
         assert_eq!(chain_points(3), vec![(1, 2)]);
         assert_eq!(chain_points(90), vec![(30, 60), (45, 46)]);
         let all = CR_ENGINES;
-        let orders: std::collections::BTreeSet<[Engine; 3]> = (0..6).map(|i| chain_order(&all, i)).collect();
+        let orders: std::collections::BTreeSet<[Engine; 3]> =
+            (0..6).map(|i| chain_order(&all, i)).collect();
         assert_eq!(orders.len(), 6);
         let two = [Engine::AotX86_64, Engine::Interp];
-        assert_eq!(chain_order(&two, 1), [Engine::Interp, Engine::AotX86_64, Engine::Interp]);
+        assert_eq!(
+            chain_order(&two, 1),
+            [Engine::Interp, Engine::AotX86_64, Engine::Interp]
+        );
     }
 
     #[test]
@@ -1548,14 +1956,35 @@ mod tests {
             "wasi": {"args": ["x.wat", "a"], "preopens": [{"host": "/t/2", "guest": "/data"}], "clock": {"monotonic_last_ns": 2}}}"#;
         assert_eq!(state_difference(a, b, "a", "b", false).unwrap(), None);
         let c = b.replace("\"a\"]", "\"B\"]");
-        assert!(state_difference(a, &c, "a", "c", false).unwrap().unwrap().contains("wasi.args[1]"));
+        assert!(state_difference(a, &c, "a", "c", false)
+            .unwrap()
+            .unwrap()
+            .contains("wasi.args[1]"));
         // Quiet NaNs of either sign and any payload are equal, signaling NaNs are not.
-        let f = |bits: &str| format!(r#"{{"frames": [{{"locals": [{{"F64": {bits}}}, {{"F32": 1}}]}}], "globals": []}}"#);
+        let f = |bits: &str| {
+            format!(
+                r#"{{"frames": [{{"locals": [{{"F64": {bits}}}, {{"F32": 1}}]}}], "globals": []}}"#
+            )
+        };
         let (pos, neg) = (f("9221120237041090560"), f("18444492273895866368"));
         assert_eq!(state_difference(&pos, &neg, "a", "b", false).unwrap(), None);
         let (snan, snan2) = (f("9218868437227405313"), f("9218868437227405314"));
-        assert!(state_difference(&snan, &snan2, "a", "b", false).unwrap().is_some());
+        assert!(state_difference(&snan, &snan2, "a", "b", false)
+            .unwrap()
+            .is_some());
         assert!(is_quiet_nan("F32", 0xffc1_2345) && !is_quiet_nan("F32", 0x7f80_0001));
+        // Host-dependent values: locals compare by type only, memory not at all.
+        let g = |v: &str, ty: &str, mem: &str| {
+            format!(
+                r#"{{"frames": [{{"func": 3, "locals": [{{"{ty}": {v}}}]}}], "memory": {mem}}}"#
+            )
+        };
+        let (x, y) = (g("1", "I64", "1"), g("2", "I64", "2"));
+        assert!(state_difference(&x, &y, "a", "b", false).unwrap().is_some());
+        assert_eq!(state_difference(&x, &y, "a", "b", true).unwrap(), None);
+        assert!(state_difference(&x, &g("1", "I32", "1"), "a", "b", true)
+            .unwrap()
+            .is_some());
     }
 
     #[test]
@@ -1565,6 +1994,9 @@ mod tests {
         let files: BTreeMap<String, String> = [("x/y.txt".to_string(), "1".to_string())].into();
         tree::populate(a.path(), &files, &["e".into()]).unwrap();
         copy_tree(a.path(), &b.path().join("c")).unwrap();
-        assert_eq!(tree::snapshot(a.path()).unwrap(), tree::snapshot(&b.path().join("c")).unwrap());
+        assert_eq!(
+            tree::snapshot(a.path()).unwrap(),
+            tree::snapshot(&b.path().join("c")).unwrap()
+        );
     }
 }

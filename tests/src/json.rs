@@ -207,7 +207,10 @@ impl Parser<'_> {
             Some(c) if *c == b'-' || c.is_ascii_digit() => {
                 let start = self.i;
                 while self.i < self.b.len()
-                    && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                    && matches!(
+                        self.b[self.i],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
                 {
                     self.i += 1;
                 }
@@ -302,7 +305,11 @@ fn diff_at(a: &Value, b: &Value, path: &mut String) -> Option<Difference> {
         return None;
     }
     let here = |path: &str, left: String, right: String| Difference {
-        path: if path.is_empty() { "(root)".into() } else { path.to_string() },
+        path: if path.is_empty() {
+            "(root)".into()
+        } else {
+            path.to_string()
+        },
         left,
         right,
     };
@@ -365,7 +372,12 @@ fn diff_at(a: &Value, b: &Value, path: &mut String) -> Option<Difference> {
                 s.get(from..end).unwrap_or("").to_string()
             };
             Some(here(
-                &format!("{path} (character {at}, byte {} if hex; lengths {} and {})", at / 2, x.len(), y.len()),
+                &format!(
+                    "{path} (character {at}, byte {} if hex; lengths {} and {})",
+                    at / 2,
+                    x.len(),
+                    y.len()
+                ),
                 format!("…{}…", window(x)),
                 format!("…{}…", window(y)),
             ))
@@ -380,11 +392,17 @@ mod tests {
 
     #[test]
     fn parses_and_compares() {
-        let a = parse(r#"{"a": [1, {"func": 7, "x": "\u00e9\n"}], "b": null, "c": 18446744073709551615}"#)
-            .unwrap();
-        assert_eq!(a.get("c"), Some(&Value::Number("18446744073709551615".into())));
-        let b = parse(r#"{"a": [1, {"func": 7, "x": "é\n"}], "b": null, "c": 18446744073709551615}"#)
-            .unwrap();
+        let a = parse(
+            r#"{"a": [1, {"func": 7, "x": "\u00e9\n"}], "b": null, "c": 18446744073709551615}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            a.get("c"),
+            Some(&Value::Number("18446744073709551615".into()))
+        );
+        let b =
+            parse(r#"{"a": [1, {"func": 7, "x": "é\n"}], "b": null, "c": 18446744073709551615}"#)
+                .unwrap();
         assert_eq!(first_difference(&a, &b), None);
         let c = parse(r#"{"a": [1, {"func": 7, "x": "e"}], "b": null, "c": 1}"#).unwrap();
         let d = first_difference(&a, &c).unwrap();

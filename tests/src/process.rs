@@ -292,6 +292,9 @@ mod tests {
         assert_eq!(inv.command_line(), "/bin/x 'a b'");
         inv.cwd = Some("/tmp".into());
         inv.arg0 = Some("x.wasm".into());
-        assert_eq!(inv.command_line(), "(cd /tmp && exec -a x.wasm /bin/x 'a b')");
+        assert_eq!(
+            inv.command_line(),
+            "(cd /tmp && exec -a x.wasm /bin/x 'a b')"
+        );
     }
 }

@@ -40,7 +40,10 @@ fn cr_programs_are_listed() {
             (name.ends_with(".wat") && !used.contains(&rel)).then_some(rel)
         })
         .collect();
-    assert!(unused.is_empty(), "modules used by no case in cr/cases.toml: {unused:?}");
+    assert!(
+        unused.is_empty(),
+        "modules used by no case in cr/cases.toml: {unused:?}"
+    );
 }
 
 fn finish(what: &str, cfg: &CrConfig, report: cr::CrReport) {

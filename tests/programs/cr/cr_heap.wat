@@ -1,16 +1,17 @@
 ;; C/R test program: heap growth, bulk memory, tables.
 ;;
-;; Grows the memory page by page in a loop (`memory.grow` by 1-3 pages, ~50 pages in all),
+;; Grows the memory (declared maximum: 64 pages) in a loop (`memory.grow` by 1-3 pages, to 49),
 ;; writes a pattern into every new page, copies and fills ranges (`memory.copy`/`memory.fill`)
 ;; and checksums the whole memory after each step. Before that it initializes memory and a
 ;; grown table from passive segments (`memory.init`/`table.init`) and drops them
 ;; (`data.drop`/`elem.drop`), so the snapshot's `data_dropped`/`elem_dropped` and the table
 ;; contents matter; the grown table is used by `call_indirect` in every step. A mutable i64
-;; global accumulates across the run.
+;; global accumulates across the run. At the end the memory grows to its maximum, and one more
+;; page must fail (the maximum survives a restore).
 (module
   (type $mixer (func (param i64) (result i64)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
+  (memory (export "memory") 1 64)
   (data (i32.const 1024) "cr_heap: memory.grow, bulk memory, tables\00")
   (data (i32.const 1088) "step\00")
   (data (i32.const 1152) "table size\00")
@@ -18,6 +19,8 @@
   (data (i32.const 1280) "final global\00")
   (data (i32.const 1344) "grow too much\00")
   (data (i32.const 1408) "final pages\00")
+  (data (i32.const 1472) "grow to the maximum\00")
+  (data (i32.const 1536) "grow past the maximum\00")
   (data $pdata "passive-data-segment:0123456789abcdef")
   (table $t 2 funcref)
   (elem $pelem func $mx0 $mx1 $mx2 $mx3)
@@ -142,6 +145,8 @@
       (local.set $s (i32.add (local.get $s) (i32.const 1)))
       (br_if $l (i32.lt_u (local.get $s) (i32.const 24))))
     (call $kv (i32.const 1344) (i64.extend_i32_s (memory.grow (i32.const 70000))))
+    (call $kv (i32.const 1472) (i64.extend_i32_s (memory.grow (i32.sub (i32.const 64) (memory.size)))))
+    (call $kv (i32.const 1536) (i64.extend_i32_s (memory.grow (i32.const 1))))
     (call $kv (i32.const 1408) (i64.extend_i32_u (memory.size)))
     (call $kv (i32.const 1280) (global.get $total)))
 )

@@ -3,8 +3,11 @@
 ;; Nested calls whose callers hold i32/i64/f32/f64 operands (`(i32.add (local.get 0) (call ...))`
 ;; nested 8 deep), calls inside multi-value `block`/`if`/`loop` with params and results (a loop
 ;; whose parameters sit on the stack at its header), `call_indirect` through a table and `br_table`
-;; carrying a value. Every callee reaches migration points (a loop in `$spin`), so checkpoints land
-;; while the callers' operand stacks are full. Prints a running transcript and the final sums.
+;; carrying a value. Reference values too: a funcref local rotating across loop iterations, funcrefs
+;; and a null externref on the operand stack under calls, a mutable funcref global, and a table slot
+;; set at run time (`table.set`/`table.get`) and called through. Every callee reaches migration
+;; points (a loop in `$spin`), so checkpoints land while the callers' operand stacks are full.
+;; Prints a running transcript and the final sums.
 (module
   (type $bin (func (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -16,8 +19,11 @@
   (data (i32.const 1280) "final accf bits\00")
   (data (i32.const 1344) "final blocks\00")
   (data (i32.const 1408) "final dispatch\00")
+  (data (i32.const 1472) "final refs\00")
+  (global $gref (mut funcref) (ref.null func))
 
-  (table $t 8 funcref)
+  ;; slot 8 is set at run time by $refs
+  (table $t 9 funcref)
   (elem (table $t) (i32.const 0) func $op_add $op_mul $op_xor $op_rot $op_loop $op_nest $op_mix $op_blocks)
 
   ;; ---- output helpers (the same in every cr_*.wat) --------------------------------------
@@ -207,6 +213,24 @@
     end
     i32.add)
 
+  ;; funcrefs in a local across loop iterations and on the stack under calls; a null externref too
+  (func $refs (param $x i32) (result i32) (local $r funcref) (local $e externref) (local $k i32)
+    (local.set $r (ref.func $op_add))
+    (loop $l
+      (table.set $t (i32.const 8)
+        (select (result funcref)
+          (local.get $r)
+          (ref.func $op_xor)
+          (i32.and (call $f (i32.add (local.get $x) (local.get $k))) (i32.const 1))))
+      (local.set $x (call_indirect $t (type $bin) (local.get $x) (local.get $k) (i32.const 8)))
+      (local.set $r (table.get $t (i32.and (i32.add (local.get $k) (local.get $x)) (i32.const 7))))
+      (drop (select (result externref)
+        (ref.null extern) (local.get $e) (i32.and (call $f (local.get $k)) (i32.const 1))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $k) (i32.const 3))))
+    (global.set $gref (local.get $r))
+    (i32.add (local.get $x) (i32.add (ref.is_null (local.get $e)) (ref.is_null (local.get $r)))))
+
   (func $op_add (type $bin) (i32.add (local.get 0) (call $f (local.get 1))))
   (func $op_mul (type $bin) (i32.mul (i32.or (local.get 0) (i32.const 1)) (call $f (local.get 1))))
   (func $op_xor (type $bin) (i32.xor (local.get 1) (call $f (local.get 0))))
@@ -219,6 +243,7 @@
 
   (func $main (export "_start")
     (local $i i32) (local $acc i32) (local $acc64 i64) (local $accf f64) (local $bl i32) (local $di i32)
+    (local $rf i32)
     (call $puts (i32.const 1024)) (call $nl)
     (loop $l
       (local.set $acc (i32.add (i32.mul (local.get $acc) (i32.const 31)) (call $nest (local.get $i))))
@@ -227,17 +252,23 @@
         (call $gf (f64.convert_i32_u (i32.and (local.get $i) (i32.const 255))))))
       (local.set $bl (i32.add (local.get $bl) (call $blocks (local.get $i))))
       (local.set $di (i32.xor (i32.rotl (local.get $di) (i32.const 5)) (call $dispatch (local.get $i))))
+      (local.set $rf (i32.add (i32.mul (local.get $rf) (i32.const 7)) (call $refs (local.get $i))))
       (if (i32.eqz (i32.rem_u (local.get $i) (i32.const 50)))
         (then
           (call $puts (i32.const 1088)) (call $sp) (call $putu (i64.extend_i32_u (local.get $i))) (call $sp)
           (call $putx32 (local.get $acc)) (call $sp) (call $putx64 (local.get $acc64)) (call $sp)
           (call $putx64 (i64.reinterpret_f64 (local.get $accf))) (call $sp)
-          (call $putx32 (local.get $bl)) (call $sp) (call $putx32 (local.get $di)) (call $nl)))
+          (call $putx32 (local.get $bl)) (call $sp) (call $putx32 (local.get $di)) (call $sp)
+          (call $putx32 (local.get $rf)) (call $nl)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $l (i32.lt_u (local.get $i) (i32.const 400))))
     (call $kv (i32.const 1152) (i64.extend_i32_u (local.get $acc)))
     (call $kv (i32.const 1216) (local.get $acc64))
     (call $kv (i32.const 1280) (i64.reinterpret_f64 (local.get $accf)))
     (call $kv (i32.const 1344) (i64.extend_i32_u (local.get $bl)))
-    (call $kv (i32.const 1408) (i64.extend_i32_u (local.get $di))))
+    (call $kv (i32.const 1408) (i64.extend_i32_u (local.get $di)))
+    ;; call through the funcref global, via the run-time table slot
+    (table.set $t (i32.const 8) (global.get $gref))
+    (call $kv (i32.const 1472)
+      (i64.extend_i32_u (call_indirect $t (type $bin) (local.get $rf) (i32.const 3) (i32.const 8)))))
 )
