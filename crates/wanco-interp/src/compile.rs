@@ -99,6 +99,11 @@ fn stack_types(v: &FuncValidator<ValidatorResources>, count: u32) -> Box<[ValTyp
         .map(|i| {
             let depth = (h - 1 - i) as usize;
             match v.get_operand_type(depth) {
+                // The validator types `ref.func` as a concrete (sub)type of
+                // funcref; the state model only has funcref and externref.
+                Some(Some(wasmparser::ValType::Ref(r))) => {
+                    if r.is_extern_ref() { ValType::ExternRef } else { ValType::FuncRef }
+                }
                 Some(Some(t)) => conv_valtype(t, 0).unwrap_or(ValType::I32),
                 // Only in unreachable code, which never runs.
                 _ => ValType::I32,
