@@ -20,38 +20,19 @@ pub(crate) fn attach(obj: &[u8], target: Target, symbol: &str, info: &ModuleInfo
     };
     let records = wanco_translate::elf::records_from_object(obj, defined)
         .map_err(|e| CompileError::Llvm(format!("reading the stackmaps LLVM emitted: {e}")))?;
-    // Every record must describe whole virtual frames of known points.
-    for r in &records {
-        check_record(r, &funcs, &points)?;
-    }
     let meta = CrMeta { version: CRMETA_VERSION, isa: target.name().to_string(), funcs, points, records };
+    // Every record must describe whole virtual frames of known points.
+    for r in &meta.records {
+        if r.locations.is_empty() {
+            return Err(CompileError::Llvm(format!("stackmap record at f+{:#x} of defined function {}: no deopt state", r.offset, r.func)));
+        }
+        wanco_translate::decode::record_frames(&meta, r).map_err(|e| CompileError::Llvm(format!("stackmap record LLVM emitted: {e}")))?;
+    }
     let body = meta.to_bytes();
     let mut blob = (body.len() as u64).to_le_bytes().to_vec();
     blob.extend_from_slice(&body);
     let meta_obj = data_object(target, symbol, &blob)?;
     merge(target, obj, &meta_obj)
-}
-
-fn check_record(r: &wanco_state::crmeta::CrRecord, funcs: &[CrFunc], points: &[CrPoint]) -> Result<()> {
-    use wanco_state::crmeta::Location;
-    let bad = |what: String| CompileError::Llvm(format!("stackmap record at f+{:#x} of defined function {}: {what}", r.offset, r.func));
-    let mut i = 0;
-    if r.locations.is_empty() {
-        return Err(bad("no deopt state".into()));
-    }
-    while i < r.locations.len() {
-        let id = match r.locations[i] {
-            Location::Constant(c) if c >= 0 && (c as usize) < points.len() => c as usize,
-            other => return Err(bad(format!("expected a point id, found {other:?}"))),
-        };
-        let p = &points[id];
-        let f = funcs.iter().find(|f| f.func == p.func).ok_or_else(|| bad(format!("point {id} names unknown function {}", p.func)))?;
-        i += 1 + f.locals.len() + p.stack.len();
-    }
-    if i != r.locations.len() {
-        return Err(bad("deopt values do not end at a frame boundary".into()));
-    }
-    Ok(())
 }
 
 /// An object defining `symbol` as read-only bytes.

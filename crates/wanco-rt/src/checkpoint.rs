@@ -50,10 +50,18 @@ pub static wanco_cr_values: AtomicPtr<u64> = AtomicPtr::new(std::ptr::null_mut()
 /// The ISA this runtime is built for.
 pub const ISA: Isa = if cfg!(target_arch = "aarch64") { Isa::Aarch64 } else { Isa::X86_64 };
 
+/// One frame to rebuild, checked and converted when the restore is prepared.
+struct RestoreFrame {
+    kind: FrameKind,
+    /// The points from the function entry to the frame's point.
+    chain: Vec<u32>,
+    /// The value buffer of the frame: fixed slots (the callee of an
+    /// indirect call), locals, operand stack, zero padding.
+    values: Vec<u64>,
+}
+
 struct Restore {
-    frames: Vec<Frame>,
-    /// Per frame: the points from the function entry to the frame's point.
-    chains: Vec<Vec<u32>>,
+    frames: Vec<RestoreFrame>,
     cur: usize,
     hop: usize,
     points: u64,
@@ -87,6 +95,31 @@ static RESTORE_START: Mutex<Option<std::time::Instant>> = Mutex::new(None);
 
 fn timing() -> bool {
     std::env::var_os("WANCO_CR_TIMING").is_some()
+}
+
+/// Durations of the phases of a checkpoint, printed with `WANCO_CR_TIMING`.
+struct Phases {
+    last: std::time::Instant,
+    done: Vec<(&'static str, u128)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases { last: std::time::Instant::now(), done: Vec::new() }
+    }
+
+    fn mark(&mut self, what: &'static str) {
+        let now = std::time::Instant::now();
+        self.done.push((what, (now - self.last).as_micros()));
+        self.last = now;
+    }
+
+    fn report(&self) {
+        if timing() {
+            let parts: Vec<String> = self.done.iter().map(|(w, us)| format!("{w} {us} us")).collect();
+            eprintln!("wanco-timing: phases: {}", parts.join(", "));
+        }
+    }
 }
 
 /// Mark the start of a restore (reading the snapshot) for `WANCO_CR_TIMING`.
@@ -448,44 +481,32 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
     // SAFETY: the instance outlives the run; nothing else uses it while the
     // slow path runs.
     let inst = unsafe { &mut *st.instance };
-    let t_begin = std::time::Instant::now();
+    let mut phases = Phases::start();
     let eh = own_eh_frame()?;
     let cfi = Cfi::from_eh_frame_hdr(ISA, eh.hdr, eh.hdr_addr, eh.eh_frame, eh.eh_frame_addr).map_err(|e| e.to_string())?;
     let stack = own_stack()?;
     let natives = inst.descriptor().natives(&inst.info);
     let native = wanco_translate::decode::walk(meta, &natives, &cfi, regs, &stack).map_err(|e| e.to_string())?;
+    let rd = inst.value_reader();
+    let typed = |vals: &[wanco_translate::decode::RawValue]| -> Result<Vec<Value>, String> {
+        vals.iter().map(|v| rd.typed(v.ty, v.bits)).collect()
+    };
     let mut frames = Vec::new();
-    for nf in native.iter().rev() {
-        for vf in &nf.frames {
-            let p = &meta.points[vf.point as usize];
-            let typed = |vals: &[wanco_translate::decode::RawValue]| -> Result<Vec<Value>, String> {
-                vals.iter().map(|v| inst.typed_value(v.ty, v.bits)).collect()
-            };
-            frames.push(Frame {
-                func: p.func,
-                code_offset: p.code_offset,
-                kind: p.kind,
-                locals: typed(&vf.locals)?,
-                stack: typed(&vf.stack)?,
-            });
-        }
+    for vf in native.iter().rev().flat_map(|nf| &nf.frames) {
+        let p = &meta.points[vf.point as usize];
+        frames.push(Frame { func: p.func, code_offset: p.code_offset, kind: p.kind, locals: typed(&vf.locals)?, stack: typed(&vf.stack)? });
     }
     match frames.first() {
         Some(f) if f.func == st.start_func => {}
         Some(f) => return Err(format!("the outermost frame is function {}, not `_start` ({})", f.func, st.start_func)),
         None => return Err("no Wasm frames on the stack".into()),
     }
-    let t_walk = std::time::Instant::now();
-    if timing() {
-        eprintln!("wanco-timing: stack walk {} us ({} native frames)", (t_walk - t_begin).as_micros(), native.len());
-    }
-    let cs = inst.capture_state()?;
+    phases.mark("stack walk");
+    let cs = inst.capture_state(&rd)?;
+    phases.mark("globals+tables");
     let max = memory_max(&inst.info);
-    let t_cs = std::time::Instant::now();
     let memory = inst.memory().map(|m| Memory::from_bytes(m.bytes(), max));
-    if timing() {
-        eprintln!("wanco-timing: globals+tables {} us, memory {} us", (t_cs - t_walk).as_micros(), t_cs.elapsed().as_micros());
-    }
+    phases.mark("memory scan");
     let wasi = crate::wasi_host::WASI
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -504,17 +525,9 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
         elem_dropped: cs.elem_dropped,
         wasi,
     };
-    let t_state = std::time::Instant::now();
     let bytes = wanco_state::snapshot::encode(&snap);
-    let t_enc = std::time::Instant::now();
-    if timing() {
-        eprintln!(
-            "wanco-timing: instance state {} us, encode {} us ({} pages)",
-            (t_state - t_walk).as_micros(),
-            (t_enc - t_state).as_micros(),
-            snap.memory.as_ref().map(|m| m.pages).unwrap_or(0)
-        );
-    }
+    phases.mark("encode");
+    phases.report();
     let path = st.file.clone();
     let tmp = path.with_extension("wsnap.tmp");
     std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
@@ -543,7 +556,7 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
         return Err("the snapshot has no frames".into());
     }
     let name = |f: u32| inst.info.func_name(f).map(|n| format!(" `{n}`")).unwrap_or_default();
-    let mut chains = Vec::new();
+    let mut frames = Vec::new();
     for (i, f) in snap.frames.iter().enumerate() {
         let at = format!("frame {i} (function {}{}, code offset {:#x})", f.func, name(f.func), f.code_offset);
         let innermost = i + 1 == n;
@@ -562,11 +575,12 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
         if f.locals.len() != func.locals.len() {
             return Err(format!("{at}: {} locals in the snapshot, the function has {}", f.locals.len(), func.locals.len()));
         }
+        let mut values = vec![0u64; RESTORE_FIXED_SLOTS + func.locals.len() + (func.max_height as usize).max(f.stack.len())];
         for (k, (v, t)) in f.locals.iter().zip(&func.locals).enumerate() {
             if v.ty() != *t {
                 return Err(format!("{at}: local {k} is {} in the snapshot, the function declares {t}", v.ty()));
             }
-            inst.raw_value(v).map_err(|e| format!("{at}: local {k}: {e}"))?;
+            values[RESTORE_FIXED_SLOTS + k] = inst.raw_value(v).map_err(|e| format!("{at}: local {k}: {e}"))?;
         }
         if f.stack.len() != p.stack.len() {
             return Err(format!("{at}: {} operand-stack values in the snapshot, the module has {} there", f.stack.len(), p.stack.len()));
@@ -575,7 +589,8 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
             if v.ty() != *t {
                 return Err(format!("{at}: operand-stack slot {k} is {} in the snapshot, the module has {t} there", v.ty()));
             }
-            inst.raw_value(v).map_err(|e| format!("{at}: operand-stack slot {k}: {e}"))?;
+            values[RESTORE_FIXED_SLOTS + func.locals.len() + k] =
+                inst.raw_value(v).map_err(|e| format!("{at}: operand-stack slot {k}: {e}"))?;
         }
         if i == 0 && f.func != st.start_func {
             return Err(format!("{at}: the outermost frame must be `_start` (function {})", st.start_func));
@@ -591,6 +606,13 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
                     if want.is_none() || want != have {
                         return Err(format!("{at}: the call_indirect there expects type {t}, the next frame's function {} has another type", next.func));
                     }
+                    // The route re-issues the call through these slots.
+                    let fr = inst.func_ref(next.func);
+                    // SAFETY: FuncRefs of a live instance are valid.
+                    unsafe {
+                        values[0] = (*fr).native as u64;
+                        values[1] = (*fr).vmctx as u64;
+                    }
                 }
                 _ => {}
             }
@@ -605,21 +627,19 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
         if chain[0] != func.entry_point {
             return Err(format!("{at}: corrupt checkpoint metadata (route does not start at the entry)"));
         }
-        chains.push(chain);
+        frames.push(RestoreFrame { kind: f.kind, chain, values });
     }
-    st.restore = Some(Restore { frames: snap.frames.clone(), chains, cur: 0, hop: 0, points: snap.migration_points });
+    st.restore = Some(Restore { frames, cur: 0, hop: 0, points: snap.migration_points });
     st.in_main = true;
     wanco_cr_pending.store(1, Ordering::SeqCst);
     Ok(())
 }
 
 fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
-    // SAFETY: the instance outlives the run.
-    let inst = unsafe { &*st.instance };
     let meta = st.meta.as_ref().ok_or("metadata not loaded")?;
     let r = st.restore.as_mut().expect("restoring");
-    let chain = &r.chains[r.cur];
-    let frame = &r.frames[r.cur];
+    let frame = &mut r.frames[r.cur];
+    let chain = &frame.chain;
     if point != chain[r.hop] {
         let p = |id: u32| {
             meta.points.get(id as usize).map(|p| format!("function {} offset {:#x}", p.func, p.code_offset)).unwrap_or_default()
@@ -627,23 +647,9 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
         return Err(format!("frame {} diverged: expected point {}, reached {}", r.cur, p(chain[r.hop]), p(point)));
     }
     if r.hop == 0 {
-        // Entering the frame's function: fill the value buffer.
-        let func = meta.func(frame.func).ok_or("frame function vanished")?;
-        let mut values = vec![0u64; RESTORE_FIXED_SLOTS + func.locals.len() + func.max_height.max(frame.stack.len() as u32) as usize];
-        let p = &meta.points[*chain.last().expect("chain") as usize];
-        if p.indirect {
-            let next = r.frames.get(r.cur + 1).ok_or("indirect call without a callee frame")?;
-            let fr = inst.func_ref(next.func);
-            // SAFETY: FuncRefs of a live instance are valid.
-            unsafe {
-                values[0] = (*fr).native as u64;
-                values[1] = (*fr).vmctx as u64;
-            }
-        }
-        for (k, v) in frame.locals.iter().chain(&frame.stack).enumerate() {
-            values[RESTORE_FIXED_SLOTS + k] = inst.raw_value(v)?;
-        }
-        st.values = values;
+        // Entering the frame's function: its values go to the buffer the
+        // routes load from (the previous frame's routes have run).
+        st.values = std::mem::take(&mut frame.values);
         wanco_cr_values.store(st.values.as_mut_ptr(), Ordering::SeqCst);
     }
     if r.hop + 1 == chain.len() {

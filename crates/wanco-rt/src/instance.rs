@@ -547,18 +547,6 @@ impl Instance {
         self.desc
     }
 
-    /// The function index whose reference is `fr` (null: `None`).
-    pub fn funcref_index(&self, fr: u64) -> Result<Option<u32>, String> {
-        if fr == 0 {
-            return Ok(None);
-        }
-        self.func_refs
-            .iter()
-            .position(|p| *p as u64 == fr)
-            .map(|i| Some(i as u32))
-            .ok_or_else(|| format!("function reference {fr:#x} is not a function of this module"))
-    }
-
     /// Raw slot value of a typed value (`funcref`: its FuncRef pointer).
     pub fn raw_value(&self, v: &wanco_state::Value) -> Result<u64, String> {
         use wanco_state::Value;
@@ -576,26 +564,19 @@ impl Instance {
         })
     }
 
-    /// Typed value of a raw slot.
-    pub fn typed_value(&self, ty: wanco_state::ValType, raw: u64) -> Result<wanco_state::Value, String> {
-        use wanco_state::{ValType, Value};
-        Ok(match ty {
-            ValType::I32 => Value::I32(raw as u32 as i32),
-            ValType::I64 => Value::I64(raw as i64),
-            ValType::F32 => Value::F32(raw as u32),
-            ValType::F64 => Value::F64(raw),
-            ValType::FuncRef => Value::FuncRef(self.funcref_index(raw)?),
-            ValType::ExternRef => Value::ExternRef(if raw == 0 { None } else { Some(raw) }),
-        })
+    /// A converter from raw slots to typed values (function references to
+    /// function indices, looked up in a map built once).
+    pub fn value_reader(&self) -> ValueReader {
+        ValueReader { funcs: self.func_refs.iter().enumerate().map(|(i, p)| (*p as u64, i as u32)).collect() }
     }
 
     /// Globals, tables and drop flags as typed values (for a snapshot).
-    pub fn capture_state(&self) -> Result<CapturedState, String> {
+    pub fn capture_state(&self, rd: &ValueReader) -> Result<CapturedState, String> {
         let mut globals = Vec::new();
         for (i, cell) in self.globals.iter().enumerate() {
             let ty = self.info.global_type(i as u32).ok_or("global without a type")?.ty;
             // SAFETY: global cells live as long as their instances.
-            globals.push(self.typed_value(ty, unsafe { **cell })?);
+            globals.push(rd.typed(ty, unsafe { **cell })?);
         }
         let mut tables = Vec::new();
         for t in &self.tables {
@@ -605,7 +586,7 @@ impl Instance {
                 wanco_state::ValType::ExternRef => wanco_state::ValType::ExternRef,
                 _ => wanco_state::ValType::FuncRef,
             };
-            tables.push(t.elems().iter().map(|e| self.typed_value(ty, *e)).collect::<Result<Vec<_>, _>>()?);
+            tables.push(t.elems().iter().map(|e| rd.typed(ty, *e)).collect::<Result<Vec<_>, _>>()?);
         }
         Ok(CapturedState {
             globals,
@@ -688,6 +669,31 @@ impl Instance {
     /// Names of all exports.
     pub fn exports(&self) -> HashMap<String, ExportKind> {
         self.info.exports.iter().map(|e| (e.name.clone(), e.kind)).collect()
+    }
+}
+
+/// Raw slot values → typed values of one instance ([`Instance::value_reader`]).
+pub struct ValueReader {
+    funcs: HashMap<u64, u32>,
+}
+
+impl ValueReader {
+    /// Typed value of a raw slot: a non-null `funcref` must be a function
+    /// reference of the instance (it becomes its function index).
+    pub fn typed(&self, ty: wanco_state::ValType, raw: u64) -> Result<wanco_state::Value, String> {
+        use wanco_state::{ValType, Value};
+        Ok(match ty {
+            ValType::I32 => Value::I32(raw as u32 as i32),
+            ValType::I64 => Value::I64(raw as i64),
+            ValType::F32 => Value::F32(raw as u32),
+            ValType::F64 => Value::F64(raw),
+            ValType::FuncRef if raw == 0 => Value::FuncRef(None),
+            ValType::FuncRef => match self.funcs.get(&raw) {
+                Some(i) => Value::FuncRef(Some(*i)),
+                None => return Err(format!("function reference {raw:#x} is not a function of this module")),
+            },
+            ValType::ExternRef => Value::ExternRef(if raw == 0 { None } else { Some(raw) }),
+        })
     }
 }
 

@@ -85,6 +85,11 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
+/// Refuse a snapshot: `cannot restore `PATH`: WHY`, exit 2.
+fn refuse(path: &std::path::Path, why: &dyn std::fmt::Display) -> ! {
+    fail(&format!("cannot restore `{}`: {why}", path.display()), 2)
+}
+
 fn fail(msg: &str, code: i32) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(code)
@@ -114,12 +119,11 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
                 eprintln!("note: --dir, --env and guest arguments are ignored with --restore: they come from the snapshot");
             }
             checkpoint::restore_started();
-            let refuse = |e: &dyn std::fmt::Display| -> ! { fail(&format!("cannot restore `{}`: {e}", path.display()), 2) };
-            let bytes = std::fs::read(path).unwrap_or_else(|e| refuse(&e));
-            let snap = wanco_state::snapshot::decode(&bytes).unwrap_or_else(|e| refuse(&e));
-            let info = Instance::module_info(desc).unwrap_or_else(|e| refuse(&e));
+            let bytes = std::fs::read(path).unwrap_or_else(|e| refuse(path, &e));
+            let snap = wanco_state::snapshot::decode(&bytes).unwrap_or_else(|e| refuse(path, &e));
+            let info = Instance::module_info(desc).unwrap_or_else(|e| refuse(path, &e));
             if let Err(e) = snap.check_module(&info.hash) {
-                refuse(&e)
+                refuse(path, &e)
             }
             Some((path.clone(), snap))
         }
@@ -127,7 +131,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
     let wasi = match &restore {
         Some((path, snap)) => match WasiCtx::from_state(&snap.wasi) {
             Ok(w) => w,
-            Err(e) => fail(&format!("cannot restore `{}`: {}", path.display(), e.message()), 2),
+            Err(e) => refuse(path, &e.message()),
         },
         None => {
             let mut args = vec![prog];
@@ -165,9 +169,8 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             Err(_) => {} // compiled with --no-cr and nothing asked of it
         }
         if let Some((path, snap)) = &restore {
-            let refuse = |e: &dyn std::fmt::Display| -> ! { fail(&format!("cannot restore `{}`: {e}", path.display()), 2) };
-            inst.install(snap).unwrap_or_else(|e| refuse(&e));
-            checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(&e));
+            inst.install(snap).unwrap_or_else(|e| refuse(path, &e));
+            checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(path, &e));
         }
         checkpoint::enter_main();
         inst.call(start, &mut [0u64; 1]);

@@ -127,17 +127,14 @@ fn read_value(
     Ok(RawValue { ty, bits })
 }
 
-/// Decode the virtual frames of one statepoint record, with `regs` the
-/// register state of the frame at the record's return address.
+/// The virtual frames a statepoint record describes, outermost first: for
+/// each, its point id and the index of its first local in
+/// `rec.locations` (the locals, then the operand stack, follow). Checks the
+/// layout against the metadata without reading any value (the compiler uses
+/// it on every record it emits).
 ///
-/// Frames are returned outermost first; the outermost must be a point of
-/// the record's own function.
-pub fn decode_record(
-    meta: &CrMeta,
-    rec: &CrRecord,
-    regs: &Regs,
-    mem: &impl Memory,
-) -> Result<Vec<VirtualFrame>, Error> {
+/// The outermost frame must be a point of the record's own function.
+pub fn record_frames(meta: &CrMeta, rec: &CrRecord) -> Result<Vec<(u32, usize)>, Error> {
     let here = || {
         format!(
             "record of defined function {} at offset {:#x}",
@@ -204,16 +201,43 @@ pub fn decode_record(
                 locs.len() - i
             )));
         }
+        frames.push((point_id, i));
+        i += need;
+    }
+    Ok(frames)
+}
+
+/// Decode the virtual frames of one statepoint record, with `regs` the
+/// register state of the frame at the record's return address.
+///
+/// Frames are returned outermost first (see [`record_frames`]).
+pub fn decode_record(
+    meta: &CrMeta,
+    rec: &CrRecord,
+    regs: &Regs,
+    mem: &impl Memory,
+) -> Result<Vec<VirtualFrame>, Error> {
+    let here = || {
+        format!(
+            "record of defined function {} at offset {:#x}",
+            rec.func, rec.offset
+        )
+    };
+    let mut frames = Vec::new();
+    for (point_id, first) in record_frames(meta, rec)? {
+        let point = &meta.points[point_id as usize];
+        let func = meta.func(point.func).ok_or_else(|| Error::Decode(here()))?;
+        let mut i = first;
         let mut locals = Vec::with_capacity(func.locals.len());
         for (k, ty) in func.locals.iter().enumerate() {
             let what = || format!("{}: point {point_id}, local {k}", here());
-            locals.push(read_value(&locs[i], *ty, regs, mem, &what)?);
+            locals.push(read_value(&rec.locations[i], *ty, regs, mem, &what)?);
             i += 1;
         }
         let mut stack = Vec::with_capacity(point.stack.len());
         for (k, ty) in point.stack.iter().enumerate() {
             let what = || format!("{}: point {point_id}, stack slot {k}", here());
-            stack.push(read_value(&locs[i], *ty, regs, mem, &what)?);
+            stack.push(read_value(&rec.locations[i], *ty, regs, mem, &what)?);
             i += 1;
         }
         frames.push(VirtualFrame {

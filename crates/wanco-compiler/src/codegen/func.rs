@@ -621,10 +621,10 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok(self.b.build_load(self.i64(), p, "fv")?.into_int_value())
     }
 
-    /// Call with the native convention; pushes the results. `wasm`: the
-    /// callee is a Wasm function of this module (a return site when
-    /// checkpointing; `types` are the operand types before the call
-    /// instruction, bottom first).
+    /// Call with the native convention; pushes the results. `site`: the
+    /// callee is a Wasm function of this module, so with checkpointing the
+    /// call is a return site — the operand types before the call
+    /// instruction (bottom first) and what it calls.
     fn emit_call(&mut self, callee: either::Callee<'ctx>, ft: &wanco_state::module::FuncType, callee_vmctx: PointerValue<'ctx>, site: Option<(Vec<ValType>, wanco_state::crmeta::Callee)>) -> Result<()> {
         let (callee, callee_vmctx, point) = match site {
             Some((types, what)) if self.cr.is_some() => {
@@ -644,7 +644,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let bundle = match point {
             Some(point) => {
                 let below = self.stack.clone();
-                Some(self.call_bundle(point, &below)?)
+                Some(self.deopt_bundle(point, &below)?)
             }
             None => None,
         };

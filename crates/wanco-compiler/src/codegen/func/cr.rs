@@ -121,8 +121,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         (points.len() - 1) as u32
     }
 
-    /// The deopt bundle of `point`: its id, every local, then `stack`.
-    fn deopt_bundle(&mut self, point: u32, stack: &[BasicValueEnum<'ctx>]) -> Result<OperandBundle<'ctx>> {
+    /// The deopt bundle of `point`: its id, every local, then `stack` (for a
+    /// return site: the operand stack below the arguments).
+    pub(super) fn deopt_bundle(&mut self, point: u32, stack: &[BasicValueEnum<'ctx>]) -> Result<OperandBundle<'ctx>> {
         let mut vals: Vec<AnyValueEnum<'ctx>> = vec![self.i32().const_int(point as u64, false).into()];
         for (p, t) in self.locals.clone() {
             let v = self.b.build_load(self.m.llvm_type(t), p, "dl")?;
@@ -319,12 +320,6 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             self.b.build_store(cnt, c)?;
         }
         Ok(())
-    }
-
-    /// The deopt bundle for a call at return site `point` (`below`: the
-    /// operand stack under the arguments).
-    pub(super) fn call_bundle(&mut self, point: u32, below: &[BasicValueEnum<'ctx>]) -> Result<OperandBundle<'ctx>> {
-        self.deopt_bundle(point, below)
     }
 
     /// Build the restore dispatch switches and record the function.
