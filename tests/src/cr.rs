@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1616,23 +1615,7 @@ pub fn run_with_signal(
     signal: &str,
 ) -> (Outcome, Option<Duration>) {
     let start = Instant::now();
-    let mut cmd = Command::new(&inv.program);
-    cmd.args(&inv.args)
-        .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    if let Some(cwd) = &inv.cwd {
-        cmd.current_dir(cwd);
-    }
-    if let Some(a0) = &inv.arg0 {
-        cmd.arg0(a0);
-    }
+    let mut cmd = process::command(inv, Stdio::null());
     let fail = |e: String| Outcome {
         status: Status::SpawnFailed(e),
         stdout: Vec::new(),
@@ -1673,25 +1656,9 @@ pub fn run_with_signal(
                 .status();
             signaled = Some(start.elapsed());
         }
-        match child.try_wait() {
-            Ok(Some(st)) => {
-                break match (st.code(), st.signal()) {
-                    (Some(c), _) => Status::Exited(c),
-                    (None, Some(s)) => Status::Signaled(s),
-                    (None, None) => Status::SpawnFailed("unknown exit status".into()),
-                }
-            }
-            Ok(None) if start.elapsed() >= inv.timeout => {
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .stderr(Stdio::null())
-                    .status();
-                let _ = child.kill();
-                let _ = child.wait();
-                break Status::TimedOut(inv.timeout);
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => break Status::SpawnFailed(format!("wait failed: {e}")),
+        match process::poll_status(&mut child, start, inv.timeout) {
+            Some(st) => break st,
+            None => std::thread::sleep(Duration::from_millis(2)),
         }
     };
     let _ = out_reader.join();

@@ -146,9 +146,10 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-/// Run a command with a clean environment (only `PATH`), feeding stdin and capturing output.
-pub fn run(inv: &Invocation) -> Outcome {
-    let start = Instant::now();
+/// The command for `inv`: its program, arguments, cwd and argv\[0\], a clean environment
+/// (only `PATH`), piped output, and its own process group, so that a timeout also ends whatever
+/// the child started (which would otherwise keep the output pipes open).
+pub(crate) fn command(inv: &Invocation, stdin: Stdio) -> Command {
     let mut cmd = Command::new(&inv.program);
     cmd.args(&inv.args)
         .env_clear()
@@ -156,18 +157,46 @@ pub fn run(inv: &Invocation) -> Outcome {
             "PATH",
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
         )
-        .stdin(Stdio::piped())
+        .stdin(stdin)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     if let Some(cwd) = &inv.cwd {
         cmd.current_dir(cwd);
     }
     if let Some(a0) = &inv.arg0 {
         cmd.arg0(a0);
     }
-    // Own process group, so that a timeout also ends whatever the child started (which would
-    // otherwise keep the output pipes open).
-    cmd.process_group(0);
+    cmd
+}
+
+/// One look at a running child: its status once it has ended, or after killing its process
+/// group when `timeout` has passed since `start`; `None` while it runs.
+pub(crate) fn poll_status(child: &mut std::process::Child, start: Instant, timeout: Duration) -> Option<Status> {
+    match child.try_wait() {
+        Ok(Some(st)) => Some(match (st.code(), st.signal()) {
+            (Some(c), _) => Status::Exited(c),
+            (None, Some(s)) => Status::Signaled(s),
+            (None, None) => Status::SpawnFailed("unknown exit status".into()),
+        }),
+        Ok(None) if start.elapsed() >= timeout => {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            Some(Status::TimedOut(timeout))
+        }
+        Ok(None) => None,
+        Err(e) => Some(Status::SpawnFailed(format!("wait failed: {e}"))),
+    }
+}
+
+/// Run a command with a clean environment (only `PATH`), feeding stdin and capturing output.
+pub fn run(inv: &Invocation) -> Outcome {
+    let start = Instant::now();
+    let mut cmd = command(inv, Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -198,25 +227,9 @@ pub fn run(inv: &Invocation) -> Outcome {
         v
     });
     let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => {
-                break match (st.code(), st.signal()) {
-                    (Some(c), _) => Status::Exited(c),
-                    (None, Some(s)) => Status::Signaled(s),
-                    (None, None) => Status::SpawnFailed("unknown exit status".into()),
-                }
-            }
-            Ok(None) if start.elapsed() >= inv.timeout => {
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .stderr(Stdio::null())
-                    .status();
-                let _ = child.kill();
-                let _ = child.wait();
-                break Status::TimedOut(inv.timeout);
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => break Status::SpawnFailed(format!("wait failed: {e}")),
+        match poll_status(&mut child, start, inv.timeout) {
+            Some(st) => break st,
+            None => std::thread::sleep(Duration::from_millis(2)),
         }
     };
     let _ = writer.join();
