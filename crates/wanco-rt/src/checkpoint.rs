@@ -630,7 +630,6 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
         frames.push(RestoreFrame { kind: f.kind, chain, values });
     }
     st.restore = Some(Restore { frames, cur: 0, hop: 0, points: snap.migration_points });
-    st.in_main = true;
     wanco_cr_pending.store(1, Ordering::SeqCst);
     Ok(())
 }
