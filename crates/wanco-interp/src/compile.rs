@@ -8,6 +8,7 @@
 
 use crate::error::Error;
 use crate::instr::{BrTarget, FuncCode, Instr, PointInfo, NULL_REF};
+use wanco_state::liveness::LiveSet;
 use wanco_state::module::ModuleInfo;
 use wanco_state::ValType;
 use wasmparser::{BlockType, FrameKind, FuncValidator, FunctionBody, Operator, ValidatorResources};
@@ -241,6 +242,17 @@ pub(crate) fn translate(
     }
     reader.finish()?;
 
+    // Live locals at every point, for canonical snapshots (dead ones are
+    // captured as zero, as compiled code does).
+    let live = wanco_state::liveness::analyze(body, num_params)?;
+    let all = || LiveSet::all(local_types.len());
+    for p in &mut t.loops {
+        p.live = live.at_loop(p.offset).cloned().unwrap_or_else(all);
+    }
+    for p in &mut t.calls {
+        p.live = live.at_call(p.offset).cloned().unwrap_or_else(all);
+    }
+
     Ok(FuncCode {
         instrs: t.instrs,
         br_tables: t.br_tables,
@@ -252,6 +264,7 @@ pub(crate) fn translate(
         body_offset: body_offset as u32,
         loops: t.loops,
         calls: t.calls,
+        entry_live: live.entry,
     })
 }
 
@@ -285,6 +298,7 @@ fn translate_op(
                 pc,
                 offset: offset as u32,
                 stack: types,
+                live: LiveSet::default(),
             });
             t.ctl.push(Ctl {
                 kind: CtlKind::Loop,
@@ -362,6 +376,7 @@ fn translate_op(
                 pc,
                 offset: offset as u32,
                 stack: types,
+                live: LiveSet::default(),
             });
             return Ok(());
         }
@@ -385,6 +400,7 @@ fn translate_op(
                 pc,
                 offset: offset as u32,
                 stack: types,
+                live: LiveSet::default(),
             });
             return Ok(());
         }

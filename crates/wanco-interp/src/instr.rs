@@ -10,6 +10,7 @@
 //! Locals are addressed relative to the frame pointer `fp` (the index in the
 //! value stack of local 0). Branch "bases" are relative to `fp` as well.
 
+use wanco_state::liveness::LiveSet;
 use wanco_state::ValType;
 
 /// Value of a null reference in a value-stack slot.
@@ -276,6 +277,9 @@ pub(crate) struct PointInfo {
     /// Types of the operand stack at the point (bottom first). For call
     /// sites: the values below the call's arguments.
     pub stack: Box<[ValType]>,
+    /// Locals live at the point (for a call: when it returns); the others
+    /// are captured as zero ([`wanco_state::liveness`]).
+    pub live: LiveSet,
 }
 
 /// A translated function body.
@@ -302,6 +306,8 @@ pub(crate) struct FuncCode {
     pub loops: Vec<PointInfo>,
     /// Call sites, by increasing `pc`.
     pub calls: Vec<PointInfo>,
+    /// Locals live at the function-entry point.
+    pub entry_live: LiveSet,
 }
 
 #[cfg(test)]

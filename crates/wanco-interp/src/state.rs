@@ -15,12 +15,16 @@
 //!   the frame is executing, with the operand stack below the call's
 //!   arguments.
 //!
+//! Locals dead at the point (not read before being written on any path
+//! from it, [`wanco_state::liveness`]) are described as zero, so that the
+//! description is the same in every engine.
+//!
 //! A state taken this way can be put back with [`Store::restore_frames`]
 //! (in a fresh store, after instantiating the same module and restoring its
 //! [`InstanceState`]) and continued with [`Store::resume`].
 
 use crate::error::Error;
-use crate::instr::{FuncCode, PointInfo};
+use crate::instr::{FuncCode, Instr, PointInfo};
 use crate::store::{slot_to_value, value_to_slot, Activation, Frame, FuncKind, Instance, Store};
 use wanco_state::{ValType, Value};
 
@@ -145,17 +149,18 @@ impl Store {
                 // The callee's frame starts at its first argument.
                 frames[i + 1].fp as usize
             };
-            let (kind, offset, types): (PointKind, u32, &[ValType]) = if innermost && fr.pc == 0 {
-                (PointKind::Entry, code.body_offset, &[])
-            } else if innermost {
-                let p = find_point(&code.loops, fr.pc - 1)
-                    .ok_or_else(|| Error::new(0, "innermost frame is not at a loop header"))?;
-                (PointKind::Loop, p.offset, &p.stack)
-            } else {
-                let p = find_point(&code.calls, fr.pc.wrapping_sub(1))
-                    .ok_or_else(|| Error::new(0, "outer frame is not at a call site"))?;
-                (PointKind::Call, p.offset, &p.stack)
-            };
+            let (kind, offset, types, live): (PointKind, u32, &[ValType], _) =
+                if innermost && fr.pc == 0 {
+                    (PointKind::Entry, code.body_offset, &[], &code.entry_live)
+                } else if innermost {
+                    let p = find_point(&code.loops, fr.pc - 1)
+                        .ok_or_else(|| Error::new(0, "innermost frame is not at a loop header"))?;
+                    (PointKind::Loop, p.offset, &p.stack, &p.live)
+                } else {
+                    let p = find_point(&code.calls, fr.pc.wrapping_sub(1))
+                        .ok_or_else(|| Error::new(0, "outer frame is not at a call site"))?;
+                    (PointKind::Call, p.offset, &p.stack, &p.live)
+                };
             let fp = fr.fp as usize;
             let nl = code.local_types.len();
             let slots = &self.exec.stack[fp + nl..end];
@@ -169,10 +174,19 @@ impl Store {
                     ),
                 ));
             }
+            // A local dead at the point (never read before being written
+            // from it) is zero, as in every engine's snapshot.
             let locals = self.exec.stack[fp..fp + nl]
                 .iter()
                 .zip(&code.local_types)
-                .map(|(s, t)| self.neutral_value(instance, *s, *t))
+                .enumerate()
+                .map(|(i, (s, t))| {
+                    if live.contains(i) {
+                        self.neutral_value(instance, *s, *t)
+                    } else {
+                        Ok(Value::default_of(*t))
+                    }
+                })
                 .collect::<Result<_, _>>()?;
             let stack = slots
                 .iter()
@@ -211,9 +225,17 @@ impl Store {
             let def = fs
                 .func
                 .checked_sub(info.num_imported_funcs)
-                .filter(|d| (*d as usize) < info.funcs.len())
+                .filter(|def| (*def as usize) < d.module.code.len())
                 .ok_or_else(|| {
-                    Error::new(0, format!("function {} is not a defined function", fs.func))
+                    Error::new(
+                        0,
+                        format!(
+                            "frame {i}: function {} is not a function defined in the module (it has {} functions, {} of them imported)",
+                            fs.func,
+                            info.funcs.len(),
+                            info.num_imported_funcs
+                        ),
+                    )
                 })?;
             let addr = d.funcs[fs.func as usize];
             let code = &d.module.code[def as usize];
@@ -251,6 +273,23 @@ impl Store {
                                 format!("{what}: no call at this offset"),
                             )
                         })?;
+                    // The call must lead to the next frame: the same function
+                    // (`call`) or one of the type it expects (`call_indirect`).
+                    let next = frames[i + 1].func;
+                    let calls_next = match code.instrs.get(p.pc as usize) {
+                        Some(Instr::Call(f)) => *f == next,
+                        Some(Instr::CallIndirect { ty, .. }) => info
+                            .types
+                            .get(*ty as usize)
+                            .is_some_and(|t| info.func_type(next) == Some(t)),
+                        _ => false,
+                    };
+                    if !calls_next {
+                        return Err(Error::new(
+                            fs.code_offset as usize,
+                            format!("{what}: the call at this offset cannot call function {next} of the next frame"),
+                        ));
+                    }
                     (p.pc + 1, &p.stack)
                 }
                 _ => {
@@ -347,7 +386,19 @@ impl Store {
         }
         let mut tvals = Vec::new();
         for (i, t) in s.tables.iter().enumerate() {
-            let ty = self.tables[d.tables[i] as usize].elem;
+            let table = &self.tables[d.tables[i] as usize];
+            // A table never shrinks and never grows past its maximum.
+            let (min, max) = (
+                table.data.len() as u64,
+                table.max.unwrap_or(u64::from(u32::MAX)),
+            );
+            if (t.len() as u64) < min || t.len() as u64 > max {
+                return Err(Error::new(
+                    0,
+                    format!("table {i} has {} elements in the snapshot, the module allows {min} to {max}", t.len()),
+                ));
+            }
+            let ty = table.elem;
             tvals.push(
                 t.iter()
                     .map(|v| self.store_slot(inst, *v, ty, &format!("table {i}")))

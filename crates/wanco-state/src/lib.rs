@@ -10,10 +10,14 @@
 //! * [`crmeta`] — checkpoint/restore metadata of a compiled module: migration
 //!   points, restore routes and the statepoint records of one ISA.
 //! * [`value`] — typed Wasm values, the unit of the ISA-neutral state model.
+//! * `liveness` (feature `liveness`) — which locals are live at each
+//!   migration point; dead ones are written as zero into snapshots.
 #![deny(missing_docs)]
 
 pub mod abi;
 pub mod crmeta;
+#[cfg(any(feature = "liveness", test))]
+pub mod liveness;
 pub mod module;
 pub mod snapshot;
 pub mod value;

@@ -23,6 +23,17 @@
 //! entry poll restores the callee's frame. Loops are only ever entered at
 //! their header, so the control flow stays reducible and loop optimisations
 //! are unaffected.
+//!
+//! **Liveness** ([`wanco_state::liveness`]). A local that is dead at a point
+//! (not read before being written on any path from it) is a constant zero in
+//! the point's deopt bundle, so nothing keeps its value alive for the
+//! instrumentation's sake, and the snapshot holds zero for it as the
+//! interpreter's does. On restore, the entry poll stores the locals live at
+//! the entry (from the value buffer into their `alloca`s), and a route
+//! stores those live at its target but not at its parent poll (the others
+//! already hold restored values there, which flow to the target unchanged):
+//! `mem2reg` adds restore phis only for live locals, and only where the
+//! restored value differs from the one already flowing in.
 
 use super::{FuncCx, Kind};
 use crate::error::{CompileError, Result};
@@ -37,6 +48,7 @@ use inkwell::values::{
 use inkwell::IntPredicate;
 use wanco_state::abi::symbols;
 use wanco_state::crmeta::{Callee, CrFunc, CrPoint, RESTORE_FIXED_SLOTS, ROUTE_FIRST_TARGET};
+use wanco_state::liveness::{FuncLiveness, LiveSet};
 use wanco_state::snapshot::FrameKind;
 use wanco_state::ValType;
 use wasmparser::{FuncValidator, ValidatorResources};
@@ -57,11 +69,14 @@ pub(super) struct FuncCr<'ctx> {
     pub types: FuncValidator<ValidatorResources>,
     cnt: PointerValue<'ctx>,
     polls: Vec<Poll<'ctx>>,
-    /// Enclosing polls, innermost last: (index in `polls`, point id).
-    regions: Vec<(usize, u32)>,
+    /// Enclosing polls, innermost last: (index in `polls`, point id, the
+    /// locals live there).
+    regions: Vec<(usize, u32, LiveSet)>,
     entry_point: u32,
     max_height: usize,
     func_index: u32,
+    /// The live locals at every point of the function.
+    live: FuncLiveness,
 }
 
 impl<'ctx> FuncCr<'ctx> {
@@ -70,6 +85,8 @@ impl<'ctx> FuncCr<'ctx> {
         let mut types = fv.into_validator(Default::default());
         let mut reader = body.body.get_binary_reader();
         types.read_locals(&mut reader)?;
+        let nparams = cx.m.decoded.info.func_type(body.func_index).map_or(0, |t| t.params.len() as u32);
+        let live = wanco_state::liveness::analyze(&body.body, nparams)?;
         let cnt = cx.b.build_alloca(cx.i64(), "cnt")?;
         let g = cx.m.cr_global(symbols::CR_COUNTER, cx.i64().into());
         let c = cx.b.build_load(cx.i64(), g.as_pointer_value(), "c0")?;
@@ -82,6 +99,7 @@ impl<'ctx> FuncCr<'ctx> {
             entry_point: 0,
             max_height: 0,
             func_index: body.func_index,
+            live,
         })
     }
 }
@@ -121,16 +139,57 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         (points.len() - 1) as u32
     }
 
-    /// The deopt bundle of `point`: its id, every local, then `stack` (for a
-    /// return site: the operand stack below the arguments).
+    /// The locals live at the point of `kind` at the current code offset
+    /// (the `loop` / `call` opcode; any offset for the entry).
+    fn live_here(&self, kind: FrameKind) -> Result<LiveSet> {
+        let c = self.cr.as_ref().expect("checkpointing enabled");
+        c.live
+            .at(kind, self.offset as u32)
+            .cloned()
+            .ok_or_else(|| CompileError::Llvm(format!("no liveness for the {kind:?} point at offset {}", self.offset)))
+    }
+
+    /// The deopt bundle of `point`: its id, every local (a constant zero for
+    /// one dead at the point), then `stack` (for a return site: the operand
+    /// stack below the arguments).
     pub(super) fn deopt_bundle(&mut self, point: u32, stack: &[BasicValueEnum<'ctx>]) -> Result<OperandBundle<'ctx>> {
+        let kind = self.m.cr.as_ref().expect("checkpointing enabled").points.borrow()[point as usize].kind;
+        let live = self.live_here(kind)?;
         let mut vals: Vec<AnyValueEnum<'ctx>> = vec![self.i32().const_int(point as u64, false).into()];
-        for (p, t) in self.locals.clone() {
+        for (i, (p, t)) in self.locals.clone().into_iter().enumerate() {
+            if !live.contains(i) {
+                vals.push(self.dead_value(t));
+                continue;
+            }
             let v = self.b.build_load(self.m.llvm_type(t), p, "dl")?;
             vals.push(v.into());
         }
         vals.extend(stack.iter().map(|v| AnyValueEnum::from(*v)));
         Ok(OperandBundle::create("deopt", &vals))
+    }
+
+    /// What a dead local of type `t` is in a deopt bundle: an integer
+    /// constant zero of the type's width (floats too: an FP constant would
+    /// be materialised in a register, an integer one is a stackmap
+    /// `Constant`, which decodes as the all-zero bits), null for references.
+    fn dead_value(&self, t: ValType) -> AnyValueEnum<'ctx> {
+        match t {
+            ValType::I32 | ValType::F32 => self.i32().const_zero().into(),
+            ValType::I64 | ValType::F64 => self.i64().const_zero().into(),
+            ValType::FuncRef | ValType::ExternRef => self.m.ptr().const_null().into(),
+        }
+    }
+
+    /// Store the locals in `live` from the restore value buffer `buf` into
+    /// their `alloca`s.
+    fn restore_locals(&mut self, buf: PointerValue<'ctx>, live: &LiveSet) -> Result<()> {
+        for i in live.iter() {
+            let (p, t) = self.locals[i];
+            let slot = self.value_slot(buf, RESTORE_FIXED_SLOTS + i)?;
+            let v = self.b.build_load(self.m.llvm_type(t), slot, "rl")?;
+            self.b.build_store(p, v)?;
+        }
+        Ok(())
     }
 
     /// Pointer to slot `i` of the restore value buffer.
@@ -174,16 +233,15 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let c2 = self.b.build_load(i64t, counter.as_pointer_value(), "c2")?;
         self.b.build_store(cnt, c2)?;
         let dispatch = if entry {
+            // Any restore passes here first: the locals live at the entry
+            // (the routes add those live at their targets).
             let restore = ctx.append_basic_block(self.f, "cr_restore_locals");
             let is_restore = self.b.build_int_compare(IntPredicate::NE, r, self.i32().const_zero(), "rst")?;
             self.b.build_conditional_branch(is_restore, restore, cont)?;
             self.b.position_at_end(restore);
             let buf = self.value_buffer()?;
-            for (i, (p, t)) in self.locals.clone().into_iter().enumerate() {
-                let slot = self.value_slot(buf, RESTORE_FIXED_SLOTS + i)?;
-                let v = self.b.build_load(self.m.llvm_type(t), slot, "rl")?;
-                self.b.build_store(p, v)?;
-            }
+            let live = self.live_here(FrameKind::Entry)?;
+            self.restore_locals(buf, &live)?;
             restore
         } else {
             slow
@@ -194,17 +252,21 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     }
 
     /// A restore route from the innermost enclosing poll to `target`:
-    /// `phis[..restored]` get the frame's operand stack from the value
-    /// buffer, the other phis zero; `fixed[k]` gets fixed slot `k`.
-    /// Returns (parent point, route index).
-    fn add_route(&mut self, target: BasicBlock<'ctx>, phis: &[PhiValue<'ctx>], restored: usize, fixed: &[PhiValue<'ctx>]) -> Result<(u32, u32)> {
+    /// the locals in `live` (those live at the target) that are not live at
+    /// that poll (which has restored those) get the frame's locals from the
+    /// value buffer; `phis[..restored]` get the frame's operand stack, the
+    /// other phis zero; `fixed[k]` gets fixed slot `k`. Returns (parent
+    /// point, route index).
+    fn add_route(&mut self, target: BasicBlock<'ctx>, live: &LiveSet, phis: &[PhiValue<'ctx>], restored: usize, fixed: &[PhiValue<'ctx>]) -> Result<(u32, u32)> {
         let cur = self.b.get_insert_block().expect("positioned");
         let nlocals = self.locals.len();
-        let (poll, parent) = *self.crs().regions.last().expect("entry region");
+        let (poll, parent, parent_live) = self.crs().regions.last().cloned().expect("entry region");
         let idx = ROUTE_FIRST_TARGET + self.crs().polls[poll].routes.len() as u32;
         let rb = self.m.ctx.append_basic_block(self.f, "cr_route");
         self.b.position_at_end(rb);
         let buf = self.value_buffer()?;
+        let missing = LiveSet::from_indices(self.locals.len(), live.iter().filter(|i| !parent_live.contains(*i)));
+        self.restore_locals(buf, &missing)?;
         for (j, phi) in phis.iter().enumerate() {
             let ty = phi.as_basic_value().get_type();
             let v = if j < restored {
@@ -234,7 +296,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         self.crs().entry_point = point;
         self.poll(point, true, &[])?;
         let idx = self.crs().polls.len() - 1;
-        self.crs().regions.push((idx, point));
+        let live = self.live_here(FrameKind::Entry)?;
+        self.crs().regions.push((idx, point, live));
         Ok(())
     }
 
@@ -245,12 +308,13 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             Kind::Loop { header, phis, .. } => (*header, phis.clone()),
             _ => unreachable!("loop_poll after a loop"),
         };
-        let (parent, route) = self.add_route(header, &phis, phis.len(), &[])?;
+        let live = self.live_here(FrameKind::Loop)?;
+        let (parent, route) = self.add_route(header, &live, &phis, phis.len(), &[])?;
         let point = self.new_point(FrameKind::Loop, types, 0, false, None, Some(parent), route);
         let stack = self.stack.clone();
         self.poll(point, false, &stack)?;
         let idx = self.crs().polls.len() - 1;
-        self.crs().regions.push((idx, point));
+        self.crs().regions.push((idx, point, live));
         Ok(())
     }
 
@@ -296,7 +360,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             None => None,
         };
         let below = phis.len() - nargs;
-        let (parent, route) = self.add_route(site, &phis, below, &fixed)?;
+        let live = self.live_here(FrameKind::Call)?;
+        let (parent, route) = self.add_route(site, &live, &phis, below, &fixed)?;
         types.truncate(below);
         let point = self.new_point(FrameKind::Call, types, nargs as u32, indirect.is_some(), Some(what), Some(parent), route);
         Ok((point, callee))
@@ -383,5 +448,40 @@ impl<'ctx> super::super::ModuleCodegen<'ctx, '_> {
             f.add_attribute(AttributeLoc::Function, attr);
         }
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wanco_state::crmeta::Location;
+
+    /// A local dead at a point is a constant zero in the point's stackmap
+    /// record, even where its value is not a constant (`$x` at the loop
+    /// header holds the previous iteration's value), so the register
+    /// allocator need not keep it.
+    #[test]
+    fn dead_locals_are_constant_zero_in_the_records() {
+        let wat = r#"(module
+          (func $sum (param $n i32) (result f64) (local $i i32) (local $x f64) (local $acc f64)
+            (loop $l
+              (local.set $x (f64.convert_i32_s (local.get $i)))
+              (local.set $acc (f64.add (local.get $acc) (f64.mul (local.get $x) (local.get $x))))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $l (i32.lt_s (local.get $i) (local.get $n))))
+            (local.get $acc))
+          (func (export "_start") (drop (call $sum (i32.const 100)))))"#;
+        let wasm = wat::parse_str(wat).expect("wat");
+        let obj = crate::compile_object(&wasm, &crate::CompileOptions::default()).expect("compile");
+        let records = wanco_translate::elf::records_from_object(&obj, |name| name.strip_prefix('f')?.parse().ok()).expect("records");
+        // $sum's records (defined function 0): its entry and loop polls; one
+        // frame each (point id, then $n, $i, $x, $acc).
+        let sum: Vec<_> = records.iter().filter(|r| r.func == 0).collect();
+        assert!(sum.len() >= 2, "{records:?}");
+        for r in &sum {
+            assert_eq!(r.locations.len(), 5, "{r:?}");
+            assert_eq!(r.locations[3], Location::Constant(0), "$x is dead at both points: {r:?}");
+        }
+        // $acc is live at the loop header, where it is not a constant.
+        assert!(sum.iter().any(|r| !matches!(r.locations[4], Location::Constant(_))), "{sum:?}");
     }
 }
