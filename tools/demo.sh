@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main demo: a bundled C program compiled for x86_64 and aarch64, run
 # natively and under qemu-aarch64, checked against the wasmtime CLI; then
-# checkpointed halfway on x86_64, restored under qemu on aarch64, and the
-# snapshot dumped.
+# checkpointed halfway on x86_64, translated to the aarch64 binary's frame
+# layout, restored under qemu on aarch64, and the snapshot dumped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WANCO=target/debug/wanco
@@ -34,8 +34,10 @@ points=$("$OUT/app.x86_64" --count-points 2>&1 >/dev/null | sed -n 's/^migration
 half=$(( points / 2 ))
 echo "==> checkpoint on x86_64 after $half of $points migration points"
 "$OUT/app.x86_64" --checkpoint-after-points "$half" --checkpoint-file "$OUT/app.wsnap" > "$OUT/part1.out"
+echo "==> wanco-snap translate: x86_64 native frames -> neutral -> aarch64 native frames"
+target/debug/wanco-snap translate "$OUT/app.wsnap" --to aarch64 --binary "$OUT/app.aarch64" -o "$OUT/app-aarch64.wsnap"
 echo "==> restore on aarch64 (qemu-aarch64)"
-qemu-aarch64 -L /usr/aarch64-linux-gnu "$OUT/app.aarch64" --restore "$OUT/app.wsnap" > "$OUT/part2.out"
+qemu-aarch64 -L /usr/aarch64-linux-gnu "$OUT/app.aarch64" --restore "$OUT/app-aarch64.wsnap" > "$OUT/part2.out"
 if cat "$OUT/part1.out" "$OUT/part2.out" | cmp -s - "$OUT/wasmtime.out"; then
   echo "==> output before the checkpoint (x86_64) + after the restore (aarch64) = the uninterrupted run"
 else
@@ -43,5 +45,6 @@ else
   cat "$OUT/part1.out" "$OUT/part2.out" | diff "$OUT/wasmtime.out" - >&2 || true
   exit 1
 fi
-echo "==> wanco-snap dump (the snapshot: frames, locals, operand stacks, memory, WASI)"
-target/debug/wanco-snap dump "$OUT/app.wsnap" | head -40
+echo "==> wanco-snap dump (the translated snapshot: Wasm frames, memory, WASI, and the aarch64 machine frames)"
+target/debug/wanco-snap dump --module "$PROG" --binary "$OUT/app.aarch64" "$OUT/app-aarch64.wsnap" \
+  | awk '/^frames/{p=1} /^globals/{p=0} /^native frames/{p=1} p' | head -60

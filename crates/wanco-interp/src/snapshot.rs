@@ -80,6 +80,7 @@ impl WasiRunner {
             data_dropped: st.data_dropped,
             elem_dropped: st.elem_dropped,
             wasi: self.wasi_state(),
+            native: None,
         })
     }
 
@@ -100,6 +101,15 @@ impl WasiRunner {
                         format!(
                             "snapshot memory has {pages} pages, the module's memory allows {min} to {}",
                             max.map(|m| m.to_string()).unwrap_or_else(|| "65536".into())
+                        ),
+                    ));
+                }
+                if m.max.map(u64::from) != max {
+                    return Err(Error::new(
+                        0,
+                        format!(
+                            "snapshot memory has the maximum {:?} pages, the module declares {max:?}",
+                            m.max
                         ),
                     ));
                 }
@@ -182,6 +192,8 @@ mod tests {
         (call_indirect (type $t) (global.get $acc) (i32.and (local.get $i) (i32.const 1))))
       (i32.store (i32.add (i32.const 70016) (i32.shl (local.get $i) (i32.const 2)))
         (global.get $acc))
+      ;; $f is read after the call, so it is live (not zeroed) in the outer frame.
+      (drop (ref.is_null (local.get $f)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $l (i32.lt_u (local.get $i) (i32.const 50))))))"#;
 
@@ -238,6 +250,71 @@ mod tests {
             assert_eq!(got, want, "point {n}");
         }
         assert!(saw_funcref_local);
+    }
+
+    /// Locals dead at a frame's point (not read before being written from
+    /// it) are captured as zero whatever the interpreter holds, like in
+    /// compiled code's snapshots; the restore still finishes the run.
+    #[test]
+    fn dead_locals_are_captured_as_zero() {
+        const DEAD: &str = r#"(module (memory 1)
+  (func $id (param i32) (result i32) (local.get 0))
+  (func (export "_start") (local $i i32) (local $t i32) (local $u i64)
+    (loop $l
+      (local.set $t (i32.add (local.get $i) (i32.const 100)))
+      (local.set $u (i64.const 7))
+      (local.set $i (i32.sub (call $id (local.get $t)) (i32.const 99)))
+      (i32.store (i32.const 0) (i32.add (local.get $i) (i32.wrap_i64 (local.get $u))))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 10))))))"#;
+        let module = Module::new(&wat::parse_str(DEAD).unwrap()).unwrap();
+        let mut base = WasiRunner::new(&module, config()).unwrap();
+        let start_points = base.migration_points();
+        assert_eq!(base.start().unwrap(), WasiRun::Exited(WasiExit::Exit(0)));
+        let total = base.migration_points();
+        let want = base.store().instance_state(base.instance()).unwrap();
+        let (mut loops, mut calls) = (0, 0);
+        for n in start_points + 1..=total {
+            let mut r = WasiRunner::new(&module, config()).unwrap();
+            r.set_pause_at(Some(n));
+            assert_eq!(r.start().unwrap(), WasiRun::Paused, "point {n}");
+            let snap = r.snapshot().unwrap();
+            let f = &snap.frames[0];
+            match (f.kind, snap.frames.len()) {
+                // Loop header: $i live; $t and $u are written before being read.
+                (FrameKind::Loop, 1) => {
+                    loops += 1;
+                    assert!(matches!(f.locals[0], Value::I32(_)));
+                    assert_eq!(f.locals[1..], [Value::I32(0), Value::I64(0)], "point {n}");
+                }
+                // In $id's entry: the caller's $i (set from the result) and $t
+                // are dead after the call, $u is read after it; $id's
+                // parameter is live.
+                (FrameKind::Call, 2) => {
+                    calls += 1;
+                    assert_eq!(
+                        f.locals,
+                        [Value::I32(0), Value::I32(0), Value::I64(7)],
+                        "point {n}"
+                    );
+                    let p = snap.frames[1].locals[0];
+                    assert!(matches!(p, Value::I32(v) if v >= 100), "point {n}: {p}");
+                }
+                (FrameKind::Entry, 1) => {}
+                other => panic!("point {n}: unexpected frames {other:?}"),
+            }
+            let mut r2 = WasiRunner::from_snapshot(&module, &snap).unwrap();
+            assert_eq!(
+                r2.resume().unwrap(),
+                WasiRun::Exited(WasiExit::Exit(0)),
+                "point {n}"
+            );
+            assert_eq!(
+                r2.store().instance_state(r2.instance()).unwrap(),
+                want,
+                "point {n}"
+            );
+        }
+        assert_eq!((loops, calls), (10, 10));
     }
 
     #[test]

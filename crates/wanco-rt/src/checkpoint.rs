@@ -90,8 +90,8 @@ unsafe impl Send for State {}
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
-/// When the restore began (for `WANCO_CR_TIMING`).
-static RESTORE_START: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+/// When the restore began, and its phases so far (for `WANCO_CR_TIMING`).
+static RESTORE_START: Mutex<Option<(std::time::Instant, Phases)>> = Mutex::new(None);
 
 fn timing() -> bool {
     std::env::var_os("WANCO_CR_TIMING").is_some()
@@ -124,7 +124,14 @@ impl Phases {
 
 /// Mark the start of a restore (reading the snapshot) for `WANCO_CR_TIMING`.
 pub fn restore_started() {
-    *RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    *RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), Phases::start()));
+}
+
+/// End of a restore phase (for `WANCO_CR_TIMING`).
+pub fn restore_mark(what: &'static str) {
+    if let Some((_, p)) = RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        p.mark(what);
+    }
 }
 
 /// What a program run asks of checkpointing.
@@ -406,6 +413,8 @@ fn own_stack() -> Result<OwnStack, String> {
 }
 
 struct EhFrame {
+    /// Load bias of the executable (runtime minus link-time addresses).
+    bias: u64,
     hdr: &'static [u8],
     hdr_addr: u64,
     eh_frame: &'static [u8],
@@ -415,6 +424,7 @@ struct EhFrame {
 /// `.eh_frame_hdr` and `.eh_frame` of the running executable.
 fn own_eh_frame() -> Result<EhFrame, String> {
     struct Found {
+        bias: u64,
         hdr: Option<(u64, u64)>,
         segs: Vec<(u64, u64)>,
     }
@@ -424,6 +434,7 @@ fn own_eh_frame() -> Result<EhFrame, String> {
         unsafe {
             let found = &mut *(data as *mut Found);
             let info = &*info;
+            found.bias = info.dlpi_addr;
             for i in 0..info.dlpi_phnum as usize {
                 let ph = &*info.dlpi_phdr.add(i);
                 let start = info.dlpi_addr + ph.p_vaddr;
@@ -436,7 +447,7 @@ fn own_eh_frame() -> Result<EhFrame, String> {
         }
         1 // stop after the executable
     }
-    let mut found = Found { hdr: None, segs: Vec::new() };
+    let mut found = Found { bias: 0, hdr: None, segs: Vec::new() };
     // SAFETY: the callback matches dl_iterate_phdr's contract.
     unsafe { libc::dl_iterate_phdr(Some(cb), &mut found as *mut Found as *mut c_void) };
     let (hdr_addr, hdr_len) = found.hdr.ok_or("the executable has no .eh_frame_hdr (PT_GNU_EH_FRAME)")?;
@@ -456,7 +467,7 @@ fn own_eh_frame() -> Result<EhFrame, String> {
         .ok_or(".eh_frame is outside every loaded segment")?;
     // SAFETY: from .eh_frame to the end of its loaded segment is mapped.
     let eh_frame = unsafe { std::slice::from_raw_parts(eh_frame_addr as *const u8, (seg_end - eh_frame_addr) as usize) };
-    Ok(EhFrame { hdr, hdr_addr, eh_frame, eh_frame_addr })
+    Ok(EhFrame { bias: found.bias, hdr, hdr_addr, eh_frame, eh_frame_addr })
 }
 
 fn memory_max(info: &ModuleInfo) -> Option<u32> {
@@ -501,6 +512,7 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
         Some(f) => return Err(format!("the outermost frame is function {}, not `_start` ({})", f.func, st.start_func)),
         None => return Err("no Wasm frames on the stack".into()),
     }
+    let native_view = wanco_translate::native::capture(meta, &native, eh.bias).map_err(|e| e.to_string())?;
     phases.mark("stack walk");
     let cs = inst.capture_state(&rd)?;
     phases.mark("globals+tables");
@@ -524,6 +536,7 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
         data_dropped: cs.data_dropped,
         elem_dropped: cs.elem_dropped,
         wasi,
+        native: Some(native_view),
     };
     let bytes = wanco_state::snapshot::encode(&snap);
     phases.mark("encode");
@@ -546,6 +559,7 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
     st.meta()?;
     // SAFETY: the instance outlives the run.
     let inst = unsafe { &*st.instance };
+    check_state(inst, snap)?;
     let meta = st.meta.as_ref().expect("parsed");
     let mut index: HashMap<(u32, u32, FrameKind), u32> = HashMap::new();
     for (i, p) in meta.points.iter().enumerate() {
@@ -554,6 +568,15 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
     let n = snap.frames.len();
     if n == 0 {
         return Err("the snapshot has no frames".into());
+    }
+    // A native view written for this very build (by a checkpoint of this
+    // binary or `wanco-snap translate --binary` it) must fit its stack maps;
+    // a view for another ISA or build only describes, the frames restore.
+    if let Some(nv) = &snap.native {
+        if nv.isa == meta.isa && nv.build == meta.build {
+            wanco_translate::native::check(meta, nv, &snap.frames)
+                .map_err(|e| format!("the snapshot's native {} frames do not fit this binary: {e}", nv.isa))?;
+        }
     }
     let name = |f: u32| inst.info.func_name(f).map(|n| format!(" `{n}`")).unwrap_or_default();
     let mut frames = Vec::new();
@@ -663,7 +686,9 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
         };
         wanco_cr_counter.store(left, Ordering::Relaxed);
         if timing() {
-            if let Some(t) = *RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()) {
+            if let Some((t, p)) = RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                p.mark("re-entry");
+                p.report();
                 eprintln!("wanco-timing: restore {} us", t.elapsed().as_micros());
             }
         }
@@ -679,4 +704,38 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
         r.hop += 1;
     }
     Ok(route)
+}
+
+/// What `Instance::install` and the frame checks leave to a restore: every
+/// table element has its table's type (they are stored as raw slots, and an
+/// `externref`, any 64-bit value, in a `funcref` table would be called
+/// through as a function reference), the memory's maximum is the module's,
+/// and the migration-point count is one a run reaches (counting goes on from
+/// it: near `u64::MAX` it would meet the "never" target and write a
+/// checkpoint nobody asked for).
+fn check_state(inst: &Instance, snap: &Snapshot) -> Result<(), String> {
+    if snap.migration_points >= 1 << 63 {
+        return Err(format!(
+            "the snapshot says {} migration points were crossed, more than any run reaches (2^63)",
+            snap.migration_points
+        ));
+    }
+    let info = &inst.info;
+    if let Some(m) = &snap.memory {
+        if m.max != memory_max(info) {
+            return Err(format!("snapshot memory has the maximum {:?} pages, the module declares {:?}", m.max, memory_max(info)));
+        }
+    }
+    for (i, elems) in snap.tables.iter().enumerate() {
+        let Some(ty) = (i as u32)
+            .checked_sub(info.num_imported_tables)
+            .and_then(|d| info.tables.get(d as usize))
+        else {
+            continue; // imported (WASI programs import none) or extra (refused by install)
+        };
+        if let Some((j, v)) = elems.iter().enumerate().find(|(_, v)| v.ty() != ty.elem) {
+            return Err(format!("table {i} element {j} is {v} in the snapshot, the table holds {}", ty.elem));
+        }
+    }
+    Ok(())
 }

@@ -125,6 +125,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             if let Err(e) = snap.check_module(&info.hash) {
                 refuse(path, &e)
             }
+            checkpoint::restore_mark("read+decode");
             Some((path.clone(), snap))
         }
     };
@@ -143,6 +144,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         }
     };
     *wasi_host::WASI.lock().unwrap() = Some(wasi);
+    checkpoint::restore_mark("wasi");
     let cr = opts.cr;
     let wants_cr = restore.is_some() || cr.after_points.is_some() || cr.count_points;
     signals::run_on_wasm_stack(WASM_STACK, move || {
@@ -160,6 +162,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             }
             Err(e) => fail(&e.to_string(), 1),
         };
+        checkpoint::restore_mark("instantiate");
         let Some(start) = inst.export_func("_start") else {
             fail("the module exports no `_start` function: it is not a WASI command", 1)
         };
@@ -170,7 +173,9 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         }
         if let Some((path, snap)) = &restore {
             inst.install(snap).unwrap_or_else(|e| refuse(path, &e));
+            checkpoint::restore_mark("install");
             checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(path, &e));
+            checkpoint::restore_mark("prepare (metadata)");
         }
         checkpoint::enter_main();
         inst.call(start, &mut [0u64; 1]);

@@ -26,7 +26,7 @@ use crate::value::ValType;
 use serde::{Deserialize, Serialize};
 
 /// Version of the metadata layout (bumped on incompatible change).
-pub const CRMETA_VERSION: u32 = 1;
+pub const CRMETA_VERSION: u32 = 2;
 
 /// Slots at the start of the restore value buffer before the locals: the
 /// callee's native entry and vmctx for a `call_indirect` return site.
@@ -47,6 +47,13 @@ pub struct CrMeta {
     pub version: u32,
     /// ISA of the code (`"x86_64"`, `"aarch64"`).
     pub isa: String,
+    /// SHA-256 of the module's Wasm bytes, 64 hex digits.
+    pub module: String,
+    /// Build id: SHA-256 (64 hex digits) of this metadata encoded with an
+    /// empty `build` — it changes whenever a record, a point or a route does.
+    /// Set by [`CrMeta::seal`]; snapshots' native views name it
+    /// ([`crate::snapshot::NativeStack::build`]).
+    pub build: String,
     /// Per defined function, in order of definition.
     pub funcs: Vec<CrFunc>,
     /// Every point, indexed by point id.
@@ -165,6 +172,20 @@ impl std::fmt::Display for CrMetaError {
 impl std::error::Error for CrMetaError {}
 
 impl CrMeta {
+    /// The build id [`CrMeta::build`] should hold.
+    pub fn build_id(&self) -> String {
+        use sha2::Digest;
+        let mut m = self.clone();
+        m.build.clear();
+        sha2::Sha256::digest(m.to_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Set [`CrMeta::build`].
+    pub fn seal(mut self) -> CrMeta {
+        self.build = self.build_id();
+        self
+    }
+
     /// Encode as MessagePack.
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serializing plain data into a Vec cannot fail.

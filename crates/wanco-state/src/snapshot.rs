@@ -24,6 +24,7 @@
 //! carries the byte offset where the problem is and says what was expected.
 //! `docs/snapshot-format.md` is the full specification.
 
+use crate::crmeta::Location;
 use crate::value::Value;
 use crate::wasi::WasiState;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -80,6 +81,220 @@ pub struct Frame {
     /// Operand stack at the point, bottom first (for a `Call` frame: below
     /// the call's arguments).
     pub stack: Vec<Value>,
+}
+
+/// Where the frames sit on one ISA's native stack: the optional *native
+/// view* of a snapshot, written by compiled producers at capture and by
+/// `wanco-snap translate` for a target binary.
+///
+/// It describes, it does not replace: [`Snapshot::frames`] stay the
+/// authoritative state and every engine restores from them. A compiled
+/// binary of the same ISA and build ([`NativeStack::build`]) checks the view
+/// against its own stack maps before it restores (`wanco_translate::native`).
+/// [`decode`] refuses a view that does not match the frames (see
+/// [`NativeStack::check_frames`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeStack {
+    /// ISA of the native frames (`"x86_64"`, `"aarch64"`).
+    pub isa: String,
+    /// Build id of the compiled code the frames belong to
+    /// ([`crate::crmeta::CrMeta::build`], 64 hex digits).
+    pub build: String,
+    /// The native frames, **outermost first** (as [`Snapshot::frames`]).
+    pub frames: Vec<NativeFrame>,
+}
+
+/// One native (machine) frame of compiled code, stopped at a call's return
+/// address; it holds one or more consecutive Wasm frames (inlining).
+///
+/// In the binary snapshot a frame and its slots are MessagePack arrays
+/// (`[func, pc, offset, frame_size, wasm_frames, slots]`, a slot
+/// `[kind, reg, offset_or_constant, size, bits]`): a deep stack has many of
+/// them. Human-readable encodings (JSON) use the field names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeFrame {
+    /// Module function index of the compiled function the frame belongs to.
+    pub func: u32,
+    /// The return address, as an address of the binary (link-time virtual
+    /// address: the runtime address minus the load bias).
+    pub pc: u64,
+    /// `pc` minus the function's start address (the stack map record's key).
+    pub offset: u32,
+    /// Bytes between the frame's stack pointer and its CFA, when known (at
+    /// capture; for a translation only if the CFA is sp-based).
+    pub frame_size: Option<u64>,
+    /// How many Wasm frames of [`Snapshot::frames`] it holds, consecutive,
+    /// starting after those of the frames before it.
+    pub wasm_frames: u32,
+    /// One slot per location of the frame's stack map record, in record
+    /// order: for each Wasm frame held, the point id (a constant), then one
+    /// per local, then one per operand-stack value.
+    pub slots: Vec<NativeSlot>,
+}
+
+/// One value location of a native frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NativeSlot {
+    /// Where the value is: a register, a stack slot or a constant.
+    pub location: Location,
+    /// Its bits there (`i32`/`f32` zero-extended, the point id for a point
+    /// slot); `None` for references, whose native bits are process-specific
+    /// pointers.
+    pub bits: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NamedFrame {
+    func: u32,
+    pc: u64,
+    offset: u32,
+    frame_size: Option<u64>,
+    wasm_frames: u32,
+    slots: Vec<NativeSlot>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NamedSlot {
+    location: Location,
+    bits: Option<u64>,
+}
+
+/// `[kind, reg, offset or constant, size, bits]`; kind 0 constant,
+/// 1 register, 2 indirect, 3 direct.
+type CompactSlot = (u8, u16, i64, u8, Option<u64>);
+
+impl Serialize for NativeFrame {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            NamedFrame {
+                func: self.func,
+                pc: self.pc,
+                offset: self.offset,
+                frame_size: self.frame_size,
+                wasm_frames: self.wasm_frames,
+                slots: self.slots.clone(),
+            }
+            .serialize(s)
+        } else {
+            (self.func, self.pc, self.offset, self.frame_size, self.wasm_frames, &self.slots).serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NativeFrame {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NativeFrame, D::Error> {
+        let f = if d.is_human_readable() {
+            NamedFrame::deserialize(d)?
+        } else {
+            let (func, pc, offset, frame_size, wasm_frames, slots) = <(u32, u64, u32, Option<u64>, u32, Vec<NativeSlot>)>::deserialize(d)?;
+            NamedFrame { func, pc, offset, frame_size, wasm_frames, slots }
+        };
+        Ok(NativeFrame {
+            func: f.func,
+            pc: f.pc,
+            offset: f.offset,
+            frame_size: f.frame_size,
+            wasm_frames: f.wasm_frames,
+            slots: f.slots,
+        })
+    }
+}
+
+impl Serialize for NativeSlot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return NamedSlot { location: self.location, bits: self.bits }.serialize(s);
+        }
+        let c: CompactSlot = match self.location {
+            Location::Constant(c) => (0, 0, c, 0, self.bits),
+            Location::Register { reg, size } => (1, reg, 0, size, self.bits),
+            Location::Indirect { reg, offset, size } => (2, reg, i64::from(offset), size, self.bits),
+            Location::Direct { reg, offset } => (3, reg, i64::from(offset), 0, self.bits),
+        };
+        c.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for NativeSlot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NativeSlot, D::Error> {
+        if d.is_human_readable() {
+            let n = NamedSlot::deserialize(d)?;
+            return Ok(NativeSlot { location: n.location, bits: n.bits });
+        }
+        let (kind, reg, off, size, bits): CompactSlot = Deserialize::deserialize(d)?;
+        let offset = || {
+            i32::try_from(off).map_err(|_| serde::de::Error::custom(format!("native slot offset {off} does not fit 32 bits")))
+        };
+        let location = match kind {
+            0 => Location::Constant(off),
+            1 => Location::Register { reg, size },
+            2 => Location::Indirect { reg, offset: offset()?, size },
+            3 => Location::Direct { reg, offset: offset()? },
+            k => return Err(serde::de::Error::custom(format!("native slot kind {k}, expected 0 (constant), 1 (register), 2 (indirect) or 3 (direct)"))),
+        };
+        Ok(NativeSlot { location, bits })
+    }
+}
+
+impl NativeStack {
+    /// Check that the view holds exactly `frames`: the Wasm frame counts add
+    /// up, each native frame has one slot per point id, local and stack value
+    /// of the Wasm frames it holds, and every non-reference value's bits
+    /// equal the slot's. Errors name the native frame and slot.
+    pub fn check_frames(&self, frames: &[Frame]) -> Result<(), String> {
+        let total: u64 = self.frames.iter().map(|f| u64::from(f.wasm_frames)).sum();
+        if total != frames.len() as u64 {
+            return Err(format!(
+                "the native frames hold {total} Wasm frames, the snapshot has {}",
+                frames.len()
+            ));
+        }
+        let mut next = 0usize;
+        for (k, nf) in self.frames.iter().enumerate() {
+            let held = &frames[next..next + nf.wasm_frames as usize];
+            next += nf.wasm_frames as usize;
+            if nf.wasm_frames == 0 {
+                return Err(format!("native frame {k} holds no Wasm frame"));
+            }
+            let need: usize = held.iter().map(|f| 1 + f.locals.len() + f.stack.len()).sum();
+            if nf.slots.len() != need {
+                return Err(format!(
+                    "native frame {k} (function {}, pc {:#x}) has {} slots, its {} Wasm frame(s) need {need}",
+                    nf.func,
+                    nf.pc,
+                    nf.slots.len(),
+                    held.len()
+                ));
+            }
+            let mut slots = nf.slots.iter().enumerate();
+            for (j, f) in held.iter().enumerate() {
+                let (i, point) = slots.next().expect("counted");
+                if !matches!(point.location, Location::Constant(_)) {
+                    return Err(format!(
+                        "native frame {k}, slot {i}: the point id of Wasm frame {} should be a constant, found {:?}",
+                        next - held.len() + j,
+                        point.location
+                    ));
+                }
+                let values = f.locals.iter().map(|v| ("local", v)).chain(f.stack.iter().map(|v| ("stack slot", v)));
+                let mut counts = (0usize, 0usize);
+                for (what, v) in values {
+                    let (i, slot) = slots.next().expect("counted");
+                    let idx = if what == "local" { &mut counts.0 } else { &mut counts.1 };
+                    if slot.bits != v.raw_bits() {
+                        return Err(format!(
+                            "native frame {k}, slot {i} ({what} {} of Wasm frame {}): holds {}, the frame has {v}",
+                            *idx,
+                            next - held.len() + j,
+                            slot.bits.map_or_else(|| "a reference".to_string(), |b| format!("{b:#x}"))
+                        ));
+                    }
+                    *idx += 1;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Linear memory 0, sparse: only pages that are not all zero are stored.
@@ -164,6 +379,9 @@ pub struct Snapshot {
     pub elem_dropped: Vec<bool>,
     /// The WASI host's state.
     pub wasi: WasiState,
+    /// The native view of `frames` on one ISA, if the writer had one
+    /// (optional; see [`NativeStack`]).
+    pub native: Option<NativeStack>,
 }
 
 /// Why a snapshot could not be read or used.
@@ -270,6 +488,8 @@ struct BodyRef<'a> {
     data_dropped: &'a [bool],
     elem_dropped: &'a [bool],
     wasi: &'a WasiState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    native: Option<&'a NativeStack>,
 }
 
 /// The body as read. Field order and names must match [`BodyRef`].
@@ -284,6 +504,8 @@ struct Body {
     data_dropped: Vec<bool>,
     elem_dropped: Vec<bool>,
     wasi: WasiState,
+    #[serde(default)]
+    native: Option<NativeStack>,
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
@@ -317,6 +539,7 @@ pub fn encode(snap: &Snapshot) -> Vec<u8> {
         data_dropped: &snap.data_dropped,
         elem_dropped: &snap.elem_dropped,
         wasi: &snap.wasi,
+        native: snap.native.as_ref(),
     };
     // Serializing plain data into a Vec cannot fail.
     let body = rmp_serde::to_vec_named(&body).unwrap_or_default();
@@ -427,6 +650,14 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         None => None,
         Some(m) => Some(decode_memory(m, HEADER_LEN as u64)?),
     };
+    if let Some(n) = &body.native {
+        n.check_frames(&body.frames).map_err(|m| {
+            SnapshotError::new(
+                HEADER_LEN as u64,
+                format!("invalid native frames ({} view): {m}", n.isa),
+            )
+        })?;
+    }
     Ok(Snapshot {
         producer: body.producer,
         module_hash,
@@ -438,6 +669,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         data_dropped: body.data_dropped,
         elem_dropped: body.elem_dropped,
         wasi: body.wasi,
+        native: body.native,
     })
 }
 
@@ -568,7 +800,63 @@ mod tests {
                 },
                 free_fds: vec![5],
             },
+            native: None,
         }
+    }
+
+    /// A native view of `sample()`'s frames: the outer frame alone, the
+    /// inner one in a second native frame.
+    fn native_view(s: &Snapshot) -> NativeStack {
+        let reg = |r| Location::Register { reg: r, size: 8 };
+        let slots = |f: &Frame, id: i64| {
+            let mut v = vec![NativeSlot { location: Location::Constant(id), bits: Some(id as u64) }];
+            for (i, x) in f.locals.iter().chain(&f.stack).enumerate() {
+                v.push(NativeSlot { location: reg(i as u16), bits: x.raw_bits() });
+            }
+            v
+        };
+        NativeStack {
+            isa: "x86_64".into(),
+            build: "00".repeat(32),
+            frames: vec![
+                NativeFrame { func: 3, pc: 0x1234, offset: 0x34, frame_size: Some(48), wasm_frames: 1, slots: slots(&s.frames[0], 7) },
+                NativeFrame { func: 4, pc: 0x2345, offset: 0x45, frame_size: None, wasm_frames: 1, slots: slots(&s.frames[1], 9) },
+            ],
+        }
+    }
+
+    #[test]
+    fn native_view_round_trips_and_must_match_the_frames() {
+        let mut s = sample();
+        let plain = encode(&s);
+        s.native = Some(native_view(&s));
+        let with = encode(&s);
+        assert!(with.len() > plain.len());
+        assert_eq!(decode(&with).unwrap(), s);
+        // A snapshot without a view encodes exactly as before the field existed.
+        assert_eq!(decode(&plain).unwrap().native, None);
+
+        let refuse = |n: NativeStack| {
+            let mut t = sample();
+            t.native = Some(n);
+            decode(&encode(&t)).unwrap_err().message
+        };
+        let mut n = native_view(&s);
+        n.frames[1].slots[1].bits = Some(1);
+        let e = refuse(n);
+        assert!(e.contains("native frame 1, slot 1 (local 0 of Wasm frame 1)"), "{e}");
+        let mut n = native_view(&s);
+        n.frames[0].wasm_frames = 2;
+        assert!(refuse(n).contains("hold 3 Wasm frames, the snapshot has 2"));
+        let mut n = native_view(&s);
+        n.frames[0].slots.pop();
+        assert!(refuse(n).contains("has 4 slots, its 1 Wasm frame(s) need 5"));
+        let mut n = native_view(&s);
+        n.frames[0].slots[0].location = Location::Register { reg: 1, size: 8 };
+        assert!(refuse(n).contains("point id of Wasm frame 0 should be a constant"));
+        let mut n = native_view(&s);
+        n.frames[0].slots[3].bits = Some(5); // a funcref has no bits
+        assert!(refuse(n).contains("stack slot 0 of Wasm frame 0"));
     }
 
     #[test]

@@ -52,6 +52,18 @@ pub enum Value {
 }
 
 impl Value {
+    /// The bits of a number as a native register or stack slot holds them
+    /// (`i32`/`f32` zero-extended to 64 bits); `None` for references.
+    pub fn raw_bits(&self) -> Option<u64> {
+        match *self {
+            Value::I32(v) => Some(u64::from(v as u32)),
+            Value::I64(v) => Some(v as u64),
+            Value::F32(b) => Some(u64::from(b)),
+            Value::F64(b) => Some(b),
+            Value::FuncRef(_) | Value::ExternRef(_) => None,
+        }
+    }
+
     /// The type of this value.
     pub fn ty(&self) -> ValType {
         match self {

@@ -44,6 +44,8 @@ pub struct NativeFrame {
     pub pc: u64,
     /// Its sp at that return address.
     pub sp: u64,
+    /// Its canonical frame address (the caller's sp), from the CFI.
+    pub cfa: u64,
     /// Defined-function index.
     pub func: u32,
     /// `pc` minus the function's start address.
@@ -298,21 +300,9 @@ pub fn walk(
             ))
         })?;
         let frames = decode_record(meta, rec, &regs, mem)?;
-        out.push(NativeFrame {
-            pc,
-            sp,
-            func,
-            offset,
-            frames,
-        });
-        if out.len() >= MAX_FRAMES {
-            return Err(Error::Decode(format!(
-                "more than {MAX_FRAMES} compiled frames (at pc {pc:#x}): the stack is corrupt"
-            )));
-        }
         let next = cfi.step(&regs, mem)?;
-        match next.sp() {
-            Some(nsp) if nsp > sp => {}
+        let cfa = match next.sp() {
+            Some(nsp) if nsp > sp => nsp,
             other => {
                 return Err(Error::Unwind {
                     pc,
@@ -322,6 +312,19 @@ pub fn walk(
                     ),
                 })
             }
+        };
+        out.push(NativeFrame {
+            pc,
+            sp,
+            cfa,
+            func,
+            offset,
+            frames,
+        });
+        if out.len() >= MAX_FRAMES {
+            return Err(Error::Decode(format!(
+                "more than {MAX_FRAMES} compiled frames (at pc {pc:#x}): the stack is corrupt"
+            )));
         }
         regs = next;
     }
@@ -364,6 +367,8 @@ mod tests {
     fn meta(records: Vec<CrRecord>) -> CrMeta {
         CrMeta {
             version: CRMETA_VERSION,
+            module: String::new(),
+            build: String::new(),
             isa: "x86_64".into(),
             funcs: vec![
                 CrFunc {

@@ -16,13 +16,20 @@
 //! * [`stackmap`] — parser of the LLVM StackMap v3 section;
 //! * [`elf`] — stack map records of a relocatable ELF object (feature `elf`);
 //! * [`unwind`] — register files, CFI lookup and one-frame unwinding;
-//! * [`decode`] — native frames to virtual Wasm frames.
+//! * [`decode`] — native frames to virtual Wasm frames;
+//! * [`native`] — native views of a snapshot ([`wanco_state::snapshot::NativeStack`]):
+//!   captured from a walk, laid out for a target binary (the translator's
+//!   second half), checked against a binary;
+//! * [`binary`] — a linked wanco binary read from disk (feature `elf`).
 #![deny(missing_docs)]
 
+#[cfg(feature = "elf")]
+pub mod binary;
 pub mod decode;
 #[cfg(feature = "elf")]
 pub mod elf;
 mod error;
+pub mod native;
 pub mod stackmap;
 pub mod unwind;
 

@@ -261,6 +261,18 @@ impl Regs {
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
+/// The layout of a frame at one address, from its CFI row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameRule {
+    /// DWARF register the CFA is based on.
+    pub cfa_reg: u16,
+    /// CFA = `cfa_reg` + `cfa_offset`.
+    pub cfa_offset: i64,
+    /// Registers saved in the frame (including the return address where it
+    /// is on the stack), with their offset from the CFA, highest first.
+    pub saved: Vec<(u16, i64)>,
+}
+
 /// Call frame information of one loaded binary.
 #[derive(Clone, Debug)]
 pub struct Cfi<'a> {
@@ -364,6 +376,45 @@ impl<'a> Cfi<'a> {
                 pc,
                 message: format!("cannot find the FDE for {addr:#x}: {e}"),
             },
+        })
+    }
+
+    /// The frame layout at return address `pc` (the row for `pc - 1`): how
+    /// the CFA is computed and where the callee-saved registers are saved,
+    /// as offsets from the CFA.
+    pub fn frame_rule(&self, pc: u64) -> Result<FrameRule, Error> {
+        let addr = pc.checked_sub(1).ok_or(Error::NoUnwindInfo { pc })?;
+        let fde = self.fde(addr, pc)?;
+        let mut ctx = UnwindContext::new();
+        let row = fde
+            .unwind_info_for_address(&self.eh_frame, &self.bases, &mut ctx, addr)
+            .map_err(|e| match e {
+                gimli::Error::NoUnwindInfoForAddress => Error::NoUnwindInfo { pc },
+                e => Error::Unwind {
+                    pc,
+                    message: format!("cannot evaluate the CFI: {e}"),
+                },
+            })?;
+        let (cfa_reg, cfa_offset) = match row.cfa() {
+            CfaRule::RegisterAndOffset { register, offset } => (register.0, *offset),
+            CfaRule::Expression(_) => {
+                return Err(Error::Unwind {
+                    pc,
+                    message: "the CFA is a DWARF expression (not supported)".to_string(),
+                })
+            }
+        };
+        let mut saved = Vec::new();
+        for (reg, rule) in row.registers() {
+            if let RegisterRule::Offset(n) = rule {
+                saved.push((reg.0, *n));
+            }
+        }
+        saved.sort_unstable_by_key(|&(_, n)| std::cmp::Reverse(n));
+        Ok(FrameRule {
+            cfa_reg,
+            cfa_offset,
+            saved,
         })
     }
 

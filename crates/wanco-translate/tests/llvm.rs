@@ -587,6 +587,8 @@ fn multi_meta(isa: Isa, records: Vec<CrRecord>) -> CrMeta {
     };
     CrMeta {
         version: CRMETA_VERSION,
+        module: String::new(),
+        build: String::new(),
         isa: isa.name().to_string(),
         funcs: vec![
             func(2, vec![ValType::I32]),
@@ -612,10 +614,17 @@ fn expected_walk(fs: Funcs, isa: Isa) -> Vec<NativeFrame> {
         Isa::X86_64 => (S0 - 88, S0 - 56, S0 - 8),
         Isa::Aarch64 => (S0 - 96, S0 - 64, S0 - 16),
     };
+    // The caller of the outermost compiled frame (the trampoline) has its sp
+    // above the return address slot on x86-64.
+    let cfa2 = match isa {
+        Isa::X86_64 => S0 + 8,
+        Isa::Aarch64 => S0,
+    };
     vec![
         NativeFrame {
             pc: fs.f4 + off4,
             sp: sp4,
+            cfa: sp3,
             func: 2,
             offset: off4 as u32,
             frames: vec![VirtualFrame {
@@ -631,6 +640,7 @@ fn expected_walk(fs: Funcs, isa: Isa) -> Vec<NativeFrame> {
         NativeFrame {
             pc: fs.f3 + off3,
             sp: sp3,
+            cfa: sp2,
             func: 1,
             offset: off3 as u32,
             frames: vec![VirtualFrame {
@@ -646,6 +656,7 @@ fn expected_walk(fs: Funcs, isa: Isa) -> Vec<NativeFrame> {
         NativeFrame {
             pc: fs.f2 + off2,
             sp: sp2,
+            cfa: cfa2,
             func: 0,
             offset: off2 as u32,
             frames: vec![VirtualFrame {
@@ -869,6 +880,8 @@ fn decode_inlined_frames() {
         };
         let meta = CrMeta {
             version: CRMETA_VERSION,
+            module: String::new(),
+            build: String::new(),
             isa: isa.name().to_string(),
             funcs: vec![
                 CrFunc {

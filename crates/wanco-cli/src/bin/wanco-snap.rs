@@ -4,6 +4,8 @@
 //! problems (`verify`) found, 2 bad input (unreadable, damaged or foreign
 //! snapshot or module, bad JSON).
 
+#[path = "../snap/against.rs"]
+mod against;
 #[path = "../snap/common.rs"]
 mod common;
 #[path = "../snap/decode.rs"]
@@ -16,6 +18,10 @@ mod dump;
 mod encode;
 #[path = "../snap/json.rs"]
 mod json;
+#[path = "../snap/native_view.rs"]
+mod native_view;
+#[path = "../snap/translate.rs"]
+mod translate;
 #[path = "../snap/verify.rs"]
 mod verify;
 
@@ -28,7 +34,7 @@ use clap::{Parser, Subcommand};
     version,
     about,
     long_about = None,
-    after_help = "Examples:\n  wanco-snap dump --module app.wasm checkpoint.wsnap\n  wanco-snap verify --module app.wasm checkpoint.wsnap\n  wanco-snap diff a.wsnap b.wsnap\n  wanco-snap decode checkpoint.wsnap > cp.json && wanco-snap encode cp.json -o cp.wsnap\n\nExit codes: 0 success, 1 differences/problems found, 2 bad input."
+    after_help = "Examples:\n  wanco-snap dump --module app.wasm checkpoint.wsnap\n  wanco-snap verify --module app.wasm checkpoint.wsnap\n  wanco-snap diff a.wsnap b.wsnap\n  wanco-snap translate cp.wsnap --to aarch64 --binary app.aarch64 -o cp-arm.wsnap\n  wanco-snap decode checkpoint.wsnap > cp.json && wanco-snap encode cp.json -o cp.wsnap\n\nExit codes: 0 success, 1 differences/problems found, 2 bad input."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +53,8 @@ enum Command {
     Verify(verify::Opts),
     /// Show the structural difference between two snapshots.
     Diff(diff::Opts),
+    /// Lay a snapshot's frames out in the native frames of another binary/ISA.
+    Translate(translate::Opts),
 }
 
 fn main() {
@@ -57,6 +65,7 @@ fn main() {
         Command::Encode(o) => encode::run(o),
         Command::Verify(o) => verify::run(o),
         Command::Diff(o) => diff::run(o),
+        Command::Translate(o) => translate::run(o),
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -5,6 +5,7 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::PathBuf;
+use wanco_state::module::ModuleInfo;
 use wanco_state::snapshot::{Snapshot, PAGE_SIZE};
 use wanco_state::wasi::FdEntry;
 use wanco_state::Value;
@@ -15,23 +16,54 @@ use wanco_state::Value;
 ///
 /// Prints one line per difference as `WHERE: A -> B`. Exit code 0: same,
 /// 1: they differ, 2: one cannot be read.
+///
+/// With `--against-interp PROG.wasm SNAP [--binary BIN]` the second state is
+/// the interpreter's at SNAP's migration point; with a binary, a difference
+/// is bisected to the first diverging point (`against.rs`).
 #[derive(clap::Args)]
-#[command(after_help = "Example:\n  wanco-snap diff x86.wsnap interp.wsnap")]
+#[command(
+    after_help = "Examples:\n  wanco-snap diff x86.wsnap interp.wsnap\n  wanco-snap diff --against-interp app.wasm cp.wsnap\n  wanco-snap diff --against-interp app.wasm cp.wsnap --binary ./app\n\nExit codes: 0 same (no divergence), 1 they differ, 2 bad input."
+)]
 pub struct Opts {
-    /// The first snapshot (`-` for stdin).
+    /// The first snapshot (`-` for stdin); with --against-interp, the
+    /// snapshot to check.
     a: PathBuf,
-    /// The second snapshot.
-    b: PathBuf,
+    /// The second snapshot (not with --against-interp).
+    #[arg(
+        required_unless_present = "against_interp",
+        conflicts_with = "against_interp"
+    )]
+    b: Option<PathBuf>,
     /// Show at most this many differences per section (memory pages, table
     /// elements, slots of one frame).
     #[arg(long, default_value_t = 20, value_name = "N")]
     limit: usize,
+    /// Run PROG.wasm in the interpreter up to the snapshot's migration-point
+    /// count (with the snapshot's arguments, environment and preopened
+    /// directories, the directories copied to a temporary directory) and
+    /// compare its state with the snapshot (producer, argv[0] and clock
+    /// values are not compared).
+    #[arg(long, value_name = "PROG.wasm")]
+    against_interp: Option<PathBuf>,
+    /// With --against-interp: when the snapshot differs, run this compiled
+    /// executable (aarch64 ones under qemu-aarch64) and the interpreter to
+    /// the same points, bisecting to the first point where their states
+    /// differ, and report it.
+    #[arg(long, value_name = "BIN")]
+    binary: Option<PathBuf>,
 }
 
 pub fn run(o: Opts) -> Result<i32> {
+    let limit = o.limit.max(1);
+    if let Some(prog) = &o.against_interp {
+        return super::against::run(prog, &o.a, o.binary.as_deref(), limit);
+    }
+    if o.binary.is_some() {
+        anyhow::bail!("--binary needs --against-interp PROG.wasm (and one snapshot)");
+    }
     let a = read_snapshot(&o.a)?;
-    let b = read_snapshot(&o.b)?;
-    let d = diff(&a, &b, o.limit.max(1));
+    let b = read_snapshot(o.b.as_deref().expect("clap requires B"))?;
+    let d = diff_named(&a, &b, limit, None);
     if d.is_empty() {
         println!("same");
         Ok(0)
@@ -100,7 +132,15 @@ fn fd_line(f: &FdEntry) -> String {
     )
 }
 
-fn diff(a: &Snapshot, b: &Snapshot, limit: usize) -> Vec<String> {
+/// The differences between `a` and `b`, one line each (`WHERE: A -> B`).
+/// With `names`, frames are labelled with their function's name (from `b`'s
+/// frame): `frame 1 (fib) local 0`, else `frame 1 local 0`.
+pub fn diff_named(
+    a: &Snapshot,
+    b: &Snapshot,
+    limit: usize,
+    names: Option<&ModuleInfo>,
+) -> Vec<String> {
     let mut o = Out {
         lines: Vec::new(),
         limit,
@@ -110,6 +150,20 @@ fn diff(a: &Snapshot, b: &Snapshot, limit: usize) -> Vec<String> {
     o.ne("producer isa", opt(&a.producer.isa), opt(&b.producer.isa));
     o.ne("producer version", &a.producer.version, &b.producer.version);
     o.ne("migration points", a.migration_points, b.migration_points);
+    if a.native != b.native {
+        let view = |s: &Snapshot| {
+            s.native.as_ref().map_or_else(
+                || "none".to_string(),
+                |n| format!("{} build {}… ({} machine frames)", n.isa, &n.build[..n.build.len().min(16)], n.frames.len()),
+            )
+        };
+        let (va, vb) = (view(a), view(b));
+        if va == vb {
+            o.lines.push(format!("native view: {va}: return addresses, frame sizes or slots differ"));
+        } else {
+            o.ne("native view", va, vb);
+        }
+    }
 
     // Frames, outermost first: frame i of A against frame i of B.
     o.ne("frames", a.frames.len(), b.frames.len());
@@ -119,7 +173,13 @@ fn diff(a: &Snapshot, b: &Snapshot, limit: usize) -> Vec<String> {
                 if fa == fb {
                     continue;
                 }
-                let at = format!("frame {i}");
+                let at = match names {
+                    None => format!("frame {i}"),
+                    Some(m) => match m.func_name(fb.func) {
+                        Some(n) => format!("frame {i} ({n})"),
+                        None => format!("frame {i} (func {})", fb.func),
+                    },
+                };
                 o.ne(&format!("{at} func"), fa.func, fb.func);
                 o.ne(
                     &format!("{at} kind"),

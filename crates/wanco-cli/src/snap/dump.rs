@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
-use wanco_state::snapshot::{FrameKind, Producer, Snapshot, FORMAT_VERSION, PAGE_SIZE};
+use wanco_state::snapshot::{FrameKind, NativeStack, Producer, Snapshot, FORMAT_VERSION, PAGE_SIZE};
 use wanco_state::wasi::WasiState;
 use wanco_state::Value;
 
@@ -29,6 +29,14 @@ pub struct Opts {
     /// name section (a module with another hash is refused).
     #[arg(long, value_name = "PROG.wasm")]
     module: Option<PathBuf>,
+    /// The compiled binary the native frames belong to: adds symbols (and
+    /// is needed for --disasm). Refused if it is another build.
+    #[arg(long, value_name = "BIN")]
+    binary: Option<PathBuf>,
+    /// Show the instructions around each native frame's return address
+    /// (needs --binary).
+    #[arg(long, requires = "binary")]
+    disasm: bool,
 }
 
 /// The JSON printed by `dump --json`.
@@ -45,6 +53,8 @@ struct DumpJson<'a> {
     data_dropped: &'a [bool],
     elem_dropped: &'a [bool],
     wasi: &'a WasiState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    native: Option<&'a NativeStack>,
 }
 
 #[derive(Serialize)]
@@ -88,12 +98,28 @@ pub fn run(o: Opts) -> Result<i32> {
         }
         None => None,
     };
+    let binary = match &o.binary {
+        Some(p) => {
+            let b = super::translate::read_binary(p)?;
+            let Some(n) = &s.native else {
+                anyhow::bail!("--binary: the snapshot has no native frames (it was written by the interpreter or translated --to neutral)");
+            };
+            super::native_view::check_binary(n, &b).map_err(|e| anyhow::anyhow!("`{}`: {e}", p.display()))?;
+            Some(b)
+        }
+        None => None,
+    };
     let mut out = if o.json {
         let mut t = serde_json::to_string_pretty(&to_json(&s, module.as_ref()))?;
         t.push('\n');
         t
     } else {
-        render(&s, module.as_ref())
+        let mut t = render(&s, module.as_ref());
+        if let Some(n) = &s.native {
+            t.push('\n');
+            t.push_str(&super::native_view::render(n, &s.frames, module.as_ref(), binary.as_ref(), o.disasm)?);
+        }
+        t
     };
     if !out.ends_with('\n') {
         out.push('\n');
@@ -146,6 +172,7 @@ fn to_json<'a>(s: &'a Snapshot, module: Option<&'a Module>) -> DumpJson<'a> {
         data_dropped: &s.data_dropped,
         elem_dropped: &s.elem_dropped,
         wasi: &s.wasi,
+        native: s.native.as_ref(),
     }
 }
 

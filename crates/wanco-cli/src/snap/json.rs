@@ -11,7 +11,7 @@
 use super::common::{hex, unhex};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use wanco_state::snapshot::{Frame, Memory, Producer, Snapshot, FORMAT_VERSION, PAGE_SIZE};
+use wanco_state::snapshot::{Frame, Memory, NativeStack, Producer, Snapshot, FORMAT_VERSION, PAGE_SIZE};
 use wanco_state::wasi::WasiState;
 use wanco_state::Value;
 
@@ -41,6 +41,9 @@ pub struct JsonSnapshot {
     pub elem_dropped: Vec<bool>,
     /// WASI state.
     pub wasi: WasiState,
+    /// The native view of the frames (compiled producers, translations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeStack>,
 }
 
 /// Memory as JSON.
@@ -91,6 +94,7 @@ impl JsonSnapshot {
             data_dropped: s.data_dropped.clone(),
             elem_dropped: s.elem_dropped.clone(),
             wasi: s.wasi.clone(),
+            native: s.native.clone(),
         }
     }
 
@@ -140,6 +144,7 @@ impl JsonSnapshot {
             data_dropped: self.data_dropped,
             elem_dropped: self.elem_dropped,
             wasi: self.wasi,
+            native: self.native,
         })
     }
 }

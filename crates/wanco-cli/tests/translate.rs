@@ -1,0 +1,245 @@
+//! `wanco-snap translate` across ISAs, end to end: a snapshot taken by an
+//! x86_64 binary (native x86_64 frames) is translated to the aarch64
+//! binary's frame layout and resumes there under qemu with the output of an
+//! uninterrupted run, and the reverse; translating to neutral gives the same
+//! state from the original and from the translation, and translating back
+//! gives the original bytes. Bad inputs are refused with exit 2, and a
+//! tampered native view is refused by the binary it claims to fit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn check_no_panic(what: &str, o: &Output) {
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!e.contains("panicked"), "{what} panicked: {e}");
+    assert!(o.status.code().is_some(), "{what} died by a signal: {e}");
+}
+
+fn run(cmd: &mut Command, what: &str) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    check_no_panic(what, &o);
+    o
+}
+
+fn snap(args: &[&str]) -> Output {
+    run(Command::new(env!("CARGO_BIN_EXE_wanco-snap")).args(args), &format!("wanco-snap {args:?}"))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Isa {
+    X86,
+    Arm,
+}
+
+impl Isa {
+    fn name(self) -> &'static str {
+        match self {
+            Isa::X86 => "x86_64",
+            Isa::Arm => "aarch64",
+        }
+    }
+}
+
+struct Prog {
+    dir: tempfile::TempDir,
+    x86: PathBuf,
+    arm: PathBuf,
+}
+
+impl Prog {
+    fn compile(name: &str) -> Prog {
+        let dir = tempfile::tempdir().unwrap();
+        let src = root().join("tests/programs/cr").join(format!("{name}.wat"));
+        let x86 = dir.path().join(format!("{name}.x86_64"));
+        let arm = dir.path().join(format!("{name}.aarch64"));
+        for (t, out) in [("x86_64", &x86), ("aarch64", &arm)] {
+            let o = run(
+                Command::new(env!("CARGO_BIN_EXE_wanco")).args(["compile", "--target", t]).arg(&src).arg("-o").arg(out),
+                "wanco compile",
+            );
+            assert!(o.status.success(), "compile {name} for {t}: {}", stderr(&o));
+        }
+        Prog { dir, x86, arm }
+    }
+
+    fn bin(&self, isa: Isa) -> &Path {
+        match isa {
+            Isa::X86 => &self.x86,
+            Isa::Arm => &self.arm,
+        }
+    }
+
+    fn exec(&self, isa: Isa, args: &[&str]) -> Output {
+        let mut c = match isa {
+            Isa::X86 => Command::new(&self.x86),
+            Isa::Arm => {
+                let mut c = Command::new("qemu-aarch64");
+                c.args(["-L", "/usr/aarch64-linux-gnu"]).arg(&self.arm);
+                c
+            }
+        };
+        c.args(args).current_dir(self.dir.path());
+        run(&mut c, &format!("{isa:?} {args:?}"))
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+}
+
+/// Checkpoint on `from` after `n` points, translate to `to`'s layout,
+/// restore on `to`: the two outputs make the uninterrupted run's.
+fn across(p: &Prog, full: &Output, from: Isa, to: Isa, n: u64) {
+    let tag = format!("{}-{}-{n}", from.name(), to.name());
+    let cp = p.path(&format!("{tag}.wsnap"));
+    let part1 = p.exec(from, &["--checkpoint-after-points", &n.to_string(), "--checkpoint-file", &cp]);
+    assert!(part1.status.success(), "{tag}: checkpoint: {}", stderr(&part1));
+
+    // The capture carries `from`'s native frames.
+    let d = snap(&["dump", "--binary", p.bin(from).to_str().unwrap(), &cp]);
+    assert!(d.status.success(), "{tag}: dump: {}", stderr(&d));
+    let text = String::from_utf8_lossy(&d.stdout).into_owned();
+    assert!(text.contains(&format!("native frames ({}, build", from.name())), "{tag}: {text}");
+
+    let tr = p.path(&format!("{tag}.translated.wsnap"));
+    let o = snap(&["translate", &cp, "--to", to.name(), "--binary", p.bin(to).to_str().unwrap(), "-o", &tr]);
+    assert!(o.status.success(), "{tag}: translate: {}", stderr(&o));
+    let d = snap(&["dump", "--binary", p.bin(to).to_str().unwrap(), "--disasm", &tr]);
+    assert!(d.status.success(), "{tag}: dump translated: {}", stderr(&d));
+    let text = String::from_utf8_lossy(&d.stdout).into_owned();
+    assert!(text.contains(&format!("native frames ({}, build", to.name())), "{tag}: {text}");
+    let call = if to == Isa::X86 { " call " } else { " bl " };
+    assert!(text.contains("  -> 0x") && text.contains(call), "{tag}: no disassembly around the pcs: {text}");
+
+    let part2 = p.exec(to, &["--restore", &tr]);
+    let mut out = part1.stdout.clone();
+    out.extend_from_slice(&part2.stdout);
+    assert_eq!(part2.status.code(), full.status.code(), "{tag}: exit code; stderr {}", stderr(&part2));
+    assert!(out == full.stdout, "{tag}: the output before the checkpoint and after the restore differs from the uninterrupted run");
+
+    // Neutral from the original and from the translation: the same state.
+    let n1 = p.path(&format!("{tag}.n1.wsnap"));
+    let n2 = p.path(&format!("{tag}.n2.wsnap"));
+    assert!(snap(&["translate", &cp, "--to", "neutral", "-o", &n1]).status.success());
+    assert!(snap(&["translate", &tr, "--to", "neutral", "-o", &n2]).status.success());
+    assert_eq!(std::fs::read(&n1).unwrap(), std::fs::read(&n2).unwrap(), "{tag}: neutral states differ");
+    let j = String::from_utf8(snap(&["decode", &n1]).stdout).unwrap();
+    assert!(!j.contains("\"native\""), "{tag}: --to neutral kept the native view");
+
+    // And back to `from`: the captured native view, byte for byte (same
+    // return addresses, frame sizes, locations and bits).
+    let back = p.path(&format!("{tag}.back.wsnap"));
+    let o = snap(&["translate", &tr, "--to", from.name(), "--binary", p.bin(from).to_str().unwrap(), "-o", &back]);
+    assert!(o.status.success(), "{tag}: translate back: {}", stderr(&o));
+    if std::fs::read(&back).unwrap() != std::fs::read(&cp).unwrap() {
+        let a = String::from_utf8(snap(&["decode", &cp]).stdout).unwrap();
+        let b = String::from_utf8(snap(&["decode", &back]).stdout).unwrap();
+        let na = &a[a.find("\"native\"").unwrap_or(0)..];
+        let nb = &b[b.find("\"native\"").unwrap_or(0)..];
+        panic!("{tag}: translating back does not give the capture:\n{na}\n---\n{nb}");
+    }
+}
+
+fn full_run(p: &Prog) -> (Output, u64) {
+    let full = p.exec(Isa::X86, &["--count-points"]);
+    let e = stderr(&full);
+    let n: u64 = e
+        .lines()
+        .find_map(|l| l.strip_prefix("migration points: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no point count: {e}"));
+    (full, n)
+}
+
+#[test]
+fn x86_64_and_aarch64_translate_both_ways() {
+    for name in ["cr_stack", "cr_deep", "cr_nan"] {
+        let p = Prog::compile(name);
+        let (full, n) = full_run(&p);
+        across(&p, &full, Isa::X86, Isa::Arm, n / 3);
+        across(&p, &full, Isa::Arm, Isa::X86, 2 * n / 3 + 1);
+    }
+}
+
+#[test]
+fn bad_inputs_are_refused() {
+    let p = Prog::compile("cr_stack");
+    let cp = p.path("a.wsnap");
+    assert!(p.exec(Isa::X86, &["--checkpoint-after-points", "5000", "--checkpoint-file", &cp]).status.success());
+    let out = p.path("out.wsnap");
+    let x86 = p.x86.to_str().unwrap();
+    let arm = p.arm.to_str().unwrap();
+    let refused = |args: &[&str], want: &str| {
+        let o = snap(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(want), "{args:?}: expected `{want}` in: {e}");
+        assert!(!Path::new(&out).exists(), "{args:?} wrote an output");
+    };
+    refused(&["translate", &cp, "--to", "aarch64", "-o", &out], "needs the target binary");
+    refused(&["translate", &cp, "--to", "aarch64", "--binary", x86, "-o", &out], "is an x86_64 binary, not aarch64");
+    refused(&["translate", &cp, "--to", "riscv", "--binary", x86, "-o", &out], "expected x86_64, aarch64 or neutral");
+    refused(&["translate", &cp, "--to", "neutral", "--binary", x86, "-o", &out], "needs no binary");
+    refused(&["translate", &cp, "--to", "x86_64", "--binary", &cp, "-o", &out], "not an ELF executable");
+    refused(&["dump", "--binary", arm, &cp], "the binary is aarch64");
+
+    // A binary without checkpointing, and one of another module.
+    let src = root().join("tests/programs/cr/cr_stack.wat");
+    let nocr = p.path("nocr");
+    assert!(run(
+        Command::new(env!("CARGO_BIN_EXE_wanco")).args(["compile", "--no-cr"]).arg(&src).arg("-o").arg(&nocr),
+        "compile --no-cr"
+    )
+    .status
+    .success());
+    refused(&["translate", &cp, "--to", "x86_64", "--binary", &nocr, "-o", &out], "compiled with --no-cr");
+    let other = p.path("other");
+    let src2 = root().join("tests/programs/cr/cr_nan.wat");
+    assert!(run(
+        Command::new(env!("CARGO_BIN_EXE_wanco")).args(["compile"]).arg(&src2).arg("-o").arg(&other),
+        "compile other"
+    )
+    .status
+    .success());
+    refused(&["translate", &cp, "--to", "x86_64", "--binary", &other, "-o", &out], "was compiled from module sha256");
+    refused(&["dump", "--binary", &other, &cp], "belong to build");
+
+    // A native view whose location was changed: decodes (the values still
+    // match), but the binary it claims to fit refuses it.
+    let tr = p.path("t.wsnap");
+    assert!(snap(&["translate", &cp, "--to", "aarch64", "--binary", arm, "-o", &tr]).status.success());
+    let json = String::from_utf8(snap(&["decode", &tr]).stdout).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let slots = v["native"]["frames"][0]["slots"].as_array_mut().unwrap();
+    let slot = slots.iter_mut().find(|s| s["location"].get("Register").is_some()).expect("a register slot");
+    let reg = slot["location"]["Register"]["reg"].as_u64().unwrap();
+    slot["location"]["Register"]["reg"] = serde_json::json!(if reg == 19 { 20 } else { 19 });
+    let jp = p.path("bad.json");
+    std::fs::write(&jp, serde_json::to_string(&v).unwrap()).unwrap();
+    let bad = p.path("bad.wsnap");
+    assert!(snap(&["encode", &jp, "-o", &bad]).status.success());
+    // verify --binary finds it too, and passes the good translation.
+    let o = snap(&["verify", "--binary", arm, &bad]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("native frames:") && text.contains("the binary has it in"), "{text}");
+    let o = snap(&["verify", "--binary", arm, &tr]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = snap(&["verify", "--binary", &other, &tr]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("compiled from module sha256"));
+    let o = p.exec(Isa::Arm, &["--restore", &bad]);
+    assert_eq!(o.status.code(), Some(2), "tampered view restored: {}", stderr(&o));
+    assert!(stderr(&o).contains("native aarch64 frames do not fit this binary"), "{}", stderr(&o));
+    // The other ISA restores from the neutral frames and ignores the view.
+    let o = p.exec(Isa::X86, &["--restore", &bad]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
