@@ -34,6 +34,19 @@ pub struct Opts {
     /// against. Such a binary refuses --restore and --checkpoint-*.
     #[arg(long)]
     pub no_cr: bool,
+    /// Testing aid for `wanco-snap diff --against-interp`; never use
+    /// otherwise: miscompile the i32/i64 add/sub/mul at this byte offset of
+    /// the module file (decimal or 0x-hex) so that its result is one too big.
+    #[arg(long, hide = true, value_name = "OFFSET", value_parser = parse_offset)]
+    pub inject_fault: Option<u64>,
+}
+
+fn parse_offset(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("expected a byte offset (decimal or 0x-hex), got `{s}`"))
 }
 
 /// Bounds-checking strategies.
@@ -108,10 +121,15 @@ pub fn check_imports(info: &ModuleInfo) -> Result<()> {
 
 /// Compile `wasm` into an executable at `out`.
 pub fn compile_to(wasm: &[u8], out: &Path, opts: &CompileOptions) -> Result<()> {
+    compile_to_with_fault(wasm, out, opts, None)
+}
+
+/// [`compile_to`], with the planted fault of `--inject-fault` if any.
+fn compile_to_with_fault(wasm: &[u8], out: &Path, opts: &CompileOptions, fault: Option<u64>) -> Result<()> {
     let info = wanco_compiler::module_info(wasm)?;
     check_imports(&info)?;
     let target = opts.target;
-    let obj = wanco_compiler::compile_object(wasm, opts)?;
+    let obj = object(wasm, opts, fault)?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let obj_path = dir.path().join("module.o");
     std::fs::write(&obj_path, obj)?;
@@ -134,10 +152,29 @@ pub fn run(o: Opts) -> Result<i32> {
     });
     let explicit = o.bounds_checks == BoundsChecks::Explicit;
     let opts = CompileOptions { target, opt_level: o.opt_level, entry: Entry::Program, explicit_bounds_checks: explicit, cr: !o.no_cr };
+    if let Some(off) = o.inject_fault {
+        if !wanco_compiler::is_fault_site(&wasm, off)? {
+            bail!("--inject-fault: no i32/i64 add/sub/mul at offset 0x{off:x}");
+        }
+    }
     match o.emit {
-        Emit::Exe => compile_to(&wasm, &out, &opts)?,
-        Emit::Obj => std::fs::write(&out, wanco_compiler::compile_object(&wasm, &opts)?)?,
-        Emit::LlvmIr => std::fs::write(&out, wanco_compiler::compile_ir(&wasm, &opts)?)?,
+        Emit::Exe => compile_to_with_fault(&wasm, &out, &opts, o.inject_fault)?,
+        Emit::Obj => std::fs::write(&out, object(&wasm, &opts, o.inject_fault)?)?,
+        Emit::LlvmIr => std::fs::write(
+            &out,
+            match o.inject_fault {
+                Some(off) => wanco_compiler::compile_ir_with_fault(&wasm, &opts, off)?,
+                None => wanco_compiler::compile_ir(&wasm, &opts)?,
+            },
+        )?,
     }
     Ok(0)
+}
+
+/// The module's object, with the planted fault of `--inject-fault` if any.
+fn object(wasm: &[u8], opts: &CompileOptions, fault: Option<u64>) -> Result<Vec<u8>> {
+    Ok(match fault {
+        Some(off) => wanco_compiler::compile_object_with_fault(wasm, opts, off)?,
+        None => wanco_compiler::compile_object(wasm, opts)?,
+    })
 }

@@ -35,6 +35,10 @@ pub struct FuncOptions {
     /// Checkpoint/restore instrumentation: migration-point polls at entries
     /// and loop headers, deopt state on every Wasm call, restore routes.
     pub cr: bool,
+    /// Testing aid for `wanco-snap diff --against-interp`; never use
+    /// otherwise: the i32/i64 `add`/`sub`/`mul` at this byte offset of the
+    /// module file yields its result + 1 (see [`crate::compile_object_with_fault`]).
+    pub inject_fault: Option<u64>,
 }
 
 enum Kind<'ctx> {
@@ -77,6 +81,7 @@ struct FuncCx<'a, 'ctx, 'w> {
     offset: u64,
     explicit_bounds_checks: bool,
     cr: Option<cr::FuncCr<'ctx>>,
+    inject_fault: Option<u64>,
 }
 
 pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: &Body<'_>, opts: &FuncOptions) -> Result<()> {
@@ -109,6 +114,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         offset: body.body.range().start,
         explicit_bounds_checks: opts.explicit_bounds_checks,
         cr: None,
+        inject_fault: opts.inject_fault,
     };
     // Locals.
     for (i, t) in ft.params.iter().enumerate() {
@@ -153,9 +159,13 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
     while !ops.eof() {
         let (op, off) = ops.read_with_offset()?;
         cx.offset = off;
+        let fault_here = cx.reachable && cx.inject_fault == Some(cx.offset);
         cx.op(&op)?;
+        if fault_here {
+            cx.plant_fault(&op)?;
+        }
         if let Some(c) = cx.cr.as_mut() {
-            c.types.op(off as u64, &op)?;
+            c.types.op(off, &op)?;
         }
     }
     if cx.cr.is_some() {
@@ -342,6 +352,18 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let c = self.b.build_float_compare(p, l, r, "c")?;
         let v = self.b.build_int_z_extend(c, self.i32(), "z")?;
         self.push(v);
+        Ok(())
+    }
+
+    /// The planted fault (testing aid, see [`FuncOptions::inject_fault`]):
+    /// the result of the add/sub/mul just emitted gets + 1.
+    fn plant_fault(&mut self, op: &O) -> Result<()> {
+        if matches!(op, O::I32Add | O::I64Add | O::I32Sub | O::I64Sub | O::I32Mul | O::I64Mul) {
+            let v = self.pop_i();
+            let one = v.get_type().const_int(1, false);
+            let v = self.b.build_int_add(v, one, "fault")?;
+            self.push(v);
+        }
         Ok(())
     }
 
