@@ -17,12 +17,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::cases::GUEST_DIR;
 use crate::diff::{first_line_diff, tail};
 use crate::e2e::parallel_map;
 use crate::engine::{Engine, Tools};
-use crate::json::{self, Value};
 use crate::process::{self, contains, shell_quote, Invocation, Outcome, Status};
 use crate::tree::{self, Tree};
 
@@ -494,7 +494,7 @@ fn reset_command(from: &Path, data: &Path) -> String {
 }
 
 /// The Wasm state of a snapshot's canonical JSON, without what legitimately differs between
-/// engines and runs: `producer`, `wasi.clock`, `wasi.args[0]` (the program path) and the host
+/// engines and runs: `producer`, `native` (the native view of compiled producers), `wasi.clock`, `wasi.args[0]` (the program path) and the host
 /// paths of `wasi.preopens` (every run has its own directory); and quiet NaN values (`F32`/`F64`
 /// in frames and globals) all become `"quiet NaN"`, because Wasm lets every engine choose the
 /// sign and payload of a NaN produced by arithmetic (x86_64 and aarch64 do differ). Signaling
@@ -504,10 +504,18 @@ fn reset_command(from: &Path, data: &Path) -> String {
 /// With `host_values` (see [`CrCase::host_dependent_values`]) `memory` is left out and the
 /// values of the frames' locals and operands become `"?"` (their types stay).
 pub fn normalized_state(json_text: &str, host_values: bool) -> Result<Value, String> {
-    let mut v = json::parse(json_text)?;
-    v.remove("producer");
+    let mut v: Value =
+        serde_json::from_str(json_text).map_err(|e| format!("invalid snapshot JSON: {e}"))?;
+    let remove = |v: &mut Value, key: &str| {
+        if let Some(m) = v.as_object_mut() {
+            m.remove(key);
+        }
+    };
+    remove(&mut v, "producer");
+    // The native view (compiled producers) is ISA- and build-specific.
+    remove(&mut v, "native");
     if host_values {
-        v.remove("memory");
+        remove(&mut v, "memory");
         if let Some(Value::Array(frames)) = v.get_mut("frames") {
             for f in frames {
                 for key in ["locals", "stack"] {
@@ -530,7 +538,7 @@ pub fn normalized_state(json_text: &str, host_values: bool) -> Result<Value, Str
         }
     }
     if let Some(w) = v.get_mut("wasi") {
-        w.remove("clock");
+        remove(w, "clock");
         if let Some(Value::Array(args)) = w.get_mut("args") {
             if let Some(a0) = args.first_mut() {
                 *a0 = Value::String("<argv[0]>".into());
@@ -560,15 +568,176 @@ fn hide_quiet_nans(v: &mut Value) {
     match v {
         Value::Array(a) => a.iter_mut().for_each(hide_quiet_nans),
         Value::Object(m) => {
-            if let [(ty, Value::Number(n))] = m.as_mut_slice() {
-                if n.parse::<u64>().is_ok_and(|b| is_quiet_nan(ty, b)) {
-                    *m = vec![(ty.clone(), Value::String("quiet NaN".into()))];
+            if m.len() == 1 {
+                // A typed value `{"F32": bits}`.
+                if let Some((ty, Value::Number(n))) = m.iter_mut().next() {
+                    if n.as_u64().is_some_and(|b| is_quiet_nan(ty, b)) {
+                        let ty = ty.clone();
+                        m.insert(ty, Value::String("quiet NaN".into()));
+                    }
+                    return;
                 }
-                return;
             }
-            m.iter_mut().for_each(|(_, x)| hide_quiet_nans(x));
+            m.values_mut().for_each(hide_quiet_nans);
         }
         _ => {}
+    }
+}
+
+/// Where two JSON documents first differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Difference {
+    /// Path of the differing value, e.g. `frames[3]{func=7}.stack[0].F32` (array elements that
+    /// are objects with a `func` or `page` member are annotated with it).
+    path: String,
+    /// The left value (compact, shortened).
+    left: String,
+    /// The right value (compact, shortened).
+    right: String,
+}
+
+/// Compact JSON text of `v`, cut after about `max` characters (with `…`).
+fn compact(v: &Value, max: usize) -> String {
+    fn write(v: &Value, s: &mut String, max: usize) {
+        if s.len() > max {
+            return;
+        }
+        match v {
+            Value::Array(a) => {
+                s.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    write(x, s, max);
+                    if s.len() > max {
+                        return;
+                    }
+                }
+                s.push(']');
+            }
+            Value::Object(m) => {
+                s.push('{');
+                for (i, (k, x)) in m.iter().enumerate() {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    s.push_str(&Value::String(k.clone()).to_string());
+                    s.push(':');
+                    write(x, s, max);
+                    if s.len() > max {
+                        return;
+                    }
+                }
+                s.push('}');
+            }
+            // Scalars and strings (memory pages in hex can be long: cut below).
+            x => s.push_str(&x.to_string()),
+        }
+    }
+    let mut s = String::new();
+    write(v, &mut s, max);
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// The first difference between `a` and `b` (depth first; object members in key order), if
+/// any.
+fn first_difference(a: &Value, b: &Value) -> Option<Difference> {
+    let mut path = String::new();
+    diff_at(a, b, &mut path)
+}
+
+fn diff_at(a: &Value, b: &Value, path: &mut String) -> Option<Difference> {
+    if a == b {
+        return None;
+    }
+    let here = |path: &str, left: String, right: String| Difference {
+        path: if path.is_empty() {
+            "(root)".into()
+        } else {
+            path.to_string()
+        },
+        left,
+        right,
+    };
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            for (i, (u, v)) in x.iter().zip(y.iter()).enumerate() {
+                if u != v {
+                    let len = path.len();
+                    let _ = write!(path, "[{i}]");
+                    for key in ["func", "page"] {
+                        if let Some(Value::Number(n)) = u.get(key) {
+                            let _ = write!(path, "{{{key}={n}}}");
+                        }
+                    }
+                    let d = diff_at(u, v, path);
+                    path.truncate(len);
+                    return d;
+                }
+            }
+            Some(here(
+                path,
+                format!("{} elements", x.len()),
+                format!("{} elements", y.len()),
+            ))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, u) in x {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                let d = match y.get(k) {
+                    Some(v) => diff_at(u, v, path),
+                    None => Some(here(path, compact(u, 200), "(missing)".into())),
+                };
+                path.truncate(len);
+                if d.is_some() {
+                    return d;
+                }
+            }
+            let (k, v) = y.iter().find(|(k, _)| !x.contains_key(*k))?;
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            Some(here(&p, "(missing)".into(), compact(v, 200)))
+        }
+        (Value::String(x), Value::String(y)) if x.len() > 64 || y.len() > 64 => {
+            // Long strings (memory contents in hex): show where they start to differ.
+            let at = x
+                .bytes()
+                .zip(y.bytes())
+                .position(|(p, q)| p != q)
+                .unwrap_or(x.len().min(y.len()));
+            let from = at.saturating_sub(8) & !1;
+            let window = |s: &str| {
+                let end = (from + 40).min(s.len());
+                s.get(from..end).unwrap_or("").to_string()
+            };
+            Some(here(
+                &format!(
+                    "{path} (character {at}, byte {} if hex; lengths {} and {})",
+                    at / 2,
+                    x.len(),
+                    y.len()
+                ),
+                format!("…{}…", window(x)),
+                format!("…{}…", window(y)),
+            ))
+        }
+        _ => Some(here(path, compact(a, 200), compact(b, 200))),
     }
 }
 
@@ -838,7 +1007,7 @@ fn state_difference(
         normalized_state(a, host_values)?,
         normalized_state(b, host_values)?,
     );
-    Ok(json::first_difference(&x, &y).map(|d| {
+    Ok(first_difference(&x, &y).map(|d| {
         format!(
             "first difference at {}:\n  {la:>8}: {}\n  {lb:>8}: {}",
             d.path, d.left, d.right
@@ -1952,6 +2121,36 @@ mod tests {
         assert!(state_difference(&x, &g("1", "I32", "1"), "a", "b", true)
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn finds_the_first_difference() {
+        let p = |t: &str| -> Value { serde_json::from_str(t).unwrap() };
+        let a =
+            p(r#"{"a": [1, {"func": 7, "x": "\u00e9\n"}], "b": null, "c": 18446744073709551615}"#);
+        let b = p(r#"{"a": [1, {"func": 7, "x": "é\n"}], "b": null, "c": 18446744073709551615}"#);
+        assert_eq!(first_difference(&a, &b), None);
+        let c = p(r#"{"a": [1, {"func": 7, "x": "e"}], "b": null, "c": 1}"#);
+        let d = first_difference(&a, &c).unwrap();
+        assert_eq!(d.path, "a[1]{func=7}.x");
+        assert_eq!((d.left.as_str(), d.right.as_str()), ("\"é\\n\"", "\"e\""));
+        let mut e = c.clone();
+        e.as_object_mut().unwrap().remove("b");
+        let d = first_difference(&c, &e).unwrap();
+        assert_eq!((d.path.as_str(), d.right.as_str()), ("b", "(missing)"));
+        let d = first_difference(&e, &c).unwrap();
+        assert_eq!((d.path.as_str(), d.left.as_str()), ("b", "(missing)"));
+        let long1 = Value::String("0".repeat(100));
+        let long2 = Value::String(format!("{}1{}", "0".repeat(50), "0".repeat(49)));
+        let d = first_difference(&long1, &long2).unwrap();
+        assert!(d.path.contains("character 50, byte 25"), "{d:?}");
+        let big = Value::Array(vec![Value::String("x".repeat(1000))]);
+        assert_eq!(compact(&big, 10).chars().count(), 11);
+        assert_eq!(
+            compact(&p(r#"{"k": [1, null, true]}"#), 200),
+            r#"{"k":[1,null,true]}"#
+        );
+        assert!(normalized_state("[1,]", false).is_err());
     }
 
     #[test]

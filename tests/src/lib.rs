@@ -14,6 +14,5 @@ pub mod cr;
 pub mod diff;
 pub mod e2e;
 pub mod engine;
-pub mod json;
 pub mod process;
 pub mod tree;

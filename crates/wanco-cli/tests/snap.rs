@@ -182,11 +182,11 @@ fn dump_decode_encode_verify_diff() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let v = stdout(&o);
     assert!(
-        v.contains(&format!("frame {last} (func ")) && v.contains("is not a migration point"),
+        v.contains(&format!("frame {last} (function ")) && v.contains("is not a migration point"),
         "{v}"
     );
     assert!(
-        v.contains("frame 0 (func ") && v.contains("locals, expected"),
+        v.contains("frame 0 (function ") && v.contains("locals, expected"),
         "{v}"
     );
 
@@ -306,4 +306,52 @@ fn golden_dump() {
         (o.status.code(), stdout(&o).trim().to_string()),
         (Some(0), "ok".to_string())
     );
+}
+
+/// `verify --module` (with its operand-stack and call-target checks) accepts real snapshots:
+/// programs with values under call arguments, loops with parameters, `call_indirect`, NaNs and
+/// deep recursion, checkpointed by the interpreter at points spread over their run (`.wat`
+/// modules are read as text).
+#[test]
+fn verify_accepts_real_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    for prog in ["cr_stack", "cr_nan", "cr_deep"] {
+        let module = root().join(format!("tests/programs/cr/{prog}.wat"));
+        let o = run(
+            env!("CARGO_BIN_EXE_wanco"),
+            &["interp", "--count-points", s(&module)],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{prog}: {}", stderr(&o));
+        let total: u64 = stderr(&o)
+            .lines()
+            .find_map(|l| l.strip_prefix("migration points: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{prog}: {}", stderr(&o)));
+        for k in 1..=6u64 {
+            let n = (total * k / 7).max(1);
+            let file = dir.path().join(format!("{prog}-{n}.wsnap"));
+            let o = run(
+                env!("CARGO_BIN_EXE_wanco"),
+                &[
+                    "interp",
+                    "--checkpoint-after-points",
+                    &n.to_string(),
+                    "--checkpoint-file",
+                    s(&file),
+                    s(&module),
+                ],
+                None,
+            );
+            assert_eq!(o.status.code(), Some(0), "{prog} at {n}: {}", stderr(&o));
+            let o = snap(&["verify", "--module", s(&module), s(&file)]);
+            assert_eq!(
+                (o.status.code(), stdout(&o).trim()),
+                (Some(0), "ok"),
+                "{prog} at {n}: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+        }
+    }
 }

@@ -8,10 +8,13 @@ use crate::store::{Extern, Instance, Outcome, Store};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wanco_state::abi::TRAP_EXIT_CODE;
-use wanco_state::module::{FuncType, ImportKind};
+use wanco_state::module::{ExportKind, FuncType, ImportKind};
 use wanco_state::wasi::WasiState;
 use wanco_state::Value;
 use wanco_wasi::{WasiConfig, WasiCtx, WasiFunc, WasiTrap};
+
+/// Restores refuse a migration-point count from here on.
+const MAX_RESTORED_POINTS: u64 = 1 << 63;
 
 /// The import module name of WASI preview1.
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
@@ -131,6 +134,30 @@ impl WasiRunner {
         frames: &[FrameState],
         points: u64,
     ) -> Result<WasiRunner, Error> {
+        // The outermost frame is the program's entry: when it returns, the
+        // program has ended.
+        let start = module
+            .info()
+            .exports
+            .iter()
+            .find(|e| e.name == "_start" && e.kind == ExportKind::Func)
+            .map(|e| e.index);
+        if let (Some(f), Some(start)) = (frames.first(), start) {
+            if f.func != start {
+                return Err(Error::new(
+                    0,
+                    format!("frame 0 (function {}) is not `_start` (function {start}): the outermost frame must be the program's entry", f.func),
+                ));
+            }
+        }
+        // Counting goes on from `points`: a count no run reaches (it would
+        // overflow, or meet the "never" pause point) is damage.
+        if points >= MAX_RESTORED_POINTS {
+            return Err(Error::new(
+                0,
+                format!("the snapshot says {points} migration points were crossed, more than any run reaches (2^63)"),
+            ));
+        }
         let ctx = WasiCtx::from_state(wasi).map_err(|e| Error::new(0, e.message()))?;
         let mut r = WasiRunner::with_ctx(module, ctx, false)?;
         r.store.set_instance_state(r.instance, instance)?;

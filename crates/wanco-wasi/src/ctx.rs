@@ -456,6 +456,18 @@ impl WasiCtx {
                     e.fd
                 )));
             }
+            // A preopen's fd is the preopened directory itself (it answers
+            // `fd_prestat_get` with that preopen's name).
+            if e.is_preopen
+                && (e.kind != FdKind::Directory
+                    || !e.rel_path.is_empty()
+                    || e.preopen.is_none_or(|i| i as usize >= state.preopens.len()))
+            {
+                return Err(WasiError::new(format!(
+                    "fd {} is marked as a preopen but is not a listed preopened directory ({:?}, preopen {:?}, path `{}`)",
+                    e.fd, e.kind, e.preopen, e.rel_path
+                )));
+            }
             let file = match e.kind {
                 FdKind::Stdin | FdKind::Stdout | FdKind::Stderr => None,
                 FdKind::File | FdKind::Directory => {
