@@ -261,6 +261,17 @@ impl Regs {
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
 
+/// CFA = register + offset, from a row (expressions are not supported).
+fn cfa_rule(row: &gimli::UnwindTableRow<usize>, pc: u64) -> Result<(u16, i64), Error> {
+    match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => Ok((register.0, *offset)),
+        CfaRule::Expression(_) => Err(Error::Unwind {
+            pc,
+            message: "the CFA is a DWARF expression (not supported)".to_string(),
+        }),
+    }
+}
+
 /// The layout of a frame at one address, from its CFI row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameRule {
@@ -379,10 +390,9 @@ impl<'a> Cfi<'a> {
         })
     }
 
-    /// The frame layout at return address `pc` (the row for `pc - 1`): how
-    /// the CFA is computed and where the callee-saved registers are saved,
-    /// as offsets from the CFA.
-    pub fn frame_rule(&self, pc: u64) -> Result<FrameRule, Error> {
+    /// The CFI row for return address `pc` (looked up at `pc - 1`, inside
+    /// the call) and the CIE's return address register.
+    fn row(&self, pc: u64) -> Result<(gimli::UnwindTableRow<usize>, Register), Error> {
         let addr = pc.checked_sub(1).ok_or(Error::NoUnwindInfo { pc })?;
         let fde = self.fde(addr, pc)?;
         let mut ctx = UnwindContext::new();
@@ -395,15 +405,15 @@ impl<'a> Cfi<'a> {
                     message: format!("cannot evaluate the CFI: {e}"),
                 },
             })?;
-        let (cfa_reg, cfa_offset) = match row.cfa() {
-            CfaRule::RegisterAndOffset { register, offset } => (register.0, *offset),
-            CfaRule::Expression(_) => {
-                return Err(Error::Unwind {
-                    pc,
-                    message: "the CFA is a DWARF expression (not supported)".to_string(),
-                })
-            }
-        };
+        Ok((row.clone(), fde.cie().return_address_register()))
+    }
+
+    /// The frame layout at return address `pc` (the row for `pc - 1`): how
+    /// the CFA is computed and where the callee-saved registers are saved,
+    /// as offsets from the CFA.
+    pub fn frame_rule(&self, pc: u64) -> Result<FrameRule, Error> {
+        let (row, _) = self.row(pc)?;
+        let (cfa_reg, cfa_offset) = cfa_rule(&row, pc)?;
         let mut saved = Vec::new();
         for (reg, rule) in row.registers() {
             if let RegisterRule::Offset(n) = rule {
@@ -438,38 +448,18 @@ impl<'a> Cfi<'a> {
                 ),
             });
         }
-        let addr = pc.checked_sub(1).ok_or(Error::NoUnwindInfo { pc })?;
-        let fde = self.fde(addr, pc)?;
-        let ra_reg = fde.cie().return_address_register();
-        let mut ctx = UnwindContext::new();
-        let row = fde
-            .unwind_info_for_address(&self.eh_frame, &self.bases, &mut ctx, addr)
-            .map_err(|e| match e {
-                gimli::Error::NoUnwindInfoForAddress => Error::NoUnwindInfo { pc },
-                e => Error::Unwind {
-                    pc,
-                    message: format!("cannot evaluate the CFI: {e}"),
-                },
-            })?;
-
-        let cfa = match row.cfa() {
-            CfaRule::RegisterAndOffset { register, offset } => {
-                let base = regs.get(register.0).ok_or_else(|| Error::Unwind {
-                    pc,
-                    message: format!(
-                        "the CFA is based on {}, whose value is unknown",
-                        isa.reg_name(register.0)
-                    ),
-                })?;
-                base.wrapping_add_signed(*offset)
-            }
-            CfaRule::Expression(_) => {
-                return Err(Error::Unwind {
-                    pc,
-                    message: "the CFA is a DWARF expression (not supported)".to_string(),
-                })
-            }
-        };
+        let (row, ra_reg) = self.row(pc)?;
+        let (cfa_reg, cfa_offset) = cfa_rule(&row, pc)?;
+        let cfa = regs
+            .get(cfa_reg)
+            .ok_or_else(|| Error::Unwind {
+                pc,
+                message: format!(
+                    "the CFA is based on {}, whose value is unknown",
+                    isa.reg_name(cfa_reg)
+                ),
+            })?
+            .wrapping_add_signed(cfa_offset);
 
         let eval = |reg: Register, rule: &RegisterRule<usize>| -> Result<Option<u64>, Error> {
             Ok(match rule {
