@@ -38,17 +38,36 @@ pub struct CompileOptions {
     /// Checkpoint/restore instrumentation (migration points, stackmaps,
     /// restore routes). Off gives the `--no-cr` baseline.
     pub cr: bool,
+    /// **Testing aid for `wanco-snap diff --against-interp`; never use
+    /// otherwise.** Deliberately miscompile the instruction at this byte
+    /// offset of the module file, which must be an `i32`/`i64` `add`, `sub`
+    /// or `mul` ([`is_fault_site`]): its result gets + 1. This gives a really
+    /// miscompiled binary whose divergence from the interpreter the
+    /// bisection of `wanco-snap diff --against-interp --binary` must find.
+    pub inject_fault: Option<u64>,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::host(), opt_level: 2, entry: Entry::Program, explicit_bounds_checks: false, cr: true }
+        CompileOptions { target: Target::host(), opt_level: 2, entry: Entry::Program, explicit_bounds_checks: false, cr: true, inject_fault: None }
     }
 }
 
 impl CompileOptions {
-    fn func_options(&self, inject_fault: Option<u64>) -> codegen::FuncOptions {
-        codegen::FuncOptions { explicit_bounds_checks: self.explicit_bounds_checks, cr: self.cr, inject_fault }
+    fn func_options(&self) -> codegen::FuncOptions {
+        codegen::FuncOptions { explicit_bounds_checks: self.explicit_bounds_checks, cr: self.cr, inject_fault: self.inject_fault }
+    }
+
+    /// Decode `wasm`, refusing an [`CompileOptions::inject_fault`] offset
+    /// that is not a fault site.
+    fn decode<'w>(&self, wasm: &'w [u8]) -> Result<frontend::Decoded<'w>> {
+        let decoded = frontend::decode(wasm)?;
+        if let Some(offset) = self.inject_fault {
+            if !fault_site(&decoded, offset)? {
+                return Err(CompileError::Unsupported { what: "--inject-fault needs an i32/i64 add/sub/mul here".into(), offset });
+            }
+        }
+        Ok(decoded)
     }
 }
 
@@ -77,26 +96,18 @@ pub fn wasm_bytes(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 
 /// Compile a binary module to a relocatable object file for `opts.target`.
 pub fn compile_object(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>> {
-    object(wasm, opts, None)
-}
-
-/// **Testing aid for `wanco-snap diff --against-interp`; never use
-/// otherwise.** Like [`compile_object`], but deliberately miscompiles the
-/// instruction at byte offset `offset` of the module file, which must be an
-/// `i32`/`i64` `add`, `sub` or `mul`: its result gets + 1. This gives a
-/// really miscompiled binary whose divergence from the interpreter the
-/// bisection of `wanco-snap diff --against-interp --binary` must find.
-pub fn compile_object_with_fault(wasm: &[u8], opts: &CompileOptions, offset: u64) -> Result<Vec<u8>> {
-    object(wasm, opts, Some(offset))
-}
-
-/// [`compile_ir`] with a planted fault (see [`compile_object_with_fault`]).
-pub fn compile_ir_with_fault(wasm: &[u8], opts: &CompileOptions, offset: u64) -> Result<String> {
-    ir(wasm, opts, Some(offset))
+    let decoded = opts.decode(wasm)?;
+    let ctx = Context::create();
+    let built = codegen::build(&ctx, &decoded, &opts.entry, &opts.func_options())?;
+    let obj = target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr)?;
+    match built.cr {
+        None => Ok(obj),
+        Some((symbol, funcs, points)) => crmeta::attach(&obj, opts.target, &symbol, &decoded.info, funcs, points),
+    }
 }
 
 /// Whether byte offset `offset` of `wasm` is an `i32`/`i64` `add`, `sub` or
-/// `mul` in a function body: a site [`compile_object_with_fault`] accepts.
+/// `mul` in a function body: a site [`CompileOptions::inject_fault`] accepts.
 pub fn is_fault_site(wasm: &[u8], offset: u64) -> Result<bool> {
     fault_site(&frontend::decode(wasm)?, offset)
 }
@@ -119,41 +130,11 @@ fn fault_site(decoded: &frontend::Decoded<'_>, offset: u64) -> Result<bool> {
     Ok(false)
 }
 
-/// Refuse a fault offset that is not a fault site.
-fn check_fault(decoded: &frontend::Decoded<'_>, offset: u64) -> Result<()> {
-    if fault_site(decoded, offset)? {
-        Ok(())
-    } else {
-        Err(CompileError::Unsupported { what: "--inject-fault needs an i32/i64 add/sub/mul here".into(), offset })
-    }
-}
-
-fn object(wasm: &[u8], opts: &CompileOptions, fault: Option<u64>) -> Result<Vec<u8>> {
-    let decoded = frontend::decode(wasm)?;
-    if let Some(off) = fault {
-        check_fault(&decoded, off)?;
-    }
-    let ctx = Context::create();
-    let built = codegen::build(&ctx, &decoded, &opts.entry, &opts.func_options(fault))?;
-    let obj = target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr)?;
-    match built.cr {
-        None => Ok(obj),
-        Some((symbol, funcs, points)) => crmeta::attach(&obj, opts.target, &symbol, &decoded.info, funcs, points),
-    }
-}
-
 /// Compile to textual LLVM IR (after optimisation), for debugging.
 pub fn compile_ir(wasm: &[u8], opts: &CompileOptions) -> Result<String> {
-    ir(wasm, opts, None)
-}
-
-fn ir(wasm: &[u8], opts: &CompileOptions, fault: Option<u64>) -> Result<String> {
-    let decoded = frontend::decode(wasm)?;
-    if let Some(off) = fault {
-        check_fault(&decoded, off)?;
-    }
+    let decoded = opts.decode(wasm)?;
     let ctx = Context::create();
-    let built = codegen::build(&ctx, &decoded, &opts.entry, &opts.func_options(fault))?;
+    let built = codegen::build(&ctx, &decoded, &opts.entry, &opts.func_options())?;
     target::optimize(&built.module, opts.target, opts.opt_level, opts.cr)?;
     Ok(built.module.print_to_string().to_string())
 }

@@ -121,15 +121,10 @@ pub fn check_imports(info: &ModuleInfo) -> Result<()> {
 
 /// Compile `wasm` into an executable at `out`.
 pub fn compile_to(wasm: &[u8], out: &Path, opts: &CompileOptions) -> Result<()> {
-    compile_to_with_fault(wasm, out, opts, None)
-}
-
-/// [`compile_to`], with the planted fault of `--inject-fault` if any.
-fn compile_to_with_fault(wasm: &[u8], out: &Path, opts: &CompileOptions, fault: Option<u64>) -> Result<()> {
     let info = wanco_compiler::module_info(wasm)?;
     check_imports(&info)?;
     let target = opts.target;
-    let obj = object(wasm, opts, fault)?;
+    let obj = wanco_compiler::compile_object(wasm, opts)?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let obj_path = dir.path().join("module.o");
     std::fs::write(&obj_path, obj)?;
@@ -151,30 +146,16 @@ pub fn run(o: Opts) -> Result<i32> {
         })
     });
     let explicit = o.bounds_checks == BoundsChecks::Explicit;
-    let opts = CompileOptions { target, opt_level: o.opt_level, entry: Entry::Program, explicit_bounds_checks: explicit, cr: !o.no_cr };
+    let opts = CompileOptions { target, opt_level: o.opt_level, entry: Entry::Program, explicit_bounds_checks: explicit, cr: !o.no_cr, inject_fault: o.inject_fault };
     if let Some(off) = o.inject_fault {
         if !wanco_compiler::is_fault_site(&wasm, off)? {
             bail!("--inject-fault: no i32/i64 add/sub/mul at offset 0x{off:x}");
         }
     }
     match o.emit {
-        Emit::Exe => compile_to_with_fault(&wasm, &out, &opts, o.inject_fault)?,
-        Emit::Obj => std::fs::write(&out, object(&wasm, &opts, o.inject_fault)?)?,
-        Emit::LlvmIr => std::fs::write(
-            &out,
-            match o.inject_fault {
-                Some(off) => wanco_compiler::compile_ir_with_fault(&wasm, &opts, off)?,
-                None => wanco_compiler::compile_ir(&wasm, &opts)?,
-            },
-        )?,
+        Emit::Exe => compile_to(&wasm, &out, &opts)?,
+        Emit::Obj => std::fs::write(&out, wanco_compiler::compile_object(&wasm, &opts)?)?,
+        Emit::LlvmIr => std::fs::write(&out, wanco_compiler::compile_ir(&wasm, &opts)?)?,
     }
     Ok(0)
-}
-
-/// The module's object, with the planted fault of `--inject-fault` if any.
-fn object(wasm: &[u8], opts: &CompileOptions, fault: Option<u64>) -> Result<Vec<u8>> {
-    Ok(match fault {
-        Some(off) => wanco_compiler::compile_object_with_fault(wasm, opts, off)?,
-        None => wanco_compiler::compile_object(wasm, opts)?,
-    })
 }

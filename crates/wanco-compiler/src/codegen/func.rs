@@ -37,7 +37,7 @@ pub struct FuncOptions {
     pub cr: bool,
     /// Testing aid for `wanco-snap diff --against-interp`; never use
     /// otherwise: the i32/i64 `add`/`sub`/`mul` at this byte offset of the
-    /// module file yields its result + 1 (see [`crate::compile_object_with_fault`]).
+    /// module file yields its result + 1 (see [`crate::CompileOptions::inject_fault`]).
     pub inject_fault: Option<u64>,
 }
 

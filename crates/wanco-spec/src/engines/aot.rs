@@ -206,6 +206,7 @@ impl Engine for AotEngine {
                 opt_level: self.opt_level,
                 entry: Entry::Library { symbol: symbol.clone() },
                 explicit_bounds_checks: self.explicit_bounds_checks,
+                inject_fault: None,
                 // The suite runs the code as shipped: with the checkpoint
                 // instrumentation (polls, return sites, restore routes). The
                 // explicit-bounds-check variant tests that mode alone (and
