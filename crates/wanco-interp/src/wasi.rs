@@ -13,9 +13,6 @@ use wanco_state::wasi::WasiState;
 use wanco_state::Value;
 use wanco_wasi::{WasiConfig, WasiCtx, WasiFunc, WasiTrap};
 
-/// Restores refuse a migration-point count from here on.
-const MAX_RESTORED_POINTS: u64 = 1 << 63;
-
 /// The import module name of WASI preview1.
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
@@ -152,7 +149,7 @@ impl WasiRunner {
         }
         // Counting goes on from `points`: a count no run reaches (it would
         // overflow, or meet the "never" pause point) is damage.
-        if points >= MAX_RESTORED_POINTS {
+        if points >= wanco_state::snapshot::MAX_MIGRATION_POINTS {
             return Err(Error::new(
                 0,
                 format!("the snapshot says {points} migration points were crossed, more than any run reaches (2^63)"),

@@ -470,7 +470,8 @@ fn own_eh_frame() -> Result<EhFrame, String> {
     Ok(EhFrame { bias: found.bias, hdr, hdr_addr, eh_frame, eh_frame_addr })
 }
 
-fn memory_max(info: &ModuleInfo) -> Option<u32> {
+/// The declared maximum of memory 0 in pages, as snapshots record it.
+pub(crate) fn memory_max(info: &ModuleInfo) -> Option<u32> {
     info.memory0().and_then(|l| l.max).map(|m| m.min(u64::from(u32::MAX)) as u32)
 }
 
@@ -559,7 +560,12 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
     st.meta()?;
     // SAFETY: the instance outlives the run.
     let inst = unsafe { &*st.instance };
-    check_state(inst, snap)?;
+    if snap.migration_points >= wanco_state::snapshot::MAX_MIGRATION_POINTS {
+        return Err(format!(
+            "the snapshot says {} migration points were crossed, more than any run reaches (2^63)",
+            snap.migration_points
+        ));
+    }
     let meta = st.meta.as_ref().expect("parsed");
     let mut index: HashMap<(u32, u32, FrameKind), u32> = HashMap::new();
     for (i, p) in meta.points.iter().enumerate() {
@@ -704,38 +710,4 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
         r.hop += 1;
     }
     Ok(route)
-}
-
-/// What `Instance::install` and the frame checks leave to a restore: every
-/// table element has its table's type (they are stored as raw slots, and an
-/// `externref`, any 64-bit value, in a `funcref` table would be called
-/// through as a function reference), the memory's maximum is the module's,
-/// and the migration-point count is one a run reaches (counting goes on from
-/// it: near `u64::MAX` it would meet the "never" target and write a
-/// checkpoint nobody asked for).
-fn check_state(inst: &Instance, snap: &Snapshot) -> Result<(), String> {
-    if snap.migration_points >= 1 << 63 {
-        return Err(format!(
-            "the snapshot says {} migration points were crossed, more than any run reaches (2^63)",
-            snap.migration_points
-        ));
-    }
-    let info = &inst.info;
-    if let Some(m) = &snap.memory {
-        if m.max != memory_max(info) {
-            return Err(format!("snapshot memory has the maximum {:?} pages, the module declares {:?}", m.max, memory_max(info)));
-        }
-    }
-    for (i, elems) in snap.tables.iter().enumerate() {
-        let Some(ty) = (i as u32)
-            .checked_sub(info.num_imported_tables)
-            .and_then(|d| info.tables.get(d as usize))
-        else {
-            continue; // imported (WASI programs import none) or extra (refused by install)
-        };
-        if let Some((j, v)) = elems.iter().enumerate().find(|(_, v)| v.ty() != ty.elem) {
-            return Err(format!("table {i} element {j} is {v} in the snapshot, the table holds {}", ty.elem));
-        }
-    }
-    Ok(())
 }

@@ -614,6 +614,14 @@ impl Instance {
             return Err(format!("snapshot has {} tables, the module has {}", snap.tables.len(), self.tables.len()));
         }
         for (i, elems) in snap.tables.iter().enumerate() {
+            // Elements are stored as raw slots: an `externref` (any 64-bit
+            // value) in a `funcref` table would be called through.
+            let declared = (i as u32).checked_sub(self.info.num_imported_tables).and_then(|d| self.info.tables.get(d as usize));
+            if let Some(ty) = declared {
+                if let Some((j, v)) = elems.iter().enumerate().find(|(_, v)| v.ty() != ty.elem) {
+                    return Err(format!("table {i} element {j} is {v} in the snapshot, the table holds {}", ty.elem));
+                }
+            }
             let raws = elems.iter().map(|v| self.raw_value(v)).collect::<Result<Vec<_>, _>>()?;
             let t = self.table(i as u32);
             let want = raws.len() as u64;
@@ -625,9 +633,13 @@ impl Instance {
             }
             t.elems_mut().copy_from_slice(&raws);
         }
+        let max = crate::checkpoint::memory_max(&self.info);
         match (&snap.memory, self.memory()) {
             (None, None) => {}
             (Some(m), Some(mem)) => {
+                if m.max != max {
+                    return Err(format!("snapshot memory has the maximum {:?} pages, the module declares {max:?}", m.max));
+                }
                 let have = mem.pages();
                 let want = u64::from(m.pages);
                 if want < have || want > mem.max_pages() {

@@ -42,6 +42,10 @@ pub const CHECKSUM_LEN: usize = 32;
 pub const PAGE_SIZE: usize = 65536;
 /// Most pages a 32-bit linear memory can have.
 pub const MAX_PAGES: u32 = 65536;
+/// Restores refuse a [`Snapshot::migration_points`] from here on: no run
+/// reaches it, and counting on from near `u64::MAX` would overflow or meet
+/// the "never" target.
+pub const MAX_MIGRATION_POINTS: u64 = 1 << 63;
 
 /// Who wrote a snapshot (informational only: restoring never depends on it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -255,7 +255,7 @@ fn check(s: &Snapshot, m: &Module, code: &CodeInfo) -> Vec<String> {
             .map(|n| format!(" `{n}`"))
             .unwrap_or_default()
     };
-    if s.migration_points >= 1 << 63 {
+    if s.migration_points >= wanco_state::snapshot::MAX_MIGRATION_POINTS {
         problems.push(format!(
             "migration points: {}, more than any run reaches (2^63)",
             s.migration_points
