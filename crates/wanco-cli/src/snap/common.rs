@@ -49,6 +49,11 @@ pub fn read_module(path: &Path) -> Result<Module> {
     Ok(Module { wasm, info })
 }
 
+/// The first 16 digits of a hex id (module hash, build id), for messages.
+pub fn short(id: &str) -> &str {
+    id.get(..16).unwrap_or(id)
+}
+
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

@@ -1,6 +1,6 @@
 //! `wanco-snap diff`: the structural difference between two snapshots.
 
-use super::common::{fd_kind_name, hex, kind_name, read_snapshot};
+use super::common::{fd_kind_name, hex, kind_name, read_snapshot, short};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -154,7 +154,7 @@ pub fn diff_named(
         let view = |s: &Snapshot| {
             s.native.as_ref().map_or_else(
                 || "none".to_string(),
-                |n| format!("{} build {}… ({} machine frames)", n.isa, &n.build[..n.build.len().min(16)], n.frames.len()),
+                |n| format!("{} build {}… ({} machine frames)", n.isa, short(&n.build), n.frames.len()),
             )
         };
         let (va, vb) = (view(a), view(b));

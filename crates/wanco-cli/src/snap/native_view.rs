@@ -2,20 +2,15 @@
 //! pc, symbol, frame size and where each Wasm value lives; with a binary,
 //! the instructions around each pc (capstone).
 
-use super::common::{func_label, Module};
+use super::common::{func_label, short, Module};
 use anyhow::{bail, Result};
 use capstone::prelude::*;
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use std::fmt::Write as _;
-use wanco_state::crmeta::Location;
 use wanco_state::snapshot::{Frame, NativeStack};
 use wanco_translate::binary::Binary;
+use wanco_translate::native::describe;
 use wanco_translate::unwind::Isa;
-
-/// A location as an engineer reads it: `rbx`, `[rsp+16]`, `const 0`.
-pub fn location(isa: Option<Isa>, l: &Location) -> String {
-    wanco_translate::native::describe(isa, l)
-}
 
 /// Check that `bin` is the binary the view was captured from / laid out
 /// for.
@@ -26,8 +21,8 @@ pub fn check_binary(n: &NativeStack, bin: &Binary) -> Result<()> {
     if bin.meta.build != n.build {
         bail!(
             "the binary is build {}…, the snapshot's native frames belong to build {}…",
-            &bin.meta.build[..bin.meta.build.len().min(16)],
-            &n.build[..n.build.len().min(16)]
+            short(&bin.meta.build),
+            short(&n.build)
         );
     }
     Ok(())
@@ -60,11 +55,11 @@ pub fn render(n: &NativeStack, frames: &[Frame], module: Option<&Module>, bin: O
             }
             for (i, v) in f.locals.iter().enumerate() {
                 let Some(s) = it.next() else { break };
-                let _ = writeln!(slots, "  local {i} = {v} in {}", location(isa, &s.location));
+                let _ = writeln!(slots, "  local {i} = {v} in {}", describe(isa, &s.location));
             }
             for (i, v) in f.stack.iter().enumerate() {
                 let Some(s) = it.next() else { break };
-                let _ = writeln!(slots, "  stack {i} = {v} in {}", location(isa, &s.location));
+                let _ = writeln!(slots, "  stack {i} = {v} in {}", describe(isa, &s.location));
             }
         }
         t.add_row(vec![
@@ -91,7 +86,7 @@ pub fn render(n: &NativeStack, frames: &[Frame], module: Option<&Module>, bin: O
         out,
         "native frames ({}, build {}…, {} machine frames, outermost first; pc = return address in the binary)\n{t}\n",
         n.isa,
-        &n.build[..n.build.len().min(16)],
+        short(&n.build),
         n.frames.len()
     );
     if disasm {
@@ -151,13 +146,8 @@ fn disassemble(b: &Binary, pc: u64) -> Result<String> {
 pub fn verify_binary(s: &wanco_state::snapshot::Snapshot, bin: &Binary) -> (Vec<String>, Vec<String>) {
     let mut problems = Vec::new();
     let mut notes = Vec::new();
-    let module: String = s.module_hash.iter().map(|b| format!("{b:02x}")).collect();
-    if bin.meta.module != module {
-        problems.push(format!(
-            "binary: compiled from module sha256 {}…, the snapshot is of {}…",
-            &bin.meta.module[..bin.meta.module.len().min(16)],
-            &module[..16]
-        ));
+    if let Err(e) = super::translate::same_module(s, bin) {
+        problems.push(format!("binary: {e}"));
         return (problems, notes);
     }
     if let Err(e) = wanco_translate::native::layout(&bin.meta, &s.frames, &|d| bin.func_start(d), None) {
@@ -173,8 +163,8 @@ pub fn verify_binary(s: &wanco_state::snapshot::Snapshot, bin: &Binary) -> (Vec<
         )),
         Some(n) if n.build != bin.meta.build => notes.push(format!(
             "the snapshot's native frames belong to build {}…, this binary is build {}…: it restores from the neutral frames",
-            &n.build[..n.build.len().min(16)],
-            &bin.meta.build[..bin.meta.build.len().min(16)]
+            short(&n.build),
+            short(&bin.meta.build)
         )),
         Some(n) => {
             if let Err(e) = wanco_translate::native::check(&bin.meta, n, &s.frames) {

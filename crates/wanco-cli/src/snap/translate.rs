@@ -1,7 +1,7 @@
 //! `wanco-snap translate`: native frames of one ISA -> ISA-neutral frames ->
 //! native frames of a target binary.
 
-use super::common::{hex, read_snapshot};
+use super::common::{hex, read_snapshot, short};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use wanco_state::snapshot::{self, Snapshot};
@@ -82,18 +82,23 @@ pub fn read_binary(path: &Path) -> Result<Binary> {
 
 /// The native view of `s`'s frames in `bin` (checks the module first).
 pub fn lay_out(s: &Snapshot, bin: &Binary, path: &Path) -> Result<snapshot::NativeStack> {
-    let module = hex(&s.module_hash);
-    if bin.meta.module != module {
-        bail!(
-            "`{}` was compiled from module sha256 {}…, the snapshot is of {}…",
-            path.display(),
-            &bin.meta.module.get(..16).unwrap_or(&bin.meta.module),
-            &module[..16]
-        );
+    if let Err(e) = same_module(s, bin) {
+        bail!("`{}` was {e}", path.display());
     }
     let cfi = bin.cfi().map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))?;
     wanco_translate::native::layout(&bin.meta, &s.frames, &|d| bin.func_start(d), Some(&cfi))
         .map_err(|e| anyhow::anyhow!("cannot lay the frames out in `{}`: {e}", path.display()))
+}
+
+/// Whether `bin` was compiled from the snapshot's module; the error says
+/// `compiled from module sha256 …, the snapshot is of …`.
+pub fn same_module(s: &Snapshot, bin: &Binary) -> std::result::Result<(), String> {
+    let module = hex(&s.module_hash);
+    if bin.meta.module == module {
+        Ok(())
+    } else {
+        Err(format!("compiled from module sha256 {}…, the snapshot is of {}…", short(&bin.meta.module), short(&module)))
+    }
 }
 
 /// Write a snapshot file whole (temporary file, then rename).
