@@ -1405,8 +1405,11 @@ const BYTE_EDITS: &[(&str, &str, ByteEdit)] = &[
         },
     ),
     ("body length off by one", "truncated", |f| {
+        // The whole u64 plus one: a byte-wise wrapping add would turn a length ending in 0xff
+        // into one 255 bytes short, which is a different error (trailing bytes).
         let mut v = f.to_vec();
-        v[44] = v[44].wrapping_add(1);
+        let len = u64::from_le_bytes(v[44..52].try_into().unwrap());
+        v[44..52].copy_from_slice(&(len + 1).to_le_bytes());
         Some(v)
     }),
     (
