@@ -1,9 +1,10 @@
 //! Checkpoint/restore metadata: what the compiler tells the runtime (and
 //! `wanco-snap`) about the migration points of one compiled module on one ISA.
 //!
-//! The compiler emits it as a MessagePack blob next to the code (symbol
-//! `<descriptor>_crmeta`, referenced by the module descriptor). It has three
-//! parts:
+//! The compiler emits it as a blob in a flat little-endian layout ([`flat`];
+//! every checkpoint and every restore reads it, so it decodes without a
+//! serialisation framework) next to the code (symbol `<descriptor>_crmeta`,
+//! referenced by the module descriptor). It has three parts:
 //!
 //! * [`CrPoint`]s — every migration point (function entry, loop header) and
 //!   every return site (call of a Wasm function) with its Wasm code offset,
@@ -26,7 +27,7 @@ use crate::value::ValType;
 use serde::{Deserialize, Serialize};
 
 /// Version of the metadata layout (bumped on incompatible change).
-pub const CRMETA_VERSION: u32 = 2;
+pub const CRMETA_VERSION: u32 = 3;
 
 /// Slots at the start of the restore value buffer before the locals: the
 /// callee's native entry and vmctx for a `call_indirect` return site.
@@ -186,33 +187,14 @@ impl CrMeta {
         self
     }
 
-    /// Encode as MessagePack.
+    /// Encode in the flat layout (see [`flat`]).
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serializing plain data into a Vec cannot fail.
-        rmp_serde::to_vec(self).unwrap_or_default()
+        flat::write(self)
     }
 
-    /// Decode from MessagePack, checking the version.
+    /// Decode the flat layout, checking the version.
     pub fn from_bytes(bytes: &[u8]) -> Result<CrMeta, CrMetaError> {
-        let mut rd = bytes;
-        let meta: CrMeta = {
-            let mut de = rmp_serde::Deserializer::new(&mut rd);
-            CrMeta::deserialize(&mut de)
-        }
-        .map_err(|e| CrMetaError {
-            offset: (bytes.len() - rd.len()) as u64,
-            message: format!("invalid checkpoint metadata: {e}"),
-        })?;
-        if meta.version != CRMETA_VERSION {
-            return Err(CrMetaError {
-                offset: 0,
-                message: format!(
-                    "checkpoint metadata version {} is not supported (this wanco reads {CRMETA_VERSION})",
-                    meta.version
-                ),
-            });
-        }
-        Ok(meta)
+        flat::read(bytes)
     }
 
     /// The record for a return address `offset` bytes into defined function
@@ -228,5 +210,393 @@ impl CrMeta {
     pub fn func(&self, func: u32) -> Option<&CrFunc> {
         let first = self.funcs.first()?.func;
         self.funcs.get(func.checked_sub(first)? as usize)
+    }
+}
+
+/// The flat encoding of [`CrMeta`]: little-endian integers, lengths as
+/// `u32`, strings as length + UTF-8.
+///
+/// ```text
+/// u32 version (= CRMETA_VERSION)
+/// str isa, str module, str build
+/// u32 n, n × func:   u32 func, u32 entry_point, u32 max_height, u32 k, k × u8 type
+/// u32 n, n × point:  u32 func, u32 code_offset, u8 kind, u8 indirect, u32 args,
+///                    u8 callee (0 none, 1 func, 2 type) + u32, u32 parent (u32::MAX: none),
+///                    u32 route, u32 k, k × u8 type
+/// u32 n, n × record: u32 func, u32 offset, u32 k, k × location (12 bytes):
+///                    u8 tag (0 constant, 1 register, 2 indirect, 3 direct), u8 size,
+///                    u16 DWARF register, i64 constant or offset
+/// ```
+/// Types: 0 i32, 1 i64, 2 f32, 3 f64, 4 funcref, 5 externref; kinds: 0
+/// entry, 1 loop, 2 call.
+pub mod flat {
+    use super::*;
+    use byteorder::{ByteOrder, WriteBytesExt, LE};
+
+    fn ty_code(t: ValType) -> u8 {
+        match t {
+            ValType::I32 => 0,
+            ValType::I64 => 1,
+            ValType::F32 => 2,
+            ValType::F64 => 3,
+            ValType::FuncRef => 4,
+            ValType::ExternRef => 5,
+        }
+    }
+
+    fn kind_code(k: FrameKind) -> u8 {
+        match k {
+            FrameKind::Entry => 0,
+            FrameKind::Loop => 1,
+            FrameKind::Call => 2,
+        }
+    }
+
+    /// Bytes of one encoded location (fixed, so a record's locations
+    /// decode in one bounds-checked pass).
+    const LOCATION_SIZE: usize = 12;
+
+    fn ty_of(c: u8) -> Option<ValType> {
+        Some(match c {
+            0 => ValType::I32,
+            1 => ValType::I64,
+            2 => ValType::F32,
+            3 => ValType::F64,
+            4 => ValType::FuncRef,
+            5 => ValType::ExternRef,
+            _ => return None,
+        })
+    }
+
+    /// Encode `m`.
+    pub fn write(m: &CrMeta) -> Vec<u8> {
+        // Writing into a Vec cannot fail: the results are ignored.
+        let mut w = Vec::with_capacity(64 + m.points.len() * 32 + m.records.iter().map(|r| 12 + r.locations.len() * 8).sum::<usize>());
+        let len = |w: &mut Vec<u8>, n: usize| {
+            let _ = w.write_u32::<LE>(n as u32);
+        };
+        let _ = w.write_u32::<LE>(m.version);
+        for s in [&m.isa, &m.module, &m.build] {
+            len(&mut w, s.len());
+            w.extend_from_slice(s.as_bytes());
+        }
+        len(&mut w, m.funcs.len());
+        for f in &m.funcs {
+            for v in [f.func, f.entry_point, f.max_height] {
+                let _ = w.write_u32::<LE>(v);
+            }
+            len(&mut w, f.locals.len());
+            w.extend(f.locals.iter().map(|t| ty_code(*t)));
+        }
+        len(&mut w, m.points.len());
+        for p in &m.points {
+            let _ = w.write_u32::<LE>(p.func);
+            let _ = w.write_u32::<LE>(p.code_offset);
+            w.push(kind_code(p.kind));
+            w.push(p.indirect as u8);
+            let _ = w.write_u32::<LE>(p.args);
+            let (tag, v) = match p.callee {
+                None => (0, 0),
+                Some(Callee::Func(f)) => (1, f),
+                Some(Callee::Type(t)) => (2, t),
+            };
+            w.push(tag);
+            let _ = w.write_u32::<LE>(v);
+            let _ = w.write_u32::<LE>(p.parent.unwrap_or(u32::MAX));
+            let _ = w.write_u32::<LE>(p.route);
+            len(&mut w, p.stack.len());
+            w.extend(p.stack.iter().map(|t| ty_code(*t)));
+        }
+        len(&mut w, m.records.len());
+        for r in &m.records {
+            let _ = w.write_u32::<LE>(r.func);
+            let _ = w.write_u32::<LE>(r.offset);
+            len(&mut w, r.locations.len());
+            for l in &r.locations {
+                let (tag, size, reg, v) = match *l {
+                    Location::Constant(c) => (0u8, 0u8, 0u16, c),
+                    Location::Register { reg, size } => (1, size, reg, 0),
+                    Location::Indirect { reg, offset, size } => (2, size, reg, i64::from(offset)),
+                    Location::Direct { reg, offset } => (3, 0, reg, i64::from(offset)),
+                };
+                w.push(tag);
+                w.push(size);
+                let _ = w.write_u16::<LE>(reg);
+                let _ = w.write_i64::<LE>(v);
+            }
+        }
+        w
+    }
+
+    /// A bounds-checked reader over the blob (slices and `byteorder`, no
+    /// `io::Read`: this is on the checkpoint's and the restore's path).
+    struct Reader<'a> {
+        b: &'a [u8],
+        pos: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        #[cold]
+        #[inline(never)]
+        fn err(&self, message: String) -> CrMetaError {
+            CrMetaError { offset: self.pos as u64, message: format!("invalid checkpoint metadata: {message}") }
+        }
+
+        #[cold]
+        #[inline(never)]
+        fn truncated(&self, what: &str) -> CrMetaError {
+            self.err(format!("truncated: expected {what}"))
+        }
+
+        #[inline]
+        fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], CrMetaError> {
+            match self.b.get(self.pos..self.pos + n) {
+                Some(s) => {
+                    self.pos += n;
+                    Ok(s)
+                }
+                None => Err(self.truncated(what)),
+            }
+        }
+
+        #[inline]
+        fn u8(&mut self, what: &str) -> Result<u8, CrMetaError> {
+            Ok(self.take(1, what)?[0])
+        }
+
+        #[inline]
+        fn u32(&mut self, what: &str) -> Result<u32, CrMetaError> {
+            Ok(LE::read_u32(self.take(4, what)?))
+        }
+
+        /// A count of items of at least `min_size` bytes each, checked
+        /// against the bytes left (a corrupt count must not allocate).
+        fn count(&mut self, what: &str, min_size: usize) -> Result<usize, CrMetaError> {
+            let n = self.u32(what)? as usize;
+            let left = self.b.len() - self.pos;
+            if n.saturating_mul(min_size) > left {
+                return Err(self.err(format!("{n} {what}, but only {left} bytes are left")));
+            }
+            Ok(n)
+        }
+
+        fn str(&mut self, what: &str) -> Result<String, CrMetaError> {
+            let n = self.count(what, 1)?;
+            let start = self.pos;
+            let bytes = self.take(n, what)?;
+            std::str::from_utf8(bytes).map(str::to_string).map_err(|_| CrMetaError {
+                offset: start as u64,
+                message: format!("invalid checkpoint metadata: {what} is not UTF-8"),
+            })
+        }
+
+        fn types(&mut self, what: &str) -> Result<Vec<ValType>, CrMetaError> {
+            let n = self.count(what, 1)?;
+            let start = self.pos;
+            let codes = self.take(n, what)?;
+            codes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    ty_of(*c).ok_or_else(|| CrMetaError {
+                        offset: (start + i + 1) as u64,
+                        message: format!("invalid checkpoint metadata: value type code {c}, expected 0 to 5"),
+                    })
+                })
+                .collect()
+        }
+    }
+
+    /// Decode a blob written by [`write`].
+    pub fn read(bytes: &[u8]) -> Result<CrMeta, CrMetaError> {
+        // Version 2 was a MessagePack array of 8 fields (0x98, then the
+        // version as a positive fixint).
+        if bytes.first() == Some(&0x98) {
+            return Err(CrMetaError {
+                offset: 0,
+                message: format!(
+                    "checkpoint metadata version {} (MessagePack) is not supported (this wanco reads {CRMETA_VERSION}): recompile the program with this wanco",
+                    bytes.get(1).copied().unwrap_or(0)
+                ),
+            });
+        }
+        let mut r = Reader { b: bytes, pos: 0 };
+        let version = r.u32("the version")?;
+        if version != CRMETA_VERSION {
+            return Err(CrMetaError {
+                offset: 0,
+                message: format!("checkpoint metadata version {version} is not supported (this wanco reads {CRMETA_VERSION})"),
+            });
+        }
+        let isa = r.str("the ISA name")?;
+        let module = r.str("the module hash")?;
+        let build = r.str("the build id")?;
+        let n = r.count("functions", 16)?;
+        let mut funcs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let func = r.u32("a function index")?;
+            let entry_point = r.u32("an entry point")?;
+            let max_height = r.u32("a stack height")?;
+            let locals = r.types("locals")?;
+            funcs.push(CrFunc { func, locals, entry_point, max_height });
+        }
+        let n = r.count("points", 27)?;
+        let mut points = Vec::with_capacity(n);
+        for _ in 0..n {
+            let func = r.u32("a function index")?;
+            let code_offset = r.u32("a code offset")?;
+            let kind = match r.u8("a point kind")? {
+                0 => FrameKind::Entry,
+                1 => FrameKind::Loop,
+                2 => FrameKind::Call,
+                k => return Err(r.err(format!("point kind {k}, expected 0 (entry), 1 (loop) or 2 (call)"))),
+            };
+            let indirect = match r.u8("a flag")? {
+                0 => false,
+                1 => true,
+                b => return Err(r.err(format!("flag {b}, expected 0 or 1"))),
+            };
+            let args = r.u32("an argument count")?;
+            let tag = r.u8("a callee tag")?;
+            let v = r.u32("a callee")?;
+            let callee = match tag {
+                0 => None,
+                1 => Some(Callee::Func(v)),
+                2 => Some(Callee::Type(v)),
+                t => return Err(r.err(format!("callee tag {t}, expected 0 to 2"))),
+            };
+            let parent = Some(r.u32("a parent point")?).filter(|p| *p != u32::MAX);
+            let route = r.u32("a route")?;
+            let stack = r.types("stack types")?;
+            points.push(CrPoint { func, code_offset, kind, indirect, stack, args, callee, parent, route });
+        }
+        let n = r.count("records", 12)?;
+        let mut records = Vec::with_capacity(n);
+        for _ in 0..n {
+            let func = r.u32("a function index")?;
+            let offset = r.u32("a code offset")?;
+            let k = r.count("locations", LOCATION_SIZE)?;
+            let start = r.pos;
+            let raw = r.take(k * LOCATION_SIZE, "locations")?;
+            let mut locations = Vec::with_capacity(k);
+            for (n, e) in raw.chunks_exact(LOCATION_SIZE).enumerate() {
+                let (reg, v) = (LE::read_u16(&e[2..4]), LE::read_i64(&e[4..12]));
+                let offset = || {
+                    i32::try_from(v).map_err(|_| CrMetaError {
+                        offset: (start + n * LOCATION_SIZE + 4) as u64,
+                        message: format!("invalid checkpoint metadata: location offset {v} does not fit 32 bits"),
+                    })
+                };
+                locations.push(match e[0] {
+                    0 => Location::Constant(v),
+                    1 => Location::Register { reg, size: e[1] },
+                    2 => Location::Indirect { reg, offset: offset()?, size: e[1] },
+                    3 => Location::Direct { reg, offset: offset()? },
+                    t => {
+                        return Err(CrMetaError {
+                            offset: (start + n * LOCATION_SIZE) as u64,
+                            message: format!("invalid checkpoint metadata: location tag {t}, expected 0 to 3"),
+                        })
+                    }
+                });
+            }
+            records.push(CrRecord { func, offset, locations });
+        }
+        if r.pos != bytes.len() {
+            return Err(r.err(format!("{} unexpected bytes after the records", bytes.len() - r.pos)));
+        }
+        Ok(CrMeta { version, isa, module, build, funcs, points, records })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CrMeta {
+        CrMeta {
+            version: CRMETA_VERSION,
+            isa: "aarch64".into(),
+            module: "ab".repeat(32),
+            build: String::new(),
+            funcs: vec![
+                CrFunc { func: 3, locals: vec![ValType::I32, ValType::F64, ValType::ExternRef], entry_point: 0, max_height: 2 },
+                CrFunc { func: 4, locals: vec![], entry_point: 2, max_height: 0 },
+            ],
+            points: vec![
+                CrPoint { func: 3, code_offset: 40, kind: FrameKind::Entry, indirect: false, stack: vec![], args: 0, callee: None, parent: None, route: 0 },
+                CrPoint {
+                    func: 3,
+                    code_offset: 44,
+                    kind: FrameKind::Call,
+                    indirect: true,
+                    stack: vec![ValType::I64, ValType::FuncRef, ValType::F32],
+                    args: 2,
+                    callee: Some(Callee::Type(1)),
+                    parent: Some(0),
+                    route: 2,
+                },
+                CrPoint { func: 4, code_offset: 60, kind: FrameKind::Loop, indirect: false, stack: vec![], args: 0, callee: Some(Callee::Func(3)), parent: Some(2), route: 3 },
+            ],
+            records: vec![CrRecord {
+                func: 0,
+                offset: 0x1c,
+                locations: vec![
+                    Location::Constant(-5),
+                    Location::Register { reg: 19, size: 8 },
+                    Location::Indirect { reg: 31, offset: -16, size: 4 },
+                    Location::Direct { reg: 29, offset: 24 },
+                ],
+            }],
+        }
+        .seal()
+    }
+
+    #[test]
+    fn flat_round_trip() {
+        let m = sample();
+        assert_eq!(m.build.len(), 64);
+        let bytes = m.to_bytes();
+        assert_eq!(CrMeta::from_bytes(&bytes).unwrap(), m);
+        assert_eq!(CrMeta::from_bytes(&bytes).unwrap().to_bytes(), bytes);
+    }
+
+    #[test]
+    fn every_truncation_and_trailing_byte_is_refused() {
+        let bytes = sample().to_bytes();
+        for n in 0..bytes.len() {
+            let e = CrMeta::from_bytes(&bytes[..n]).unwrap_err();
+            assert!(e.message.contains("truncated") || e.message.contains("bytes are left"), "prefix {n}: {e}");
+            assert!(e.offset <= n as u64, "prefix {n}: {e}");
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        let e = CrMeta::from_bytes(&long).unwrap_err();
+        assert!(e.message.contains("1 unexpected bytes"), "{e}");
+        assert_eq!(e.offset, bytes.len() as u64);
+    }
+
+    #[test]
+    fn bad_codes_and_versions_are_named() {
+        let m = sample();
+        let bytes = m.to_bytes();
+        let mut v = bytes.clone();
+        v[..4].copy_from_slice(&9u32.to_le_bytes());
+        assert!(CrMeta::from_bytes(&v).unwrap_err().message.contains("version 9 is not supported"));
+        // The old MessagePack layout.
+        let e = CrMeta::from_bytes(&[0x98, 0x02, 0xa6]).unwrap_err();
+        assert!(e.message.contains("version 2 (MessagePack)") && e.message.contains("recompile"), "{e}");
+        // The first local's type of the first function.
+        let at = 4 + (4 + 7) + (4 + 64) + (4 + 64) + 4 + 12 + 4;
+        let mut v = bytes.clone();
+        assert_eq!(v[at], 0);
+        v[at] = 9;
+        let e = CrMeta::from_bytes(&v).unwrap_err();
+        assert!(e.message.contains("value type code 9"), "{e}");
+        assert_eq!(e.offset, at as u64 + 1);
+        // A huge count is refused before anything is allocated.
+        let mut v = bytes;
+        v[at - 4..at].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(CrMeta::from_bytes(&v).unwrap_err().message.contains("bytes are left"));
     }
 }
