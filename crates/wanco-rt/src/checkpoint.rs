@@ -1,10 +1,15 @@
 //! Checkpoint and restore of compiled code (stack capture).
 //!
 //! Compiled code polls at every migration point (see the compiler's
-//! `codegen/func/cr.rs`): it counts [`wanco_cr_counter`] down and reads
-//! [`wanco_cr_pending`]; when the count reaches zero or the flag is set it
-//! calls [`wanco_cr_slow`], an assembly trampoline that saves the
-//! callee-saved registers and calls [`slow_path`].
+//! `codegen/func/cr.rs`): it counts [`wanco_cr_counter`] down, and when the
+//! count reaches zero it calls [`wanco_cr_slow`], an assembly trampoline
+//! that saves the callee-saved registers and calls [`slow_path`]. The count
+//! runs in batches of at most [`BATCH`] points: at the end of each the slow
+//! path looks at [`wanco_cr_pending`] (set by `SIGUSR1`) and at the
+//! `--checkpoint-after-points` target, and starts the next batch. The poll
+//! is thus one decrement and one branch on a register; a signal is served
+//! within one batch, and the count stays exact (the batch never runs past
+//! the target).
 //!
 //! * **Checkpoint**: the native stack is walked from the trampoline's saved
 //!   registers with the module's statepoint records and the executable's
@@ -29,19 +34,50 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use wanco_state::crmeta::{Callee, CrMeta, ROUTE_CONTINUE, ROUTE_RESTORE_HERE, RESTORE_FIXED_SLOTS};
 use wanco_state::module::ModuleInfo;
-use wanco_state::snapshot::{Frame, FrameKind, Memory, Producer, Snapshot};
+use wanco_state::snapshot::{Frame, FrameKind, PackedMemory, Producer, Snapshot};
 use wanco_state::Value;
 use wanco_translate::unwind::{Cfi, Isa, Memory as StackRead, Regs};
 
-/// Migration points left until the next checkpoint (compiled code counts it
-/// down; it reaches zero at the point `--checkpoint-after-points` names).
+/// Migration points left in the current batch (compiled code counts it
+/// down in a register, and keeps this global current at every call; it
+/// calls the slow path when the count reaches zero).
 #[no_mangle]
-pub static wanco_cr_counter: AtomicU64 = AtomicU64::new(u64::MAX);
+pub static wanco_cr_counter: AtomicU64 = AtomicU64::new(BATCH);
 
-/// Non-zero: every migration point calls the slow path (a checkpoint was
-/// requested by a signal, or a restore is rebuilding the frames).
+/// Non-zero: a checkpoint was requested by `SIGUSR1`; it is taken at the end
+/// of the current batch.
 #[no_mangle]
 pub static wanco_cr_pending: AtomicU32 = AtomicU32::new(0);
+
+/// The most migration points a batch counts before the slow path runs: the
+/// latency of a signal, in points (a few microseconds to a millisecond of
+/// Wasm code), and the rate of slow-path calls (one per `BATCH` points).
+pub const BATCH: u64 = 1 << 16;
+
+/// The migration-point count at which the current batch ends: the count now
+/// is `BATCH_END - wanco_cr_counter`.
+static BATCH_END: AtomicU64 = AtomicU64::new(BATCH);
+
+/// The migration-point count at which to checkpoint (`u64::MAX`: never).
+static TARGET: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Non-zero while a restore rebuilds the frames: every poll calls the slow
+/// path (the counter is kept at 1).
+static RESTORING: AtomicU32 = AtomicU32::new(0);
+
+/// The migration points passed so far.
+fn points_now() -> u64 {
+    BATCH_END.load(Ordering::Relaxed).wrapping_sub(wanco_cr_counter.load(Ordering::Relaxed))
+}
+
+/// Start a batch at count `passed`: it ends at the target or after
+/// [`BATCH`] points, whichever comes first.
+fn next_batch(passed: u64) {
+    let target = TARGET.load(Ordering::Relaxed);
+    let n = if target > passed { (target - passed).min(BATCH) } else { BATCH };
+    BATCH_END.store(passed.wrapping_add(n), Ordering::Relaxed);
+    wanco_cr_counter.store(n, Ordering::Relaxed);
+}
 
 /// The restore value buffer: fixed slots, locals, operand stack.
 #[no_mangle]
@@ -69,8 +105,6 @@ struct Restore {
 
 struct State {
     file: PathBuf,
-    /// Absolute migration-point count at which to checkpoint (`u64::MAX`: never).
-    target: u64,
     in_main: bool,
     instance: *mut Instance,
     start_func: u32,
@@ -165,7 +199,8 @@ pub fn module_meta(inst: &Instance) -> Result<CrMeta, String> {
 
 /// Set the countdown before instantiation (the start function counts too).
 pub fn preset(opts: &CrOptions) {
-    wanco_cr_counter.store(opts.after_points.unwrap_or(u64::MAX), Ordering::Relaxed);
+    TARGET.store(opts.after_points.unwrap_or(u64::MAX), Ordering::Relaxed);
+    next_batch(0);
 }
 
 /// Arm checkpointing for `inst` (before `_start` runs). `restored_points`:
@@ -174,10 +209,8 @@ pub fn arm(inst: &mut Instance, opts: &CrOptions, start_func: u32) -> Result<(),
     if inst.descriptor().crmeta().is_none() {
         return Err("this binary was compiled with --no-cr: it cannot checkpoint or restore".into());
     }
-    let target = opts.after_points.unwrap_or(u64::MAX);
     *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
         file: opts.file.clone().unwrap_or_else(|| PathBuf::from("checkpoint.wsnap")),
-        target,
         in_main: false,
         instance: inst as *mut Instance,
         start_func,
@@ -203,7 +236,7 @@ pub fn at_exit() {
     if let Ok(g) = STATE.try_lock() {
         if let Some(st) = g.as_ref() {
             if st.count_points {
-                let points = st.target.wrapping_sub(wanco_cr_counter.load(Ordering::Relaxed));
+                let points = points_now();
                 eprintln!("migration points: {points}");
             }
         }
@@ -329,12 +362,22 @@ unsafe fn caller_regs(saved: *const u64) -> Regs {
     }
 }
 
-/// The slow path of a migration point: returns a route (0: go on).
+/// The slow path of a migration point (its batch ended, or a restore is
+/// under way): returns a route (0: go on).
 extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u32 {
+    // The common case, the end of a batch with nothing to do, takes no lock.
+    let points = points_now();
+    let signalled = wanco_cr_pending.load(Ordering::Relaxed) != 0;
+    let due = points == TARGET.load(Ordering::Relaxed);
+    if !signalled && !due && RESTORING.load(Ordering::Relaxed) == 0 {
+        next_batch(points);
+        return ROUTE_CONTINUE;
+    }
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(st) = guard.as_mut() else {
         // Not armed (e.g. the spec driver): never checkpoint.
-        wanco_cr_counter.store(u64::MAX, Ordering::Relaxed);
+        TARGET.store(u64::MAX, Ordering::Relaxed);
+        next_batch(points);
         return ROUTE_CONTINUE;
     };
     if st.restore.is_some() {
@@ -343,19 +386,14 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
             Err(m) => fatal(&format!("cannot restore: {m}")),
         };
     }
-    let counter = wanco_cr_counter.load(Ordering::Relaxed);
-    let points = st.target.wrapping_sub(counter);
-    let signalled = wanco_cr_pending.load(Ordering::Relaxed) != 0;
     if !st.in_main {
         // The start function runs during instantiation: no checkpoint there
-        // (a pending signal waits for `_start`).
-        if counter == 0 {
-            st.target = u64::MAX;
-            wanco_cr_counter.store(u64::MAX - points, Ordering::Relaxed);
+        // (a pending signal waits for `_start`, a target reached here is
+        // passed).
+        if due {
+            TARGET.store(u64::MAX, Ordering::Relaxed);
         }
-        return ROUTE_CONTINUE;
-    }
-    if counter != 0 && !signalled {
+        next_batch(points);
         return ROUTE_CONTINUE;
     }
     let t0 = std::time::Instant::now();
@@ -488,14 +526,15 @@ impl State {
 }
 
 fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64), String> {
+    let mut phases = Phases::start();
     st.meta()?;
     let meta = st.meta.as_ref().expect("parsed");
     // SAFETY: the instance outlives the run; nothing else uses it while the
     // slow path runs.
     let inst = unsafe { &mut *st.instance };
-    let mut phases = Phases::start();
     let eh = own_eh_frame()?;
     let cfi = Cfi::from_eh_frame_hdr(ISA, eh.hdr, eh.hdr_addr, eh.eh_frame, eh.eh_frame_addr).map_err(|e| e.to_string())?;
+    phases.mark("metadata+cfi");
     let stack = own_stack()?;
     let natives = inst.descriptor().natives(&inst.info);
     let native = wanco_translate::decode::walk(meta, &natives, &cfi, regs, &stack).map_err(|e| e.to_string())?;
@@ -518,8 +557,13 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
     let cs = inst.capture_state(&rd)?;
     phases.mark("globals+tables");
     let max = memory_max(&inst.info);
-    let memory = inst.memory().map(|m| Memory::from_bytes(m.bytes(), max));
-    phases.mark("memory scan");
+    let memory = inst.memory().map(|m| {
+        // Pages the process never touched are zero: not even read.
+        let touched = m.touched_pages();
+        let known_zero = |p: u32| touched.as_ref().is_some_and(|t| !t.get(p as usize).copied().unwrap_or(true));
+        PackedMemory::pack(m.bytes(), max, known_zero)
+    });
+    phases.mark("memory");
     let wasi = crate::wasi_host::WASI
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -533,19 +577,20 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
         frames,
         globals: cs.globals,
         tables: cs.tables,
-        memory,
+        memory: None,
         data_dropped: cs.data_dropped,
         elem_dropped: cs.elem_dropped,
         wasi,
         native: Some(native_view),
     };
-    let bytes = wanco_state::snapshot::encode(&snap);
+    let bytes = wanco_state::snapshot::encode_packed(&snap, memory.as_ref());
     phases.mark("encode");
-    phases.report();
     let path = st.file.clone();
     let tmp = path.with_extension("wsnap.tmp");
     std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    phases.mark("write");
+    phases.report();
     Ok((path, points))
 }
 
@@ -659,7 +704,9 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
         frames.push(RestoreFrame { kind: f.kind, chain, values });
     }
     st.restore = Some(Restore { frames, cur: 0, hop: 0, points: snap.migration_points });
-    wanco_cr_pending.store(1, Ordering::SeqCst);
+    // Every poll calls the slow path until the frames are rebuilt.
+    RESTORING.store(1, Ordering::SeqCst);
+    wanco_cr_counter.store(1, Ordering::Relaxed);
     Ok(())
 }
 
@@ -685,12 +732,12 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
         let kind = frame.kind;
         let points = r.points;
         st.restore = None;
-        wanco_cr_pending.store(0, Ordering::SeqCst);
-        let left = if st.target > points { st.target - points } else {
-            st.target = u64::MAX;
-            u64::MAX - points
-        };
-        wanco_cr_counter.store(left, Ordering::Relaxed);
+        RESTORING.store(0, Ordering::SeqCst);
+        if TARGET.load(Ordering::Relaxed) <= points {
+            // A target at or below the snapshot's count is never reached.
+            TARGET.store(u64::MAX, Ordering::Relaxed);
+        }
+        next_batch(points);
         if timing() {
             if let Some((t, p)) = RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
                 p.mark("re-entry");
@@ -709,5 +756,7 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
     } else {
         r.hop += 1;
     }
+    // The next point on the way calls the slow path again.
+    wanco_cr_counter.store(1, Ordering::Relaxed);
     Ok(route)
 }

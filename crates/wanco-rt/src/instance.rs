@@ -8,6 +8,7 @@ use std::ffi::c_void;
 use std::sync::Mutex;
 use wanco_state::abi::{self, TrapCode};
 use wanco_state::module::*;
+use wanco_state::snapshot::PackedMemory;
 
 /// The descriptor a compiled object exports (layout: [`abi::descriptor`]).
 #[repr(C)]
@@ -596,8 +597,10 @@ impl Instance {
         })
     }
 
-    /// Install globals, tables, memory and drop flags from a snapshot.
-    pub fn install(&mut self, snap: &wanco_state::snapshot::Snapshot) -> Result<(), String> {
+    /// Install globals, tables, memory and drop flags from a snapshot
+    /// (read by [`wanco_state::snapshot::decode_packed`]: its memory is
+    /// `packed`, unpacked straight into linear memory).
+    pub fn install(&mut self, snap: &wanco_state::snapshot::Snapshot, packed: Option<&PackedMemory>) -> Result<(), String> {
         if snap.globals.len() != self.globals.len() {
             return Err(format!("snapshot has {} globals, the module has {}", snap.globals.len(), self.globals.len()));
         }
@@ -634,7 +637,8 @@ impl Instance {
             t.elems_mut().copy_from_slice(&raws);
         }
         let max = crate::checkpoint::memory_max(&self.info);
-        match (&snap.memory, self.memory()) {
+        let decoded = snap.memory.as_ref().map(|m| m.pack());
+        match (packed.or(decoded.as_ref()), self.memory()) {
             (None, None) => {}
             (Some(m), Some(mem)) => {
                 if m.max != max {
@@ -648,14 +652,24 @@ impl Instance {
                 if want > have && mem.grow(want - have).is_none() {
                     return Err(format!("cannot grow memory to {want} pages"));
                 }
-                let bytes = mem.bytes_mut();
-                for (page, data) in &m.chunks {
-                    let start = *page as usize * wanco_state::snapshot::PAGE_SIZE;
-                    let dst = bytes
-                        .get_mut(start..start + data.len())
-                        .ok_or_else(|| format!("snapshot memory page {page} is outside the memory"))?;
-                    dst.copy_from_slice(data);
+                // Back the stored pages in a few system calls, one per run.
+                let mut run: Option<(u64, u64)> = None;
+                for p in m.stored_pages().map(u64::from) {
+                    run = match run {
+                        Some((first, n)) if first + n == p => Some((first, n + 1)),
+                        Some((first, n)) => {
+                            mem.populate(first, n);
+                            Some((p, 1))
+                        }
+                        None => Some((p, 1)),
+                    };
                 }
+                if let Some((first, n)) = run {
+                    mem.populate(first, n);
+                }
+                // The memory is fresh (no data segments were copied): zero
+                // wherever the snapshot stores no page.
+                m.unpack_into(mem.bytes_mut()).map_err(|e| e.to_string())?;
             }
             (Some(_), None) => return Err("snapshot has a memory, the module has none".into()),
             (None, Some(_)) => return Err("the module has a memory, the snapshot has none".into()),

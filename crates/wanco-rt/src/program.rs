@@ -34,7 +34,7 @@ pub struct Options {
 
 const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
        PROGRAM --restore SNAP [--checkpoint-after-points N] [--checkpoint-file PATH]
-SIGUSR1 writes a checkpoint at the next migration point and exits 0.";
+SIGUSR1 writes a checkpoint at a migration point (within 65536 points) and exits 0.";
 
 /// Parse the runtime's options; everything after `--` or the first
 /// non-option argument goes to the guest.
@@ -120,17 +120,17 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             }
             checkpoint::restore_started();
             let bytes = std::fs::read(path).unwrap_or_else(|e| refuse(path, &e));
-            let snap = wanco_state::snapshot::decode(&bytes).unwrap_or_else(|e| refuse(path, &e));
+            let (snap, packed) = wanco_state::snapshot::decode_packed(&bytes).unwrap_or_else(|e| refuse(path, &e));
             let info = Instance::module_info(desc).unwrap_or_else(|e| refuse(path, &e));
             if let Err(e) = snap.check_module(&info.hash) {
                 refuse(path, &e)
             }
             checkpoint::restore_mark("read+decode");
-            Some((path.clone(), snap))
+            Some((path.clone(), snap, packed))
         }
     };
     let wasi = match &restore {
-        Some((path, snap)) => match WasiCtx::from_state(&snap.wasi) {
+        Some((path, snap, _)) => match WasiCtx::from_state(&snap.wasi) {
             Ok(w) => w,
             Err(e) => refuse(path, &e.message()),
         },
@@ -171,8 +171,8 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             Err(e) if wants_cr => fail(&e, 2),
             Err(_) => {} // compiled with --no-cr and nothing asked of it
         }
-        if let Some((path, snap)) = &restore {
-            inst.install(snap).unwrap_or_else(|e| refuse(path, &e));
+        if let Some((path, snap, packed)) = &restore {
+            inst.install(snap, packed.as_ref()).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("install");
             checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("prepare (metadata)");

@@ -112,13 +112,12 @@ pub mod symbols {
     /// `fn(argc: i32, argv: **u8, modules: *const *const ModuleDescriptor, n: u64) -> i32`:
     /// entry of a spec-test bundle.
     pub const SPEC_MAIN: &str = "wanco_spec_main";
-    /// `u64` global: migration points left until the next checkpoint
-    /// (counted down by compiled code, synchronised at calls and returns).
+    /// `u64` global: migration points left until the runtime's next look
+    /// (counted down by compiled code, synchronised at calls and returns;
+    /// reaching zero calls [`CR_SLOW`]). The runtime sets it to a batch of
+    /// points, to the points left to a `--checkpoint-after-points` target,
+    /// or to 1 while a restore rebuilds the frames.
     pub const CR_COUNTER: &str = "wanco_cr_counter";
-    /// `u32` global, read volatile at every migration point: non-zero sends
-    /// execution to [`CR_SLOW`] (a signal asked for a checkpoint, or a
-    /// restore is rebuilding the frames).
-    pub const CR_PENDING: &str = "wanco_cr_pending";
     /// `fn(vmctx, point: u32) -> u32`: the slow path of a migration point;
     /// returns a route (see [`crate::crmeta`]).
     pub const CR_SLOW: &str = "wanco_cr_slow";

@@ -332,6 +332,27 @@ impl Memory {
         }
     }
 
+    /// The pages compressed, as a snapshot file stores them.
+    pub fn pack(&self) -> PackedMemory {
+        let mut scratch = vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE)];
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|(i, page)| {
+                let lz4 = if page.len() == PAGE_SIZE {
+                    // The scratch buffer has the worst-case size: compressing cannot fail.
+                    let n = lz4_flex::block::compress_into(page, &mut scratch).unwrap_or(0);
+                    scratch[..n].to_vec()
+                } else {
+                    // A chunk breaking the invariant: written as it is, refused by `decode`.
+                    lz4_flex::block::compress(page)
+                };
+                WireChunk { page: *i, lz4: Bytes(lz4) }
+            })
+            .collect();
+        PackedMemory { pages: self.pages, max: self.max, chunks }
+    }
+
     /// The full memory contents (`pages * PAGE_SIZE` bytes).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut data = vec![0u8; self.pages as usize * PAGE_SIZE];
@@ -467,17 +488,131 @@ impl<'de> Deserialize<'de> for Bytes {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct WireChunk {
     page: u32,
     lz4: Bytes,
 }
 
-#[derive(Serialize, Deserialize)]
-struct WireMemory {
-    pages: u32,
-    max: Option<u32>,
+/// Linear memory as a snapshot file stores it: the non-zero pages, each
+/// LZ4-compressed. A checkpoint packs a live memory without copying it
+/// ([`PackedMemory::pack`]) and a restore unpacks it straight into linear
+/// memory ([`PackedMemory::unpack_into`]); [`Memory`] is the same content
+/// with the pages decompressed.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackedMemory {
+    /// Current size in pages.
+    pub pages: u32,
+    /// Maximum size in pages, if the memory has one.
+    pub max: Option<u32>,
     chunks: Vec<WireChunk>,
+}
+
+impl PackedMemory {
+    /// Pack `data` (a whole linear memory, a multiple of [`PAGE_SIZE`]
+    /// bytes; a partial last page is zero-padded): every page that is not
+    /// all zero, compressed. `known_zero(page)` may say that a page is zero
+    /// without it being read (e.g. memory the process never touched).
+    pub fn pack(data: &[u8], max: Option<u32>, known_zero: impl Fn(u32) -> bool) -> PackedMemory {
+        let mut chunks = Vec::new();
+        let mut scratch = vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE)];
+        let mut padded = Vec::new();
+        for (i, page) in data.chunks(PAGE_SIZE).enumerate() {
+            if known_zero(i as u32) || is_zero(page) {
+                continue;
+            }
+            let page = if page.len() == PAGE_SIZE {
+                page
+            } else {
+                padded.clear();
+                padded.extend_from_slice(page);
+                padded.resize(PAGE_SIZE, 0);
+                &padded[..]
+            };
+            // The scratch buffer has the worst-case size: compressing cannot fail.
+            let n = lz4_flex::block::compress_into(page, &mut scratch).unwrap_or(0);
+            chunks.push(WireChunk { page: i as u32, lz4: Bytes(scratch[..n].to_vec()) });
+        }
+        PackedMemory { pages: data.len().div_ceil(PAGE_SIZE) as u32, max, chunks }
+    }
+
+    /// The indices of the stored (non-zero) pages, ascending.
+    pub fn stored_pages(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chunks.iter().map(|c| c.page)
+    }
+
+    /// Check the size, the maximum and the page indices (`at`: the offset
+    /// errors report).
+    fn check(&self, at: u64) -> Result<(), SnapshotError> {
+        if self.pages > MAX_PAGES {
+            return Err(SnapshotError::new(at, format!("invalid memory: {} pages, expected at most {MAX_PAGES}", self.pages)));
+        }
+        if let Some(max) = self.max {
+            if max < self.pages || max > MAX_PAGES {
+                return Err(SnapshotError::new(
+                    at,
+                    format!("invalid memory: maximum {max} pages, expected between the size ({}) and {MAX_PAGES}", self.pages),
+                ));
+            }
+        }
+        let mut next = 0u32;
+        for c in &self.chunks {
+            if c.page < next || c.page >= self.pages {
+                return Err(SnapshotError::new(
+                    at,
+                    format!(
+                        "invalid memory: page {} out of order or out of range, expected an index from {next} to {} (exclusive)",
+                        c.page, self.pages
+                    ),
+                ));
+            }
+            next = c.page + 1;
+        }
+        Ok(())
+    }
+
+    /// Decompress the stored pages into `dst`, the whole memory
+    /// (`pages * PAGE_SIZE` bytes; pages not stored are left as they are,
+    /// so `dst` should be zero there). Errors name the page that does not
+    /// decompress to exactly one page.
+    pub fn unpack_into(&self, dst: &mut [u8]) -> Result<(), SnapshotError> {
+        if dst.len() != self.pages as usize * PAGE_SIZE {
+            return Err(SnapshotError::new(
+                HEADER_LEN as u64,
+                format!("memory of {} bytes given for a snapshot memory of {} pages", dst.len(), self.pages),
+            ));
+        }
+        for c in &self.chunks {
+            let start = c.page as usize * PAGE_SIZE;
+            let page = &mut dst[start..start + PAGE_SIZE];
+            unpack_page(c, page)?;
+        }
+        Ok(())
+    }
+
+    /// Decompress the pages into a [`Memory`].
+    pub fn unpack(&self) -> Result<Memory, SnapshotError> {
+        let mut chunks = Vec::with_capacity(self.chunks.len());
+        for c in &self.chunks {
+            let mut page = vec![0u8; PAGE_SIZE];
+            unpack_page(c, &mut page)?;
+            chunks.push((c.page, page));
+        }
+        Ok(Memory { pages: self.pages, max: self.max, chunks })
+    }
+}
+
+/// Decompress one stored page into `page` (exactly [`PAGE_SIZE`] bytes).
+fn unpack_page(c: &WireChunk, page: &mut [u8]) -> Result<(), SnapshotError> {
+    let at = HEADER_LEN as u64;
+    match lz4_flex::block::decompress_into(&c.lz4.0, page) {
+        Ok(PAGE_SIZE) => Ok(()),
+        Ok(n) => Err(SnapshotError::new(
+            at,
+            format!("invalid memory: page {} decompresses to {n} bytes, expected {PAGE_SIZE}", c.page),
+        )),
+        Err(e) => Err(SnapshotError::new(at, format!("invalid memory: page {} is not valid LZ4 data: {e}", c.page))),
+    }
 }
 
 /// The body as written (borrowing the snapshot).
@@ -488,7 +623,7 @@ struct BodyRef<'a> {
     frames: &'a [Frame],
     globals: &'a [Value],
     tables: &'a [Vec<Value>],
-    memory: Option<WireMemory>,
+    memory: Option<&'a PackedMemory>,
     data_dropped: &'a [bool],
     elem_dropped: &'a [bool],
     wasi: &'a WasiState,
@@ -504,7 +639,7 @@ struct Body {
     frames: Vec<Frame>,
     globals: Vec<Value>,
     tables: Vec<Vec<Value>>,
-    memory: Option<WireMemory>,
+    memory: Option<PackedMemory>,
     data_dropped: Vec<bool>,
     elem_dropped: Vec<bool>,
     wasi: WasiState,
@@ -521,18 +656,12 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 /// gives the same bytes. (A [`Memory`] that breaks its invariants gives a
 /// file that [`decode`] rejects.)
 pub fn encode(snap: &Snapshot) -> Vec<u8> {
-    let memory = snap.memory.as_ref().map(|m| WireMemory {
-        pages: m.pages,
-        max: m.max,
-        chunks: m
-            .chunks
-            .iter()
-            .map(|(i, page)| WireChunk {
-                page: *i,
-                lz4: Bytes(lz4_flex::block::compress(page)),
-            })
-            .collect(),
-    });
+    let memory = snap.memory.as_ref().map(Memory::pack);
+    encode_packed(snap, memory.as_ref())
+}
+
+/// Write `snap` with `memory` (already packed) in place of `snap.memory`.
+pub fn encode_packed(snap: &Snapshot, memory: Option<&PackedMemory>) -> Vec<u8> {
     let body = BodyRef {
         producer: &snap.producer,
         migration_points: snap.migration_points,
@@ -561,6 +690,17 @@ pub fn encode(snap: &Snapshot) -> Vec<u8> {
 /// Read a snapshot. Checks the magic, the version, the length, the checksum
 /// and then the body, in this order; never panics.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+    let (mut snap, packed) = decode_packed(bytes)?;
+    snap.memory = packed.map(|m| m.unpack()).transpose()?;
+    Ok(snap)
+}
+
+/// Read a snapshot like [`decode`], but leave the memory pages compressed:
+/// the returned snapshot's `memory` is `None` and the memory, its size,
+/// maximum and page indices checked, is returned beside it (a restore
+/// unpacks it straight into linear memory). A page that does not
+/// decompress is reported by [`PackedMemory::unpack_into`].
+pub fn decode_packed(bytes: &[u8]) -> Result<(Snapshot, Option<PackedMemory>), SnapshotError> {
     // Magic.
     let n = bytes.len().min(MAGIC.len());
     if bytes[..n] != MAGIC[..n] {
@@ -650,10 +790,9 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
             format!("{} unexpected bytes after the snapshot body", rd.len()),
         ));
     }
-    let memory = match body.memory {
-        None => None,
-        Some(m) => Some(decode_memory(m, HEADER_LEN as u64)?),
-    };
+    if let Some(m) = &body.memory {
+        m.check(HEADER_LEN as u64)?;
+    }
     if let Some(n) = &body.native {
         n.check_frames(&body.frames).map_err(|m| {
             SnapshotError::new(
@@ -662,81 +801,20 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
             )
         })?;
     }
-    Ok(Snapshot {
+    let snap = Snapshot {
         producer: body.producer,
         module_hash,
         migration_points: body.migration_points,
         frames: body.frames,
         globals: body.globals,
         tables: body.tables,
-        memory,
+        memory: None,
         data_dropped: body.data_dropped,
         elem_dropped: body.elem_dropped,
         wasi: body.wasi,
         native: body.native,
-    })
-}
-
-fn decode_memory(m: WireMemory, at: u64) -> Result<Memory, SnapshotError> {
-    if m.pages > MAX_PAGES {
-        return Err(SnapshotError::new(
-            at,
-            format!(
-                "invalid memory: {} pages, expected at most {MAX_PAGES}",
-                m.pages
-            ),
-        ));
-    }
-    if let Some(max) = m.max {
-        if max < m.pages || max > MAX_PAGES {
-            return Err(SnapshotError::new(
-                at,
-                format!(
-                    "invalid memory: maximum {max} pages, expected between the size ({}) and {MAX_PAGES}",
-                    m.pages
-                ),
-            ));
-        }
-    }
-    let mut chunks = Vec::with_capacity(m.chunks.len().min(m.pages as usize));
-    let mut next = 0u32;
-    for c in m.chunks {
-        if c.page < next || c.page >= m.pages {
-            return Err(SnapshotError::new(
-                at,
-                format!(
-                    "invalid memory: page {} out of order or out of range, expected an index from {next} to {} (exclusive)",
-                    c.page, m.pages
-                ),
-            ));
-        }
-        next = c.page + 1;
-        let mut page = vec![0u8; PAGE_SIZE];
-        match lz4_flex::block::decompress_into(&c.lz4.0, &mut page) {
-            Ok(PAGE_SIZE) => {}
-            Ok(n) => {
-                return Err(SnapshotError::new(
-                    at,
-                    format!(
-                        "invalid memory: page {} decompresses to {n} bytes, expected {PAGE_SIZE}",
-                        c.page
-                    ),
-                ))
-            }
-            Err(e) => {
-                return Err(SnapshotError::new(
-                    at,
-                    format!("invalid memory: page {} is not valid LZ4 data: {e}", c.page),
-                ))
-            }
-        }
-        chunks.push((c.page, page));
-    }
-    Ok(Memory {
-        pages: m.pages,
-        max: m.max,
-        chunks,
-    })
+    };
+    Ok((snap, body.memory))
 }
 
 #[cfg(test)]
@@ -965,5 +1043,33 @@ mod tests {
                 assert!(decode(&bad).is_err());
             }
         }
+    }
+
+    #[test]
+    fn packed_memory_is_the_memory_and_skips_known_zero_pages() {
+        let mut data = vec![0u8; 4 * PAGE_SIZE];
+        data[PAGE_SIZE + 7] = 1;
+        data[3 * PAGE_SIZE..].iter_mut().enumerate().for_each(|(i, b)| *b = (i % 13) as u8);
+        // Pages 0 and 2 said to be untouched (not read); page 1 is scanned.
+        let p = PackedMemory::pack(&data, Some(9), |i| i == 0 || i == 2);
+        assert_eq!(p.stored_pages().collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(p.pages, 4);
+        assert_eq!(p.unpack().unwrap(), Memory::from_bytes(&data, Some(9)));
+        assert_eq!(p, Memory::from_bytes(&data, Some(9)).pack());
+        let mut out = vec![0u8; 4 * PAGE_SIZE];
+        p.unpack_into(&mut out).unwrap();
+        assert_eq!(out, data);
+        let e = p.unpack_into(&mut out[..PAGE_SIZE]).unwrap_err();
+        assert!(e.to_string().contains("for a snapshot memory of 4 pages"), "{e}");
+        // The file form: decode_packed leaves the pages compressed, decode
+        // unpacks them, both agree.
+        let mut snap = sample();
+        snap.memory = Some(Memory::from_bytes(&data, Some(9)));
+        let bytes = encode(&snap);
+        assert_eq!(encode_packed(&Snapshot { memory: None, ..snap.clone() }, Some(&p)), bytes);
+        let (rest, packed) = decode_packed(&bytes).unwrap();
+        assert!(rest.memory.is_none());
+        assert_eq!(packed.as_ref(), Some(&p));
+        assert_eq!(decode(&bytes).unwrap(), snap);
     }
 }

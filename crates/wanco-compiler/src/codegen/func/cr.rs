@@ -2,11 +2,12 @@
 //!
 //! **Polls.** Every migration point (function entry, loop header) counts
 //! down a counter kept in a local (a register after `mem2reg`; synchronised
-//! with the runtime's global `wanco_cr_counter` around calls and returns)
-//! and tests the `wanco_cr_pending` flag a signal handler or the restore
-//! sets. Either one sends execution to the cold slow path, a call of
+//! with the runtime's global `wanco_cr_counter` around calls and returns).
+//! When it reaches zero, execution goes to the cold slow path, a call of
 //! `wanco_cr_slow(vmctx, point)` carrying a `"deopt"` bundle with the
-//! point's Wasm state.
+//! point's Wasm state. The runtime sets the counter: a batch of points, at
+//! whose end it looks at the signal flag and the checkpoint target, or 1
+//! while a restore rebuilds the frames.
 //!
 //! **Return sites.** Every call of a Wasm function carries a `"deopt"`
 //! bundle with the caller's state (point id, locals, operand stack below the
@@ -212,12 +213,10 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let c = self.b.build_load(i64t, cnt, "c")?.into_int_value();
         let c1 = self.b.build_int_sub(c, i64t.const_int(1, false), "c1")?;
         self.b.build_store(cnt, c1)?;
-        let pending = self.m.cr_global(symbols::CR_PENDING, self.i32().into());
-        let pend = self.b.build_load(self.i32(), pending.as_pointer_value(), "pend")?;
-        pend.as_instruction_value().expect("load").set_volatile(true).map_err(|e| CompileError::Llvm(e.to_string()))?;
-        let zero_left = self.b.build_int_compare(IntPredicate::EQ, c1, i64t.const_zero(), "due")?;
-        let flagged = self.b.build_int_compare(IntPredicate::NE, pend.into_int_value(), self.i32().const_zero(), "flag")?;
-        let cond = self.b.build_or(zero_left, flagged, "poll")?;
+        // The runtime looks at the signal flag and the checkpoint target
+        // when a batch of points ends (`wanco_cr_counter` reaches zero):
+        // the poll is a decrement and a branch, nothing loaded.
+        let cond = self.b.build_int_compare(IntPredicate::EQ, c1, i64t.const_zero(), "due")?;
         let slow = ctx.append_basic_block(self.f, "cr_slow");
         let cont = ctx.append_basic_block(self.f, "cr_cont");
         self.b.build_conditional_branch(cond, slow, cont)?;
