@@ -597,10 +597,10 @@ impl Instance {
         })
     }
 
-    /// Install globals, tables, memory and drop flags from a snapshot
-    /// (read by [`wanco_state::snapshot::decode_packed`]: its memory is
-    /// `packed`, unpacked straight into linear memory).
-    pub fn install(&mut self, snap: &wanco_state::snapshot::Snapshot, packed: Option<&PackedMemory>) -> Result<(), String> {
+    /// Install globals, tables, memory and drop flags from a snapshot read
+    /// by [`wanco_state::snapshot::decode_packed`]: the memory is `memory`,
+    /// unpacked straight into linear memory (`snap.memory` is not looked at).
+    pub fn install(&mut self, snap: &wanco_state::snapshot::Snapshot, memory: Option<&PackedMemory>) -> Result<(), String> {
         if snap.globals.len() != self.globals.len() {
             return Err(format!("snapshot has {} globals, the module has {}", snap.globals.len(), self.globals.len()));
         }
@@ -637,8 +637,7 @@ impl Instance {
             t.elems_mut().copy_from_slice(&raws);
         }
         let max = crate::checkpoint::memory_max(&self.info);
-        let decoded = snap.memory.as_ref().map(|m| m.pack());
-        match (packed.or(decoded.as_ref()), self.memory()) {
+        match (memory, self.memory()) {
             (None, None) => {}
             (Some(m), Some(mem)) => {
                 if m.max != max {
@@ -653,19 +652,8 @@ impl Instance {
                     return Err(format!("cannot grow memory to {want} pages"));
                 }
                 // Back the stored pages in a few system calls, one per run.
-                let mut run: Option<(u64, u64)> = None;
-                for p in m.stored_pages().map(u64::from) {
-                    run = match run {
-                        Some((first, n)) if first + n == p => Some((first, n + 1)),
-                        Some((first, n)) => {
-                            mem.populate(first, n);
-                            Some((p, 1))
-                        }
-                        None => Some((p, 1)),
-                    };
-                }
-                if let Some((first, n)) = run {
-                    mem.populate(first, n);
+                for (first, n) in m.stored_runs() {
+                    mem.populate(u64::from(first), u64::from(n));
                 }
                 // The memory is fresh (no data segments were copied): zero
                 // wherever the snapshot stores no page.

@@ -334,22 +334,10 @@ impl Memory {
 
     /// The pages compressed, as a snapshot file stores them.
     pub fn pack(&self) -> PackedMemory {
-        let mut scratch = vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE)];
-        let chunks = self
-            .chunks
-            .iter()
-            .map(|(i, page)| {
-                let lz4 = if page.len() == PAGE_SIZE {
-                    // The scratch buffer has the worst-case size: compressing cannot fail.
-                    let n = lz4_flex::block::compress_into(page, &mut scratch).unwrap_or(0);
-                    scratch[..n].to_vec()
-                } else {
-                    // A chunk breaking the invariant: written as it is, refused by `decode`.
-                    lz4_flex::block::compress(page)
-                };
-                WireChunk { page: *i, lz4: Bytes(lz4) }
-            })
-            .collect();
+        // A chunk breaking the invariant (not one page long) is written as
+        // it is, and refused by `decode`.
+        let mut c = PageCompressor::new();
+        let chunks = self.chunks.iter().map(|(i, page)| c.chunk(*i, page)).collect();
         PackedMemory { pages: self.pages, max: self.max, chunks }
     }
 
@@ -515,7 +503,7 @@ impl PackedMemory {
     /// without it being read (e.g. memory the process never touched).
     pub fn pack(data: &[u8], max: Option<u32>, known_zero: impl Fn(u32) -> bool) -> PackedMemory {
         let mut chunks = Vec::new();
-        let mut scratch = vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE)];
+        let mut c = PageCompressor::new();
         let mut padded = Vec::new();
         for (i, page) in data.chunks(PAGE_SIZE).enumerate() {
             if known_zero(i as u32) || is_zero(page) {
@@ -529,9 +517,7 @@ impl PackedMemory {
                 padded.resize(PAGE_SIZE, 0);
                 &padded[..]
             };
-            // The scratch buffer has the worst-case size: compressing cannot fail.
-            let n = lz4_flex::block::compress_into(page, &mut scratch).unwrap_or(0);
-            chunks.push(WireChunk { page: i as u32, lz4: Bytes(scratch[..n].to_vec()) });
+            chunks.push(c.chunk(i as u32, page));
         }
         PackedMemory { pages: data.len().div_ceil(PAGE_SIZE) as u32, max, chunks }
     }
@@ -539,6 +525,19 @@ impl PackedMemory {
     /// The indices of the stored (non-zero) pages, ascending.
     pub fn stored_pages(&self) -> impl Iterator<Item = u32> + '_ {
         self.chunks.iter().map(|c| c.page)
+    }
+
+    /// The stored pages as runs of consecutive indices: `(first, count)`,
+    /// ascending.
+    pub fn stored_runs(&self) -> Vec<(u32, u32)> {
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        for p in self.stored_pages() {
+            match runs.last_mut() {
+                Some((first, n)) if *first + *n == p => *n += 1,
+                _ => runs.push((p, 1)),
+            }
+        }
+        runs
     }
 
     /// Check the size, the maximum and the page indices (`at`: the offset
@@ -599,6 +598,29 @@ impl PackedMemory {
             chunks.push((c.page, page));
         }
         Ok(Memory { pages: self.pages, max: self.max, chunks })
+    }
+}
+
+/// LZ4-compresses pages through one worst-case-sized scratch buffer.
+struct PageCompressor {
+    scratch: Vec<u8>,
+}
+
+impl PageCompressor {
+    fn new() -> PageCompressor {
+        PageCompressor { scratch: vec![0u8; lz4_flex::block::get_maximum_output_size(PAGE_SIZE)] }
+    }
+
+    /// The stored form of page `index` with contents `page`.
+    fn chunk(&mut self, index: u32, page: &[u8]) -> WireChunk {
+        let lz4 = if page.len() <= PAGE_SIZE {
+            // The scratch buffer has the worst-case size: compressing cannot fail.
+            let n = lz4_flex::block::compress_into(page, &mut self.scratch).unwrap_or(0);
+            self.scratch[..n].to_vec()
+        } else {
+            lz4_flex::block::compress(page)
+        };
+        WireChunk { page: index, lz4: Bytes(lz4) }
     }
 }
 
@@ -1053,6 +1075,7 @@ mod tests {
         // Pages 0 and 2 said to be untouched (not read); page 1 is scanned.
         let p = PackedMemory::pack(&data, Some(9), |i| i == 0 || i == 2);
         assert_eq!(p.stored_pages().collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(p.stored_runs(), vec![(1, 1), (3, 1)]);
         assert_eq!(p.pages, 4);
         assert_eq!(p.unpack().unwrap(), Memory::from_bytes(&data, Some(9)));
         assert_eq!(p, Memory::from_bytes(&data, Some(9)).pack());
