@@ -26,7 +26,7 @@
 //! registers, reading the Wasm thread's own stack, and locating the
 //! executable's `.eh_frame_hdr` through `dl_iterate_phdr`.
 
-use crate::instance::Instance;
+use crate::instance::{Descriptor, Instance};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::path::PathBuf;
@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use wanco_state::crmeta::{Callee, CrMeta, ROUTE_CONTINUE, ROUTE_RESTORE_HERE, RESTORE_FIXED_SLOTS};
 use wanco_state::module::ModuleInfo;
-use wanco_state::snapshot::{Frame, FrameKind, PackedMemory, Producer, Snapshot};
+use wanco_state::snapshot::{Frame, FrameKind, PagePacker, Producer, Snapshot};
 use wanco_state::Value;
 use wanco_translate::unwind::{Cfi, Isa, Memory as StackRead, Regs};
 
@@ -185,16 +185,25 @@ fn fatal(msg: &str) -> ! {
 }
 
 /// The module's checkpoint metadata, or why there is none.
-pub fn module_meta(inst: &Instance) -> Result<CrMeta, String> {
-    let blob = inst
-        .descriptor()
-        .crmeta()
-        .ok_or("this binary was compiled with --no-cr: it cannot checkpoint or restore")?;
-    let meta = CrMeta::from_bytes(blob).map_err(|e| e.to_string())?;
+pub fn module_meta(desc: &Descriptor) -> Result<CrMeta, String> {
+    let blob = desc.crmeta().ok_or("this binary was compiled with --no-cr: it cannot checkpoint or restore")?;
+    let meta = CrMeta::from_static(blob).map_err(|e| e.to_string())?;
     if meta.isa != ISA.name() {
         return Err(format!("checkpoint metadata is for {}, this runtime is {}", meta.isa, ISA.name()));
     }
     Ok(meta)
+}
+
+/// The metadata being decoded on another thread ([`preload_meta`]).
+static PRELOADED: Mutex<Option<std::thread::JoinHandle<Result<CrMeta, String>>>> = Mutex::new(None);
+
+/// Start decoding the checkpoint metadata on another thread, so that a
+/// restore finds it decoded when it needs it (after reading the snapshot,
+/// instantiating and installing memory). Falls back to decoding in place.
+pub fn preload_meta(desc: &'static Descriptor) {
+    if let Ok(h) = std::thread::Builder::new().name("wanco-crmeta".into()).spawn(move || module_meta(desc)) {
+        *PRELOADED.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
 }
 
 /// Set the countdown before instantiation (the start function counts too).
@@ -517,9 +526,17 @@ pub(crate) fn memory_max(info: &ModuleInfo) -> Option<u32> {
 impl State {
     fn meta(&mut self) -> Result<&CrMeta, String> {
         if self.meta.is_none() {
-            // SAFETY: the instance outlives the run.
-            let inst = unsafe { &*self.instance };
-            self.meta = Some(module_meta(inst)?);
+            let preloaded = PRELOADED.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let meta = match preloaded.map(|h| h.join()) {
+                Some(Ok(m)) => m?,
+                // Not preloaded, or the thread died: decode here.
+                _ => {
+                    // SAFETY: the instance outlives the run.
+                    let inst = unsafe { &*self.instance };
+                    module_meta(inst.descriptor())?
+                }
+            };
+            self.meta = Some(meta);
         }
         Ok(self.meta.as_ref().expect("just parsed"))
     }
@@ -527,42 +544,66 @@ impl State {
 
 fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64), String> {
     let mut phases = Phases::start();
-    st.meta()?;
-    let meta = st.meta.as_ref().expect("parsed");
     // SAFETY: the instance outlives the run; nothing else uses it while the
     // slow path runs.
-    let inst = unsafe { &mut *st.instance };
-    let eh = own_eh_frame()?;
-    let cfi = Cfi::from_eh_frame_hdr(ISA, eh.hdr, eh.hdr_addr, eh.eh_frame, eh.eh_frame_addr).map_err(|e| e.to_string())?;
-    phases.mark("metadata+cfi");
-    let stack = own_stack()?;
-    let natives = inst.descriptor().natives(&inst.info);
-    let native = wanco_translate::decode::walk(meta, &natives, &cfi, regs, &stack).map_err(|e| e.to_string())?;
-    let rd = inst.value_reader();
-    let typed = |vals: &[wanco_translate::decode::RawValue]| -> Result<Vec<Value>, String> {
-        vals.iter().map(|v| rd.typed(v.ty, v.bits)).collect()
-    };
-    let mut frames = Vec::new();
-    for vf in native.iter().rev().flat_map(|nf| &nf.frames) {
-        let p = &meta.points[vf.point as usize];
-        frames.push(Frame { func: p.func, code_offset: p.code_offset, kind: p.kind, locals: typed(&vf.locals)?, stack: typed(&vf.stack)? });
-    }
-    match frames.first() {
-        Some(f) if f.func == st.start_func => {}
-        Some(f) => return Err(format!("the outermost frame is function {}, not `_start` ({})", f.func, st.start_func)),
-        None => return Err("no Wasm frames on the stack".into()),
-    }
-    let native_view = wanco_translate::native::capture(meta, &native, eh.bias).map_err(|e| e.to_string())?;
-    phases.mark("stack walk");
-    let cs = inst.capture_state(&rd)?;
-    phases.mark("globals+tables");
+    let inst = unsafe { &*st.instance };
+    // Memory is packed by helper threads from the start, while this thread
+    // decodes the metadata and walks the stack; it joins in when done.
     let max = memory_max(&inst.info);
-    let memory = inst.memory().map(|m| {
-        // Pages the process never touched are zero: not even read.
-        let touched = m.touched_pages();
-        let known_zero = |p: u32| touched.as_ref().is_some_and(|t| !t.get(p as usize).copied().unwrap_or(true));
-        PackedMemory::pack(m.bytes(), max, known_zero)
-    });
+    let mem = inst.memory_shared();
+    // Pages the process never touched are zero: not even read.
+    let touched = mem.and_then(|m| m.touched_pages());
+    let known_zero = |p: u32| touched.as_ref().is_some_and(|t| !t.get(p as usize).copied().unwrap_or(true));
+    let to_pack = match (&touched, mem) {
+        (Some(t), _) => t.iter().filter(|x| **x).count(),
+        (None, Some(m)) => m.pages() as usize,
+        (None, None) => 0,
+    };
+    let packer = mem.map(|m| PagePacker::new(m.bytes(), max, known_zero));
+    let threads = crate::memory::packing_threads(to_pack);
+    let (frames, native_view, cs, memory) = std::thread::scope(|s| -> Result<_, String> {
+        let helpers: Vec<_> = match &packer {
+            Some(p) => (1..threads).map(|_| s.spawn(|| p.work())).collect(),
+            None => Vec::new(),
+        };
+        st.meta()?;
+        let meta = st.meta.as_ref().expect("parsed");
+        phases.mark("metadata");
+        let eh = own_eh_frame()?;
+        let cfi = Cfi::from_eh_frame_hdr(ISA, eh.hdr, eh.hdr_addr, eh.eh_frame, eh.eh_frame_addr).map_err(|e| e.to_string())?;
+        phases.mark("cfi");
+        let stack = own_stack()?;
+        let natives = inst.descriptor().natives(&inst.info);
+        let native = wanco_translate::decode::walk(meta, &natives, &cfi, regs, &stack).map_err(|e| e.to_string())?;
+        let rd = inst.value_reader();
+        let typed = |vals: &[wanco_translate::decode::RawValue]| -> Result<Vec<Value>, String> {
+            vals.iter().map(|v| rd.typed(v.ty, v.bits)).collect()
+        };
+        let mut frames = Vec::new();
+        for vf in native.iter().rev().flat_map(|nf| &nf.frames) {
+            let p = &meta.points[vf.point as usize];
+            frames.push(Frame { func: p.func, code_offset: p.code_offset, kind: p.kind, locals: typed(&vf.locals)?, stack: typed(&vf.stack)? });
+        }
+        match frames.first() {
+            Some(f) if f.func == st.start_func => {}
+            Some(f) => return Err(format!("the outermost frame is function {}, not `_start` ({})", f.func, st.start_func)),
+            None => return Err("no Wasm frames on the stack".into()),
+        }
+        let native_view = wanco_translate::native::capture(meta, &native, eh.bias).map_err(|e| e.to_string())?;
+        phases.mark("stack walk");
+        let cs = inst.capture_state(&rd)?;
+        phases.mark("globals+tables");
+        let memory = match &packer {
+            Some(p) => {
+                let mut parts = vec![p.work()];
+                parts.extend(helpers.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
+                Some(parts)
+            }
+            None => None,
+        };
+        Ok((frames, native_view, cs, memory))
+    })?;
+    let memory = packer.zip(memory).map(|(p, parts)| p.finish(parts));
     phases.mark("memory");
     let wasi = crate::wasi_host::WASI
         .lock()

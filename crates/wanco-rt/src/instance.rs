@@ -487,6 +487,14 @@ impl Instance {
         self.memory.map(|m| unsafe { &mut *m })
     }
 
+    /// The instance's memory, shared (a checkpoint reads it from several
+    /// threads while the Wasm thread waits in the slow path).
+    pub fn memory_shared(&self) -> Option<&Memory> {
+        // SAFETY: the memory outlives the instance; `&self` rules out a
+        // `&mut` from `memory()` at the same time.
+        self.memory.map(|m| unsafe { &*m })
+    }
+
     /// Table `index`.
     pub fn table(&mut self, index: u32) -> &mut Table {
         // SAFETY: tables outlive the instance; access is single-threaded.
@@ -651,13 +659,12 @@ impl Instance {
                 if want > have && mem.grow(want - have).is_none() {
                     return Err(format!("cannot grow memory to {want} pages"));
                 }
-                // Back the stored pages in a few system calls, one per run.
-                for (first, n) in m.stored_runs() {
-                    mem.populate(u64::from(first), u64::from(n));
-                }
                 // The memory is fresh (no data segments were copied): zero
-                // wherever the snapshot stores no page.
-                m.unpack_into(mem.bytes_mut()).map_err(|e| e.to_string())?;
+                // wherever the snapshot stores no page. Each thread backs its
+                // runs of stored pages in one system call per run, then
+                // decompresses into them.
+                let threads = crate::memory::packing_threads(m.stored_pages().count());
+                m.unpack_into_parallel(mem.bytes_mut(), threads, &crate::memory::populate).map_err(|e| e.to_string())?;
             }
             (Some(_), None) => return Err("snapshot has a memory, the module has none".into()),
             (None, Some(_)) => return Err("the module has a memory, the snapshot has none".into()),

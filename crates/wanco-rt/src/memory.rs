@@ -159,33 +159,43 @@ impl Memory {
         )
     }
 
-    /// Back Wasm pages `first..first + count` with memory now, in one
-    /// system call, before they are written (a restore fills them): cheaper
-    /// than a page fault per OS page. Best effort: on a kernel without
-    /// `MADV_POPULATE_WRITE` (before Linux 5.14) the writes fault as usual.
-    pub fn populate(&mut self, first: u64, count: u64) {
-        let end = (first + count).min(self.pages());
-        if first >= end {
-            return;
-        }
-        // SAFETY: the range lies inside the accessible part of our own
-        // reservation; populating changes no contents (the pages are zero
-        // either way).
-        unsafe {
-            libc::madvise(
-                self.base.add((first * PAGE) as usize) as *mut libc::c_void,
-                ((end - first) * PAGE) as usize,
-                libc::MADV_POPULATE_WRITE,
-            );
-        }
-    }
-
     /// The accessible bytes, mutably.
     #[allow(clippy::mut_from_ref)]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `bytes`; `&mut self` gives exclusive access on the Rust side.
         unsafe { std::slice::from_raw_parts_mut(self.base, self.size_bytes as usize) }
     }
+}
+
+/// Back `run` (consecutive pages of a linear memory, about to be written
+/// by a restore) with memory now, in one system call: cheaper than a page
+/// fault per OS page. Best effort: on a kernel without `MADV_POPULATE_WRITE`
+/// (before Linux 5.14) the writes fault as usual.
+pub fn populate(run: &mut [u8]) {
+    if run.is_empty() {
+        return;
+    }
+    // SAFETY: `run` is memory we may write (a `&mut` slice); populating
+    // changes no contents (the pages are zero either way).
+    unsafe {
+        libc::madvise(run.as_mut_ptr() as *mut libc::c_void, run.len(), libc::MADV_POPULATE_WRITE);
+    }
+}
+
+/// Threads worth using to compress or decompress `pages` Wasm pages: one
+/// per CPU this process may run on, but at least 4 pages (256 KiB, about
+/// 100 µs of LZ4) per thread, since starting a thread costs tens of µs.
+pub fn packing_threads(pages: usize) -> usize {
+    // SAFETY: `set` is a plain bit set the kernel fills; the size passed is its own.
+    let cpus = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            libc::CPU_COUNT(&set) as usize
+        } else {
+            1
+        }
+    };
+    cpus.min(pages / 4).clamp(1, 8)
 }
 
 /// The OS page size (4 KiB on x86_64; 4, 16 or 64 KiB on aarch64).

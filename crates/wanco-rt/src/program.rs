@@ -119,13 +119,17 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
                 eprintln!("note: --dir, --env and guest arguments are ignored with --restore: they come from the snapshot");
             }
             checkpoint::restore_started();
+            // Decoded on another thread while this one reads the snapshot.
+            checkpoint::preload_meta(desc);
             let bytes = std::fs::read(path).unwrap_or_else(|e| refuse(path, &e));
+            checkpoint::restore_mark("read");
             let (snap, packed) = wanco_state::snapshot::decode_packed(&bytes).unwrap_or_else(|e| refuse(path, &e));
+            checkpoint::restore_mark("decode");
             let info = Instance::module_info(desc).unwrap_or_else(|e| refuse(path, &e));
+            checkpoint::restore_mark("module info");
             if let Err(e) = snap.check_module(&info.hash) {
                 refuse(path, &e)
             }
-            checkpoint::restore_mark("read+decode");
             Some((path.clone(), snap, packed))
         }
     };

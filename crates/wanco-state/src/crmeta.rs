@@ -42,7 +42,7 @@ pub const ROUTE_RESTORE_HERE: u32 = 1;
 pub const ROUTE_FIRST_TARGET: u32 = 2;
 
 /// Metadata of one compiled module for one ISA.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CrMeta {
     /// [`CRMETA_VERSION`].
     pub version: u32,
@@ -60,7 +60,109 @@ pub struct CrMeta {
     /// Every point, indexed by point id.
     pub points: Vec<CrPoint>,
     /// Every statepoint record, sorted by `(func, offset)`.
-    pub records: Vec<CrRecord>,
+    pub records: Records,
+}
+
+/// The statepoint records of a [`CrMeta`], sorted by `(func, offset)`.
+///
+/// They are most of the metadata (every deopt value of every call), and a
+/// checkpoint needs only those of the frames on the stack, a restore none:
+/// [`CrMeta::from_static`] checks them all but decodes each one only when
+/// it is first looked at. Built from a `Vec` ([`From`]) they are all decoded.
+#[derive(Clone, Default)]
+pub struct Records {
+    /// `(func, offset)` of each record.
+    keys: Vec<(u32, u32)>,
+    /// Each record, once decoded.
+    cells: Vec<std::sync::OnceLock<CrRecord>>,
+    /// Where undecoded records' locations are.
+    lazy: Option<LazyLocations>,
+}
+
+/// The blob and, per record, the byte offset and count of its locations
+/// (checked when the blob was opened).
+type LazyLocations = (&'static [u8], Vec<(u32, u32)>);
+
+impl Records {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Record `i`.
+    pub fn get(&self, i: usize) -> Option<&CrRecord> {
+        let cell = self.cells.get(i)?;
+        Some(cell.get_or_init(|| {
+            let (func, offset) = self.keys[i];
+            let locations = match &self.lazy {
+                Some((blob, at)) => {
+                    let (pos, n) = at[i];
+                    blob[pos as usize..][..n as usize * flat::LOCATION_SIZE]
+                        .chunks_exact(flat::LOCATION_SIZE)
+                        // Every location was checked when the blob was opened.
+                        .map(|e| flat::location(e).unwrap_or(Location::Constant(0)))
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            CrRecord { func, offset, locations }
+        }))
+    }
+
+    /// Every record, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &CrRecord> + '_ {
+        (0..self.len()).map(|i| self.get(i).expect("index in range"))
+    }
+
+    /// The record with key `(func, offset)`.
+    pub fn find(&self, func: u32, offset: u32) -> Option<&CrRecord> {
+        let i = self.keys.binary_search(&(func, offset)).ok()?;
+        self.get(i)
+    }
+}
+
+impl From<Vec<CrRecord>> for Records {
+    fn from(records: Vec<CrRecord>) -> Records {
+        Records {
+            keys: records.iter().map(|r| (r.func, r.offset)).collect(),
+            cells: records.into_iter().map(std::sync::OnceLock::from).collect(),
+            lazy: None,
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Records {
+    type Output = CrRecord;
+    fn index(&self, i: usize) -> &CrRecord {
+        self.get(i).unwrap_or_else(|| panic!("record {i} of {}", self.len()))
+    }
+}
+
+impl<'a> IntoIterator for &'a Records {
+    type Item = &'a CrRecord;
+    type IntoIter = Box<dyn ExactSizeIterator<Item = &'a CrRecord> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl PartialEq for Records {
+    fn eq(&self, other: &Records) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl Eq for Records {}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// One defined function.
@@ -194,16 +296,21 @@ impl CrMeta {
 
     /// Decode the flat layout, checking the version.
     pub fn from_bytes(bytes: &[u8]) -> Result<CrMeta, CrMetaError> {
-        flat::read(bytes)
+        flat::read(bytes, None)
+    }
+
+    /// Decode the flat layout of a blob that lives as long as the program
+    /// (the runtime's own metadata): everything is checked as by
+    /// [`CrMeta::from_bytes`], but each record is decoded only when first
+    /// looked at (see [`Records`]).
+    pub fn from_static(bytes: &'static [u8]) -> Result<CrMeta, CrMetaError> {
+        flat::read(bytes, Some(bytes))
     }
 
     /// The record for a return address `offset` bytes into defined function
     /// `func`.
     pub fn record(&self, func: u32, offset: u32) -> Option<&CrRecord> {
-        self.records
-            .binary_search_by(|r| (r.func, r.offset).cmp(&(func, offset)))
-            .ok()
-            .map(|i| &self.records[i])
+        self.records.find(func, offset)
     }
 
     /// The defined function with module index `func`.
@@ -254,7 +361,22 @@ pub mod flat {
 
     /// Bytes of one encoded location (fixed, so a record's locations
     /// decode in one bounds-checked pass).
-    const LOCATION_SIZE: usize = 12;
+    pub(crate) const LOCATION_SIZE: usize = 12;
+
+    /// Decode one location (`e`: [`LOCATION_SIZE`] bytes); the error is the
+    /// offset in `e` and what is wrong.
+    #[inline]
+    pub(crate) fn location(e: &[u8]) -> Result<Location, (usize, String)> {
+        let (reg, v) = (LE::read_u16(&e[2..4]), LE::read_i64(&e[4..12]));
+        let offset = || i32::try_from(v).map_err(|_| (4, format!("location offset {v} does not fit 32 bits")));
+        Ok(match e[0] {
+            0 => Location::Constant(v),
+            1 => Location::Register { reg, size: e[1] },
+            2 => Location::Indirect { reg, offset: offset()?, size: e[1] },
+            3 => Location::Direct { reg, offset: offset()? },
+            t => return Err((0, format!("location tag {t}, expected 0 to 3"))),
+        })
+    }
 
     fn ty_of(c: u8) -> Option<ValType> {
         Some(match c {
@@ -407,8 +529,9 @@ pub mod flat {
         }
     }
 
-    /// Decode a blob written by [`write`].
-    pub fn read(bytes: &[u8]) -> Result<CrMeta, CrMetaError> {
+    /// Decode a blob written by [`write`]. `keep`: the same blob, if it
+    /// lives as long as the program: its records are then decoded lazily.
+    pub fn read(bytes: &[u8], keep: Option<&'static [u8]>) -> Result<CrMeta, CrMetaError> {
         // Version 2 was a MessagePack array of 8 fields (0x98, then the
         // version as a positive fixint).
         if bytes.first() == Some(&0x98) {
@@ -471,37 +594,53 @@ pub mod flat {
             points.push(CrPoint { func, code_offset, kind, indirect, stack, args, callee, parent, route });
         }
         let n = r.count("records", 12)?;
-        let mut records = Vec::with_capacity(n);
+        let mut keys = Vec::with_capacity(n);
+        let mut decoded = Vec::with_capacity(if keep.is_some() { 0 } else { n });
+        let mut at = Vec::with_capacity(if keep.is_some() { n } else { 0 });
         for _ in 0..n {
             let func = r.u32("a function index")?;
             let offset = r.u32("a code offset")?;
             let k = r.count("locations", LOCATION_SIZE)?;
             let start = r.pos;
             let raw = r.take(k * LOCATION_SIZE, "locations")?;
-            let mut locations = Vec::with_capacity(k);
-            for (n, e) in raw.chunks_exact(LOCATION_SIZE).enumerate() {
-                let (reg, v) = (LE::read_u16(&e[2..4]), LE::read_i64(&e[4..12]));
-                let offset = || {
-                    i32::try_from(v).map_err(|_| CrMetaError {
-                        offset: (start + n * LOCATION_SIZE + 4) as u64,
-                        message: format!("invalid checkpoint metadata: location offset {v} does not fit 32 bits"),
-                    })
-                };
-                locations.push(match e[0] {
-                    0 => Location::Constant(v),
-                    1 => Location::Register { reg, size: e[1] },
-                    2 => Location::Indirect { reg, offset: offset()?, size: e[1] },
-                    3 => Location::Direct { reg, offset: offset()? },
-                    t => {
-                        return Err(CrMetaError {
-                            offset: (start + n * LOCATION_SIZE) as u64,
-                            message: format!("invalid checkpoint metadata: location tag {t}, expected 0 to 3"),
-                        })
-                    }
+            let bad = |(i, (off, message)): (usize, (usize, String))| CrMetaError {
+                offset: (start + i * LOCATION_SIZE + off) as u64,
+                message: format!("invalid checkpoint metadata: {message}"),
+            };
+            if (func, offset) <= keys.last().copied().unwrap_or((0, 0)) && !keys.is_empty() {
+                return Err(CrMetaError {
+                    offset: (start - 12) as u64,
+                    message: format!("invalid checkpoint metadata: record (function {func}, offset {offset:#x}) out of order"),
                 });
             }
-            records.push(CrRecord { func, offset, locations });
+            keys.push((func, offset));
+            if keep.is_some() {
+                // Checked now (the same checks as `location`, without
+                // building anything), decoded when first looked at.
+                for (i, e) in raw.chunks_exact(LOCATION_SIZE).enumerate() {
+                    let fits = |e: &[u8]| i32::try_from(LE::read_i64(&e[4..12])).is_ok();
+                    let ok = match e[0] {
+                        0 | 1 => true,
+                        2 | 3 => fits(e),
+                        _ => false,
+                    };
+                    if !ok {
+                        location(e).map_err(|x| bad((i, x)))?;
+                    }
+                }
+                at.push((start as u32, k as u32));
+            } else {
+                let mut locations = Vec::with_capacity(k);
+                for (i, e) in raw.chunks_exact(LOCATION_SIZE).enumerate() {
+                    locations.push(location(e).map_err(|x| bad((i, x)))?);
+                }
+                decoded.push(CrRecord { func, offset, locations });
+            }
         }
+        let records = match keep {
+            Some(blob) => Records { cells: (0..n).map(|_| std::sync::OnceLock::new()).collect(), keys, lazy: Some((blob, at)) },
+            None => Records::from(decoded),
+        };
         if r.pos != bytes.len() {
             return Err(r.err(format!("{} unexpected bytes after the records", bytes.len() - r.pos)));
         }
@@ -547,7 +686,7 @@ mod tests {
                     Location::Indirect { reg: 31, offset: -16, size: 4 },
                     Location::Direct { reg: 29, offset: 24 },
                 ],
-            }],
+            }].into(),
         }
         .seal()
     }
@@ -598,5 +737,32 @@ mod tests {
         let mut v = bytes;
         v[at - 4..at].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(CrMeta::from_bytes(&v).unwrap_err().message.contains("bytes are left"));
+    }
+
+    #[test]
+    fn lazy_records_are_the_records_and_are_checked_up_front() {
+        let m = sample();
+        let bytes: &'static [u8] = Box::leak(m.to_bytes().into_boxed_slice());
+        let lazy = CrMeta::from_static(bytes).unwrap();
+        // Looked up before anything else is decoded, then all of them.
+        assert_eq!(lazy.record(0, 0x1c), m.record(0, 0x1c));
+        assert!(lazy.record(0, 0x1d).is_none());
+        assert_eq!(lazy, m);
+        assert_eq!(lazy.to_bytes(), bytes);
+        // A bad location tag (the third location) or offset is refused when
+        // the blob is opened, at the same offset as by an eager decode.
+        let loc = |i: usize| bytes.len() - (4 - i) * 12;
+        for (at, value, what, named) in
+            [(loc(2), 7u8, "location tag 7", loc(2)), (loc(3) + 4 + 7, 0x40, "does not fit 32 bits", loc(3) + 4)]
+        {
+            let mut v = bytes.to_vec();
+            v[at] = value;
+            let v: &'static [u8] = Box::leak(v.into_boxed_slice());
+            let eager = CrMeta::from_bytes(v).unwrap_err();
+            let e = CrMeta::from_static(v).unwrap_err();
+            assert_eq!(e, eager);
+            assert!(e.message.contains(what), "{e}");
+            assert_eq!(e.offset as usize, named, "{e}");
+        }
     }
 }

@@ -501,25 +501,11 @@ impl PackedMemory {
     /// bytes; a partial last page is zero-padded): every page that is not
     /// all zero, compressed. `known_zero(page)` may say that a page is zero
     /// without it being read (e.g. memory the process never touched).
-    pub fn pack(data: &[u8], max: Option<u32>, known_zero: impl Fn(u32) -> bool) -> PackedMemory {
-        let mut chunks = Vec::new();
-        let mut c = PageCompressor::new();
-        let mut padded = Vec::new();
-        for (i, page) in data.chunks(PAGE_SIZE).enumerate() {
-            if known_zero(i as u32) || is_zero(page) {
-                continue;
-            }
-            let page = if page.len() == PAGE_SIZE {
-                page
-            } else {
-                padded.clear();
-                padded.extend_from_slice(page);
-                padded.resize(PAGE_SIZE, 0);
-                &padded[..]
-            };
-            chunks.push(c.chunk(i as u32, page));
-        }
-        PackedMemory { pages: data.len().div_ceil(PAGE_SIZE) as u32, max, chunks }
+    /// [`PagePacker`] does the same on several threads.
+    pub fn pack(data: &[u8], max: Option<u32>, known_zero: impl Fn(u32) -> bool + Sync) -> PackedMemory {
+        let packer = PagePacker::new(data, max, known_zero);
+        let part = packer.work();
+        packer.finish([part])
     }
 
     /// The indices of the stored (non-zero) pages, ascending.
@@ -575,18 +561,82 @@ impl PackedMemory {
     /// so `dst` should be zero there). Errors name the page that does not
     /// decompress to exactly one page.
     pub fn unpack_into(&self, dst: &mut [u8]) -> Result<(), SnapshotError> {
+        self.unpack_into_parallel(dst, 1, &|_: &mut [u8]| {})
+    }
+
+    /// [`PackedMemory::unpack_into`] on `workers` threads (the calling one
+    /// included), each taking an equal share of the stored pages.
+    /// `prepare(run)` is called on each run of consecutive stored pages in
+    /// `dst` before they are written (by the thread that writes them), e.g.
+    /// to back them with memory in one system call.
+    pub fn unpack_into_parallel(
+        &self,
+        dst: &mut [u8],
+        workers: usize,
+        prepare: &(dyn Fn(&mut [u8]) + Sync),
+    ) -> Result<(), SnapshotError> {
         if dst.len() != self.pages as usize * PAGE_SIZE {
             return Err(SnapshotError::new(
                 HEADER_LEN as u64,
                 format!("memory of {} bytes given for a snapshot memory of {} pages", dst.len(), self.pages),
             ));
         }
-        for c in &self.chunks {
-            let start = c.page as usize * PAGE_SIZE;
-            let page = &mut dst[start..start + PAGE_SIZE];
-            unpack_page(c, page)?;
+        // Decoded snapshots are checked; this keeps the split below sound
+        // for any value.
+        self.check(HEADER_LEN as u64)?;
+        let n = self.chunks.len();
+        let workers = workers.clamp(1, n.max(1));
+        // Worker g unpacks chunks[bounds[g]..bounds[g + 1]] into its own
+        // part of `dst`, from its first page to the next worker's first page.
+        let bounds: Vec<usize> = (0..=workers).map(|g| g * n / workers).collect();
+        let mut jobs: Vec<(&[WireChunk], &mut [u8], usize)> = Vec::with_capacity(workers);
+        let mut rest = dst;
+        let mut rest_start = 0usize;
+        for g in 0..workers {
+            let chunks = &self.chunks[bounds[g]..bounds[g + 1]];
+            let end = match self.chunks.get(bounds[g + 1]) {
+                Some(c) if g + 1 < workers => c.page as usize * PAGE_SIZE,
+                _ => rest_start + rest.len(),
+            };
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(end - rest_start);
+            jobs.push((chunks, mine, rest_start));
+            rest = tail;
+            rest_start = end;
         }
-        Ok(())
+        let run = |(chunks, part, base): (&[WireChunk], &mut [u8], usize)| -> Result<(), SnapshotError> {
+            let mut i = 0;
+            while i < chunks.len() {
+                // One run of consecutive pages.
+                let mut j = i + 1;
+                while j < chunks.len() && chunks[j].page == chunks[j - 1].page + 1 {
+                    j += 1;
+                }
+                let start = chunks[i].page as usize * PAGE_SIZE - base;
+                let end = (chunks[j - 1].page as usize + 1) * PAGE_SIZE - base;
+                prepare(&mut part[start..end]);
+                for c in &chunks[i..j] {
+                    let at = c.page as usize * PAGE_SIZE - base;
+                    unpack_page(c, &mut part[at..at + PAGE_SIZE])?;
+                }
+                i = j;
+            }
+            Ok(())
+        };
+        let mut jobs = jobs.into_iter();
+        let first = jobs.next();
+        std::thread::scope(|s| {
+            let others: Vec<_> = jobs.map(|job| s.spawn(move || run(job))).collect();
+            let mine = first.map_or(Ok(()), run);
+            // The first error in page order.
+            let mut result = mine;
+            for h in others {
+                let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+            result
+        })
     }
 
     /// Decompress the pages into a [`Memory`].
@@ -621,6 +671,62 @@ impl PageCompressor {
             lz4_flex::block::compress(page)
         };
         WireChunk { page: index, lz4: Bytes(lz4) }
+    }
+}
+
+/// Packs a live linear memory on several threads at once: every thread
+/// that calls [`PagePacker::work`] takes the next page not yet taken until
+/// none are left, so the threads share the work however long each joins
+/// in; [`PagePacker::finish`] puts the parts together.
+pub struct PagePacker<'a, Z> {
+    data: &'a [u8],
+    max: Option<u32>,
+    known_zero: Z,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// The pages one [`PagePacker::work`] call packed.
+pub struct PackedPart(Vec<WireChunk>);
+
+impl<'a, Z: Fn(u32) -> bool + Sync> PagePacker<'a, Z> {
+    /// Pack `data` as [`PackedMemory::pack`] does.
+    pub fn new(data: &'a [u8], max: Option<u32>, known_zero: Z) -> PagePacker<'a, Z> {
+        PagePacker { data, max, known_zero, next: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// Compress pages until every page is taken.
+    pub fn work(&self) -> PackedPart {
+        let mut out = Vec::new();
+        let mut c: Option<PageCompressor> = None;
+        let mut padded = Vec::new();
+        let n = self.data.len().div_ceil(PAGE_SIZE);
+        loop {
+            let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            let page = &self.data[i * PAGE_SIZE..((i + 1) * PAGE_SIZE).min(self.data.len())];
+            if (self.known_zero)(i as u32) || is_zero(page) {
+                continue;
+            }
+            let page = if page.len() == PAGE_SIZE {
+                page
+            } else {
+                padded.clear();
+                padded.extend_from_slice(page);
+                padded.resize(PAGE_SIZE, 0);
+                &padded[..]
+            };
+            out.push(c.get_or_insert_with(PageCompressor::new).chunk(i as u32, page));
+        }
+        PackedPart(out)
+    }
+
+    /// The packed memory, from the parts of every [`PagePacker::work`] call.
+    pub fn finish(self, parts: impl IntoIterator<Item = PackedPart>) -> PackedMemory {
+        let mut chunks: Vec<WireChunk> = parts.into_iter().flat_map(|p| p.0).collect();
+        chunks.sort_unstable_by_key(|c| c.page);
+        PackedMemory { pages: self.data.len().div_ceil(PAGE_SIZE) as u32, max: self.max, chunks }
     }
 }
 
@@ -1094,5 +1200,50 @@ mod tests {
         assert!(rest.memory.is_none());
         assert_eq!(packed.as_ref(), Some(&p));
         assert_eq!(decode(&bytes).unwrap(), snap);
+    }
+
+    #[test]
+    fn parallel_pack_and_unpack_agree_with_one_thread() {
+        // 23 pages: runs {1,2,3}, {6}, {9..=15}, {20,21}, the last page partial.
+        let mut data = vec![0u8; 22 * PAGE_SIZE + 100];
+        for p in [1usize, 2, 3, 6, 9, 10, 11, 12, 13, 14, 15, 20, 21, 22] {
+            let page = &mut data[p * PAGE_SIZE..((p + 1) * PAGE_SIZE).min(22 * PAGE_SIZE + 100)];
+            page.iter_mut().enumerate().for_each(|(i, b)| *b = ((i * 7 + p) % 251) as u8);
+        }
+        let one = PackedMemory::pack(&data, None, |_| false);
+        let packer = PagePacker::new(&data, None, |_| false);
+        let parts = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..3).map(|_| s.spawn(|| packer.work())).collect();
+            let mut parts = vec![packer.work()];
+            parts.extend(hs.into_iter().map(|h| h.join().unwrap()));
+            parts
+        });
+        let many = packer.finish(parts);
+        assert_eq!(many, one);
+        assert_eq!(one.stored_runs(), vec![(1, 3), (6, 1), (9, 7), (20, 3)]);
+        let mut padded = data.clone();
+        padded.resize(23 * PAGE_SIZE, 0);
+        for workers in [1, 2, 3, 5, 14, 40] {
+            let mut out = vec![0u8; 23 * PAGE_SIZE];
+            let prepared = std::sync::Mutex::new(Vec::new());
+            let base = out.as_ptr() as usize;
+            one.unpack_into_parallel(&mut out, workers, &|run: &mut [u8]| {
+                assert!(run.iter().all(|b| *b == 0), "prepared after being written");
+                let first = (run.as_ptr() as usize - base) / PAGE_SIZE;
+                prepared.lock().unwrap().push((first as u32, (run.len() / PAGE_SIZE) as u32));
+            })
+            .unwrap();
+            assert_eq!(out, padded, "{workers} workers");
+            // Every stored page prepared exactly once (runs split between workers).
+            let mut pages: Vec<u32> = prepared.into_inner().unwrap().iter().flat_map(|&(f, n)| f..f + n).collect();
+            pages.sort_unstable();
+            assert_eq!(pages, one.stored_pages().collect::<Vec<_>>(), "{workers} workers");
+        }
+        // A page that does not decompress is named, whichever worker has it.
+        let mut bad = one;
+        bad.chunks[9].lz4.0.truncate(5);
+        let mut out = vec![0u8; 23 * PAGE_SIZE];
+        let e = bad.unpack_into_parallel(&mut out, 3, &|_: &mut [u8]| {}).unwrap_err();
+        assert!(e.to_string().contains("page 14"), "{e}");
     }
 }

@@ -388,7 +388,7 @@ mod tests {
                 point(5, vec![ValType::I64, ValType::ExternRef]),
                 point(6, vec![]),
             ],
-            records,
+            records: records.into(),
         }
     }
 

@@ -421,7 +421,7 @@ mod tests {
                 CrRecord { func: 0, offset: 0x20, locations: vec![c(0), r(3), c(1), c(0)] },
                 CrRecord { func: 1, offset: 0x08, locations: vec![c(1), c(0)] },
                 CrRecord { func: 1, offset: 0x18, locations: vec![c(2), r(14)] },
-            ],
+            ].into(),
         }
     }
 

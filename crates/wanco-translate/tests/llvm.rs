@@ -596,7 +596,7 @@ fn multi_meta(isa: Isa, records: Vec<CrRecord>) -> CrMeta {
             func(4, vec![ValType::I64, ValType::F32]),
         ],
         points,
-        records,
+        records: records.into(),
     }
 }
 
@@ -898,7 +898,7 @@ fn decode_inlined_frames() {
                 },
             ],
             points,
-            records: records.clone(),
+            records: records.clone().into(),
         };
         let a: u32 = 41;
         let d = (-0.5f64).to_bits();
