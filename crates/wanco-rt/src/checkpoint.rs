@@ -194,18 +194,6 @@ pub fn module_meta(desc: &Descriptor) -> Result<CrMeta, String> {
     Ok(meta)
 }
 
-/// The metadata being decoded on another thread ([`preload_meta`]).
-static PRELOADED: Mutex<Option<std::thread::JoinHandle<Result<CrMeta, String>>>> = Mutex::new(None);
-
-/// Start decoding the checkpoint metadata on another thread, so that a
-/// restore finds it decoded when it needs it (after reading the snapshot,
-/// instantiating and installing memory). Falls back to decoding in place.
-pub fn preload_meta(desc: &'static Descriptor) {
-    if let Ok(h) = std::thread::Builder::new().name("wanco-crmeta".into()).spawn(move || module_meta(desc)) {
-        *PRELOADED.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
-    }
-}
-
 /// Set the countdown before instantiation (the start function counts too).
 pub fn preset(opts: &CrOptions) {
     TARGET.store(opts.after_points.unwrap_or(u64::MAX), Ordering::Relaxed);
@@ -248,6 +236,24 @@ pub fn at_exit() {
                 let points = points_now();
                 eprintln!("migration points: {points}");
             }
+            if wanco_cr_pending.load(Ordering::Relaxed) != 0 {
+                eprintln!("note: SIGUSR1 arrived, but the program ended before its next migration point: no checkpoint was taken");
+            }
+        }
+    }
+}
+
+/// After a host (WASI) call returns: if `SIGUSR1` arrived, end the batch
+/// at the next migration point, so that a program that waits in the host
+/// (reading input, sleeping) is checkpointed as soon as it goes on, not
+/// up to [`BATCH`] points later. Compiled code keeps the counter in memory
+/// across calls, so it can be changed here; the count stays exact.
+pub fn after_host_call() {
+    if wanco_cr_pending.load(Ordering::Relaxed) != 0 && RESTORING.load(Ordering::Relaxed) == 0 {
+        let left = wanco_cr_counter.load(Ordering::Relaxed);
+        if left > 1 {
+            BATCH_END.fetch_sub(left - 1, Ordering::Relaxed);
+            wanco_cr_counter.store(1, Ordering::Relaxed);
         }
     }
 }
@@ -256,7 +262,10 @@ extern "C" fn on_sigusr1(_: libc::c_int) {
     wanco_cr_pending.store(1, Ordering::SeqCst);
 }
 
-fn install_signal_handler() {
+/// Catch `SIGUSR1` from now on (a binary compiled with checkpointing calls
+/// this first thing, so that a signal during start-up or a restore is not
+/// fatal: it is served once the program runs).
+pub fn install_signal_handler() {
     // SAFETY: the handler only stores to an atomic (async-signal-safe).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -409,16 +418,62 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
     // SAFETY: `saved` is the trampoline's register area.
     let regs = unsafe { caller_regs(saved) };
     match checkpoint(st, regs, points) {
-        Ok((path, n)) => {
+        Ok((path, n, replaced)) => {
             if timing() {
                 let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 eprintln!("wanco-timing: checkpoint {} us, {size} bytes", t0.elapsed().as_micros());
             }
+            // The snapshot this one replaced (see `write_snapshot`).
+            if let Some(old) = replaced {
+                let _ = std::fs::remove_file(old);
+            }
             eprintln!("checkpoint written to {} after {n} migration points", path.display());
             std::process::exit(0)
         }
-        Err(m) => fatal(&format!("checkpoint failed: {m}")),
+        Err(m) if !due => {
+            // Asked for by a signal: the program goes on (nothing is lost),
+            // and another signal may try again.
+            eprintln!("error: checkpoint failed: {m}; the program goes on");
+            wanco_cr_pending.store(0, Ordering::SeqCst);
+            next_batch(points);
+            ROUTE_CONTINUE
+        }
+        Err(m) => {
+            eprintln!("error: checkpoint failed: {m}");
+            std::process::exit(2)
+        }
     }
+}
+
+/// Write `bytes` to `path` so that `path` never holds a partial snapshot:
+/// to a temporary file, then swapped in. Returns the temporary path if it
+/// now holds the snapshot `path` held before, for the caller to remove
+/// (after the checkpoint is in place: on ext4, freeing its blocks costs
+/// more than writing the new one, and renaming over it forces the new
+/// file's data out first).
+fn write_snapshot(path: &std::path::Path, bytes: &[u8]) -> Result<Option<PathBuf>, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let cannot = |e: std::io::Error| format!("cannot write the checkpoint to {}: {e}", path.display());
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        cannot(e)
+    })?;
+    let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{} contains a NUL byte", p.display()));
+    let (from, to) = (c(&tmp)?, c(path)?);
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let swapped = unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_EXCHANGE) } == 0;
+    if swapped {
+        return Ok(Some(tmp));
+    }
+    // No snapshot there yet, or a file system without RENAME_EXCHANGE.
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        cannot(e)
+    })?;
+    Ok(None)
 }
 
 // ---------------------------------------------------------------------------
@@ -526,46 +581,35 @@ pub(crate) fn memory_max(info: &ModuleInfo) -> Option<u32> {
 impl State {
     fn meta(&mut self) -> Result<&CrMeta, String> {
         if self.meta.is_none() {
-            let preloaded = PRELOADED.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let meta = match preloaded.map(|h| h.join()) {
-                Some(Ok(m)) => m?,
-                // Not preloaded, or the thread died: decode here.
-                _ => {
-                    // SAFETY: the instance outlives the run.
-                    let inst = unsafe { &*self.instance };
-                    module_meta(inst.descriptor())?
-                }
-            };
-            self.meta = Some(meta);
+            // SAFETY: the instance outlives the run.
+            let inst = unsafe { &*self.instance };
+            self.meta = Some(module_meta(inst.descriptor())?);
         }
         Ok(self.meta.as_ref().expect("just parsed"))
     }
 }
 
-fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64), String> {
+fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64, Option<PathBuf>), String> {
     let mut phases = Phases::start();
     // SAFETY: the instance outlives the run; nothing else uses it while the
     // slow path runs.
     let inst = unsafe { &*st.instance };
-    // Memory is packed by helper threads from the start, while this thread
-    // decodes the metadata and walks the stack; it joins in when done.
+    // Memory is packed on the helper thread from the start, while this
+    // thread decodes the metadata and walks the stack; it joins in when done.
     let max = memory_max(&inst.info);
     let mem = inst.memory_shared();
-    // Pages the process never touched are zero: not even read.
-    let touched = mem.and_then(|m| m.touched_pages());
-    let known_zero = |p: u32| touched.as_ref().is_some_and(|t| !t.get(p as usize).copied().unwrap_or(true));
-    let to_pack = match (&touched, mem) {
-        (Some(t), _) => t.iter().filter(|x| **x).count(),
-        (None, Some(m)) => m.pages() as usize,
-        (None, None) => 0,
+    let bytes = mem.map(|m| m.bytes());
+    // Pages the process never touched are zero: not even read. Whichever
+    // side starts packing first reads which ones they are.
+    let touched: std::sync::OnceLock<Option<Vec<bool>>> = std::sync::OnceLock::new();
+    let known_zero = |p: u32| {
+        let t = touched.get_or_init(|| bytes.and_then(crate::memory::touched_pages));
+        t.as_ref().is_some_and(|t| !t.get(p as usize).copied().unwrap_or(true))
     };
-    let packer = mem.map(|m| PagePacker::new(m.bytes(), max, known_zero));
-    let threads = crate::memory::packing_threads(to_pack);
-    let (frames, native_view, cs, memory) = std::thread::scope(|s| -> Result<_, String> {
-        let helpers: Vec<_> = match &packer {
-            Some(p) => (1..threads).map(|_| s.spawn(|| p.work())).collect(),
-            None => Vec::new(),
-        };
+    let packer = bytes.map(|b| PagePacker::new(b, max, known_zero));
+    let share = mem.is_some_and(|m| crate::memory::share_packing(m.pages() as usize));
+    let helper_part = || packer.as_ref().filter(|_| share).map(|p| p.work());
+    let (theirs, mine) = crate::helper::join(helper_part, || -> Result<_, String> {
         st.meta()?;
         let meta = st.meta.as_ref().expect("parsed");
         phases.mark("metadata");
@@ -593,17 +637,11 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
         phases.mark("stack walk");
         let cs = inst.capture_state(&rd)?;
         phases.mark("globals+tables");
-        let memory = match &packer {
-            Some(p) => {
-                let mut parts = vec![p.work()];
-                parts.extend(helpers.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
-                Some(parts)
-            }
-            None => None,
-        };
+        let memory = packer.as_ref().map(|p| p.work());
         Ok((frames, native_view, cs, memory))
-    })?;
-    let memory = packer.zip(memory).map(|(p, parts)| p.finish(parts));
+    });
+    let (frames, native_view, cs, mine) = mine?;
+    let memory = packer.zip(mine).map(|(p, part)| p.finish([part].into_iter().chain(theirs)));
     phases.mark("memory");
     let wasi = crate::wasi_host::WASI
         .lock()
@@ -627,12 +665,10 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64),
     let bytes = wanco_state::snapshot::encode_packed(&snap, memory.as_ref());
     phases.mark("encode");
     let path = st.file.clone();
-    let tmp = path.with_extension("wsnap.tmp");
-    std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let replaced = write_snapshot(&path, &bytes)?;
     phases.mark("write");
     phases.report();
-    Ok((path, points))
+    Ok((path, points, replaced))
 }
 
 // ---------------------------------------------------------------------------

@@ -83,6 +83,7 @@ unsafe extern "C" fn host_trampoline(hc: *mut c_void, values: *mut u64) {
             std::process::exit(70);
         }
     }
+    crate::checkpoint::after_host_call();
 }
 
 /// What an import resolves to.
@@ -660,11 +661,20 @@ impl Instance {
                     return Err(format!("cannot grow memory to {want} pages"));
                 }
                 // The memory is fresh (no data segments were copied): zero
-                // wherever the snapshot stores no page. Each thread backs its
-                // runs of stored pages in one system call per run, then
+                // wherever the snapshot stores no page. Half the pages are
+                // unpacked on the helper thread; each side backs its runs
+                // of stored pages in one system call per run, then
                 // decompresses into them.
-                let threads = crate::memory::packing_threads(m.stored_pages().count());
-                m.unpack_into_parallel(mem.bytes_mut(), threads, &crate::memory::populate).map_err(|e| e.to_string())?;
+                let n = if crate::memory::share_packing(m.stored_pages().count()) { 2 } else { 1 };
+                let mut shares = m.unpack_shares(mem.bytes_mut(), n).map_err(|e| e.to_string())?.into_iter();
+                let mine = shares.next();
+                let theirs = shares.next();
+                let populate = crate::memory::populate;
+                let (a, b) = crate::helper::join(
+                    move || theirs.map_or(Ok(()), |s| s.run(&populate)),
+                    move || mine.map_or(Ok(()), |s| s.run(&populate)),
+                );
+                b.and(a).map_err(|e| e.to_string())?;
             }
             (Some(_), None) => return Err("snapshot has a memory, the module has none".into()),
             (None, Some(_)) => return Err("the module has a memory, the snapshot has none".into()),
@@ -736,6 +746,12 @@ impl Descriptor {
         let n = info.funcs.len() - info.num_imported_funcs as usize;
         // SAFETY: the compiler emits one native entry per defined function.
         (0..n).map(|i| unsafe { *self.natives.add(i) } as u64).collect()
+    }
+
+    /// Whether the module was compiled with checkpointing (without reading
+    /// the metadata).
+    pub fn has_crmeta(&self) -> bool {
+        !self.crmeta.is_null()
     }
 
     /// The checkpoint metadata blob (without its length prefix), if the

@@ -8,11 +8,12 @@
 //! process entry points ([`program`]).
 //!
 //! `unsafe` lives only in [`memory`] (mmap), [`signals`] (signal handlers,
-//! setjmp shim), [`checkpoint`] (stack capture: trampolines, own-stack reads) and the boundary modules where raw pointers from compiled
+//! setjmp shim), [`helper`] (jobs that borrow across threads), [`checkpoint`] (stack capture: trampolines, own-stack reads) and the boundary modules where raw pointers from compiled
 //! code are turned into references ([`instance`], [`libcalls`], [`wasi_host`]).
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+pub mod helper;
 pub mod instance;
 pub mod libcalls;
 pub mod memory;

@@ -130,33 +130,10 @@ impl Memory {
         unsafe { std::slice::from_raw_parts(self.base, self.size_bytes as usize) }
     }
 
-    /// For each Wasm page, whether the process may have written it: some of
-    /// its OS pages are present in RAM or swapped out (`/proc/self/pagemap`).
-    /// The memory is a private anonymous mapping, so a page of which no OS
-    /// page was ever touched is all zero and a checkpoint need not read it
-    /// (a page only read maps the shared zero page, which shows as present:
-    /// it is scanned). `None` when the pagemap cannot be read; then every
-    /// page must be scanned.
+    /// For each Wasm page, whether the process may have written it (see
+    /// [`touched_pages`]).
     pub fn touched_pages(&self) -> Option<Vec<bool>> {
-        use std::os::unix::fs::FileExt;
-        let os_page = page_size();
-        let n_os = self.size_bytes as usize / os_page;
-        if n_os == 0 {
-            return Some(Vec::new());
-        }
-        let f = std::fs::File::open("/proc/self/pagemap").ok()?;
-        let mut entries = vec![0u8; n_os * 8];
-        let first = (self.base as usize / os_page) as u64;
-        f.read_exact_at(&mut entries, first * 8).ok()?;
-        // Bit 63: present; bit 62: swapped.
-        const TOUCHED: u64 = 3 << 62;
-        let per_wasm = PAGE as usize / os_page;
-        Some(
-            entries
-                .chunks_exact(8 * per_wasm)
-                .map(|w| w.chunks_exact(8).any(|e| u64::from_le_bytes(e.try_into().unwrap_or_default()) & TOUCHED != 0))
-                .collect(),
-        )
+        touched_pages(self.bytes())
     }
 
     /// The accessible bytes, mutably.
@@ -165,6 +142,36 @@ impl Memory {
         // SAFETY: as in `bytes`; `&mut self` gives exclusive access on the Rust side.
         unsafe { std::slice::from_raw_parts_mut(self.base, self.size_bytes as usize) }
     }
+}
+
+/// For each Wasm page of `memory` (a linear memory's accessible bytes),
+/// whether the process may have written it: some of
+/// its OS pages are present in RAM or swapped out (`/proc/self/pagemap`).
+/// The memory is a private anonymous mapping, so a page of which no OS
+/// page was ever touched is all zero and a checkpoint need not read it
+/// (a page only read maps the shared zero page, which shows as present:
+/// it is scanned). `None` when the pagemap cannot be read; then every
+/// page must be scanned.
+pub fn touched_pages(memory: &[u8]) -> Option<Vec<bool>> {
+    use std::os::unix::fs::FileExt;
+    let os_page = page_size();
+    let n_os = memory.len() / os_page;
+    if n_os == 0 {
+        return Some(Vec::new());
+    }
+    let f = std::fs::File::open("/proc/self/pagemap").ok()?;
+    let mut entries = vec![0u8; n_os * 8];
+    let first = (memory.as_ptr() as usize / os_page) as u64;
+    f.read_exact_at(&mut entries, first * 8).ok()?;
+    // Bit 63: present; bit 62: swapped.
+    const TOUCHED: u64 = 3 << 62;
+    let per_wasm = PAGE as usize / os_page;
+    Some(
+        entries
+            .chunks_exact(8 * per_wasm)
+            .map(|w| w.chunks_exact(8).any(|e| u64::from_le_bytes(e.try_into().unwrap_or_default()) & TOUCHED != 0))
+            .collect(),
+    )
 }
 
 /// Back `run` (consecutive pages of a linear memory, about to be written
@@ -182,20 +189,18 @@ pub fn populate(run: &mut [u8]) {
     }
 }
 
-/// Threads worth using to compress or decompress `pages` Wasm pages: one
-/// per CPU this process may run on, but at least 4 pages (256 KiB, about
-/// 100 µs of LZ4) per thread, since starting a thread costs tens of µs.
-pub fn packing_threads(pages: usize) -> usize {
+/// Whether compressing or decompressing `pages` Wasm pages is worth sharing
+/// with the helper thread ([`crate::helper`]): at least 4 pages (256 KiB,
+/// about 100 µs of LZ4), and a second CPU to run on.
+pub fn share_packing(pages: usize) -> bool {
+    if pages < 4 {
+        return false;
+    }
     // SAFETY: `set` is a plain bit set the kernel fills; the size passed is its own.
-    let cpus = unsafe {
+    unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            libc::CPU_COUNT(&set) as usize
-        } else {
-            1
-        }
-    };
-    cpus.min(pages / 4).clamp(1, 8)
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 && libc::CPU_COUNT(&set) > 1
+    }
 }
 
 /// The OS page size (4 KiB on x86_64; 4, 16 or 64 KiB on aarch64).

@@ -108,10 +108,22 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         .collect();
     let prog = argv.first().cloned().unwrap_or_else(|| "wasm".into());
     signals::ignore_sigpipe();
+    if desc.has_crmeta() {
+        // Before anything else: a SIGUSR1 during start-up or a restore is
+        // served once the program runs, instead of killing it.
+        checkpoint::install_signal_handler();
+    }
     let opts = match parse_args(&argv[1..]) {
         Ok(o) => o,
         Err(m) => fail(&m, 2),
     };
+    if let Some(f) = &opts.cr.file {
+        // Found out now, not when the checkpoint is due.
+        let dir = f.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            fail(&format!("--checkpoint-file {}: the directory {} does not exist", f.display(), dir.display()), 2);
+        }
+    }
     let restore = match &opts.restore {
         None => None,
         Some(path) => {
@@ -119,8 +131,6 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
                 eprintln!("note: --dir, --env and guest arguments are ignored with --restore: they come from the snapshot");
             }
             checkpoint::restore_started();
-            // Decoded on another thread while this one reads the snapshot.
-            checkpoint::preload_meta(desc);
             let bytes = std::fs::read(path).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("read");
             let (snap, packed) = wanco_state::snapshot::decode_packed(&bytes).unwrap_or_else(|e| refuse(path, &e));

@@ -127,11 +127,16 @@ pub fn install() {
 
 /// Run `f` on a fresh thread with a `size`-byte stack, with fault handling
 /// installed and the stack limit set so that runaway recursion traps cleanly.
+///
+/// While `f` runs, this thread serves [`crate::helper::join`] jobs.
 pub fn run_on_wasm_stack<T: Send + 'static>(size: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
+    let (serving, jobs) = crate::helper::serving();
+    let wasm = std::thread::Builder::new()
         .name("wasm".into())
         .stack_size(size)
         .spawn(move || {
+            // Closes the job queue however `f` ends.
+            let _serving = serving;
             install();
             let here = 0u8;
             let top = &here as *const u8 as u64;
@@ -139,8 +144,9 @@ pub fn run_on_wasm_stack<T: Send + 'static>(size: usize, f: impl FnOnce() -> T +
             set_stack_limit(top - size as u64 + 256 * 1024);
             f()
         })
-        .expect("cannot start the Wasm thread")
-        .join()
+        .expect("cannot start the Wasm thread");
+    crate::helper::serve(jobs);
+    wasm.join()
         .unwrap_or_else(|_| {
             write_stderr(b"wanco: internal error: runtime panicked\n");
             std::process::exit(70)

@@ -561,20 +561,16 @@ impl PackedMemory {
     /// so `dst` should be zero there). Errors name the page that does not
     /// decompress to exactly one page.
     pub fn unpack_into(&self, dst: &mut [u8]) -> Result<(), SnapshotError> {
-        self.unpack_into_parallel(dst, 1, &|_: &mut [u8]| {})
+        for share in self.unpack_shares(dst, 1)? {
+            share.run(&|_: &mut [u8]| {})?;
+        }
+        Ok(())
     }
 
-    /// [`PackedMemory::unpack_into`] on `workers` threads (the calling one
-    /// included), each taking an equal share of the stored pages.
-    /// `prepare(run)` is called on each run of consecutive stored pages in
-    /// `dst` before they are written (by the thread that writes them), e.g.
-    /// to back them with memory in one system call.
-    pub fn unpack_into_parallel(
-        &self,
-        dst: &mut [u8],
-        workers: usize,
-        prepare: &(dyn Fn(&mut [u8]) + Sync),
-    ) -> Result<(), SnapshotError> {
+    /// [`PackedMemory::unpack_into`] split into `n` shares (fewer if there
+    /// are fewer stored pages) of about as many pages each, over disjoint
+    /// parts of `dst`, for as many threads.
+    pub fn unpack_shares<'a>(&'a self, dst: &'a mut [u8], n: usize) -> Result<Vec<UnpackShare<'a>>, SnapshotError> {
         if dst.len() != self.pages as usize * PAGE_SIZE {
             return Err(SnapshotError::new(
                 HEADER_LEN as u64,
@@ -584,59 +580,25 @@ impl PackedMemory {
         // Decoded snapshots are checked; this keeps the split below sound
         // for any value.
         self.check(HEADER_LEN as u64)?;
-        let n = self.chunks.len();
-        let workers = workers.clamp(1, n.max(1));
-        // Worker g unpacks chunks[bounds[g]..bounds[g + 1]] into its own
-        // part of `dst`, from its first page to the next worker's first page.
-        let bounds: Vec<usize> = (0..=workers).map(|g| g * n / workers).collect();
-        let mut jobs: Vec<(&[WireChunk], &mut [u8], usize)> = Vec::with_capacity(workers);
+        let total = self.chunks.len();
+        let n = n.clamp(1, total.max(1));
+        // Share g has chunks[bounds[g]..bounds[g + 1]] and the part of `dst`
+        // from its first page to the next share's first page.
+        let bounds: Vec<usize> = (0..=n).map(|g| g * total / n).collect();
+        let mut shares = Vec::with_capacity(n);
         let mut rest = dst;
         let mut rest_start = 0usize;
-        for g in 0..workers {
-            let chunks = &self.chunks[bounds[g]..bounds[g + 1]];
+        for g in 0..n {
             let end = match self.chunks.get(bounds[g + 1]) {
-                Some(c) if g + 1 < workers => c.page as usize * PAGE_SIZE,
+                Some(c) if g + 1 < n => c.page as usize * PAGE_SIZE,
                 _ => rest_start + rest.len(),
             };
-            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(end - rest_start);
-            jobs.push((chunks, mine, rest_start));
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(end - rest_start);
+            shares.push(UnpackShare { chunks: &self.chunks[bounds[g]..bounds[g + 1]], part, base: rest_start });
             rest = tail;
             rest_start = end;
         }
-        let run = |(chunks, part, base): (&[WireChunk], &mut [u8], usize)| -> Result<(), SnapshotError> {
-            let mut i = 0;
-            while i < chunks.len() {
-                // One run of consecutive pages.
-                let mut j = i + 1;
-                while j < chunks.len() && chunks[j].page == chunks[j - 1].page + 1 {
-                    j += 1;
-                }
-                let start = chunks[i].page as usize * PAGE_SIZE - base;
-                let end = (chunks[j - 1].page as usize + 1) * PAGE_SIZE - base;
-                prepare(&mut part[start..end]);
-                for c in &chunks[i..j] {
-                    let at = c.page as usize * PAGE_SIZE - base;
-                    unpack_page(c, &mut part[at..at + PAGE_SIZE])?;
-                }
-                i = j;
-            }
-            Ok(())
-        };
-        let mut jobs = jobs.into_iter();
-        let first = jobs.next();
-        std::thread::scope(|s| {
-            let others: Vec<_> = jobs.map(|job| s.spawn(move || run(job))).collect();
-            let mine = first.map_or(Ok(()), run);
-            // The first error in page order.
-            let mut result = mine;
-            for h in others {
-                let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                if result.is_ok() {
-                    result = r;
-                }
-            }
-            result
-        })
+        Ok(shares)
     }
 
     /// Decompress the pages into a [`Memory`].
@@ -648,6 +610,40 @@ impl PackedMemory {
             chunks.push((c.page, page));
         }
         Ok(Memory { pages: self.pages, max: self.max, chunks })
+    }
+}
+
+/// Part of a [`PackedMemory`] to decompress into its part of linear memory
+/// ([`PackedMemory::unpack_shares`]); shares can run on different threads.
+pub struct UnpackShare<'a> {
+    chunks: &'a [WireChunk],
+    part: &'a mut [u8],
+    /// Byte offset of `part` in the memory.
+    base: usize,
+}
+
+impl UnpackShare<'_> {
+    /// Decompress the share's pages. `prepare(run)` is called on each run of
+    /// consecutive stored pages before they are written, e.g. to back them
+    /// with memory in one system call.
+    pub fn run(self, prepare: &dyn Fn(&mut [u8])) -> Result<(), SnapshotError> {
+        let (chunks, part, base) = (self.chunks, self.part, self.base);
+        let mut i = 0;
+        while i < chunks.len() {
+            let mut j = i + 1;
+            while j < chunks.len() && chunks[j].page == chunks[j - 1].page + 1 {
+                j += 1;
+            }
+            let start = chunks[i].page as usize * PAGE_SIZE - base;
+            let end = (chunks[j - 1].page as usize + 1) * PAGE_SIZE - base;
+            prepare(&mut part[start..end]);
+            for c in &chunks[i..j] {
+                let at = c.page as usize * PAGE_SIZE - base;
+                unpack_page(c, &mut part[at..at + PAGE_SIZE])?;
+            }
+            i = j;
+        }
+        Ok(())
     }
 }
 
@@ -1227,23 +1223,31 @@ mod tests {
             let mut out = vec![0u8; 23 * PAGE_SIZE];
             let prepared = std::sync::Mutex::new(Vec::new());
             let base = out.as_ptr() as usize;
-            one.unpack_into_parallel(&mut out, workers, &|run: &mut [u8]| {
+            let prepare = |run: &mut [u8]| {
                 assert!(run.iter().all(|b| *b == 0), "prepared after being written");
                 let first = (run.as_ptr() as usize - base) / PAGE_SIZE;
                 prepared.lock().unwrap().push((first as u32, (run.len() / PAGE_SIZE) as u32));
-            })
-            .unwrap();
+            };
+            let shares = one.unpack_shares(&mut out, workers).unwrap();
+            assert_eq!(shares.len(), workers.min(14));
+            std::thread::scope(|s| {
+                for h in shares.into_iter().map(|sh| s.spawn(|| sh.run(&prepare))).collect::<Vec<_>>() {
+                    h.join().unwrap().unwrap();
+                }
+            });
             assert_eq!(out, padded, "{workers} workers");
-            // Every stored page prepared exactly once (runs split between workers).
+            // Every stored page prepared exactly once (runs split between shares).
             let mut pages: Vec<u32> = prepared.into_inner().unwrap().iter().flat_map(|&(f, n)| f..f + n).collect();
             pages.sort_unstable();
             assert_eq!(pages, one.stored_pages().collect::<Vec<_>>(), "{workers} workers");
         }
-        // A page that does not decompress is named, whichever worker has it.
+        // A page that does not decompress is named, whichever share has it.
         let mut bad = one;
         bad.chunks[9].lz4.0.truncate(5);
         let mut out = vec![0u8; 23 * PAGE_SIZE];
-        let e = bad.unpack_into_parallel(&mut out, 3, &|_: &mut [u8]| {}).unwrap_err();
-        assert!(e.to_string().contains("page 14"), "{e}");
+        let errors: Vec<String> =
+            bad.unpack_shares(&mut out, 3).unwrap().into_iter().filter_map(|sh| sh.run(&|_: &mut [u8]| {}).err()).map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("page 14"), "{}", errors[0]);
     }
 }

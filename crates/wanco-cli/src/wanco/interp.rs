@@ -74,6 +74,12 @@ mod sigusr1 {
 /// Run `wanco interp`.
 pub fn run(o: Opts) -> Result<i32> {
     use wanco_interp::{WasiExit, WasiRun, WasiRunner};
+    // A checkpoint file in a directory that does not exist is found out
+    // now, not when the checkpoint is due.
+    let dir = o.checkpoint_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        anyhow::bail!("--checkpoint-file {}: the directory {} does not exist", o.checkpoint_file.display(), dir.display());
+    }
     let wasm = super::compile::read_module(&o.input)?;
     let what = || format!("cannot run `{}`", o.input.display());
     let module = wanco_interp::Module::new(&wasm).with_context(what)?;
@@ -95,23 +101,38 @@ pub fn run(o: Opts) -> Result<i32> {
     };
     runner.set_pause_at(o.checkpoint_after_points);
     runner.set_interrupt(sigusr1::install());
-    let r = if restored { runner.resume() } else { runner.start() }.with_context(what)?;
+    let mut r = if restored { runner.resume() } else { runner.start() }.with_context(what)?;
     use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let exit = match r {
-        WasiRun::Exited(e) => e,
-        WasiRun::Paused => {
-            let snap = runner.snapshot().context("cannot take a checkpoint")?;
-            let bytes = wanco_state::snapshot::encode(&snap);
-            let path = &o.checkpoint_file;
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(".tmp");
-            let tmp = PathBuf::from(tmp);
-            std::fs::write(&tmp, &bytes)
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .with_context(|| format!("cannot write checkpoint `{}`", path.display()))?;
-            eprintln!("checkpoint written to {} after {} migration points", path.display(), snap.migration_points);
-            return Ok(0);
+    let exit = loop {
+        let _ = std::io::stdout().flush();
+        match r {
+            WasiRun::Exited(e) => break e,
+            WasiRun::Paused => {
+                let snap = runner.snapshot().context("cannot take a checkpoint")?;
+                let bytes = wanco_state::snapshot::encode(&snap);
+                let path = &o.checkpoint_file;
+                let mut tmp = path.as_os_str().to_owned();
+                tmp.push(".tmp");
+                let tmp = PathBuf::from(tmp);
+                let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, path));
+                match written {
+                    Ok(()) => {
+                        eprintln!("checkpoint written to {} after {} migration points", path.display(), snap.migration_points);
+                        return Ok(0);
+                    }
+                    // Asked for by a signal: the program goes on (nothing
+                    // is lost), and another signal may try again.
+                    Err(e) if o.checkpoint_after_points != Some(snap.migration_points) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        eprintln!("error: checkpoint failed: cannot write the checkpoint to {}: {e}; the program goes on", path.display());
+                        r = runner.resume().with_context(what)?;
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e).with_context(|| format!("cannot write the checkpoint to {}", path.display()));
+                    }
+                }
+            }
         }
     };
     if o.count_points {

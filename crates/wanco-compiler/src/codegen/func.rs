@@ -704,8 +704,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         if point.is_some() {
             self.counter_in()?;
         } else if self.cr.is_some() {
-            // A host function: never a safepoint.
+            // A host function: never a safepoint. The runtime may shorten
+            // the batch in it (SIGUSR1 while the program waited in the
+            // host), so the counter is read back.
             call.add_attribute(AttributeLoc::Function, self.m.ctx.create_string_attribute("gc-leaf-function", ""));
+            self.counter_in()?;
         }
         match (ft.results.len(), out) {
             (0, _) => {}

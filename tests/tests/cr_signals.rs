@@ -1,0 +1,193 @@
+//! `SIGUSR1` and the checkpoint file as a user meets them: a program waiting for input is
+//! checkpointed when the input comes, a signal at start-up is not fatal, a checkpoint that cannot
+//! be written lets a signalled program go on, and a checkpoint file in a missing directory is
+//! refused before the program runs (compiled x86_64 binaries and `wanco interp`).
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use wanco_tests::engine::{Engine, Tools};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+}
+
+fn tools() -> Tools {
+    Tools::locate(&workspace(), &[Engine::AotX86_64]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A fresh directory for one test.
+fn work(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wanco-cr-signals").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create work dir");
+    d
+}
+
+/// Compile a test program (`tests/programs/...`) for x86_64 into `dir`.
+fn compile(t: &Tools, program: &str, dir: &Path) -> PathBuf {
+    let src = workspace().join("tests/programs").join(program);
+    let out = dir.join(Path::new(program).file_stem().expect("a file name"));
+    let o = Command::new(&t.wanco).arg("compile").arg(&src).arg("-o").arg(&out).output().expect("run wanco compile");
+    assert!(o.status.success(), "wanco compile {program}: {}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn signal(child: &Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGUSR1) };
+    assert_eq!(r, 0, "kill -USR1");
+}
+
+/// Wait for `child` with a deadline (killed and reported if it does not end).
+fn finish(mut child: Child, what: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}: still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A program blocked reading stdin gets the signal; it is checkpointed as soon as the next input
+/// lets it go on (not 65,536 migration points later, which it would never reach), and the
+/// snapshot continues with the restored process's own input.
+#[test]
+fn signal_while_waiting_for_input_checkpoints_when_it_goes_on() {
+    let t = tools();
+    let dir = work("waiting");
+    let bin = compile(&t, "wasm/stdin_echo.wasm", &dir);
+    let reference = {
+        let mut c = Command::new(&bin).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("run");
+        c.stdin.take().expect("stdin").write_all(b"one\ntwo\nthree\n").expect("write stdin");
+        finish(c, "uninterrupted run")
+    };
+    assert!(reference.status.success());
+    let snap = dir.join("cp.wsnap");
+    let mut c = Command::new(&bin)
+        .arg("--checkpoint-file")
+        .arg(&snap)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let mut input = c.stdin.take().expect("stdin");
+    input.write_all(b"one\n").expect("write stdin");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&c);
+    std::thread::sleep(Duration::from_millis(100));
+    // The read returns, the program goes on: the next migration point checkpoints.
+    let _ = input.write_all(b"two\n");
+    let before = finish(c, "signalled run");
+    drop(input);
+    assert!(before.status.success(), "signalled run: {:?} {}", before.status, text(&before.stderr));
+    assert!(text(&before.stderr).contains("checkpoint written to"), "no checkpoint: {}", text(&before.stderr));
+    let mut r = Command::new(&bin)
+        .arg("--restore")
+        .arg(&snap)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("restore");
+    r.stdin.take().expect("stdin").write_all(b"three\n").expect("write stdin");
+    let after = finish(r, "restore");
+    assert!(after.status.success(), "restore: {:?} {}", after.status, text(&after.stderr));
+    let mut whole = before.stdout.clone();
+    whole.extend_from_slice(&after.stdout);
+    assert_eq!(text(&whole), text(&reference.stdout));
+}
+
+/// A signal while a snapshot is being restored (reading it, instantiating, filling ~24 MiB of
+/// memory: about 10 ms) does not kill the program: it is served once the program runs again.
+#[test]
+fn signal_during_a_restore_is_not_fatal() {
+    let t = tools();
+    let dir = work("restoring");
+    let bin = compile(&t, "wasm/memgrow.wasm", &dir);
+    let snap = dir.join("late.wsnap");
+    let o = Command::new(&bin).arg("--checkpoint-after-points").arg("1300000").arg("--checkpoint-file").arg(&snap).output().expect("run");
+    assert!(o.status.success() && snap.exists(), "{}", text(&o.stderr));
+    for ms in [2u64, 4, 6, 8, 12] {
+        let again = dir.join(format!("again{ms}.wsnap"));
+        let c = Command::new(&bin)
+            .arg("--restore")
+            .arg(&snap)
+            .arg("--checkpoint-file")
+            .arg(&again)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("restore");
+        // After the process has started (the runtime catches SIGUSR1 first thing).
+        std::thread::sleep(Duration::from_millis(ms));
+        signal(&c);
+        let o = finish(c, "signalled restore");
+        assert_eq!(o.status.signal(), None, "signal after {ms} ms killed the restore: {}", text(&o.stderr));
+        assert!(o.status.success(), "{:?} {}", o.status, text(&o.stderr));
+    }
+}
+
+/// A checkpoint asked for by a signal that cannot be written is reported, and the program goes on
+/// to its normal end (nothing is lost); one asked for by `--checkpoint-after-points` exits 2.
+#[test]
+fn unwritable_checkpoint_lets_a_signalled_program_go_on() {
+    let t = tools();
+    let dir = work("unwritable");
+    let bin = compile(&t, "cr/cr_long.wat", &dir);
+    let reference = Command::new(&bin).output().expect("run");
+    assert!(reference.status.success());
+    let snap = dir.join("cp.wsnap");
+    // The temporary file the snapshot is written to first is a directory.
+    std::fs::create_dir_all(dir.join("cp.wsnap.tmp")).expect("mkdir");
+    let mut c = Command::new(&bin)
+        .arg("--checkpoint-file")
+        .arg(&snap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&c);
+    let o = finish(c, "signalled run");
+    assert!(o.status.success(), "{:?} {}", o.status, text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("checkpoint failed") && err.contains("the program goes on"), "{err}");
+    assert_eq!(text(&o.stdout), text(&reference.stdout));
+    assert!(!snap.exists());
+    let o = Command::new(&bin).arg("--checkpoint-after-points").arg("1000").arg("--checkpoint-file").arg(&snap).output().expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("cannot write the checkpoint to"), "{}", text(&o.stderr));
+}
+
+/// `--checkpoint-file` in a directory that does not exist is refused before the program runs,
+/// by compiled binaries and by the interpreter alike.
+#[test]
+fn checkpoint_file_in_a_missing_directory_is_refused_up_front() {
+    let t = tools();
+    let dir = work("missing-dir");
+    let bin = compile(&t, "cr/cr_long.wat", &dir);
+    let snap = dir.join("no-such-dir").join("cp.wsnap");
+    let wasm = workspace().join("tests/programs/cr/cr_long.wat");
+    let runs = [
+        Command::new(&bin).arg("--checkpoint-file").arg(&snap).output().expect("run"),
+        Command::new(&t.wanco).arg("interp").arg("--checkpoint-file").arg(&snap).arg(&wasm).output().expect("run interp"),
+    ];
+    for o in runs {
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        assert!(o.stdout.is_empty(), "the program ran: {}", text(&o.stdout));
+        let err = text(&o.stderr);
+        assert!(err.contains("no-such-dir") && err.contains("does not exist"), "{err}");
+    }
+}
