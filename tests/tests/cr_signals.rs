@@ -1,5 +1,5 @@
 //! `SIGUSR1` and the checkpoint file as a user meets them: a program waiting for input is
-//! checkpointed when the input comes, a signal at start-up is not fatal, a checkpoint that cannot
+//! checkpointed when the input comes, a signal during a restore is not fatal, a checkpoint that cannot
 //! be written lets a signalled program go on, and a checkpoint file in a missing directory is
 //! refused before the program runs (compiled x86_64 binaries and `wanco interp`).
 
@@ -151,7 +151,7 @@ fn unwritable_checkpoint_lets_a_signalled_program_go_on() {
     let snap = dir.join("cp.wsnap");
     // The temporary file the snapshot is written to first is a directory.
     std::fs::create_dir_all(dir.join("cp.wsnap.tmp")).expect("mkdir");
-    let mut c = Command::new(&bin)
+    let c = Command::new(&bin)
         .arg("--checkpoint-file")
         .arg(&snap)
         .stdout(Stdio::piped())
