@@ -242,4 +242,26 @@ fn bad_inputs_are_refused() {
     // The other ISA restores from the neutral frames and ignores the view.
     let o = p.exec(Isa::X86, &["--restore", &bad]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // A captured view whose pc or frame size was changed: verify --binary
+    // checks both against the binary (symbols, unwind information), and
+    // passes the capture as it was written.
+    let o = snap(&["verify", "--binary", x86, &cp]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let json = String::from_utf8(snap(&["decode", &cp]).stdout).unwrap();
+    let orig: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let frames = orig["native"]["frames"].as_array().unwrap().len();
+    let sized = (0..frames).find(|&k| orig["native"]["frames"][k]["frame_size"].is_u64()).expect("a frame with a size");
+    for (field, k, value, want) in [("pc", frames - 1, serde_json::json!(0), "so the return address is"), ("frame_size", sized, serde_json::json!(4096), "frame size 4096")] {
+        let mut v = orig.clone();
+        v["native"]["frames"][k][field] = value;
+        let jp = p.path(&format!("{field}.json"));
+        std::fs::write(&jp, serde_json::to_string(&v).unwrap()).unwrap();
+        let bad = p.path(&format!("{field}.wsnap"));
+        assert!(snap(&["encode", &jp, "-o", &bad]).status.success());
+        let o = snap(&["verify", "--binary", x86, &bad]);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{field}: {text}");
+        assert!(text.contains("native frames:") && text.contains(want), "{field}: {text}");
+    }
 }

@@ -27,7 +27,6 @@
 //! executable's `.eh_frame_hdr` through `dl_iterate_phdr`.
 
 use crate::instance::{Descriptor, Instance};
-use std::collections::HashMap;
 use std::ffi::c_void;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -238,6 +237,13 @@ pub fn at_exit() {
             }
             if wanco_cr_pending.load(Ordering::Relaxed) != 0 {
                 eprintln!("note: SIGUSR1 arrived, but the program ended before its next migration point: no checkpoint was taken");
+            }
+            let target = TARGET.load(Ordering::Relaxed);
+            if target != u64::MAX && st.in_main {
+                eprintln!(
+                    "note: the program ended after {} migration points, before --checkpoint-after-points {target}: no checkpoint was taken",
+                    points_now()
+                );
             }
         }
     }
@@ -608,8 +614,8 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64, 
     };
     let packer = bytes.map(|b| PagePacker::new(b, max, known_zero));
     let share = mem.is_some_and(|m| crate::memory::share_packing(m.pages() as usize));
-    let helper_part = || packer.as_ref().filter(|_| share).map(|p| p.work());
-    let (theirs, mine) = crate::helper::join(helper_part, || -> Result<_, String> {
+    let helper_part = || packer.as_ref().map(|p| p.work());
+    let main_part = || -> Result<_, String> {
         st.meta()?;
         let meta = st.meta.as_ref().expect("parsed");
         phases.mark("metadata");
@@ -639,7 +645,8 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64, 
         phases.mark("globals+tables");
         let memory = packer.as_ref().map(|p| p.work());
         Ok((frames, native_view, cs, memory))
-    });
+    };
+    let (theirs, mine) = if share { crate::helper::join(helper_part, main_part) } else { (None, main_part()) };
     let (frames, native_view, cs, mine) = mine?;
     let memory = packer.zip(mine).map(|(p, part)| p.finish([part].into_iter().chain(theirs)));
     phases.mark("memory");
@@ -680,6 +687,7 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
     let st = guard.as_mut().ok_or("checkpointing is not armed")?;
     st.meta()?;
+    restore_mark("metadata");
     // SAFETY: the instance outlives the run.
     let inst = unsafe { &*st.instance };
     if snap.migration_points >= wanco_state::snapshot::MAX_MIGRATION_POINTS {
@@ -689,10 +697,10 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
         ));
     }
     let meta = st.meta.as_ref().expect("parsed");
-    let mut index: HashMap<(u32, u32, FrameKind), u32> = HashMap::new();
-    for (i, p) in meta.points.iter().enumerate() {
-        index.insert((p.func, p.code_offset, p.kind), i as u32);
-    }
+    // A few frames: a scan of the points per frame is cheaper than an index.
+    let point_of = |f: &Frame| {
+        meta.points.iter().rposition(|p| (p.func, p.code_offset, p.kind) == (f.func, f.code_offset, f.kind)).map(|i| i as u32)
+    };
     let n = snap.frames.len();
     if n == 0 {
         return Err("the snapshot has no frames".into());
@@ -718,9 +726,7 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
                 if innermost { "cannot be the innermost frame" } else { "can only be the innermost frame" }
             ));
         }
-        let &pid = index
-            .get(&(f.func, f.code_offset, f.kind))
-            .ok_or_else(|| format!("{at}: the module has no {:?} migration point there", f.kind))?;
+        let pid = point_of(f).ok_or_else(|| format!("{at}: the module has no {:?} migration point there", f.kind))?;
         let p = &meta.points[pid as usize];
         let func = meta.func(f.func).ok_or_else(|| format!("{at}: not a defined function"))?;
         if f.locals.len() != func.locals.len() {

@@ -199,26 +199,33 @@ impl Instance {
         desc: &'static Descriptor,
         resolve: &mut dyn FnMut(&Import) -> Option<Extern>,
     ) -> Result<Box<Instance>, InstantiateError> {
-        Self::create(desc, resolve, true)
+        Self::create(desc, None, resolve, true)
     }
 
     /// Instantiate for a restore: imports are linked and the defined
     /// memories, tables, globals and functions created, but neither the
     /// active segments nor the start function run (the snapshot's state is
     /// installed next with [`Instance::install`]).
+    /// `info` is the descriptor's [`Instance::module_info`], already read
+    /// (to check the snapshot against it).
     pub fn new_for_restore(
         desc: &'static Descriptor,
+        info: ModuleInfo,
         resolve: &mut dyn FnMut(&Import) -> Option<Extern>,
     ) -> Result<Box<Instance>, InstantiateError> {
-        Self::create(desc, resolve, false)
+        Self::create(desc, Some(info), resolve, false)
     }
 
     fn create(
         desc: &'static Descriptor,
+        info: Option<ModuleInfo>,
         resolve: &mut dyn FnMut(&Import) -> Option<Extern>,
         initialize: bool,
     ) -> Result<Box<Instance>, InstantiateError> {
-        let info = Self::module_info(desc).map_err(InstantiateError::Other)?;
+        let info = match info {
+            Some(i) => i,
+            None => Self::module_info(desc).map_err(InstantiateError::Other)?,
+        };
         crate::memory::require_guard(info.memory_guard_bytes);
         let type_ids: Vec<u32> = info.types.iter().map(|t| type_id(t) as u32).collect();
         let mut inst = Box::new(Instance {
@@ -668,13 +675,16 @@ impl Instance {
                 let n = if crate::memory::share_packing(m.stored_pages().count()) { 2 } else { 1 };
                 let mut shares = m.unpack_shares(mem.bytes_mut(), n).map_err(|e| e.to_string())?.into_iter();
                 let mine = shares.next();
-                let theirs = shares.next();
                 let populate = crate::memory::populate;
-                let (a, b) = crate::helper::join(
-                    move || theirs.map_or(Ok(()), |s| s.run(&populate)),
-                    move || mine.map_or(Ok(()), |s| s.run(&populate)),
-                );
-                b.and(a).map_err(|e| e.to_string())?;
+                let run = move |s: Option<wanco_state::snapshot::UnpackShare<'_>>| s.map_or(Ok(()), |s| s.run(&populate));
+                let r = match shares.next() {
+                    Some(theirs) => {
+                        let (a, b) = crate::helper::join(move || run(Some(theirs)), move || run(mine));
+                        b.and(a)
+                    }
+                    None => run(mine),
+                };
+                r.map_err(|e| e.to_string())?;
             }
             (Some(_), None) => return Err("snapshot has a memory, the module has none".into()),
             (None, Some(_)) => return Err("the module has a memory, the snapshot has none".into()),

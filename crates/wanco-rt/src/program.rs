@@ -60,10 +60,19 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
             let v = value(&mut i, "--env")?;
             o.env.push(wanco_wasi::parse_env(&v));
         } else if a == "--restore" || a.starts_with("--restore=") {
+            if o.restore.is_some() {
+                return Err("--restore given twice: a program continues from one snapshot".into());
+            }
             o.restore = Some(value(&mut i, "--restore")?.into());
         } else if a == "--checkpoint-file" || a.starts_with("--checkpoint-file=") {
+            if o.cr.file.is_some() {
+                return Err("--checkpoint-file given twice".into());
+            }
             o.cr.file = Some(value(&mut i, "--checkpoint-file")?.into());
         } else if a == "--checkpoint-after-points" || a.starts_with("--checkpoint-after-points=") {
+            if o.cr.after_points.is_some() {
+                return Err("--checkpoint-after-points given twice".into());
+            }
             let v = value(&mut i, "--checkpoint-after-points")?;
             let n: u64 = v.parse().map_err(|_| format!("--checkpoint-after-points needs a positive number, got `{v}`"))?;
             if n == 0 {
@@ -140,11 +149,11 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             if let Err(e) = snap.check_module(&info.hash) {
                 refuse(path, &e)
             }
-            Some((path.clone(), snap, packed))
+            Some((path.clone(), snap, packed, Some(info)))
         }
     };
     let wasi = match &restore {
-        Some((path, snap, _)) => match WasiCtx::from_state(&snap.wasi) {
+        Some((path, snap, _, _)) => match WasiCtx::from_state(&snap.wasi) {
             Ok(w) => w,
             Err(e) => refuse(path, &e.message()),
         },
@@ -164,8 +173,9 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
     signals::run_on_wasm_stack(WASM_STACK, move || {
         // The countdown must be set before the start function runs.
         checkpoint::preset(&cr);
-        let created = match &restore {
-            Some(_) => Instance::new_for_restore(desc, &mut |imp| wasi_host::resolve(imp)),
+        let mut restore = restore;
+        let created = match restore.as_mut().and_then(|r| r.3.take()) {
+            Some(info) => Instance::new_for_restore(desc, info, &mut |imp| wasi_host::resolve(imp)),
             None => Instance::new(desc, &mut |imp| wasi_host::resolve(imp)),
         };
         let mut inst = match created {
@@ -185,11 +195,11 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             Err(e) if wants_cr => fail(&e, 2),
             Err(_) => {} // compiled with --no-cr and nothing asked of it
         }
-        if let Some((path, snap, packed)) = &restore {
+        if let Some((path, snap, packed, _)) = &restore {
             inst.install(snap, packed.as_ref()).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("install");
             checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(path, &e));
-            checkpoint::restore_mark("prepare (metadata)");
+            checkpoint::restore_mark("frames");
         }
         checkpoint::enter_main();
         inst.call(start, &mut [0u64; 1]);

@@ -369,6 +369,48 @@ pub fn check(meta: &CrMeta, native: &NativeStack, frames: &[Frame]) -> Result<()
     Ok(())
 }
 
+/// Check the addresses of `native` against the binary: every frame's `pc`
+/// is its function's start (`func_start(defined index)`, link-time) plus
+/// its `offset`, and a known `frame_size` is the binary's, where the CFI
+/// (`cfi`) gives the frame's CFA as a fixed offset from the stack pointer
+/// (otherwise it depends on the run and is not checked).
+pub fn check_addresses(
+    meta: &CrMeta,
+    native: &NativeStack,
+    func_start: &dyn Fn(u32) -> Option<u64>,
+    cfi: Option<&Cfi<'_>>,
+) -> Result<(), Error> {
+    let first = meta.funcs.first().map_or(0, |f| f.func);
+    let isa = Isa::from_name(&meta.isa);
+    for (k, nf) in native.frames.iter().enumerate() {
+        let here = || format!("native frame {k} (function {}, offset {:#x})", nf.func, nf.offset);
+        let start = nf
+            .func
+            .checked_sub(first)
+            .and_then(func_start)
+            .ok_or_else(|| Error::Decode(format!("{}: the binary has no such function", here())))?;
+        let pc = start + u64::from(nf.offset);
+        if nf.pc != pc {
+            return Err(Error::Decode(format!(
+                "{}: pc {:#x}, but the function starts at {start:#x} in the binary, so the return address is {pc:#x}",
+                here(),
+                nf.pc
+            )));
+        }
+        if let (Some(size), Some(cfi), Some(isa)) = (nf.frame_size, cfi, isa) {
+            let rule = cfi.frame_rule(pc)?;
+            if rule.cfa_reg == isa.sp_reg() && size != rule.cfa_offset as u64 {
+                return Err(Error::Decode(format!(
+                    "{}: frame size {size}, the binary's unwind information says {} at pc {pc:#x}",
+                    here(),
+                    rule.cfa_offset
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A location as an engineer reads it: `rbx`, `[rsp+16] (8 bytes)`,
 /// `const 0` (register names of `isa`, DWARF numbers if it is unknown).
 pub fn describe(isa: Option<Isa>, l: &Location) -> String {

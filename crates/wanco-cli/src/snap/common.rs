@@ -41,11 +41,14 @@ pub struct Module {
     pub info: ModuleInfo,
 }
 
-/// Read and parse a module.
+/// Read and parse a module (`.wasm`, or `.wat` text).
 pub fn read_module(path: &Path) -> Result<Module> {
-    let wasm = read_input(path)?;
-    let info = wanco_compiler::module_info(&wasm)
-        .with_context(|| format!("cannot parse module `{}`", path.display()))?;
+    let bytes = read_input(path)?;
+    let what = || format!("cannot parse module `{}`", path.display());
+    let wasm = wanco_compiler::wasm_bytes(&bytes)
+        .with_context(what)?
+        .into_owned();
+    let info = wanco_compiler::module_info(&wasm).with_context(what)?;
     Ok(Module { wasm, info })
 }
 

@@ -170,6 +170,10 @@ pub fn verify_binary(s: &wanco_state::snapshot::Snapshot, bin: &Binary) -> (Vec<
             if let Err(e) = wanco_translate::native::check(&bin.meta, n, &s.frames) {
                 problems.push(format!("native frames: {e}"));
             }
+            let cfi = bin.cfi().ok();
+            if let Err(e) = wanco_translate::native::check_addresses(&bin.meta, n, &|d| bin.func_start(d), cfi.as_ref()) {
+                problems.push(format!("native frames: {e}"));
+            }
         }
     }
     (problems, notes)

@@ -1,9 +1,9 @@
 //! `wanco-snap verify`: is a snapshot intact, and does it fit its module?
 
-use super::common::{read_input, read_snapshot, Module};
+use super::common::{read_module, read_snapshot, Module};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use wanco_state::module::{ExportKind, FuncType, ModuleInfo};
 use wanco_state::snapshot::{FrameKind, Snapshot};
 use wanco_state::wasi::FdKind;
@@ -41,7 +41,7 @@ pub fn run(o: Opts) -> Result<i32> {
     let mut problems = match &o.module {
         None => Vec::new(),
         Some(p) => {
-            let m = module(p)?;
+            let m = read_module(p)?;
             if let Err(e) = s.check_module(&m.info.hash) {
                 vec![format!("module: {} (structure not checked)", e.message)]
             } else {
@@ -73,17 +73,6 @@ pub fn run(o: Opts) -> Result<i32> {
         );
         Ok(1)
     }
-}
-
-/// Read and parse a module (`.wasm`, or `.wat` text).
-fn module(path: &Path) -> Result<Module> {
-    let bytes = read_input(path)?;
-    let what = || format!("cannot parse module `{}`", path.display());
-    let wasm = wanco_compiler::wasm_bytes(&bytes)
-        .with_context(what)?
-        .into_owned();
-    let info = wanco_compiler::module_info(&wasm).with_context(what)?;
-    Ok(Module { wasm, info })
 }
 
 /// Types of an operand stack, bottom first; `None` for a value of unknown

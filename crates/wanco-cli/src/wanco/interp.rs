@@ -138,6 +138,12 @@ pub fn run(o: Opts) -> Result<i32> {
     if o.count_points {
         eprintln!("migration points: {}", runner.migration_points());
     }
+    if let Some(n) = o.checkpoint_after_points.filter(|n| *n > runner.migration_points()) {
+        eprintln!(
+            "note: the program ended after {} migration points, before --checkpoint-after-points {n}: no checkpoint was taken",
+            runner.migration_points()
+        );
+    }
     if let WasiExit::Trap(t) = &exit {
         eprintln!("wasm trap: {}", t.message());
     }
