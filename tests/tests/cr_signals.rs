@@ -191,3 +191,54 @@ fn checkpoint_file_in_a_missing_directory_is_refused_up_front() {
         assert!(err.contains("no-such-dir") && err.contains("does not exist"), "{err}");
     }
 }
+
+/// Standard input redirected from a file: a restore given the same file goes on from where the
+/// checkpointed process had read to (the guest's own buffer is in the snapshot), instead of
+/// reading the file again from its start.
+#[test]
+fn stdin_from_a_file_goes_on_where_it_stopped() {
+    let t = tools();
+    let dir = work("stdin-file");
+    let bin = compile(&t, "wasm/stdin_echo.wasm", &dir);
+    let input = dir.join("input.txt");
+    std::fs::write(&input, "one\ntwo\nthree\n".repeat(40)).expect("write input");
+    let stdin = || std::fs::File::open(&input).expect("open input");
+    let reference = Command::new(&bin).arg("--count-points").stdin(stdin()).output().expect("run");
+    assert!(reference.status.success());
+    let total: u64 = text(&reference.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("migration points: ")?.trim().parse().ok())
+        .expect("point count");
+    let stdout_only = reference.stdout.clone();
+    for n in [total / 2, total - 3] {
+        let snap = dir.join(format!("cp{n}.wsnap"));
+        let before = Command::new(&bin)
+            .arg("--checkpoint-after-points")
+            .arg(n.to_string())
+            .arg("--checkpoint-file")
+            .arg(&snap)
+            .stdin(stdin())
+            .output()
+            .expect("checkpoint");
+        assert!(before.status.success() && snap.exists(), "{}", text(&before.stderr));
+        let engines: [(&str, Command); 2] = [
+            ("x86_64", {
+                let mut c = Command::new(&bin);
+                c.arg("--restore").arg(&snap);
+                c
+            }),
+            ("interp", {
+                let mut c = Command::new(&t.wanco);
+                c.arg("interp").arg("--restore").arg(&snap).arg(workspace().join("tests/programs/wasm/stdin_echo.wasm"));
+                c
+            }),
+        ];
+        for (name, mut c) in engines {
+            let after = c.stdin(stdin()).output().expect("restore");
+            assert!(after.status.success(), "{name}: {}", text(&after.stderr));
+            let mut whole = before.stdout.clone();
+            whole.extend_from_slice(&after.stdout);
+            assert_eq!(text(&whole), text(&stdout_only), "checkpoint at {n} of {total}, restored on {name}");
+        }
+    }
+}

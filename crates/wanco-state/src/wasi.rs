@@ -74,7 +74,8 @@ pub struct FdEntry {
     pub rights_base: u64,
     /// WASI inheriting rights.
     pub rights_inheriting: u64,
-    /// Current file offset (files only).
+    /// Current file offset (files; for standard input, its offset when it
+    /// was a regular file, else 0).
     pub offset: u64,
     /// Whether this fd is the preopen [`FdEntry::preopen`] itself (it answers
     /// `fd_prestat_get`), as opposed to a directory opened at the same path.

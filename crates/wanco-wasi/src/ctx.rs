@@ -407,6 +407,11 @@ impl WasiCtx {
                         e.rel_path = p;
                     }
                 }
+                if e.kind == FdKind::Stdin {
+                    // Standard input from a file: how far the guest has read
+                    // (a restore given the same file goes on from there).
+                    e.offset = sys::regular_file_offset(0).unwrap_or(0);
+                }
                 e
             })
             .collect();
@@ -469,7 +474,16 @@ impl WasiCtx {
                 )));
             }
             let file = match e.kind {
-                FdKind::Stdin | FdKind::Stdout | FdKind::Stderr => None,
+                FdKind::Stdin => {
+                    // Read from a file up to `offset`: a restore whose own
+                    // standard input is a file goes on from there (from a
+                    // pipe or a terminal it reads what it is given).
+                    if e.offset > 0 {
+                        sys::seek_regular_file(0, e.offset);
+                    }
+                    None
+                }
+                FdKind::Stdout | FdKind::Stderr => None,
                 FdKind::File | FdKind::Directory => {
                     let idx = e.preopen.ok_or_else(|| {
                         WasiError::new(format!(

@@ -403,6 +403,31 @@ pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), HostErr> {
     Ok(())
 }
 
+/// The offset of `fd` if it is a regular file (standard input redirected
+/// from a file), else `None` (a pipe, a terminal, `/dev/null`).
+pub(crate) fn regular_file_offset(fd: RawFd) -> Option<u64> {
+    // SAFETY: `st` is a plain struct fstat fills; lseek with SEEK_CUR and 0
+    // only reads the offset.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return None;
+        }
+        let off = libc::lseek(fd, 0, libc::SEEK_CUR);
+        (off >= 0).then_some(off as u64)
+    }
+}
+
+/// Move `fd` to `offset` if it is a regular file; whether it was moved.
+pub(crate) fn seek_regular_file(fd: RawFd, offset: u64) -> bool {
+    if regular_file_offset(fd).is_none() {
+        return false;
+    }
+    let Ok(off) = libc::off_t::try_from(offset) else { return false };
+    // SAFETY: lseek on a descriptor of ours; it only moves the offset.
+    unsafe { libc::lseek(fd, off, libc::SEEK_SET) == off }
+}
+
 /// Whether `fd` is a terminal.
 pub(crate) fn isatty(fd: RawFd) -> bool {
     // SAFETY: `isatty` only inspects the descriptor number.
