@@ -190,6 +190,18 @@ fn checkpoint_file_in_a_missing_directory_is_refused_up_front() {
         let err = text(&o.stderr);
         assert!(err.contains("no-such-dir") && err.contains("does not exist"), "{err}");
     }
+    // An existing directory as the checkpoint file: refused too (and left where it is).
+    let taken = dir.join("taken");
+    std::fs::create_dir_all(taken.join("inside")).expect("mkdir");
+    let runs = [
+        Command::new(&bin).arg("--checkpoint-file").arg(&taken).output().expect("run"),
+        Command::new(&t.wanco).arg("interp").arg("--checkpoint-file").arg(&taken).arg(&wasm).output().expect("run interp"),
+    ];
+    for o in runs {
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("is a directory"), "{}", text(&o.stderr));
+    }
+    assert!(taken.join("inside").is_dir());
 }
 
 /// Standard input redirected from a file: a restore given the same file goes on from where the

@@ -463,6 +463,10 @@ fn write_snapshot(path: &std::path::Path, bytes: &[u8]) -> Result<Option<PathBuf
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let cannot = |e: std::io::Error| format!("cannot write the checkpoint to {}: {e}", path.display());
+    if path.is_dir() {
+        // Swapping would move the directory aside.
+        return Err(format!("cannot write the checkpoint to {}: it is a directory", path.display()));
+    }
     std::fs::write(&tmp, bytes).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         cannot(e)

@@ -67,21 +67,62 @@ pub struct CrMeta {
 ///
 /// They are most of the metadata (every deopt value of every call), and a
 /// checkpoint needs only those of the frames on the stack, a restore none:
-/// [`CrMeta::from_static`] checks them all but decodes each one only when
-/// it is first looked at. Built from a `Vec` ([`From`]) they are all decoded.
+/// [`CrMeta::from_static`] reads only each record's key and size, and
+/// decodes (and checks) a record's locations when it is first looked at.
+/// Built from a `Vec` ([`From`]) or by [`CrMeta::from_bytes`] they are all
+/// decoded and checked.
 #[derive(Clone, Default)]
 pub struct Records {
     /// `(func, offset)` of each record.
     keys: Vec<(u32, u32)>,
-    /// Each record, once decoded.
-    cells: Vec<std::sync::OnceLock<CrRecord>>,
-    /// Where undecoded records' locations are.
-    lazy: Option<LazyLocations>,
+    /// Every record, decoded ([`CrMeta::from_bytes`], [`From`]).
+    decoded: Vec<CrRecord>,
+    /// Or where the records' locations are, to decode them on first use.
+    lazy: Option<LazyRecords>,
 }
 
-/// The blob and, per record, the byte offset and count of its locations
-/// (checked when the blob was opened).
-type LazyLocations = (&'static [u8], Vec<(u32, u32)>);
+/// Records of a blob that lives as long as the program, decoded on first
+/// use. Only a few are ever decoded (the frames of a stack), so they are
+/// kept in a short list, not in a slot per record (which a restore would
+/// pay for in fresh pages).
+struct LazyRecords {
+    blob: &'static [u8],
+    /// Per record: byte offset and count of its locations.
+    at: Vec<(u32, u32)>,
+    /// The records decoded so far (leaked: they live as long as the blob).
+    done: std::sync::Mutex<Vec<(usize, &'static Result<CrRecord, CrMetaError>)>>,
+}
+
+impl Clone for LazyRecords {
+    fn clone(&self) -> LazyRecords {
+        let done = self.done.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        LazyRecords { blob: self.blob, at: self.at.clone(), done: std::sync::Mutex::new(done) }
+    }
+}
+
+impl LazyRecords {
+    fn get(&self, i: usize, (func, offset): (u32, u32)) -> &'static Result<CrRecord, CrMetaError> {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, r)) = done.iter().find(|(k, _)| *k == i) {
+            return r;
+        }
+        let (pos, n) = self.at[i];
+        let raw = &self.blob[pos as usize..][..n as usize * flat::LOCATION_SIZE];
+        let decoded = (|| {
+            let mut locations = Vec::with_capacity(n as usize);
+            for (k, e) in raw.chunks_exact(flat::LOCATION_SIZE).enumerate() {
+                locations.push(flat::location(e).map_err(|(off, message)| CrMetaError {
+                    offset: (pos as usize + k * flat::LOCATION_SIZE + off) as u64,
+                    message: format!("invalid checkpoint metadata: {message}"),
+                })?);
+            }
+            Ok(CrRecord { func, offset, locations })
+        })();
+        let r: &'static Result<CrRecord, CrMetaError> = Box::leak(Box::new(decoded));
+        done.push((i, r));
+        r
+    }
+}
 
 impl Records {
     /// Number of records.
@@ -94,45 +135,41 @@ impl Records {
         self.keys.is_empty()
     }
 
-    /// Record `i`.
+    /// Record `i`, decoded on first use; an error says which location of
+    /// the blob does not decode (only for [`CrMeta::from_static`], which
+    /// checks locations when they are first looked at).
+    pub fn try_get(&self, i: usize) -> Option<Result<&CrRecord, &CrMetaError>> {
+        let key = *self.keys.get(i)?;
+        match &self.lazy {
+            Some(l) => Some(l.get(i, key).as_ref()),
+            None => self.decoded.get(i).map(Ok),
+        }
+    }
+
+    /// Record `i` (`None` past the end or if its locations do not decode:
+    /// [`Records::try_get`] says why).
     pub fn get(&self, i: usize) -> Option<&CrRecord> {
-        let cell = self.cells.get(i)?;
-        Some(cell.get_or_init(|| {
-            let (func, offset) = self.keys[i];
-            let locations = match &self.lazy {
-                Some((blob, at)) => {
-                    let (pos, n) = at[i];
-                    blob[pos as usize..][..n as usize * flat::LOCATION_SIZE]
-                        .chunks_exact(flat::LOCATION_SIZE)
-                        // Every location was checked when the blob was opened.
-                        .map(|e| flat::location(e).unwrap_or(Location::Constant(0)))
-                        .collect()
-                }
-                None => Vec::new(),
-            };
-            CrRecord { func, offset, locations }
-        }))
+        self.try_get(i)?.ok()
     }
 
-    /// Every record, in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &CrRecord> + '_ {
-        (0..self.len()).map(|i| self.get(i).expect("index in range"))
+    /// Every record, in order (records whose locations do not decode, which
+    /// only [`CrMeta::from_static`] can leave, are skipped).
+    pub fn iter(&self) -> impl Iterator<Item = &CrRecord> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    /// The record with key `(func, offset)`.
-    pub fn find(&self, func: u32, offset: u32) -> Option<&CrRecord> {
-        let i = self.keys.binary_search(&(func, offset)).ok()?;
-        self.get(i)
+    /// The record with key `(func, offset)`, if there is one.
+    pub fn find(&self, func: u32, offset: u32) -> Result<Option<&CrRecord>, CrMetaError> {
+        match self.keys.binary_search(&(func, offset)) {
+            Ok(i) => self.try_get(i).map_or(Ok(None), |r| r.map(Some).map_err(Clone::clone)),
+            Err(_) => Ok(None),
+        }
     }
 }
 
 impl From<Vec<CrRecord>> for Records {
     fn from(records: Vec<CrRecord>) -> Records {
-        Records {
-            keys: records.iter().map(|r| (r.func, r.offset)).collect(),
-            cells: records.into_iter().map(std::sync::OnceLock::from).collect(),
-            lazy: None,
-        }
+        Records { keys: records.iter().map(|r| (r.func, r.offset)).collect(), decoded: records, lazy: None }
     }
 }
 
@@ -145,7 +182,7 @@ impl std::ops::Index<usize> for Records {
 
 impl<'a> IntoIterator for &'a Records {
     type Item = &'a CrRecord;
-    type IntoIter = Box<dyn ExactSizeIterator<Item = &'a CrRecord> + 'a>;
+    type IntoIter = Box<dyn Iterator<Item = &'a CrRecord> + 'a>;
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
     }
@@ -153,7 +190,7 @@ impl<'a> IntoIterator for &'a Records {
 
 impl PartialEq for Records {
     fn eq(&self, other: &Records) -> bool {
-        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+        self.len() == other.len() && (0..self.len()).all(|i| self.try_get(i) == other.try_get(i))
     }
 }
 
@@ -300,16 +337,19 @@ impl CrMeta {
     }
 
     /// Decode the flat layout of a blob that lives as long as the program
-    /// (the runtime's own metadata): everything is checked as by
-    /// [`CrMeta::from_bytes`], but each record is decoded only when first
-    /// looked at (see [`Records`]).
+    /// (the runtime's own metadata): everything but the records' locations
+    /// is decoded and checked as by [`CrMeta::from_bytes`]; a record's
+    /// locations are decoded and checked when it is first looked at (see
+    /// [`Records`]), so a restore, which needs none, reads a few percent of
+    /// the blob.
     pub fn from_static(bytes: &'static [u8]) -> Result<CrMeta, CrMetaError> {
         flat::read(bytes, Some(bytes))
     }
 
     /// The record for a return address `offset` bytes into defined function
-    /// `func`.
-    pub fn record(&self, func: u32, offset: u32) -> Option<&CrRecord> {
+    /// `func`; an error if its locations do not decode (metadata opened
+    /// with [`CrMeta::from_static`] checks them only now).
+    pub fn record(&self, func: u32, offset: u32) -> Result<Option<&CrRecord>, CrMetaError> {
         self.records.find(func, offset)
     }
 
@@ -470,7 +510,7 @@ pub mod flat {
             self.err(format!("truncated: expected {what}"))
         }
 
-        #[inline]
+        #[inline(always)]
         fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], CrMetaError> {
             match self.b.get(self.pos..self.pos + n) {
                 Some(s) => {
@@ -481,10 +521,6 @@ pub mod flat {
             }
         }
 
-        #[inline]
-        fn u8(&mut self, what: &str) -> Result<u8, CrMetaError> {
-            Ok(self.take(1, what)?[0])
-        }
 
         #[inline]
         fn u32(&mut self, what: &str) -> Result<u32, CrMetaError> {
@@ -512,8 +548,12 @@ pub mod flat {
             })
         }
 
+        #[inline]
         fn types(&mut self, what: &str) -> Result<Vec<ValType>, CrMetaError> {
             let n = self.count(what, 1)?;
+            if n == 0 {
+                return Ok(Vec::new());
+            }
             let start = self.pos;
             let codes = self.take(n, what)?;
             codes
@@ -554,52 +594,64 @@ pub mod flat {
         let isa = r.str("the ISA name")?;
         let module = r.str("the module hash")?;
         let build = r.str("the build id")?;
+        // Fixed-size parts are taken in one bounds check each and parsed
+        // from the slice: this runs in a fresh process on every restore.
         let n = r.count("functions", 16)?;
         let mut funcs = Vec::with_capacity(n);
         for _ in 0..n {
-            let func = r.u32("a function index")?;
-            let entry_point = r.u32("an entry point")?;
-            let max_height = r.u32("a stack height")?;
+            let b = r.take(12, "a function")?;
+            let (func, entry_point, max_height) = (LE::read_u32(&b[0..4]), LE::read_u32(&b[4..8]), LE::read_u32(&b[8..12]));
             let locals = r.types("locals")?;
             funcs.push(CrFunc { func, locals, entry_point, max_height });
         }
         let n = r.count("points", 27)?;
         let mut points = Vec::with_capacity(n);
         for _ in 0..n {
-            let func = r.u32("a function index")?;
-            let code_offset = r.u32("a code offset")?;
-            let kind = match r.u8("a point kind")? {
+            let at = r.pos;
+            let b = r.take(27, "a point")?;
+            let bad = |off: usize, message: String| CrMetaError {
+                offset: (at + off) as u64,
+                message: format!("invalid checkpoint metadata: {message}"),
+            };
+            let kind = match b[8] {
                 0 => FrameKind::Entry,
                 1 => FrameKind::Loop,
                 2 => FrameKind::Call,
-                k => return Err(r.err(format!("point kind {k}, expected 0 (entry), 1 (loop) or 2 (call)"))),
+                k => return Err(bad(8, format!("point kind {k}, expected 0 (entry), 1 (loop) or 2 (call)"))),
             };
-            let indirect = match r.u8("a flag")? {
+            let indirect = match b[9] {
                 0 => false,
                 1 => true,
-                b => return Err(r.err(format!("flag {b}, expected 0 or 1"))),
+                f => return Err(bad(9, format!("flag {f}, expected 0 or 1"))),
             };
-            let args = r.u32("an argument count")?;
-            let tag = r.u8("a callee tag")?;
-            let v = r.u32("a callee")?;
-            let callee = match tag {
+            let v = LE::read_u32(&b[15..19]);
+            let callee = match b[14] {
                 0 => None,
                 1 => Some(Callee::Func(v)),
                 2 => Some(Callee::Type(v)),
-                t => return Err(r.err(format!("callee tag {t}, expected 0 to 2"))),
+                t => return Err(bad(14, format!("callee tag {t}, expected 0 to 2"))),
             };
-            let parent = Some(r.u32("a parent point")?).filter(|p| *p != u32::MAX);
-            let route = r.u32("a route")?;
+            let parent = Some(LE::read_u32(&b[19..23])).filter(|p| *p != u32::MAX);
             let stack = r.types("stack types")?;
-            points.push(CrPoint { func, code_offset, kind, indirect, stack, args, callee, parent, route });
+            points.push(CrPoint {
+                func: LE::read_u32(&b[0..4]),
+                code_offset: LE::read_u32(&b[4..8]),
+                kind,
+                indirect,
+                stack,
+                args: LE::read_u32(&b[10..14]),
+                callee,
+                parent,
+                route: LE::read_u32(&b[23..27]),
+            });
         }
         let n = r.count("records", 12)?;
         let mut keys = Vec::with_capacity(n);
         let mut decoded = Vec::with_capacity(if keep.is_some() { 0 } else { n });
         let mut at = Vec::with_capacity(if keep.is_some() { n } else { 0 });
         for _ in 0..n {
-            let func = r.u32("a function index")?;
-            let offset = r.u32("a code offset")?;
+            let b = r.take(8, "a record")?;
+            let (func, offset) = (LE::read_u32(&b[0..4]), LE::read_u32(&b[4..8]));
             let k = r.count("locations", LOCATION_SIZE)?;
             let start = r.pos;
             let raw = r.take(k * LOCATION_SIZE, "locations")?;
@@ -615,19 +667,7 @@ pub mod flat {
             }
             keys.push((func, offset));
             if keep.is_some() {
-                // Checked now (the same checks as `location`, without
-                // building anything), decoded when first looked at.
-                for (i, e) in raw.chunks_exact(LOCATION_SIZE).enumerate() {
-                    let fits = |e: &[u8]| i32::try_from(LE::read_i64(&e[4..12])).is_ok();
-                    let ok = match e[0] {
-                        0 | 1 => true,
-                        2 | 3 => fits(e),
-                        _ => false,
-                    };
-                    if !ok {
-                        location(e).map_err(|x| bad((i, x)))?;
-                    }
-                }
+                // Decoded and checked when first looked at.
                 at.push((start as u32, k as u32));
             } else {
                 let mut locations = Vec::with_capacity(k);
@@ -638,7 +678,11 @@ pub mod flat {
             }
         }
         let records = match keep {
-            Some(blob) => Records { cells: (0..n).map(|_| std::sync::OnceLock::new()).collect(), keys, lazy: Some((blob, at)) },
+            Some(blob) => Records {
+                keys,
+                decoded: Vec::new(),
+                lazy: Some(LazyRecords { blob, at, done: std::sync::Mutex::new(Vec::new()) }),
+            },
             None => Records::from(decoded),
         };
         if r.pos != bytes.len() {
@@ -740,17 +784,19 @@ mod tests {
     }
 
     #[test]
-    fn lazy_records_are_the_records_and_are_checked_up_front() {
+    fn lazy_records_are_the_records_and_are_checked_when_looked_at() {
         let m = sample();
         let bytes: &'static [u8] = Box::leak(m.to_bytes().into_boxed_slice());
         let lazy = CrMeta::from_static(bytes).unwrap();
         // Looked up before anything else is decoded, then all of them.
         assert_eq!(lazy.record(0, 0x1c), m.record(0, 0x1c));
-        assert!(lazy.record(0, 0x1d).is_none());
+        assert!(lazy.record(0, 0x1c).unwrap().is_some());
+        assert_eq!(lazy.record(0, 0x1d), Ok(None));
         assert_eq!(lazy, m);
         assert_eq!(lazy.to_bytes(), bytes);
-        // A bad location tag (the third location) or offset is refused when
-        // the blob is opened, at the same offset as by an eager decode.
+        // A bad location tag (the third location) or offset: the eager
+        // decode refuses the blob; the lazy one opens it and refuses the
+        // record, naming the same byte.
         let loc = |i: usize| bytes.len() - (4 - i) * 12;
         for (at, value, what, named) in
             [(loc(2), 7u8, "location tag 7", loc(2)), (loc(3) + 4 + 7, 0x40, "does not fit 32 bits", loc(3) + 4)]
@@ -759,10 +805,15 @@ mod tests {
             v[at] = value;
             let v: &'static [u8] = Box::leak(v.into_boxed_slice());
             let eager = CrMeta::from_bytes(v).unwrap_err();
-            let e = CrMeta::from_static(v).unwrap_err();
-            assert_eq!(e, eager);
-            assert!(e.message.contains(what), "{e}");
-            assert_eq!(e.offset as usize, named, "{e}");
+            assert!(eager.message.contains(what), "{eager}");
+            assert_eq!(eager.offset as usize, named, "{eager}");
+            let lazy = CrMeta::from_static(v).unwrap();
+            assert_eq!(lazy.record(0, 0x1c).unwrap_err(), eager);
+            assert!(lazy.records.get(0).is_none());
+            assert_eq!(lazy.records.iter().count(), 0);
         }
+        // The layout around the locations is still checked when opened.
+        let e = CrMeta::from_static(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(e.message.contains("truncated") || e.message.contains("bytes are left"), "{e}");
     }
 }

@@ -281,11 +281,17 @@ pub fn walk(
     loop {
         let pc = regs.pc();
         let n = starts.partition_point(|&(a, _)| a <= pc);
-        let found = n
+        let site = n
             .checked_sub(1)
             .and_then(|k| starts.get(k))
-            .and_then(|&(a, f)| Some((f, u32::try_from(pc - a).ok()?)))
-            .and_then(|(f, off)| Some((f, off, meta.record(f, off)?)));
+            .and_then(|&(a, f)| Some((f, u32::try_from(pc - a).ok()?)));
+        let found = match site {
+            Some((f, off)) => meta
+                .record(f, off)
+                .map_err(|e| Error::Decode(format!("the record at pc {pc:#x}: {e}")))?
+                .map(|rec| (f, off, rec)),
+            None => None,
+        };
         let Some((func, offset, rec)) = found else {
             if out.is_empty() {
                 return Err(Error::Decode(format!(

@@ -45,7 +45,7 @@ fn constant_bits(c: i64, ty: ValType) -> u64 {
 pub fn capture(meta: &CrMeta, walked: &[WalkedFrame], load_bias: u64) -> Result<NativeStack, Error> {
     let mut frames = Vec::with_capacity(walked.len());
     for nf in walked.iter().rev() {
-        let rec = meta.record(nf.func, nf.offset).ok_or_else(|| {
+        let rec = meta.record(nf.func, nf.offset).map_err(|e| Error::Decode(e.to_string()))?.ok_or_else(|| {
             Error::Decode(format!(
                 "no record for defined function {} at offset {:#x}",
                 nf.func, nf.offset
@@ -113,7 +113,7 @@ impl<'m> Index<'m> {
             points.entry((p.func, p.code_offset, p.kind)).or_insert(i as u32);
         }
         let mut by_first: HashMap<u32, Vec<(usize, Vec<u32>)>> = HashMap::new();
-        for (i, r) in meta.records.iter().enumerate() {
+        for (i, r) in (0..meta.records.len()).filter_map(|i| Some((i, meta.records.get(i)?))) {
             let seq: Vec<u32> = record_frames(meta, r)?.into_iter().map(|(p, _)| p).collect();
             if let Some(&first) = seq.first() {
                 by_first.entry(first).or_default().push((i, seq));
@@ -310,6 +310,7 @@ pub fn check(meta: &CrMeta, native: &NativeStack, frames: &[Frame]) -> Result<()
         let def = nf.func.checked_sub(first).ok_or_else(|| Error::Decode(format!("{}: not a defined function", here())))?;
         let rec = meta
             .record(def, nf.offset)
+            .map_err(|e| Error::Decode(format!("{}: {e}", here())))?
             .ok_or_else(|| Error::Decode(format!("{}: the binary has no return site there", here())))?;
         if rec.locations.len() != nf.slots.len() {
             return Err(Error::Decode(format!(

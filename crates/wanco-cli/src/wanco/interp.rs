@@ -80,6 +80,9 @@ pub fn run(o: Opts) -> Result<i32> {
     if !dir.is_dir() {
         anyhow::bail!("--checkpoint-file {}: the directory {} does not exist", o.checkpoint_file.display(), dir.display());
     }
+    if o.checkpoint_file.is_dir() {
+        anyhow::bail!("--checkpoint-file {}: it is a directory", o.checkpoint_file.display());
+    }
     let wasm = super::compile::read_module(&o.input)?;
     let what = || format!("cannot run `{}`", o.input.display());
     let module = wanco_interp::Module::new(&wasm).with_context(what)?;
