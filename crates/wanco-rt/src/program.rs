@@ -132,6 +132,9 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         if !dir.is_dir() {
             fail(&format!("--checkpoint-file {}: the directory {} does not exist", f.display(), dir.display()), 2);
         }
+        if f.is_dir() {
+            fail(&format!("--checkpoint-file {}: it is a directory", f.display()), 2);
+        }
     }
     let restore = match &opts.restore {
         None => None,
