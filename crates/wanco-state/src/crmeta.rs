@@ -27,7 +27,7 @@ use crate::value::ValType;
 use serde::{Deserialize, Serialize};
 
 /// Version of the metadata layout (bumped on incompatible change).
-pub const CRMETA_VERSION: u32 = 3;
+pub const CRMETA_VERSION: u32 = 4;
 
 /// Slots at the start of the restore value buffer before the locals: the
 /// callee's native entry and vmctx for a `call_indirect` return site.
@@ -370,9 +370,12 @@ impl CrMeta {
 /// u32 n, n × point:  u32 func, u32 code_offset, u8 kind, u8 indirect, u32 args,
 ///                    u8 callee (0 none, 1 func, 2 type) + u32, u32 parent (u32::MAX: none),
 ///                    u32 route, u32 k, k × u8 type
-/// u32 n, n × record: u32 func, u32 offset, u32 k, k × location (12 bytes):
+/// u32 n, n × record key: u32 func, u32 offset, u32 k (its number of locations)
+/// then every record's locations in record order, 12 bytes each:
 ///                    u8 tag (0 constant, 1 register, 2 indirect, 3 direct), u8 size,
 ///                    u16 DWARF register, i64 constant or offset
+/// (the keys are contiguous so that opening the blob lazily, as the runtime
+/// does, reads a few kilobytes of it, not all of it)
 /// ```
 /// Types: 0 i32, 1 i64, 2 f32, 3 f64, 4 funcref, 5 externref; kinds: 0
 /// entry, 1 loop, 2 call.
@@ -474,6 +477,8 @@ pub mod flat {
             let _ = w.write_u32::<LE>(r.func);
             let _ = w.write_u32::<LE>(r.offset);
             len(&mut w, r.locations.len());
+        }
+        for r in &m.records {
             for l in &r.locations {
                 let (tag, size, reg, v) = match *l {
                     Location::Constant(c) => (0u8, 0u8, 0u16, c),
@@ -588,7 +593,7 @@ pub mod flat {
         if version != CRMETA_VERSION {
             return Err(CrMetaError {
                 offset: 0,
-                message: format!("checkpoint metadata version {version} is not supported (this wanco reads {CRMETA_VERSION})"),
+                message: format!("checkpoint metadata version {version} is not supported (this wanco reads {CRMETA_VERSION}): recompile the program with this wanco"),
             });
         }
         let isa = r.str("the ISA name")?;
@@ -646,33 +651,42 @@ pub mod flat {
             });
         }
         let n = r.count("records", 12)?;
+        let key_bytes = r.take(n * 12, "record keys")?;
+        let keys_at = r.pos - n * 12;
         let mut keys = Vec::with_capacity(n);
-        let mut decoded = Vec::with_capacity(if keep.is_some() { 0 } else { n });
-        let mut at = Vec::with_capacity(if keep.is_some() { n } else { 0 });
-        for _ in 0..n {
-            let b = r.take(8, "a record")?;
-            let (func, offset) = (LE::read_u32(&b[0..4]), LE::read_u32(&b[4..8]));
-            let k = r.count("locations", LOCATION_SIZE)?;
-            let start = r.pos;
-            let raw = r.take(k * LOCATION_SIZE, "locations")?;
-            let bad = |(i, (off, message)): (usize, (usize, String))| CrMetaError {
-                offset: (start + i * LOCATION_SIZE + off) as u64,
-                message: format!("invalid checkpoint metadata: {message}"),
-            };
-            if (func, offset) <= keys.last().copied().unwrap_or((0, 0)) && !keys.is_empty() {
+        let mut counts = Vec::with_capacity(n);
+        let mut total = 0usize;
+        for (i, b) in key_bytes.chunks_exact(12).enumerate() {
+            let (func, offset, k) = (LE::read_u32(&b[0..4]), LE::read_u32(&b[4..8]), LE::read_u32(&b[8..12]) as usize);
+            if keys.last().is_some_and(|last| (func, offset) <= *last) {
                 return Err(CrMetaError {
-                    offset: (start - 12) as u64,
+                    offset: (keys_at + i * 12) as u64,
                     message: format!("invalid checkpoint metadata: record (function {func}, offset {offset:#x}) out of order"),
                 });
             }
             keys.push((func, offset));
+            counts.push(k);
+            total = total.saturating_add(k);
+        }
+        let left = bytes.len() - r.pos;
+        if total.saturating_mul(LOCATION_SIZE) > left {
+            return Err(r.err(format!("{total} locations, but only {left} bytes are left")));
+        }
+        let mut decoded = Vec::with_capacity(if keep.is_some() { 0 } else { n });
+        let mut at = Vec::with_capacity(if keep.is_some() { n } else { 0 });
+        for (&(func, offset), &k) in keys.iter().zip(&counts) {
+            let start = r.pos;
+            let raw = r.take(k * LOCATION_SIZE, "locations")?;
             if keep.is_some() {
                 // Decoded and checked when first looked at.
                 at.push((start as u32, k as u32));
             } else {
                 let mut locations = Vec::with_capacity(k);
                 for (i, e) in raw.chunks_exact(LOCATION_SIZE).enumerate() {
-                    locations.push(location(e).map_err(|x| bad((i, x)))?);
+                    locations.push(location(e).map_err(|(off, message)| CrMetaError {
+                        offset: (start + i * LOCATION_SIZE + off) as u64,
+                        message: format!("invalid checkpoint metadata: {message}"),
+                    })?);
                 }
                 decoded.push(CrRecord { func, offset, locations });
             }
