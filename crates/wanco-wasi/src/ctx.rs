@@ -451,7 +451,20 @@ impl WasiCtx {
         let roots = state
             .preopens
             .iter()
-            .map(open_preopen)
+            .map(|p| {
+                open_preopen(p).map_err(|e| {
+                    if std::path::Path::new(&p.host).is_absolute() {
+                        e
+                    } else {
+                        // Relative to the directory the checkpointed program
+                        // ran in, which the snapshot does not record.
+                        WasiError::new(format!(
+                            "{} (the snapshot names it as it was given, relative to the directory the checkpointed program ran in: restore from there, or give --dir an absolute path)",
+                            e.message()
+                        ))
+                    }
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut fds = BTreeMap::new();
         for e in &state.fds {

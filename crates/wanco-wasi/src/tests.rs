@@ -700,6 +700,22 @@ fn state_follows_renamed_files() {
 }
 
 #[test]
+fn restore_explains_a_relative_preopen_that_is_not_there() {
+    let (_t, root) = fixture();
+    let g = Guest::new(&root);
+    let mut state = g.ctx.state();
+    drop(g);
+    state.preopens[0].host = "no-such-relative-dir-of-wanco".into();
+    let err = WasiCtx::from_state(&state).unwrap_err().to_string();
+    assert!(
+        err.contains("no-such-relative-dir-of-wanco")
+            && err.contains("does not exist")
+            && err.contains("give --dir an absolute path"),
+        "{err}"
+    );
+}
+
+#[test]
 fn restore_reports_missing_files_and_preopens() {
     let (t, root) = fixture();
     let mut g = Guest::new(&root);
