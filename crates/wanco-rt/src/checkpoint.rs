@@ -183,9 +183,12 @@ fn fatal(msg: &str) -> ! {
     std::process::exit(1)
 }
 
+/// Why a binary without checkpoint metadata refuses to checkpoint or restore.
+const NO_CR: &str = "this binary was compiled with --no-cr: it cannot checkpoint or restore";
+
 /// The module's checkpoint metadata, or why there is none.
 pub fn module_meta(desc: &Descriptor) -> Result<CrMeta, String> {
-    let blob = desc.crmeta().ok_or("this binary was compiled with --no-cr: it cannot checkpoint or restore")?;
+    let blob = desc.crmeta().ok_or(NO_CR)?;
     let meta = CrMeta::from_static(blob).map_err(|e| e.to_string())?;
     if meta.isa != ISA.name() {
         return Err(format!("checkpoint metadata is for {}, this runtime is {}", meta.isa, ISA.name()));
@@ -202,8 +205,8 @@ pub fn preset(opts: &CrOptions) {
 /// Arm checkpointing for `inst` (before `_start` runs). `restored_points`:
 /// the count a restored snapshot continues from.
 pub fn arm(inst: &mut Instance, opts: &CrOptions, start_func: u32) -> Result<(), String> {
-    if inst.descriptor().crmeta().is_none() {
-        return Err("this binary was compiled with --no-cr: it cannot checkpoint or restore".into());
+    if !inst.descriptor().has_crmeta() {
+        return Err(NO_CR.into());
     }
     *STATE.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
         file: opts.file.clone().unwrap_or_else(|| PathBuf::from("checkpoint.wsnap")),

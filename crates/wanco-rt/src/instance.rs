@@ -673,16 +673,15 @@ impl Instance {
                 // of stored pages in one system call per run, then
                 // decompresses into them.
                 let n = if crate::memory::share_packing(m.stored_pages().count()) { 2 } else { 1 };
-                let mut shares = m.unpack_shares(mem.bytes_mut(), n).map_err(|e| e.to_string())?.into_iter();
-                let mine = shares.next();
+                let mut shares = m.unpack_shares(mem.bytes_mut(), n).map_err(|e| e.to_string())?;
                 let populate = crate::memory::populate;
-                let run = move |s: Option<wanco_state::snapshot::UnpackShare<'_>>| s.map_or(Ok(()), |s| s.run(&populate));
-                let r = match shares.next() {
-                    Some(theirs) => {
-                        let (a, b) = crate::helper::join(move || run(Some(theirs)), move || run(mine));
+                let r = match (shares.pop(), shares.pop()) {
+                    (Some(theirs), Some(mine)) => {
+                        let (a, b) = crate::helper::join(|| theirs.run(&populate), || mine.run(&populate));
                         b.and(a)
                     }
-                    None => run(mine),
+                    (Some(only), None) => only.run(&populate),
+                    _ => Ok(()),
                 };
                 r.map_err(|e| e.to_string())?;
             }

@@ -130,12 +130,6 @@ impl Memory {
         unsafe { std::slice::from_raw_parts(self.base, self.size_bytes as usize) }
     }
 
-    /// For each Wasm page, whether the process may have written it (see
-    /// [`touched_pages`]).
-    pub fn touched_pages(&self) -> Option<Vec<bool>> {
-        touched_pages(self.bytes())
-    }
-
     /// The accessible bytes, mutably.
     #[allow(clippy::mut_from_ref)]
     pub fn bytes_mut(&mut self) -> &mut [u8] {

@@ -94,6 +94,17 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
+/// A snapshot read for `--restore`, checked against the module.
+struct Restoring {
+    path: std::path::PathBuf,
+    snap: wanco_state::snapshot::Snapshot,
+    /// The memory, still compressed (installed page by page).
+    packed: Option<wanco_state::snapshot::PackedMemory>,
+    /// The module's metadata, read to check the snapshot; handed on to the
+    /// instantiation.
+    info: Option<wanco_state::module::ModuleInfo>,
+}
+
 /// Refuse a snapshot: `cannot restore `PATH`: WHY`, exit 2.
 fn refuse(path: &std::path::Path, why: &dyn std::fmt::Display) -> ! {
     fail(&format!("cannot restore `{}`: {why}", path.display()), 2)
@@ -128,12 +139,8 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
     };
     if let Some(f) = &opts.cr.file {
         // Found out now, not when the checkpoint is due.
-        let dir = f.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        if !dir.is_dir() {
-            fail(&format!("--checkpoint-file {}: the directory {} does not exist", f.display(), dir.display()), 2);
-        }
-        if f.is_dir() {
-            fail(&format!("--checkpoint-file {}: it is a directory", f.display()), 2);
+        if let Some(why) = wanco_state::snapshot::checkpoint_file_problem(f) {
+            fail(&format!("--checkpoint-file {}: {why}", f.display()), 2);
         }
     }
     let restore = match &opts.restore {
@@ -152,11 +159,11 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             if let Err(e) = snap.check_module(&info.hash) {
                 refuse(path, &e)
             }
-            Some((path.clone(), snap, packed, Some(info)))
+            Some(Restoring { path: path.clone(), snap, packed, info: Some(info) })
         }
     };
     let wasi = match &restore {
-        Some((path, snap, _, _)) => match WasiCtx::from_state(&snap.wasi) {
+        Some(Restoring { path, snap, .. }) => match WasiCtx::from_state(&snap.wasi) {
             Ok(w) => w,
             Err(e) => refuse(path, &e.message()),
         },
@@ -177,7 +184,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         // The countdown must be set before the start function runs.
         checkpoint::preset(&cr);
         let mut restore = restore;
-        let created = match restore.as_mut().and_then(|r| r.3.take()) {
+        let created = match restore.as_mut().and_then(|r| r.info.take()) {
             Some(info) => Instance::new_for_restore(desc, info, &mut |imp| wasi_host::resolve(imp)),
             None => Instance::new(desc, &mut |imp| wasi_host::resolve(imp)),
         };
@@ -198,7 +205,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             Err(e) if wants_cr => fail(&e, 2),
             Err(_) => {} // compiled with --no-cr and nothing asked of it
         }
-        if let Some((path, snap, packed, _)) = &restore {
+        if let Some(Restoring { path, snap, packed, .. }) = &restore {
             inst.install(snap, packed.as_ref()).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("install");
             checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(path, &e));

@@ -107,17 +107,7 @@ impl LazyRecords {
             return r;
         }
         let (pos, n) = self.at[i];
-        let raw = &self.blob[pos as usize..][..n as usize * flat::LOCATION_SIZE];
-        let decoded = (|| {
-            let mut locations = Vec::with_capacity(n as usize);
-            for (k, e) in raw.chunks_exact(flat::LOCATION_SIZE).enumerate() {
-                locations.push(flat::location(e).map_err(|(off, message)| CrMetaError {
-                    offset: (pos as usize + k * flat::LOCATION_SIZE + off) as u64,
-                    message: format!("invalid checkpoint metadata: {message}"),
-                })?);
-            }
-            Ok(CrRecord { func, offset, locations })
-        })();
+        let decoded = flat::locations(self.blob, pos as usize, n as usize).map(|locations| CrRecord { func, offset, locations });
         let r: &'static Result<CrRecord, CrMetaError> = Box::leak(Box::new(decoded));
         done.push((i, r));
         r
@@ -408,8 +398,22 @@ pub mod flat {
 
     /// Decode one location (`e`: [`LOCATION_SIZE`] bytes); the error is the
     /// offset in `e` and what is wrong.
+    /// Decode the `n` locations at byte `pos` of `blob` (in bounds); an
+    /// error names the byte of the one that does not decode.
+    pub(crate) fn locations(blob: &[u8], pos: usize, n: usize) -> Result<Vec<Location>, CrMetaError> {
+        let raw = &blob[pos..][..n * LOCATION_SIZE];
+        let mut out = Vec::with_capacity(n);
+        for (k, e) in raw.chunks_exact(LOCATION_SIZE).enumerate() {
+            out.push(location(e).map_err(|(off, message)| CrMetaError {
+                offset: (pos + k * LOCATION_SIZE + off) as u64,
+                message: format!("invalid checkpoint metadata: {message}"),
+            })?);
+        }
+        Ok(out)
+    }
+
     #[inline]
-    pub(crate) fn location(e: &[u8]) -> Result<Location, (usize, String)> {
+    fn location(e: &[u8]) -> Result<Location, (usize, String)> {
         let (reg, v) = (LE::read_u16(&e[2..4]), LE::read_i64(&e[4..12]));
         let offset = || i32::try_from(v).map_err(|_| (4, format!("location offset {v} does not fit 32 bits")));
         Ok(match e[0] {
@@ -440,6 +444,10 @@ pub mod flat {
         let len = |w: &mut Vec<u8>, n: usize| {
             let _ = w.write_u32::<LE>(n as u32);
         };
+        let types = |w: &mut Vec<u8>, ts: &[ValType]| {
+            len(w, ts.len());
+            w.extend(ts.iter().map(|t| ty_code(*t)));
+        };
         let _ = w.write_u32::<LE>(m.version);
         for s in [&m.isa, &m.module, &m.build] {
             len(&mut w, s.len());
@@ -450,8 +458,7 @@ pub mod flat {
             for v in [f.func, f.entry_point, f.max_height] {
                 let _ = w.write_u32::<LE>(v);
             }
-            len(&mut w, f.locals.len());
-            w.extend(f.locals.iter().map(|t| ty_code(*t)));
+            types(&mut w, &f.locals);
         }
         len(&mut w, m.points.len());
         for p in &m.points {
@@ -469,8 +476,7 @@ pub mod flat {
             let _ = w.write_u32::<LE>(v);
             let _ = w.write_u32::<LE>(p.parent.unwrap_or(u32::MAX));
             let _ = w.write_u32::<LE>(p.route);
-            len(&mut w, p.stack.len());
-            w.extend(p.stack.iter().map(|t| ty_code(*t)));
+            types(&mut w, &p.stack);
         }
         len(&mut w, m.records.len());
         for r in &m.records {
@@ -676,19 +682,12 @@ pub mod flat {
         let mut at = Vec::with_capacity(if keep.is_some() { n } else { 0 });
         for (&(func, offset), &k) in keys.iter().zip(&counts) {
             let start = r.pos;
-            let raw = r.take(k * LOCATION_SIZE, "locations")?;
+            r.take(k * LOCATION_SIZE, "locations")?;
             if keep.is_some() {
                 // Decoded and checked when first looked at.
                 at.push((start as u32, k as u32));
             } else {
-                let mut locations = Vec::with_capacity(k);
-                for (i, e) in raw.chunks_exact(LOCATION_SIZE).enumerate() {
-                    locations.push(location(e).map_err(|(off, message)| CrMetaError {
-                        offset: (start + i * LOCATION_SIZE + off) as u64,
-                        message: format!("invalid checkpoint metadata: {message}"),
-                    })?);
-                }
-                decoded.push(CrRecord { func, offset, locations });
+                decoded.push(CrRecord { func, offset, locations: locations(bytes, start, k)? });
             }
         }
         let records = match keep {

@@ -139,43 +139,8 @@ pub struct DataSegment {
     /// Mode.
     pub mode: DataMode,
     /// Bytes (a MessagePack `bin`: decoded in one copy, not byte by byte).
-    #[serde(with = "bin")]
+    #[serde(with = "crate::snapshot::bin")]
     pub bytes: Vec<u8>,
-}
-
-/// `Vec<u8>` as a MessagePack `bin` (read back from a `bin` or, as older
-/// metadata wrote it, an array of integers).
-mod bin {
-    use serde::{Deserializer, Serializer};
-    use std::fmt;
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Vec<u8>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a byte string")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(v)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                while let Some(b) = seq.next_element()? {
-                    v.push(b);
-                }
-                Ok(v)
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 /// How an element segment is used.

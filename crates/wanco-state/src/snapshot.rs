@@ -447,29 +447,43 @@ impl Snapshot {
     }
 }
 
-/// Raw bytes, written as a MessagePack `bin`.
-#[derive(Debug, PartialEq, Eq)]
-struct Bytes(Vec<u8>);
-
-impl Serialize for Bytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
+/// Why `path` cannot receive a checkpoint, found out before the program
+/// runs (both engines): its directory does not exist, or it is a directory.
+/// The message follows `--checkpoint-file PATH: `.
+pub fn checkpoint_file_problem(path: &std::path::Path) -> Option<String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        Some(format!("the directory {} does not exist", dir.display()))
+    } else if path.is_dir() {
+        Some("it is a directory".into())
+    } else {
+        None
     }
 }
 
-impl<'de> Deserialize<'de> for Bytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+/// `Vec<u8>` as a MessagePack `bin`, read back in one copy (not byte by
+/// byte as an array): `#[serde(with = "bin")]` (memory pages here, data
+/// segments in [`crate::module`]).
+pub(crate) mod bin {
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Bytes;
+            type Value = Vec<u8>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a byte string")
             }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
             }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
             }
         }
         d.deserialize_bytes(V)
@@ -479,7 +493,8 @@ impl<'de> Deserialize<'de> for Bytes {
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct WireChunk {
     page: u32,
-    lz4: Bytes,
+    #[serde(with = "bin")]
+    lz4: Vec<u8>,
 }
 
 /// Linear memory as a snapshot file stores it: the non-zero pages, each
@@ -516,14 +531,7 @@ impl PackedMemory {
     /// The stored pages as runs of consecutive indices: `(first, count)`,
     /// ascending.
     pub fn stored_runs(&self) -> Vec<(u32, u32)> {
-        let mut runs: Vec<(u32, u32)> = Vec::new();
-        for p in self.stored_pages() {
-            match runs.last_mut() {
-                Some((first, n)) if *first + *n == p => *n += 1,
-                _ => runs.push((p, 1)),
-            }
-        }
-        runs
+        runs(&self.chunks).map(|r| (self.chunks[r.start].page, r.len() as u32)).collect()
     }
 
     /// Check the size, the maximum and the page indices (`at`: the offset
@@ -628,23 +636,34 @@ impl UnpackShare<'_> {
     /// with memory in one system call.
     pub fn run(self, prepare: &dyn Fn(&mut [u8])) -> Result<(), SnapshotError> {
         let (chunks, part, base) = (self.chunks, self.part, self.base);
-        let mut i = 0;
-        while i < chunks.len() {
-            let mut j = i + 1;
-            while j < chunks.len() && chunks[j].page == chunks[j - 1].page + 1 {
-                j += 1;
-            }
-            let start = chunks[i].page as usize * PAGE_SIZE - base;
-            let end = (chunks[j - 1].page as usize + 1) * PAGE_SIZE - base;
-            prepare(&mut part[start..end]);
-            for c in &chunks[i..j] {
+        for run in runs(chunks) {
+            let run = &chunks[run];
+            let start = run[0].page as usize * PAGE_SIZE - base;
+            prepare(&mut part[start..start + run.len() * PAGE_SIZE]);
+            for c in run {
                 let at = c.page as usize * PAGE_SIZE - base;
                 unpack_page(c, &mut part[at..at + PAGE_SIZE])?;
             }
-            i = j;
         }
         Ok(())
     }
+}
+
+/// The runs of consecutive pages in `chunks` (ascending pages), as index
+/// ranges into `chunks`.
+fn runs(chunks: &[WireChunk]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let start = i;
+        if start >= chunks.len() {
+            return None;
+        }
+        i += 1;
+        while i < chunks.len() && chunks[i].page == chunks[i - 1].page + 1 {
+            i += 1;
+        }
+        Some(start..i)
+    })
 }
 
 /// LZ4-compresses pages through one worst-case-sized scratch buffer.
@@ -666,7 +685,7 @@ impl PageCompressor {
         } else {
             lz4_flex::block::compress(page)
         };
-        WireChunk { page: index, lz4: Bytes(lz4) }
+        WireChunk { page: index, lz4 }
     }
 }
 
@@ -729,7 +748,7 @@ impl<'a, Z: Fn(u32) -> bool + Sync> PagePacker<'a, Z> {
 /// Decompress one stored page into `page` (exactly [`PAGE_SIZE`] bytes).
 fn unpack_page(c: &WireChunk, page: &mut [u8]) -> Result<(), SnapshotError> {
     let at = HEADER_LEN as u64;
-    match lz4_flex::block::decompress_into(&c.lz4.0, page) {
+    match lz4_flex::block::decompress_into(&c.lz4, page) {
         Ok(PAGE_SIZE) => Ok(()),
         Ok(n) => Err(SnapshotError::new(
             at,
@@ -1243,7 +1262,7 @@ mod tests {
         }
         // A page that does not decompress is named, whichever share has it.
         let mut bad = one;
-        bad.chunks[9].lz4.0.truncate(5);
+        bad.chunks[9].lz4.truncate(5);
         let mut out = vec![0u8; 23 * PAGE_SIZE];
         let errors: Vec<String> =
             bad.unpack_shares(&mut out, 3).unwrap().into_iter().filter_map(|sh| sh.run(&|_: &mut [u8]| {}).err()).map(|e| e.to_string()).collect();

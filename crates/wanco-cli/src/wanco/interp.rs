@@ -76,12 +76,8 @@ pub fn run(o: Opts) -> Result<i32> {
     use wanco_interp::{WasiExit, WasiRun, WasiRunner};
     // A checkpoint file in a directory that does not exist is found out
     // now, not when the checkpoint is due.
-    let dir = o.checkpoint_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    if !dir.is_dir() {
-        anyhow::bail!("--checkpoint-file {}: the directory {} does not exist", o.checkpoint_file.display(), dir.display());
-    }
-    if o.checkpoint_file.is_dir() {
-        anyhow::bail!("--checkpoint-file {}: it is a directory", o.checkpoint_file.display());
+    if let Some(why) = wanco_state::snapshot::checkpoint_file_problem(&o.checkpoint_file) {
+        anyhow::bail!("--checkpoint-file {}: {why}", o.checkpoint_file.display());
     }
     let wasm = super::compile::read_module(&o.input)?;
     let what = || format!("cannot run `{}`", o.input.display());
