@@ -109,6 +109,20 @@ min_timing() {
   done
   echo "${best:--}"
 }
+# min_restore CMD...: minimum restore time and minimum "memory in place"
+# time (lazy restores; "-" if the memory was restored eagerly) over CR_N runs
+min_restore() {
+  local best="" place=""
+  for _ in $(seq "$CR_N"); do
+    local err v p
+    err=$(WANCO_CR_TIMING=1 "$@" 2>&1 >/dev/null)
+    v=$(sed -n "s/^wanco-timing: restore \([0-9]*\) us.*/\1/p" <<<"$err" | head -1)
+    p=$(sed -n "s/^wanco-timing: lazy memory: [0-9]* pages in place \([0-9]*\) us.*/\1/p" <<<"$err" | head -1)
+    if [ -n "$v" ] && { [ -z "$best" ] || [ "$v" -lt "$best" ]; }; then best=$v; fi
+    if [ -n "$p" ] && { [ -z "$place" ] || [ "$p" -lt "$place" ]; }; then place=$p; fi
+  done
+  echo "${best:--} ${place:--}"
+}
 {
 echo
 echo "## Checkpoint/restore"
@@ -118,10 +132,14 @@ echo "statepoints, restore routes) vs \`wanco compile --no-cr\`; the checkpoint 
 echo "program's migration points (\`--checkpoint-after-points\`) and restored natively. Checkpoint and"
 echo "restore times are the runtime's own (\`WANCO_CR_TIMING=1\`, best of $CR_N): checkpoint = metadata +"
 echo "stack walk + state capture + memory + encode + write (until the snapshot is in place); restore ="
-echo "read + decode + instantiate + install + rebuild the frames (until the program runs again)."
+echo "read + decode + instantiate + install + rebuild the frames (until the program runs again). A restore"
+echo "puts memory pages in lazily (userfaultfd, \`wanco-rt::pager\`): the program runs while the helper"
+echo "thread puts them in, touched pages first, all before any system call; \"memory in\" is when the last"
+echo "one is in (from the restore's start), \"eager\" the restore time with \`WANCO_LAZY_RESTORE=0\`"
+echo "(pages decompressed before the program runs, as under qemu-user)."
 echo
-echo "| program | run C/R | run --no-cr | C/R / no-cr | wasmtime run | migration points | checkpoint us | restore us | snapshot bytes | memory pages |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| program | run C/R | run --no-cr | C/R / no-cr | wasmtime run | migration points | checkpoint us | restore us | memory in us | restore eager us | snapshot bytes | memory pages |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } >> "$OUT/results.md"
 RATIOS=()
 for wasm in "${PROGS[@]}"; do
@@ -137,11 +155,12 @@ for wasm in "${PROGS[@]}"; do
   ck=$(min_timing checkpoint "$OUT/$name" --dir "$OUT/data::/data" --checkpoint-after-points "$half" --checkpoint-file "$snap")
   bytes=$(stat -c %s "$snap")
   pages=$(target/release/wanco-snap dump --json "$snap" | python3 -c 'import json,sys; d=json.load(sys.stdin); m=d.get("memory") or {}; print(m.get("pages","-"))' 2>/dev/null || echo -)
-  rs=$(min_timing restore "$OUT/$name" --restore "$snap")
+  read -r rs inplace < <(min_restore "$OUT/$name" --restore "$snap")
+  rse=$(min_timing restore env WANCO_LAZY_RESTORE=0 "$OUT/$name" --restore "$snap")
   ratio=$(awk -v a="$cr" -v b="$base" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')
   RATIOS+=("$ratio")
   fmt() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1000 }'; }
-  echo "| $name | $(fmt "$cr") | $(fmt "$base") | $ratio | $(fmt "$tr") | $points | $ck | $rs | $bytes | $pages |" >> "$OUT/results.md"
+  echo "| $name | $(fmt "$cr") | $(fmt "$base") | $ratio | $(fmt "$tr") | $points | $ck | $rs | $inplace | $rse | $bytes | $pages |" >> "$OUT/results.md"
 done
 geo=$(printf '%s\n' "${RATIOS[@]}" | awk '{ s += log($1); n++ } END { if (n) printf "%.3f", exp(s / n) }')
 {

@@ -167,6 +167,20 @@ pub fn restore_mark(what: &'static str) {
     }
 }
 
+/// A lazy restore's memory is all in place (for `WANCO_CR_TIMING`):
+/// `pages` stored pages, `on_demand` of them (or zero pages) put in because
+/// the program touched them first, `took` since the pager started.
+pub fn lazy_memory_in(pages: usize, on_demand: usize, took: std::time::Duration) {
+    if timing() {
+        let since = RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(t, _)| t.elapsed().as_micros());
+        eprintln!(
+            "wanco-timing: lazy memory: {pages} pages in place {} us after the restore began (pager {} us, {on_demand} on demand)",
+            since.unwrap_or(0),
+            took.as_micros()
+        );
+    }
+}
+
 /// What a program run asks of checkpointing.
 #[derive(Clone, Debug, Default)]
 pub struct CrOptions {
@@ -603,6 +617,8 @@ impl State {
 }
 
 fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64, Option<PathBuf>), String> {
+    // After a lazy restore, the memory must be whole before it is read.
+    crate::pager::settle();
     let mut phases = Phases::start();
     // SAFETY: the instance outlives the run; nothing else uses it while the
     // slow path runs.

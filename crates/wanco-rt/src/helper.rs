@@ -12,7 +12,8 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Mutex;
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A job for the helper.
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// Where jobs go while a helper serves them.
 static JOBS: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
@@ -41,6 +42,21 @@ impl Drop for Serving {
     fn drop(&mut self) {
         JOBS.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
+}
+
+/// Whether a helper serves jobs (there is a Wasm thread).
+pub fn available() -> bool {
+    JOBS.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
+/// Hand `job` to the helper and go on without waiting for it (a lazy
+/// restore's pager, [`crate::pager`]); the job is given back if there is
+/// no helper.
+pub fn spawn(job: Job) -> Result<(), Job> {
+    let Some(tx) = JOBS.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+        return Err(job);
+    };
+    tx.send(job).map_err(|mpsc::SendError(job)| job)
 }
 
 /// Run `a` on the helper and `b` here, at the same time, and return both

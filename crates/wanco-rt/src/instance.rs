@@ -616,7 +616,7 @@ impl Instance {
     /// Install globals, tables, memory and drop flags from a snapshot read
     /// by [`wanco_state::snapshot::decode_packed`]: the memory is `memory`,
     /// unpacked straight into linear memory (`snap.memory` is not looked at).
-    pub fn install(&mut self, snap: &wanco_state::snapshot::Snapshot, memory: Option<&PackedMemory>) -> Result<(), String> {
+    pub fn install(&mut self, snap: &wanco_state::snapshot::Snapshot, memory: Option<PackedMemory>, snapshot: &str) -> Result<(), String> {
         if snap.globals.len() != self.globals.len() {
             return Err(format!("snapshot has {} globals, the module has {}", snap.globals.len(), self.globals.len()));
         }
@@ -652,6 +652,7 @@ impl Instance {
             }
             t.elems_mut().copy_from_slice(&raws);
         }
+        self.install_segments(snap)?;
         let max = crate::checkpoint::memory_max(&self.info);
         match (memory, self.memory()) {
             (None, None) => {}
@@ -668,10 +669,16 @@ impl Instance {
                     return Err(format!("cannot grow memory to {want} pages"));
                 }
                 // The memory is fresh (no data segments were copied): zero
-                // wherever the snapshot stores no page. Half the pages are
+                // wherever the snapshot stores no page. Where the system
+                // allows it, the pages are put in lazily, while the
+                // program runs (`crate::pager`). Else half the pages are
                 // unpacked on the helper thread; each side backs its runs
                 // of stored pages in one system call per run, then
                 // decompresses into them.
+                let m = match crate::pager::start(mem.bytes_mut(), m, snapshot)? {
+                    crate::pager::Started::Lazy => return Ok(()),
+                    crate::pager::Started::Eager(m) => m,
+                };
                 let n = if crate::memory::share_packing(m.stored_pages().count()) { 2 } else { 1 };
                 let mut shares = m.unpack_shares(mem.bytes_mut(), n).map_err(|e| e.to_string())?;
                 let populate = crate::memory::populate;
@@ -688,6 +695,11 @@ impl Instance {
             (Some(_), None) => return Err("snapshot has a memory, the module has none".into()),
             (None, Some(_)) => return Err("the module has a memory, the snapshot has none".into()),
         }
+        Ok(())
+    }
+
+    /// The rest of [`Instance::install`]: which segments were dropped.
+    fn install_segments(&mut self, snap: &wanco_state::snapshot::Snapshot) -> Result<(), String> {
         if snap.data_dropped.len() != self.data_dropped.len() || snap.elem_dropped.len() != self.elems.len() {
             return Err(format!(
                 "snapshot has {} data and {} element segments, the module has {} and {}",

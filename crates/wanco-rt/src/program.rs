@@ -181,6 +181,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
     let cr = opts.cr;
     let wants_cr = restore.is_some() || cr.after_points.is_some() || cr.count_points;
     signals::run_on_wasm_stack(WASM_STACK, move || {
+        checkpoint::restore_mark("thread");
         // The countdown must be set before the start function runs.
         checkpoint::preset(&cr);
         let mut restore = restore;
@@ -205,8 +206,8 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             Err(e) if wants_cr => fail(&e, 2),
             Err(_) => {} // compiled with --no-cr and nothing asked of it
         }
-        if let Some(Restoring { path, snap, packed, .. }) = &restore {
-            inst.install(snap, packed.as_ref()).unwrap_or_else(|e| refuse(path, &e));
+        if let Some(Restoring { path, snap, packed, .. }) = &mut restore {
+            inst.install(snap, packed.take(), &path.display().to_string()).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("install");
             checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("frames");

@@ -1,0 +1,387 @@
+//! Lazy restore of linear memory with `userfaultfd` (post-copy, as CRIU's
+//! lazy pages): a restored program runs again before its memory is in
+//! place. The pages of linear memory are registered with the kernel as
+//! "missing"; the helper thread ([`crate::helper`]) puts the stored pages
+//! in, one Wasm page (64 KiB) per `UFFDIO_COPY`, in address order, and
+//! first of all any page the Wasm thread touches meanwhile (the touching
+//! thread sleeps in the kernel until its page is in: it never sees a page
+//! that is not the snapshot's). A touched page the snapshot does not store
+//! gets zeros (`UFFDIO_ZEROPAGE`). When every stored page is in, the range
+//! is unregistered: untouched zero pages are then the kernel's usual
+//! zero-filled pages.
+//!
+//! * A restore pays for the pages' memory in the background instead of
+//!   before the program runs: writing 3 MiB of pages costs ~1 ms of kernel
+//!   page allocation on a virtual machine, more than everything else a
+//!   restore does.
+//! * Before any host call (WASI) and any checkpoint, the Wasm thread waits
+//!   until every page is in ([`settle`]): a system call may read or write
+//!   linear memory from the kernel, which a user-mode-only `userfaultfd`
+//!   does not serve, and nothing leaves the process before the memory is
+//!   whole.
+//! * Pages are checked before the program runs
+//!   (`PackedMemory::check_pages`), so a bad page is refused as by an eager
+//!   restore. Should the pager still fail (a page that does not decompress,
+//!   a failing `ioctl`), it refuses the snapshot and ends the process
+//!   (exit 2); the program cannot have done any host call by then, so
+//!   nothing it did since the restore is seen outside.
+//! * Where `userfaultfd` is not available (a kernel without it, a seccomp
+//!   filter, an unprivileged user on a kernel before 5.11, qemu-user) or
+//!   `WANCO_LAZY_RESTORE=0` is set, the caller unpacks eagerly instead.
+//!   `WANCO_LAZY_RESTORE=demand` puts pages in only as they are touched,
+//!   until something wants the whole memory (then the rest follows).
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use wanco_state::snapshot::PackedMemory;
+
+const PAGE: usize = 65536;
+
+// The Linux userfaultfd ABI (include/uapi/linux/userfaultfd.h); the same on
+// x86_64 and aarch64 (asm-generic ioctl numbers). Declared here rather than
+// taken from the `userfaultfd` crate: its -sys crate runs bindgen (libclang)
+// at build time, for every target, and the runtime is cross-built for
+// aarch64. `libc` has only the system call number.
+const UFFD_API: u64 = 0xAA;
+const UFFD_USER_MODE_ONLY: libc::c_int = 1;
+const UFFDIO_API: u64 = 0xC018_AA3F;
+const UFFDIO_REGISTER: u64 = 0xC020_AA00;
+const UFFDIO_UNREGISTER: u64 = 0x8010_AA01;
+const UFFDIO_WAKE: u64 = 0x8010_AA02;
+const UFFDIO_COPY: u64 = 0xC028_AA03;
+const UFFDIO_ZEROPAGE: u64 = 0xC020_AA04;
+const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+/// Bits of `UffdioRegister::ioctls`: the range supports these.
+const CAN_COPY: u64 = 1 << 3;
+const CAN_ZEROPAGE: u64 = 1 << 4;
+const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
+
+#[repr(C)]
+struct UffdioApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct UffdioRange {
+    start: u64,
+    len: u64,
+}
+
+#[repr(C)]
+struct UffdioRegister {
+    range: UffdioRange,
+    mode: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+struct UffdioCopy {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    copy: i64,
+}
+
+#[repr(C)]
+struct UffdioZeropage {
+    range: UffdioRange,
+    mode: u64,
+    zeropage: i64,
+}
+
+/// `struct uffd_msg` (32 bytes), for a page fault: the address at 16.
+#[repr(C)]
+#[derive(Default)]
+struct UffdMsg {
+    event: u8,
+    _reserved: [u8; 7],
+    flags: u64,
+    address: u64,
+    _feat: u64,
+}
+
+/// Whether a pager is putting pages in.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Set (under the lock) when the pager is done; [`settle`] waits on it.
+static DONE: Mutex<bool> = Mutex::new(true);
+static DONE_CV: Condvar = Condvar::new();
+/// Set by [`settle`]: the whole memory is wanted now (ends a
+/// demand-only pager's waiting).
+static WANTED: AtomicBool = AtomicBool::new(false);
+
+/// Wait until a lazy restore's memory is all in place (at once when no
+/// pager runs: one atomic load).
+pub fn settle() {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return;
+    }
+    WANTED.store(true, Ordering::Release);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    while !*done {
+        done = DONE_CV.wait(done).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// What became of a memory handed to [`start`].
+pub enum Started {
+    /// A pager puts the pages in, in the background.
+    Lazy,
+    /// No pager here: unpack eagerly.
+    Eager(PackedMemory),
+}
+
+/// Restore `memory` (the linear memory's accessible bytes, fresh: all
+/// zero, no page touched) from `packed` lazily if this system allows it.
+/// `snapshot` names the snapshot in a refusal. Errors: a stored page that
+/// is not valid (the snapshot is refused).
+pub fn start(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Result<Started, String> {
+    let mode = std::env::var_os("WANCO_LAZY_RESTORE");
+    if packed.stored_count() == 0
+        || mode.as_ref().is_some_and(|v| v == "0")
+        || !crate::helper::available()
+        || memory.len() != packed.pages as usize * PAGE
+    {
+        return Ok(Started::Eager(packed));
+    }
+    packed.check_pages().map_err(|e| e.to_string())?;
+    let Some(fd) = open_uffd() else { return Ok(Started::Eager(packed)) };
+    // Every page must be missing, for the pager to put it in: drop any the
+    // process may have touched (all zero: the memory is fresh).
+    // SAFETY: the range is our linear memory, which nothing uses yet; its
+    // contents are zero before and after.
+    unsafe { libc::madvise(memory.as_mut_ptr() as *mut c_void, memory.len(), libc::MADV_DONTNEED) };
+    let range = UffdioRange { start: memory.as_mut_ptr() as u64, len: memory.len() as u64 };
+    let mut reg = UffdioRegister { range, mode: UFFDIO_REGISTER_MODE_MISSING, ioctls: 0 };
+    // SAFETY: `reg` is the argument this ioctl takes; the range is memory
+    // this process mapped (the linear memory, not in use by any thread yet).
+    let ok = unsafe { libc::ioctl(fd, UFFDIO_REGISTER as _, &mut reg as *mut UffdioRegister) } == 0;
+    if !ok || reg.ioctls & (CAN_COPY | CAN_ZEROPAGE) != CAN_COPY | CAN_ZEROPAGE {
+        // SAFETY: closing our own descriptor (unregisters the range).
+        unsafe { libc::close(fd) };
+        return Ok(Started::Eager(packed));
+    }
+    *DONE.lock().unwrap_or_else(|e| e.into_inner()) = false;
+    ACTIVE.store(true, Ordering::Release);
+    let pager = Pager {
+        fd,
+        range,
+        packed,
+        done: vec![false; memory.len() / PAGE],
+        snapshot: snapshot.to_string(),
+        on_demand: 0,
+        demand_only: mode.is_some_and(|v| v == "demand"),
+        // SAFETY: no preconditions.
+        wasm_cpu: unsafe { libc::sched_getcpu() },
+    };
+    if let Err(job) = crate::helper::spawn(Box::new(move || pager.run())) {
+        // The helper went away after `available`: put the pages in here.
+        job();
+    }
+    Ok(Started::Lazy)
+}
+
+/// A user-mode-only userfaultfd (any user may have one, Linux 5.11+: the
+/// runtime never lets the kernel touch registered memory), else a plain one
+/// (root, or `vm.unprivileged_userfaultfd`), with the API handshake done;
+/// `None` if neither can be had.
+fn open_uffd() -> Option<libc::c_int> {
+    for extra in [UFFD_USER_MODE_ONLY, 0] {
+        // SAFETY: a system call with flags only.
+        let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK | extra) };
+        if fd < 0 {
+            continue;
+        }
+        let fd = fd as libc::c_int;
+        let mut api = UffdioApi { api: UFFD_API, features: 0, ioctls: 0 };
+        // SAFETY: `api` is the argument this ioctl takes.
+        if unsafe { libc::ioctl(fd, UFFDIO_API as _, &mut api as *mut UffdioApi) } == 0 {
+            return Some(fd);
+        }
+        // SAFETY: closing our own descriptor.
+        unsafe { libc::close(fd) };
+    }
+    None
+}
+
+struct Pager {
+    fd: libc::c_int,
+    range: UffdioRange,
+    packed: PackedMemory,
+    /// Per Wasm page: in place.
+    done: Vec<bool>,
+    snapshot: String,
+    on_demand: usize,
+    /// Put pages in only when touched, until [`settle`] wants them all
+    /// (`WANCO_LAZY_RESTORE=demand`: shows which pages a restored program
+    /// touches first, and lets tests see pages served on demand).
+    demand_only: bool,
+    /// The CPU the Wasm thread ran on when it handed over the pages (-1:
+    /// unknown).
+    wasm_cpu: libc::c_int,
+}
+
+impl Pager {
+    /// Put every stored page in (touched ones first), then let the kernel
+    /// have the range back and wake [`settle`].
+    fn run(mut self) {
+        let t0 = std::time::Instant::now();
+        let affinity = self.keep_off_wasm_cpu();
+        let mut scratch = vec![0u8; PAGE];
+        let mut next = 0;
+        loop {
+            while let Some(page) = self.fault() {
+                self.serve(page, &mut scratch);
+            }
+            if self.demand_only && !WANTED.load(Ordering::Acquire) {
+                // Until a fault comes, or a while to look at WANTED again.
+                let mut p = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
+                // SAFETY: one pollfd, its count passed.
+                unsafe { libc::poll(&mut p, 1, 1) };
+                continue;
+            }
+            while next < self.packed.stored_count() && self.done[self.page_of_stored(next)] {
+                next += 1;
+            }
+            if next == self.packed.stored_count() {
+                break;
+            }
+            let page = self.page_of_stored(next);
+            self.serve(page, &mut scratch);
+        }
+        let unregister = self.range;
+        // SAFETY: the range is the one registered. Unregistering wakes any
+        // thread still waiting on a (zero) page; the wake below is for
+        // kernels that would not, and closing wakes everything left.
+        unsafe {
+            libc::ioctl(self.fd, UFFDIO_UNREGISTER as _, &unregister as *const UffdioRange);
+            libc::ioctl(self.fd, UFFDIO_WAKE as _, &unregister as *const UffdioRange);
+            libc::close(self.fd);
+        }
+        if let Some(set) = affinity {
+            // SAFETY: restoring this thread's own CPU set, as it was.
+            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        }
+        crate::checkpoint::lazy_memory_in(self.packed.stored_count(), self.on_demand, t0.elapsed());
+        drop(self.packed);
+        ACTIVE.store(false, Ordering::Release);
+        *DONE.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        DONE_CV.notify_all();
+    }
+
+    /// Move this thread off the CPU the Wasm thread runs on, if there is
+    /// another: woken on the same CPU, the pager would otherwise take it
+    /// from the Wasm thread for its whole run (as the scheduler may well
+    /// do), and the program would start no earlier than an eager restore.
+    /// Returns the CPU set to restore afterwards.
+    fn keep_off_wasm_cpu(&self) -> Option<libc::cpu_set_t> {
+        let cpu = usize::try_from(self.wasm_cpu).ok()?;
+        // SAFETY: `cpu_set_t` is a plain bit set; the sizes passed are its
+        // own; the set changed is this thread's.
+        unsafe {
+            let mut old: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old) != 0
+                || cpu >= libc::CPU_SETSIZE as usize
+                || !libc::CPU_ISSET(cpu, &old)
+                || libc::CPU_COUNT(&old) < 2
+            {
+                return None;
+            }
+            let mut new = old;
+            libc::CPU_CLR(cpu, &mut new);
+            (libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &new) == 0).then_some(old)
+        }
+    }
+
+    fn page_of_stored(&self, k: usize) -> usize {
+        self.packed.stored_page(k).map_or(0, |p| p as usize)
+    }
+
+    /// The Wasm page of a pending page fault, if any.
+    fn fault(&mut self) -> Option<usize> {
+        loop {
+            let mut msg = UffdMsg::default();
+            // SAFETY: reading one message into a buffer of its size.
+            let n = unsafe {
+                libc::read(self.fd, &mut msg as *mut UffdMsg as *mut c_void, std::mem::size_of::<UffdMsg>())
+            };
+            if n != std::mem::size_of::<UffdMsg>() as isize {
+                return None; // EAGAIN: nothing pending
+            }
+            if msg.event != UFFD_EVENT_PAGEFAULT {
+                continue;
+            }
+            let page = msg.address.wrapping_sub(self.range.start) as usize / PAGE;
+            if page >= self.done.len() {
+                continue;
+            }
+            if self.done[page] {
+                // Raced with the copy that put it in; make sure it wakes.
+                self.wake(page);
+                continue;
+            }
+            self.on_demand += 1;
+            return Some(page);
+        }
+    }
+
+    fn wake(&self, page: usize) {
+        let r = UffdioRange { start: self.range.start + (page * PAGE) as u64, len: PAGE as u64 };
+        // SAFETY: a range inside the registered one.
+        unsafe { libc::ioctl(self.fd, UFFDIO_WAKE as _, &r as *const UffdioRange) };
+    }
+
+    /// Put Wasm page `page` in: the snapshot's content, or zeros.
+    fn serve(&mut self, page: usize, scratch: &mut [u8]) {
+        let dst = self.range.start + (page * PAGE) as u64;
+        let r = match self.packed.stored_index(page as u32) {
+            Some(k) => {
+                if let Err(e) = self.packed.unpack_stored(k, scratch) {
+                    self.fail(&e.to_string());
+                }
+                let mut c = UffdioCopy { dst, src: scratch.as_ptr() as u64, len: PAGE as u64, mode: 0, copy: 0 };
+                // SAFETY: copies our scratch page into a registered,
+                // still-missing page of the range (`done` says so).
+                Self::retry(|| unsafe { libc::ioctl(self.fd, UFFDIO_COPY as _, &mut c as *mut UffdioCopy) })
+            }
+            None => {
+                let mut z = UffdioZeropage { range: UffdioRange { start: dst, len: PAGE as u64 }, mode: 0, zeropage: 0 };
+                // SAFETY: maps zeros at a registered, still-missing page.
+                Self::retry(|| unsafe { libc::ioctl(self.fd, UFFDIO_ZEROPAGE as _, &mut z as *mut UffdioZeropage) })
+            }
+        };
+        if let Err(e) = r {
+            self.fail(&format!("cannot put memory page {page} in place: {e}"));
+        }
+        self.done[page] = true;
+    }
+
+    /// Run an ioctl again while the kernel says "try again" (the mapping
+    /// was changing).
+    fn retry(mut f: impl FnMut() -> libc::c_int) -> Result<(), std::io::Error> {
+        loop {
+            if f() == 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
+                // Already there: nothing to put in.
+                Some(libc::EEXIST) => return Ok(()),
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Refuse the snapshot from the helper thread: the program has made no
+    /// host call since the restore (they wait for the pager), so nothing it
+    /// did is seen outside.
+    fn fail(&self, why: &str) -> ! {
+        eprintln!("error: cannot restore `{}`: {why}", self.snapshot);
+        std::process::exit(2)
+    }
+}
