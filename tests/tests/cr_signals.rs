@@ -1,7 +1,8 @@
 //! `SIGUSR1` and the checkpoint file as a user meets them: a program waiting for input is
 //! checkpointed when the input comes, a signal during a restore is not fatal, a checkpoint that cannot
 //! be written lets a signalled program go on, and a checkpoint file in a missing directory is
-//! refused before the program runs (compiled x86_64 binaries and `wanco interp`).
+//! refused before the program runs; standard input from a file goes on where it stopped, and a
+//! file of another size is refused (compiled x86_64 binaries and `wanco interp`).
 
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -245,7 +246,18 @@ fn stdin_from_a_file_goes_on_where_it_stopped() {
                 c
             }),
         ];
+        let shorter = dir.join("shorter.txt");
+        std::fs::write(&shorter, "one\ntwo\n").expect("write input");
         for (name, mut c) in engines {
+            // Another (shorter) file is refused: the program would go on with input it never had.
+            let refused = c.stdin(std::fs::File::open(&shorter).expect("open")).output().expect("restore");
+            assert_eq!(refused.status.code(), Some(2), "{name}: {}", text(&refused.stderr));
+            assert_eq!(text(&refused.stdout), "", "{name}");
+            assert!(
+                text(&refused.stderr).contains("standard input is a file of 8 bytes; at the checkpoint it was a file of 560 bytes"),
+                "{name}: {}",
+                text(&refused.stderr)
+            );
             let after = c.stdin(stdin()).output().expect("restore");
             assert!(after.status.success(), "{name}: {}", text(&after.stderr));
             let mut whole = before.stdout.clone();

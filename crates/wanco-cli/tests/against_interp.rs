@@ -430,7 +430,10 @@ fn preopened_files_are_never_touched() {
             "first divergence at point 5 (point 4 agrees)\n\
              \x20 at: func 3 `start`, loop at code offset 0x{loop_at:x} (innermost frame 0)\n\
              \x20 binary -> interpreter:\n\
-             \x20 frame 0 (start) local 1: i32:2 -> i32:1\n"
+             \x20 frame 0 (start) local 1: i32:2 -> i32:1\n\
+             note: these runs used fresh copies of the preopened directories (data) as they are now: \
+             if the program read files changed since the snapshot was taken, or keeps inode numbers \
+             or times (from listing a directory or a stat) in its state, that alone makes a difference\n"
         ),
         "{out}"
     );

@@ -207,6 +207,10 @@ struct Base {
     bytes: Vec<u8>,
     /// Functions in the module (imported ones included).
     nfuncs: u32,
+    /// The preopened directory the snapshot names and a copy of it as it was at the
+    /// checkpoint: every restore starts from that copy (a restore refuses files whose size
+    /// changed since the checkpoint, as an earlier restore's writes would have).
+    data: Option<(PathBuf, PathBuf)>,
 }
 
 struct Fixtures {
@@ -292,6 +296,12 @@ fn make_fixtures() -> Fixtures {
                 bin: bin.clone(),
                 bytes: std::fs::read(&file).unwrap(),
                 nfuncs: info.funcs.len() as u32,
+                data: p.data.then(|| {
+                    let d = dir.join(format!("{}-{producer}-preopened-data-directory", p.name));
+                    let kept = dir.join(format!("{}-{producer}-at-checkpoint", p.name));
+                    copy_tree(&d, &kept);
+                    (d, kept)
+                }),
             };
             // The intact snapshot verifies and restores everywhere.
             let v = verify(&base, &file);
@@ -333,6 +343,10 @@ fn restore(base: &Base, engine: Engine, snap: &Path) -> Ran {
 
 /// A restore with more options (before the module for the interpreter).
 fn restore_with(base: &Base, engine: Engine, snap: &Path, opts: &[&str]) -> Ran {
+    if let Some((dir, kept)) = &base.data {
+        let _ = std::fs::remove_dir_all(dir);
+        copy_tree(kept, dir);
+    }
     match engine {
         Engine::Interp => run_limited(
             Command::new(WANCO)
@@ -345,6 +359,20 @@ fn restore_with(base: &Base, engine: Engine, snap: &Path, opts: &[&str]) -> Ran 
                 .args(["--restore", s(snap)])
                 .args(opts),
         ),
+    }
+}
+
+/// Copy directory `from` (files and subdirectories) to a new directory `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
     }
 }
 
@@ -1584,6 +1612,7 @@ fn call_targets_and_operand_stacks() {
         bin: bin.clone(),
         bytes: Vec::new(),
         nfuncs: 6,
+        data: None,
     };
     let checkpoint = |engine: Engine, n: u32| -> PathBuf {
         let file = d.join(format!("{engine:?}-{n}.wsnap"));

@@ -1134,6 +1134,7 @@ mod tests {
                     rights_inheriting: 7,
                     offset: 0,
                     is_preopen: true,
+                    size: None,
                 }],
                 clock: ClockState {
                     monotonic_last_ns: 99,

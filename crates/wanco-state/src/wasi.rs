@@ -81,6 +81,12 @@ pub struct FdEntry {
     /// `fd_prestat_get`), as opposed to a directory opened at the same path.
     #[serde(default)]
     pub is_preopen: bool,
+    /// The file's size in bytes at the checkpoint: for a regular file (and
+    /// for standard input redirected from one), else absent. A restore
+    /// refuses a file whose size has changed since (the program would go on
+    /// with data it did not have, or without data it wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// Clock state that must survive a migration.

@@ -161,6 +161,7 @@ fn stdio_entry(fd: u32, kind: FdKind) -> FdEntry {
         rights_inheriting: r,
         offset: 0,
         is_preopen: false,
+        size: None,
     }
 }
 
@@ -182,6 +183,7 @@ fn dir_entry(fd: u32, preopen: u32, rel_path: String, is_preopen: bool) -> FdEnt
         rights_inheriting: inh,
         offset: 0,
         is_preopen,
+        size: None,
     }
 }
 
@@ -411,6 +413,10 @@ impl WasiCtx {
                     // Standard input from a file: how far the guest has read
                     // (a restore given the same file goes on from there).
                     e.offset = sys::regular_file_offset(0).unwrap_or(0);
+                    e.size = sys::regular_file_size(0);
+                }
+                if e.kind == FdKind::File {
+                    e.size = d.file.as_ref().and_then(|f| f.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len());
                 }
                 e
             })
@@ -491,6 +497,14 @@ impl WasiCtx {
                     // Read from a file up to `offset`: a restore whose own
                     // standard input is a file goes on from there (from a
                     // pipe or a terminal it reads what it is given).
+                    if let (Some(was), Some(now)) = (e.size, sys::regular_file_size(0)) {
+                        if was != now {
+                            return Err(WasiError::new(format!(
+                                "standard input is a file of {now} bytes; at the checkpoint it was a file of {was} bytes, read up to byte {}: give the restore the same input",
+                                e.offset
+                            )));
+                        }
+                    }
                     if e.offset > 0 {
                         sys::seek_regular_file(0, e.offset);
                     }
@@ -511,7 +525,17 @@ impl WasiCtx {
                         ))
                     })?;
                     let host = &state.preopens[idx as usize].host;
-                    Some(reopen(root, e).map_err(|err| WasiError::reopen(e, host, err))?)
+                    let file = reopen(root, e).map_err(|err| WasiError::reopen(e, host, err))?;
+                    if let Some(was) = e.size {
+                        let now = file.metadata().map(|m| m.len()).unwrap_or(0);
+                        if now != was {
+                            return Err(WasiError::new(format!(
+                                "`{}` (fd {}, under preopen `{host}`) has {now} bytes, at the checkpoint it had {was}: it changed after the checkpoint; put it back as it was (or restore a snapshot taken since)",
+                                e.rel_path, e.fd
+                            )));
+                        }
+                    }
+                    Some(file)
                 }
             };
             fds.insert(
@@ -1279,6 +1303,7 @@ impl WasiCtx {
                 rights_inheriting: r,
                 offset: 0,
                 is_preopen: false,
+                size: None,
             }
         };
         self.fds.insert(

@@ -418,6 +418,18 @@ pub(crate) fn regular_file_offset(fd: RawFd) -> Option<u64> {
     }
 }
 
+/// The size of `fd` if it is a regular file.
+pub(crate) fn regular_file_size(fd: RawFd) -> Option<u64> {
+    // SAFETY: `st` is a plain struct fstat fills.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return None;
+        }
+        Some(st.st_size as u64)
+    }
+}
+
 /// Move `fd` to `offset` if it is a regular file; whether it was moved.
 pub(crate) fn seek_regular_file(fd: RawFd, offset: u64) -> bool {
     if regular_file_offset(fd).is_none() {

@@ -699,6 +699,39 @@ fn state_follows_renamed_files() {
     }
 }
 
+/// The state records each open regular file's size; a restore refuses a file whose size has
+/// changed since (truncated input, a written file cut short or grown by someone else), naming it,
+/// and accepts it once it is back as it was.
+#[test]
+fn restore_refuses_a_file_whose_size_changed() {
+    let (_t, root) = fixture();
+    fs::write(root.join("input.txt"), b"0123456789abcdef").unwrap();
+    let mut g = Guest::new(&root);
+    let r = g.open("input.txt", 0, R).unwrap();
+    assert_eq!(g.read(r, 4).unwrap(), b"0123");
+    let w = g.open("out.txt", CREAT, W).unwrap();
+    g.write(w, b"written");
+    let state = g.ctx.state();
+    drop(g);
+    let size = |fd: u32| state.fds.iter().find(|e| e.fd == fd).unwrap().size;
+    assert_eq!((size(r), size(w)), (Some(16), Some(7)));
+    assert_eq!(state.fds.iter().find(|e| e.is_preopen).unwrap().size, None);
+
+    fs::write(root.join("input.txt"), b"01234").unwrap();
+    let err = WasiCtx::from_state(&state).unwrap_err().to_string();
+    assert!(
+        err.contains("`input.txt`") && err.contains("has 5 bytes, at the checkpoint it had 16") && err.contains("changed after the checkpoint"),
+        "{err}"
+    );
+    fs::write(root.join("input.txt"), b"0123456789abcdef").unwrap();
+    fs::write(root.join("out.txt"), b"written, then more").unwrap();
+    let err = WasiCtx::from_state(&state).unwrap_err().to_string();
+    assert!(err.contains("`out.txt`") && err.contains("has 18 bytes, at the checkpoint it had 7"), "{err}");
+    fs::write(root.join("out.txt"), b"written").unwrap();
+    let mut g = Guest::restored(&state);
+    assert_eq!(g.read(r, 4).unwrap(), b"4567");
+}
+
 #[test]
 fn restore_explains_a_relative_preopen_that_is_not_there() {
     let (_t, root) = fixture();

@@ -113,6 +113,9 @@ pub fn run(prog: &Path, snap_path: &Path, binary: Option<&Path>, limit: usize) -
     for l in &d {
         out(format!("  {l}"));
     }
+    if let Some(note) = preopen_note(&cx.snap) {
+        out(note);
+    }
     let Some(bin) = &cx.binary else {
         bar.finish_and_clear();
         return Ok(1);
@@ -188,7 +191,22 @@ pub fn run(prog: &Path, snap_path: &Path, binary: Option<&Path>, limit: usize) -
     for l in &d {
         say(&format!("  {l}"));
     }
+    if let Some(note) = preopen_note(&cx.snap) {
+        say(&note);
+    }
     Ok(1)
+}
+
+/// What a difference may be due to when the program has preopened
+/// directories: the runs here use copies of them as they are now.
+fn preopen_note(snap: &Snapshot) -> Option<String> {
+    let dirs: Vec<&str> = snap.wasi.preopens.iter().map(|p| p.host.as_str()).collect();
+    (!dirs.is_empty()).then(|| {
+        format!(
+            "note: these runs used fresh copies of the preopened directories ({}) as they are now: if the program read files changed since the snapshot was taken, or keeps inode numbers or times (from listing a directory or a stat) in its state, that alone makes a difference",
+            dirs.join(", ")
+        )
+    })
 }
 
 /// Print a line of the report on stdout; a closed pipe (`| head`) is not

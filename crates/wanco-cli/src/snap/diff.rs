@@ -118,7 +118,7 @@ fn slots(prefix: &str, what: &str, a: &[Value], b: &[Value]) -> Vec<String> {
 
 fn fd_line(f: &FdEntry) -> String {
     format!(
-        "{} preopen {} path {:?} {}{} fdflags 0x{:x} rights 0x{:x}/0x{:x} offset {}{}",
+        "{} preopen {} path {:?} {}{} fdflags 0x{:x} rights 0x{:x}/0x{:x} offset {} size {}{}",
         fd_kind_name(f.kind),
         opt(&f.preopen),
         f.rel_path,
@@ -128,6 +128,7 @@ fn fd_line(f: &FdEntry) -> String {
         f.rights_base,
         f.rights_inheriting,
         f.offset,
+        opt(&f.size),
         if f.is_preopen { " (preopen)" } else { "" }
     )
 }

@@ -366,7 +366,7 @@ fn render(s: &Snapshot, module: Option<&Module>) -> String {
     ]);
     let _ = writeln!(out, "wasi\n{t}\n");
 
-    let mut t = table(&["fd", "kind", "preopen", "path", "mode", "fdflags", "offset"]);
+    let mut t = table(&["fd", "kind", "preopen", "path", "mode", "fdflags", "offset", "size"]);
     for f in &w.fds {
         let path = match f.preopen.and_then(|i| w.preopens.get(i as usize)) {
             Some(p) if f.rel_path.is_empty() => p.guest.clone(),
@@ -391,9 +391,10 @@ fn render(s: &Snapshot, module: Option<&Module>) -> String {
             mode,
             format!("0x{:x}", f.fdflags),
             f.offset.to_string(),
+            f.size.map_or("-".to_string(), |n| n.to_string()),
         ]);
     }
-    right_align(&mut t, &[0, 6]);
+    right_align(&mut t, &[0, 6, 7]);
     let _ = write!(out, "wasi fds ({})\n{t}\n", w.fds.len());
     out
 }
