@@ -179,7 +179,9 @@ pub fn start(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Result<
         wasm_cpu: unsafe { libc::sched_getcpu() },
     };
     if let Err(job) = crate::helper::spawn(Box::new(move || pager.run())) {
-        // The helper went away after `available`: put the pages in here.
+        // The helper went away after `available`: put all the pages in here
+        // (nothing can fault while this thread runs the pager).
+        WANTED.store(true, Ordering::Release);
         job();
     }
     Ok(Started::Lazy)
