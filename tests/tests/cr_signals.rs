@@ -37,6 +37,17 @@ fn compile(t: &Tools, program: &str, dir: &Path) -> PathBuf {
     out
 }
 
+/// Start `bin ARGS` with stdin, stdout and stderr piped.
+fn spawn_piped(bin: &Path, args: &[&std::ffi::OsStr]) -> Child {
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the program")
+}
+
 fn signal(child: &Child) {
     // SAFETY: kill(2) on our own child's pid.
     let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGUSR1) };
@@ -75,14 +86,7 @@ fn signal_while_waiting_for_input_checkpoints_when_it_goes_on() {
     };
     assert!(reference.status.success());
     let snap = dir.join("cp.wsnap");
-    let mut c = Command::new(&bin)
-        .arg("--checkpoint-file")
-        .arg(&snap)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
+    let mut c = spawn_piped(&bin, &["--checkpoint-file".as_ref(), snap.as_os_str()]);
     let mut input = c.stdin.take().expect("stdin");
     input.write_all(b"one\n").expect("write stdin");
     std::thread::sleep(Duration::from_millis(300));
@@ -94,14 +98,7 @@ fn signal_while_waiting_for_input_checkpoints_when_it_goes_on() {
     drop(input);
     assert!(before.status.success(), "signalled run: {:?} {}", before.status, text(&before.stderr));
     assert!(text(&before.stderr).contains("checkpoint written to"), "no checkpoint: {}", text(&before.stderr));
-    let mut r = Command::new(&bin)
-        .arg("--restore")
-        .arg(&snap)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("restore");
+    let mut r = spawn_piped(&bin, &["--restore".as_ref(), snap.as_os_str()]);
     r.stdin.take().expect("stdin").write_all(b"three\n").expect("write stdin");
     let after = finish(r, "restore");
     assert!(after.status.success(), "restore: {:?} {}", after.status, text(&after.stderr));
@@ -122,15 +119,7 @@ fn signal_during_a_restore_is_not_fatal() {
     assert!(o.status.success() && snap.exists(), "{}", text(&o.stderr));
     for ms in [2u64, 4, 6, 8, 12] {
         let again = dir.join(format!("again{ms}.wsnap"));
-        let c = Command::new(&bin)
-            .arg("--restore")
-            .arg(&snap)
-            .arg("--checkpoint-file")
-            .arg(&again)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("restore");
+        let c = spawn_piped(&bin, &["--restore".as_ref(), snap.as_os_str(), "--checkpoint-file".as_ref(), again.as_os_str()]);
         // After the process has started (the runtime catches SIGUSR1 first thing).
         std::thread::sleep(Duration::from_millis(ms));
         signal(&c);
@@ -152,13 +141,7 @@ fn unwritable_checkpoint_lets_a_signalled_program_go_on() {
     let snap = dir.join("cp.wsnap");
     // The temporary file the snapshot is written to first is a directory.
     std::fs::create_dir_all(dir.join("cp.wsnap.tmp")).expect("mkdir");
-    let c = Command::new(&bin)
-        .arg("--checkpoint-file")
-        .arg(&snap)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
+    let c = spawn_piped(&bin, &["--checkpoint-file".as_ref(), snap.as_os_str()]);
     std::thread::sleep(Duration::from_millis(200));
     signal(&c);
     let o = finish(c, "signalled run");

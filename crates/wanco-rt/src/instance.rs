@@ -679,7 +679,7 @@ impl Instance {
                     crate::pager::Started::Lazy => return Ok(()),
                     crate::pager::Started::Eager(m) => m,
                 };
-                let n = if crate::memory::share_packing(m.stored_pages().count()) { 2 } else { 1 };
+                let n = if crate::memory::share_packing(m.stored_count()) { 2 } else { 1 };
                 let mut shares = m.unpack_shares(mem.bytes_mut(), n).map_err(|e| e.to_string())?;
                 let populate = crate::memory::populate;
                 let r = match (shares.pop(), shares.pop()) {

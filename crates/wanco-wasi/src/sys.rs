@@ -406,16 +406,10 @@ pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), HostErr> {
 /// The offset of `fd` if it is a regular file (standard input redirected
 /// from a file), else `None` (a pipe, a terminal, `/dev/null`).
 pub(crate) fn regular_file_offset(fd: RawFd) -> Option<u64> {
-    // SAFETY: `st` is a plain struct fstat fills; lseek with SEEK_CUR and 0
-    // only reads the offset.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return None;
-        }
-        let off = libc::lseek(fd, 0, libc::SEEK_CUR);
-        (off >= 0).then_some(off as u64)
-    }
+    regular_file_size(fd)?;
+    // SAFETY: lseek with SEEK_CUR and 0 only reads the offset.
+    let off = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    (off >= 0).then_some(off as u64)
 }
 
 /// The size of `fd` if it is a regular file.
