@@ -130,10 +130,12 @@ fn a_checkpoint_after_a_lazy_restore_has_the_whole_memory() {
 }
 
 /// A stored page that is not valid LZ4 (its bytes zeroed in place and the file resealed, so
-/// only the page is wrong) is refused before the program runs, lazily as eagerly: nothing on
-/// stdout, exit 2, the refusal naming the page.
+/// only the page is wrong) is refused, lazily as eagerly: nothing on stdout, exit 2, the
+/// refusal naming the page. So is the same page damaged without resealing (the checksum, which
+/// a lazy restore compares while the program runs, does not match): the program may have run
+/// by then, but nothing it did is seen.
 #[test]
-fn a_bad_page_is_refused_before_the_program_runs() {
+fn a_bad_page_is_refused_before_anything_is_seen() {
     let dir = work("bad-page");
     let bin = compile("cr/lazy_pages.wat", &dir);
     let snap = dir.join("p9.wsnap");
@@ -151,6 +153,8 @@ fn a_bad_page_is_refused_before_the_program_runs() {
         m => panic!("unexpected MessagePack marker {m:#x} for page 4's data"),
     };
     bytes[data..data + len].fill(0);
+    let damaged = dir.join("damaged.wsnap");
+    std::fs::write(&damaged, &bytes).unwrap();
     // Reseal: the checksum is the SHA-256 of everything before it.
     let end = bytes.len() - 32;
     let sum: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(<sha2::Sha256 as sha2::Digest>::new(), &bytes[..end])).into();
@@ -163,6 +167,11 @@ fn a_bad_page_is_refused_before_the_program_runs() {
         assert_eq!(o.status.code(), Some(2), "mode {mode:?}: {stderr}");
         assert_eq!(text(&o.stdout), "", "mode {mode:?}");
         assert!(stderr.contains("invalid memory: page 4 is not valid LZ4 data"), "mode {mode:?}: {stderr}");
-        assert_eq!(pager_report(&stderr), None, "mode {mode:?}: the pager never started: {stderr}");
+        assert_eq!(pager_report(&stderr), None, "mode {mode:?}: the pager never finished: {stderr}");
+        let o = run(&bin, &["--restore", damaged.to_str().unwrap()], mode);
+        let stderr = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "mode {mode:?}: {stderr}");
+        assert_eq!(text(&o.stdout), "", "mode {mode:?}");
+        assert!(stderr.contains("checksum mismatch: the file is damaged"), "mode {mode:?}: {stderr}");
     }
 }

@@ -246,6 +246,8 @@ pub fn enter_main() {
 /// Called before the process exits normally: prints the migration-point
 /// count if asked.
 pub fn at_exit() {
+    // Nothing of a lazily restored run ends before the restore is whole.
+    crate::pager::settle();
     if let Ok(g) = STATE.try_lock() {
         if let Some(st) = g.as_ref() {
             if st.count_points {

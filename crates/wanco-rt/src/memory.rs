@@ -197,6 +197,58 @@ pub fn share_packing(pages: usize) -> bool {
     }
 }
 
+/// A file mapped read-only and private: a snapshot being restored, whose
+/// pages are decompressed straight from it
+/// (`wanco_state::snapshot::decode_shared`), without reading the file into
+/// fresh memory first (for a snapshot of a few MiB, the copy and the page
+/// faults of its buffer took longer than the rest of the restore). The file
+/// must not shrink while mapped (a read past its new end would fault): a
+/// restore holds the mapping only until the memory is in place.
+pub struct MappedFile {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and unmapped only on drop.
+unsafe impl Send for MappedFile {}
+// SAFETY: as above: shared reads only.
+unsafe impl Sync for MappedFile {}
+
+impl AsRef<[u8]> for MappedFile {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: [ptr, ptr+len) is mapped readable until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly our mapping; the slices handed out
+        // borrow `self`.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// The contents of `path`: mapped if it is a non-empty regular file that
+/// can be mapped, else read.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    let len = usize::try_from(meta.len()).unwrap_or(0);
+    if meta.is_file() && len > 0 {
+        // SAFETY: a new private read-only mapping of an open file; nothing
+        // else is mapped there.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, f.as_raw_fd(), 0) };
+        if ptr != libc::MAP_FAILED {
+            return Ok(std::sync::Arc::new(MappedFile { ptr: ptr as *const u8, len }));
+        }
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut &f, &mut bytes)?;
+    Ok(std::sync::Arc::new(bytes))
+}
+
 /// The OS page size (4 KiB on x86_64; 4, 16 or 64 KiB on aarch64).
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.

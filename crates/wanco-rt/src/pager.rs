@@ -14,17 +14,21 @@
 //!   before the program runs: writing 3 MiB of pages costs ~1 ms of kernel
 //!   page allocation on a virtual machine, more than everything else a
 //!   restore does.
-//! * Before any host call (WASI) and any checkpoint, the Wasm thread waits
-//!   until every page is in ([`settle`]): a system call may read or write
-//!   linear memory from the kernel, which a user-mode-only `userfaultfd`
-//!   does not serve, and nothing leaves the process before the memory is
-//!   whole.
-//! * Pages are checked before the program runs
-//!   (`PackedMemory::check_pages`), so a bad page is refused as by an eager
-//!   restore. Should the pager still fail (a page that does not decompress,
-//!   a failing `ioctl`), it refuses the snapshot and ends the process
-//!   (exit 2); the program cannot have done any host call by then, so
-//!   nothing it did since the restore is seen outside.
+//! * Before any host call (WASI), any checkpoint, a trap's message and the
+//!   program's end, the Wasm thread waits until every page is in
+//!   ([`settle`]): a system call may read or write linear memory from the
+//!   kernel, which a user-mode-only `userfaultfd` does not serve, and
+//!   nothing leaves the process before the memory is whole.
+//! * The snapshot's checksum is compared by the pager too, in pieces
+//!   between pages ([`defer_checksum`]; the snapshot was decoded with
+//!   `Checksum::Later`, every other check made), and a page is checked as
+//!   it is decompressed. Hashing a snapshot of a few MiB and checking its
+//!   pages took a restore longer than everything else it does; now the
+//!   program runs meanwhile. Should the pager find the file damaged, a page
+//!   that does not decompress, or an `ioctl` fail, it refuses the snapshot
+//!   and ends the process (exit 2); the program cannot have made any host
+//!   call by then (they wait for the pager), so nothing it did since the
+//!   restore is seen outside: the outcome is the eager restore's refusal.
 //! * Where `userfaultfd` is not available (a kernel without it, a seccomp
 //!   filter, an unprivileged user on a kernel before 5.11, qemu-user) or
 //!   `WANCO_LAZY_RESTORE=0` is set, the caller unpacks eagerly instead.
@@ -34,7 +38,7 @@
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
-use wanco_state::snapshot::PackedMemory;
+use wanco_state::snapshot::{PackedMemory, PendingChecksum};
 
 const PAGE: usize = 65536;
 
@@ -114,8 +118,51 @@ static DONE_CV: Condvar = Condvar::new();
 /// demand-only pager's waiting).
 static WANTED: AtomicBool = AtomicBool::new(false);
 
-/// Wait until a lazy restore's memory is all in place (at once when no
-/// pager runs: one atomic load).
+/// The checksum of the snapshot being restored while it is not compared
+/// yet and no pager has taken it over.
+static CHECKSUM: Mutex<Option<PendingChecksum>> = Mutex::new(None);
+/// Bytes of the file the pager hashes between two pages (about 40 µs):
+/// a page the program touches waits no longer than that.
+const HASH_STEP: usize = 64 * 1024;
+
+/// Leave the checksum of the snapshot being restored (decoded with
+/// `Checksum::Later`) to be compared by the pager, or by
+/// [`verify_unless_paged`] if no pager starts.
+pub fn defer_checksum(c: PendingChecksum) {
+    *CHECKSUM.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+}
+
+/// Compare the deferred checksum now unless a pager has taken it over (its
+/// [`settle`] stands for it): before memory is unpacked eagerly, or when
+/// the snapshot has no memory to page. The error is the refusal's reason.
+pub fn verify_unless_paged() -> Result<(), String> {
+    let pending = CHECKSUM.lock().unwrap_or_else(|e| e.into_inner()).take();
+    pending.map_or(Ok(()), |c| c.finish().map_err(|e| e.to_string()))
+}
+
+/// Before refusing a restored snapshot for what it says: if its checksum
+/// is not known to match yet, compare it (or wait for the pager, which ends
+/// the process if it does not match), so that a damaged file is called
+/// damaged. The error is the checksum's.
+pub fn verify_before_refusing() -> Result<(), String> {
+    verify_unless_paged()?;
+    settle();
+    Ok(())
+}
+
+/// [`settle`] for a signal handler (a trap): polls with `nanosleep`, takes
+/// no lock.
+pub fn settle_in_handler() {
+    while ACTIVE.load(Ordering::Acquire) {
+        WANTED.store(true, Ordering::Release);
+        let t = libc::timespec { tv_sec: 0, tv_nsec: 50_000 };
+        // SAFETY: async-signal-safe; `t` is valid.
+        unsafe { libc::nanosleep(&t, std::ptr::null_mut()) };
+    }
+}
+
+/// Wait until a lazy restore's memory is all in place and its checksum
+/// compared (at once when no pager runs: one atomic load).
 pub fn settle() {
     if !ACTIVE.load(Ordering::Acquire) {
         return;
@@ -136,20 +183,30 @@ pub enum Started {
 }
 
 /// Restore `memory` (the linear memory's accessible bytes, fresh: all
-/// zero, no page touched) from `packed` lazily if this system allows it.
-/// `snapshot` names the snapshot in a refusal. Errors: a stored page that
-/// is not valid (the snapshot is refused).
+/// zero, no page touched) from `packed` lazily if this system allows it;
+/// the pager takes over the deferred checksum. `snapshot` names the
+/// snapshot in a refusal. Errors: the deferred checksum does not match
+/// (compared here when the memory is to be unpacked eagerly).
 pub fn start(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Result<Started, String> {
+    match start_lazy(memory, packed, snapshot) {
+        Started::Lazy => Ok(Started::Lazy),
+        Started::Eager(packed) => {
+            verify_unless_paged()?;
+            Ok(Started::Eager(packed))
+        }
+    }
+}
+
+fn start_lazy(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Started {
     let mode = std::env::var_os("WANCO_LAZY_RESTORE");
     if packed.stored_count() == 0
         || mode.as_ref().is_some_and(|v| v == "0")
         || !crate::helper::available()
         || memory.len() != packed.pages as usize * PAGE
     {
-        return Ok(Started::Eager(packed));
+        return Started::Eager(packed);
     }
-    packed.check_pages().map_err(|e| e.to_string())?;
-    let Some(fd) = open_uffd() else { return Ok(Started::Eager(packed)) };
+    let Some(fd) = open_uffd() else { return Started::Eager(packed) };
     // Every page must be missing, for the pager to put it in: drop any the
     // process may have touched (all zero: the memory is fresh).
     // SAFETY: the range is our linear memory, which nothing uses yet; its
@@ -163,7 +220,7 @@ pub fn start(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Result<
     if !ok || reg.ioctls & (CAN_COPY | CAN_ZEROPAGE) != CAN_COPY | CAN_ZEROPAGE {
         // SAFETY: closing our own descriptor (unregisters the range).
         unsafe { libc::close(fd) };
-        return Ok(Started::Eager(packed));
+        return Started::Eager(packed);
     }
     *DONE.lock().unwrap_or_else(|e| e.into_inner()) = false;
     ACTIVE.store(true, Ordering::Release);
@@ -171,6 +228,7 @@ pub fn start(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Result<
         fd,
         range,
         packed,
+        checksum: CHECKSUM.lock().unwrap_or_else(|e| e.into_inner()).take(),
         done: vec![false; memory.len() / PAGE],
         snapshot: snapshot.to_string(),
         on_demand: 0,
@@ -184,7 +242,7 @@ pub fn start(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Result<
         WANTED.store(true, Ordering::Release);
         job();
     }
-    Ok(Started::Lazy)
+    Started::Lazy
 }
 
 /// A user-mode-only userfaultfd (any user may have one, Linux 5.11+: the
@@ -214,6 +272,8 @@ struct Pager {
     fd: libc::c_int,
     range: UffdioRange,
     packed: PackedMemory,
+    /// The snapshot's checksum, until compared.
+    checksum: Option<PendingChecksum>,
     /// Per Wasm page: in place.
     done: Vec<bool>,
     snapshot: String,
@@ -238,6 +298,13 @@ impl Pager {
         loop {
             while let Some(page) = self.fault() {
                 self.serve(page, &mut scratch);
+            }
+            if let Some(c) = &mut self.checksum {
+                match c.step(HASH_STEP) {
+                    None => continue,
+                    Some(Ok(())) => self.checksum = None,
+                    Some(Err(e)) => self.fail(&e.to_string()),
+                }
             }
             if self.demand_only && !WANTED.load(Ordering::Acquire) {
                 // Until a fault comes, or a while to look at WANTED again.
@@ -343,6 +410,10 @@ impl Pager {
         let r = match self.packed.stored_index(page as u32) {
             Some(k) => {
                 if let Err(e) = self.packed.unpack_stored(k, scratch) {
+                    // A damaged file is called damaged, whichever is found first.
+                    if let Some(Err(damaged)) = self.checksum.take().map(PendingChecksum::finish) {
+                        self.fail(&damaged.to_string());
+                    }
                     self.fail(&e.to_string());
                 }
                 let mut c = UffdioCopy { dst, src: scratch.as_ptr() as u64, len: PAGE as u64, mode: 0, copy: 0 };

@@ -105,8 +105,12 @@ struct Restoring {
     info: Option<wanco_state::module::ModuleInfo>,
 }
 
-/// Refuse a snapshot: `cannot restore `PATH`: WHY`, exit 2.
+/// Refuse a snapshot: `cannot restore `PATH`: WHY`, exit 2 (or, if its
+/// checksum was not compared yet and does not match, that it is damaged).
 fn refuse(path: &std::path::Path, why: &dyn std::fmt::Display) -> ! {
+    if let Err(damaged) = crate::pager::verify_before_refusing() {
+        fail(&format!("cannot restore `{}`: {damaged}", path.display()), 2)
+    }
     fail(&format!("cannot restore `{}`: {why}", path.display()), 2)
 }
 
@@ -150,9 +154,15 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
                 eprintln!("note: --dir, --env and guest arguments are ignored with --restore: they come from the snapshot");
             }
             checkpoint::restore_started();
-            let bytes = std::fs::read(path).unwrap_or_else(|e| refuse(path, &e));
+            let file = crate::memory::read_file(path).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("read");
-            let (snap, packed) = wanco_state::snapshot::decode_packed(&bytes).unwrap_or_else(|e| refuse(path, &e));
+            // The checksum is compared while the program already runs
+            // (`crate::pager`), or before anything else where it does not.
+            let (snap, packed, checksum) = wanco_state::snapshot::decode_shared(file, wanco_state::snapshot::Checksum::Later)
+                .unwrap_or_else(|e| refuse(path, &e));
+            if let Some(c) = checksum {
+                crate::pager::defer_checksum(c);
+            }
             checkpoint::restore_mark("decode");
             let info = Instance::module_info(desc).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("module info");
@@ -208,6 +218,8 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         }
         if let Some(Restoring { path, snap, packed, .. }) = &mut restore {
             inst.install(snap, packed.take(), &path.display().to_string()).unwrap_or_else(|e| refuse(path, &e));
+            // Unless a pager took it over, the checksum is compared now.
+            crate::pager::verify_unless_paged().unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("install");
             checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("frames");

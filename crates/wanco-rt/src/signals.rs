@@ -40,6 +40,9 @@ pub fn raise(code: TrapCode) -> ! {
 }
 
 fn die(code: TrapCode) -> ! {
+    // A trap right after a lazy restore is reported once the restore is
+    // known to be sound (a damaged snapshot is refused instead).
+    crate::pager::settle_in_handler();
     let msg = format!("wasm trap: {}\n", code.message());
     write_stderr(msg.as_bytes());
     // SAFETY: _exit is always safe to call; nothing needs flushing (WASI

@@ -338,7 +338,7 @@ impl Memory {
         // it is, and refused by `decode`.
         let mut c = PageCompressor::new();
         let chunks = self.chunks.iter().map(|(i, page)| c.chunk(*i, page)).collect();
-        PackedMemory { pages: self.pages, max: self.max, chunks }
+        PackedMemory { pages: self.pages, max: self.max, chunks, file: None }
     }
 
     /// The full memory contents (`pages * PAGE_SIZE` bytes).
@@ -490,8 +490,75 @@ pub(crate) mod bin {
     }
 }
 
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A stored page: its index and its LZ4 bytes.
+#[derive(Debug)]
 struct WireChunk {
+    page: u32,
+    lz4: Lz4,
+}
+
+/// Where a stored page's LZ4 bytes are.
+#[derive(Debug)]
+enum Lz4 {
+    /// Compressed by this process (a checkpoint).
+    Owned(Vec<u8>),
+    /// `len` bytes at `start` in the snapshot file a [`PackedMemory`] was
+    /// decoded from ([`PackedMemory::file`]): decoding copies no page.
+    InFile { start: usize, len: usize },
+}
+
+/// The bytes of a snapshot file, shared by what was decoded from it
+/// without copying ([`decode_shared`]): a `Vec` or a mapping of the file.
+pub type SharedBytes = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// A stored page as written: `{page, lz4}` with `lz4` a MessagePack `bin`.
+#[derive(Serialize)]
+struct ChunkOut<'a> {
+    page: u32,
+    #[serde(serialize_with = "bin_ref")]
+    lz4: &'a [u8],
+}
+
+fn bin_ref<S: Serializer>(v: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(v)
+}
+
+/// Memory as written (field order and names of the format).
+#[derive(Serialize)]
+struct PackedOut<'a> {
+    pages: u32,
+    max: Option<u32>,
+    chunks: Vec<ChunkOut<'a>>,
+}
+
+/// Memory as read without copying its pages (borrowing the body).
+#[derive(Deserialize)]
+struct PackedIn<'a> {
+    pages: u32,
+    max: Option<u32>,
+    #[serde(borrow)]
+    chunks: Vec<ChunkIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkIn<'a> {
+    page: u32,
+    lz4: &'a [u8],
+}
+
+/// Memory as read by the copying reader, which only runs to find where a
+/// body that does not decode goes wrong (it reports the byte offset).
+#[derive(Deserialize)]
+#[allow(dead_code)] // read to check the layout, never used
+struct PackedCopied {
+    pages: u32,
+    max: Option<u32>,
+    chunks: Vec<ChunkCopied>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct ChunkCopied {
     page: u32,
     #[serde(with = "bin")]
     lz4: Vec<u8>,
@@ -502,16 +569,54 @@ struct WireChunk {
 /// ([`PackedMemory::pack`]) and a restore unpacks it straight into linear
 /// memory ([`PackedMemory::unpack_into`]); [`Memory`] is the same content
 /// with the pages decompressed.
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackedMemory {
     /// Current size in pages.
     pub pages: u32,
     /// Maximum size in pages, if the memory has one.
     pub max: Option<u32>,
     chunks: Vec<WireChunk>,
+    /// The snapshot file the pages are in ([`Lz4::InFile`]), if decoded.
+    file: Option<SharedBytes>,
+}
+
+impl fmt::Debug for PackedMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PackedMemory")
+            .field("pages", &self.pages)
+            .field("max", &self.max)
+            .field("stored", &self.chunks.iter().map(|c| c.page).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl PartialEq for PackedMemory {
+    fn eq(&self, other: &PackedMemory) -> bool {
+        self.pages == other.pages
+            && self.max == other.max
+            && self.chunks.len() == other.chunks.len()
+            && self.chunks.iter().zip(&other.chunks).all(|(a, b)| a.page == b.page && self.lz4(a) == other.lz4(b))
+    }
+}
+
+impl Eq for PackedMemory {}
+
+impl Serialize for PackedMemory {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PackedOut {
+            pages: self.pages,
+            max: self.max,
+            chunks: self.chunks.iter().map(|c| ChunkOut { page: c.page, lz4: self.lz4(c) }).collect(),
+        }
+        .serialize(s)
+    }
 }
 
 impl PackedMemory {
+    /// The LZ4 bytes of a stored page.
+    fn lz4<'a>(&'a self, c: &'a WireChunk) -> &'a [u8] {
+        lz4_of(c, self.file.as_ref().map_or(&[][..], |f| (**f).as_ref()))
+    }
+
     /// Pack `data` (a whole linear memory, a multiple of [`PAGE_SIZE`]
     /// bytes; a partial last page is zero-padded): every page that is not
     /// all zero, compressed. `known_zero(page)` may say that a page is zero
@@ -593,6 +698,7 @@ impl PackedMemory {
         // Share g has chunks[bounds[g]..bounds[g + 1]] and the part of `dst`
         // from its first page to the next share's first page.
         let bounds: Vec<usize> = (0..=n).map(|g| g * total / n).collect();
+        let file = self.file.as_ref().map_or(&[][..], |f| (**f).as_ref());
         let mut shares = Vec::with_capacity(n);
         let mut rest = dst;
         let mut rest_start = 0usize;
@@ -602,7 +708,7 @@ impl PackedMemory {
                 _ => rest_start + rest.len(),
             };
             let (part, tail) = std::mem::take(&mut rest).split_at_mut(end - rest_start);
-            shares.push(UnpackShare { chunks: &self.chunks[bounds[g]..bounds[g + 1]], part, base: rest_start });
+            shares.push(UnpackShare { chunks: &self.chunks[bounds[g]..bounds[g + 1]], file, part, base: rest_start });
             rest = tail;
             rest_start = end;
         }
@@ -632,19 +738,20 @@ impl PackedMemory {
         let c = self.chunks.get(k).ok_or_else(|| {
             SnapshotError::new(HEADER_LEN as u64, format!("stored page {k} asked for, the memory stores {}", self.chunks.len()))
         })?;
-        unpack_page(c, dst)?;
+        unpack_page(c, self.lz4(c), dst)?;
         Ok(c.page)
     }
 
     /// Check, without decompressing, that every stored page is LZ4 block
     /// data that decompresses to exactly one page: what
     /// [`PackedMemory::unpack_into`] finds out by decompressing, at a small
-    /// fraction of its cost, so that a restore can refuse a bad page before
-    /// Wasm code runs and still leave the decompressing for later
-    /// (`wanco-rt`'s lazy restore). Errors are those of `unpack_into`.
+    /// fraction of its cost, for a reader that wants to refuse a bad page
+    /// now and decompress later. (`wanco-rt`'s lazy restore used to; it now
+    /// checks each page as its pager decompresses it, off the restore's
+    /// path.) Errors are those of `unpack_into`.
     pub fn check_pages(&self) -> Result<(), SnapshotError> {
         for c in &self.chunks {
-            if let Err(why) = lz4_block_check(&c.lz4, PAGE_SIZE) {
+            if let Err(why) = lz4_block_check(self.lz4(c), PAGE_SIZE) {
                 return Err(SnapshotError::new(
                     HEADER_LEN as u64,
                     format!("invalid memory: page {} is not valid LZ4 data: {why}", c.page),
@@ -659,7 +766,7 @@ impl PackedMemory {
         let mut chunks = Vec::with_capacity(self.chunks.len());
         for c in &self.chunks {
             let mut page = vec![0u8; PAGE_SIZE];
-            unpack_page(c, &mut page)?;
+            unpack_page(c, self.lz4(c), &mut page)?;
             chunks.push((c.page, page));
         }
         Ok(Memory { pages: self.pages, max: self.max, chunks })
@@ -670,6 +777,8 @@ impl PackedMemory {
 /// ([`PackedMemory::unpack_shares`]); shares can run on different threads.
 pub struct UnpackShare<'a> {
     chunks: &'a [WireChunk],
+    /// The file [`Lz4::InFile`] chunks are in.
+    file: &'a [u8],
     part: &'a mut [u8],
     /// Byte offset of `part` in the memory.
     base: usize,
@@ -680,14 +789,14 @@ impl UnpackShare<'_> {
     /// consecutive stored pages before they are written, e.g. to back them
     /// with memory in one system call.
     pub fn run(self, prepare: &dyn Fn(&mut [u8])) -> Result<(), SnapshotError> {
-        let (chunks, part, base) = (self.chunks, self.part, self.base);
+        let (chunks, file, part, base) = (self.chunks, self.file, self.part, self.base);
         for run in runs(chunks) {
             let run = &chunks[run];
             let start = run[0].page as usize * PAGE_SIZE - base;
             prepare(&mut part[start..start + run.len() * PAGE_SIZE]);
             for c in run {
                 let at = c.page as usize * PAGE_SIZE - base;
-                unpack_page(c, &mut part[at..at + PAGE_SIZE])?;
+                unpack_page(c, lz4_of(c, file), &mut part[at..at + PAGE_SIZE])?;
             }
         }
         Ok(())
@@ -730,7 +839,7 @@ impl PageCompressor {
         } else {
             lz4_flex::block::compress(page)
         };
-        WireChunk { page: index, lz4 }
+        WireChunk { page: index, lz4: Lz4::Owned(lz4) }
     }
 }
 
@@ -786,7 +895,7 @@ impl<'a, Z: Fn(u32) -> bool + Sync> PagePacker<'a, Z> {
     pub fn finish(self, parts: impl IntoIterator<Item = PackedPart>) -> PackedMemory {
         let mut chunks: Vec<WireChunk> = parts.into_iter().flat_map(|p| p.0).collect();
         chunks.sort_unstable_by_key(|c| c.page);
-        PackedMemory { pages: self.data.len().div_ceil(PAGE_SIZE) as u32, max: self.max, chunks }
+        PackedMemory { pages: self.data.len().div_ceil(PAGE_SIZE) as u32, max: self.max, chunks, file: None }
     }
 }
 
@@ -860,10 +969,20 @@ fn lz4_block_check(src: &[u8], size: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Decompress one stored page into `page` (exactly [`PAGE_SIZE`] bytes).
-fn unpack_page(c: &WireChunk, page: &mut [u8]) -> Result<(), SnapshotError> {
+/// The LZ4 bytes of `c`, whose [`Lz4::InFile`] bytes are in `file`.
+fn lz4_of<'a>(c: &'a WireChunk, file: &'a [u8]) -> &'a [u8] {
+    match &c.lz4 {
+        Lz4::Owned(v) => v,
+        // In range: set from a slice of this very file.
+        Lz4::InFile { start, len } => &file[*start..*start + *len],
+    }
+}
+
+/// Decompress one stored page (`lz4`, the bytes of `c`) into `page`
+/// (exactly [`PAGE_SIZE`] bytes).
+fn unpack_page(c: &WireChunk, lz4: &[u8], page: &mut [u8]) -> Result<(), SnapshotError> {
     let at = HEADER_LEN as u64;
-    match lz4_flex::block::decompress_into(&c.lz4, page) {
+    match lz4_flex::block::decompress_into(lz4, page) {
         Ok(PAGE_SIZE) => Ok(()),
         Ok(n) => Err(SnapshotError::new(
             at,
@@ -889,15 +1008,16 @@ struct BodyRef<'a> {
     native: Option<&'a NativeStack>,
 }
 
-/// The body as read. Field order and names must match [`BodyRef`].
+/// The body as read, the memory pages borrowed from it. Field order and
+/// names must match [`BodyRef`].
 #[derive(Deserialize)]
-struct Body {
+struct Body<M> {
     producer: Producer,
     migration_points: u64,
     frames: Vec<Frame>,
     globals: Vec<Value>,
     tables: Vec<Vec<Value>>,
-    memory: Option<PackedMemory>,
+    memory: Option<M>,
     data_dropped: Vec<bool>,
     elem_dropped: Vec<bool>,
     wasi: WasiState,
@@ -959,6 +1079,77 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
 /// unpacks it straight into linear memory). A page that does not
 /// decompress is reported by [`PackedMemory::unpack_into`].
 pub fn decode_packed(bytes: &[u8]) -> Result<(Snapshot, Option<PackedMemory>), SnapshotError> {
+    let (snap, memory, _) = decode_shared(std::sync::Arc::new(bytes.to_vec()), Checksum::Now)?;
+    Ok((snap, memory))
+}
+
+/// When [`decode_shared`] compares the checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksum {
+    /// Before the body is read, as [`decode`] does.
+    Now,
+    /// Not at all: it is returned as a [`PendingChecksum`] for the caller
+    /// to compare later, before anything it did with the snapshot is seen
+    /// outside (a lazy restore compares it while the program already runs,
+    /// `wanco-rt::pager`). Every other check is made as by [`decode`], so
+    /// a damaged file still decodes to nothing worse than a well-formed
+    /// snapshot with wrong values.
+    Later,
+}
+
+/// The checksum of a snapshot decoded with [`Checksum::Later`], still to
+/// be compared, a piece at a time ([`PendingChecksum::step`]) or at once.
+pub struct PendingChecksum {
+    file: SharedBytes,
+    body_end: usize,
+    hashed: usize,
+    hasher: sha2::Sha256,
+}
+
+impl PendingChecksum {
+    /// Hash up to `max` more bytes of the file; `Some` with the outcome
+    /// once all are hashed (the error is [`decode`]'s checksum mismatch).
+    pub fn step(&mut self, max: usize) -> Option<Result<(), SnapshotError>> {
+        use sha2::Digest;
+        let bytes = (*self.file).as_ref();
+        let end = self.body_end.min(self.hashed.saturating_add(max.max(1)));
+        self.hasher.update(&bytes[self.hashed..end]);
+        self.hashed = end;
+        if end < self.body_end {
+            return None;
+        }
+        let sum: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+        Some(if sum[..] == bytes[self.body_end..] { Ok(()) } else { Err(checksum_mismatch(self.body_end)) })
+    }
+
+    /// Compare it now.
+    pub fn finish(mut self) -> Result<(), SnapshotError> {
+        loop {
+            if let Some(r) = self.step(usize::MAX) {
+                return r;
+            }
+        }
+    }
+
+    /// Bytes still to hash.
+    pub fn remaining(&self) -> usize {
+        self.body_end - self.hashed
+    }
+}
+
+fn checksum_mismatch(body_end: usize) -> SnapshotError {
+    SnapshotError::new(body_end as u64, "checksum mismatch: the file is damaged")
+}
+
+/// [`decode_packed`] for a file that stays in memory as long as the
+/// returned memory: its pages are not copied out of `file` (a restore maps
+/// the snapshot file and decompresses the pages straight from it). With
+/// [`Checksum::Later`] the checksum is left to the caller.
+pub fn decode_shared(
+    file: SharedBytes,
+    checksum: Checksum,
+) -> Result<(Snapshot, Option<PackedMemory>, Option<PendingChecksum>), SnapshotError> {
+    let bytes: &[u8] = (*file).as_ref();
     // Magic.
     let n = bytes.len().min(MAGIC.len());
     if bytes[..n] != MAGIC[..n] {
@@ -1022,33 +1213,40 @@ pub fn decode_packed(bytes: &[u8]) -> Result<(Snapshot, Option<PackedMemory>), S
     }
     let body_end = HEADER_LEN + body_len as usize;
     // Checksum.
-    if sha256(&bytes[..body_end]) != bytes[body_end..] {
-        return Err(SnapshotError::new(
-            body_end as u64,
-            "checksum mismatch: the file is damaged",
-        ));
-    }
-    // Body.
-    let body_bytes = &bytes[HEADER_LEN..body_end];
-    let mut rd: &[u8] = body_bytes;
-    let parsed = {
-        let mut de = rmp_serde::Deserializer::new(&mut rd);
-        Body::deserialize(&mut de)
+    let pending = match checksum {
+        Checksum::Now => {
+            if sha256(&bytes[..body_end]) != bytes[body_end..] {
+                return Err(checksum_mismatch(body_end));
+            }
+            None
+        }
+        Checksum::Later => {
+            use sha2::Digest;
+            Some(PendingChecksum { file: file.clone(), body_end, hashed: 0, hasher: sha2::Sha256::new() })
+        }
     };
-    let at = |rd: &[u8]| (HEADER_LEN + body_bytes.len() - rd.len()) as u64;
-    let body = parsed.map_err(|e| {
-        SnapshotError::new(
-            at(rd),
-            format!("invalid snapshot body: expected the MessagePack snapshot fields: {e}"),
-        )
-    })?;
-    if !rd.is_empty() {
-        return Err(SnapshotError::new(
-            at(rd),
-            format!("{} unexpected bytes after the snapshot body", rd.len()),
-        ));
-    }
-    if let Some(m) = &body.memory {
+    // Body: read borrowing the page bytes, and checked to end where the
+    // body does (parsing past the end gives an end-of-data error). Where
+    // that fails, the copying reader, which knows its position, says where.
+    let body_bytes = &bytes[HEADER_LEN..body_end];
+    let mut de = rmp_serde::Deserializer::from_read_ref(body_bytes);
+    let body = match Body::<PackedIn>::deserialize(&mut de) {
+        Ok(b) if at_end(&mut de) => b,
+        _ => return Err(body_error(body_bytes)),
+    };
+    let memory = match body.memory {
+        None => None,
+        Some(m) => {
+            let base = bytes.as_ptr() as usize;
+            let chunks = m
+                .chunks
+                .iter()
+                .map(|c| WireChunk { page: c.page, lz4: Lz4::InFile { start: c.lz4.as_ptr() as usize - base, len: c.lz4.len() } })
+                .collect();
+            Some(PackedMemory { pages: m.pages, max: m.max, chunks, file: Some(file.clone()) })
+        }
+    };
+    if let Some(m) = &memory {
         m.check(HEADER_LEN as u64)?;
     }
     if let Some(n) = &body.native {
@@ -1072,7 +1270,32 @@ pub fn decode_packed(bytes: &[u8]) -> Result<(Snapshot, Option<PackedMemory>), S
         wasi: body.wasi,
         native: body.native,
     };
-    Ok((snap, body.memory))
+    Ok((snap, memory, pending))
+}
+
+/// Whether the deserializer has read all of its input.
+fn at_end<'de>(de: &mut rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'de, [u8]>>) -> bool {
+    match serde::de::IgnoredAny::deserialize(de) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e)) => e.kind() == std::io::ErrorKind::UnexpectedEof,
+        _ => false,
+    }
+}
+
+/// Why `body` (a body that does not decode) does not decode, and where.
+fn body_error(body: &[u8]) -> SnapshotError {
+    let mut rd: &[u8] = body;
+    let parsed = {
+        let mut de = rmp_serde::Deserializer::new(&mut rd);
+        Body::<PackedCopied>::deserialize(&mut de)
+    };
+    let at = |rd: &[u8]| (HEADER_LEN + body.len() - rd.len()) as u64;
+    match parsed {
+        Err(e) => SnapshotError::new(at(rd), format!("invalid snapshot body: expected the MessagePack snapshot fields: {e}")),
+        Ok(_) if !rd.is_empty() => SnapshotError::new(at(rd), format!("{} unexpected bytes after the snapshot body", rd.len())),
+        // Both readers read the same layout; should they ever disagree,
+        // still refuse.
+        Ok(_) => SnapshotError::new(HEADER_LEN as u64, "invalid snapshot body: expected the MessagePack snapshot fields"),
+    }
 }
 
 #[cfg(test)]
@@ -1268,6 +1491,61 @@ mod tests {
         assert!(e.offset >= HEADER_LEN as u64);
     }
 
+    /// A body followed by more MessagePack inside the stated length (with
+    /// a valid checksum) is refused at the byte after the body, by the
+    /// borrowing reader as by the copying one.
+    #[test]
+    fn bytes_after_the_body_are_named() {
+        let good = encode(&sample());
+        let body_end = good.len() - CHECKSUM_LEN;
+        let mut f = good[..body_end].to_vec();
+        f.push(0xc0);
+        let len = (f.len() - HEADER_LEN) as u64;
+        f[44..52].copy_from_slice(&len.to_le_bytes());
+        let sum = sha256(&f);
+        f.extend_from_slice(&sum);
+        let e = decode(&f).unwrap_err();
+        assert_eq!(e.message, "1 unexpected bytes after the snapshot body");
+        assert_eq!(e.offset as usize, body_end);
+    }
+
+    /// `decode_shared` reads the pages in place and, with
+    /// `Checksum::Later`, leaves the checksum to the caller: the same
+    /// snapshot as `decode`, and a damaged file decodes but its checksum
+    /// does not match, however it is compared.
+    #[test]
+    fn shared_decoding_and_the_checksum_later() {
+        let snap = sample();
+        let good = encode(&snap);
+        let (s, m, pending) = decode_shared(std::sync::Arc::new(good.clone()), Checksum::Later).unwrap();
+        let mut pending = pending.expect("left to the caller");
+        assert_eq!(pending.remaining(), good.len() - CHECKSUM_LEN);
+        assert_eq!(Snapshot { memory: Some(m.as_ref().unwrap().unpack().unwrap()), ..s }, snap);
+        let mut steps = 0;
+        let outcome = loop {
+            steps += 1;
+            if let Some(r) = pending.step(100) {
+                break r;
+            }
+        };
+        assert!(outcome.is_ok());
+        assert_eq!(steps, (good.len() - CHECKSUM_LEN).div_ceil(100));
+        // The pages in the file and the pages packed here are the same.
+        assert_eq!(m.unwrap(), snap.memory.as_ref().unwrap().pack());
+        let (_, _, none) = decode_shared(std::sync::Arc::new(good.clone()), Checksum::Now).unwrap();
+        assert!(none.is_none());
+        // One bit of a page's bytes flipped: `decode` refuses the file,
+        // the deferred check does too.
+        let (_, m, _) = decode_shared(std::sync::Arc::new(good.clone()), Checksum::Now).unwrap();
+        let Lz4::InFile { start, len } = m.unwrap().chunks[0].lz4 else { panic!("decoded in place") };
+        let mut bad = good.clone();
+        bad[start + len / 2] ^= 4;
+        assert_eq!(decode(&bad).unwrap_err().message, "checksum mismatch: the file is damaged");
+        let (_, _, pending) = decode_shared(std::sync::Arc::new(bad.clone()), Checksum::Later).unwrap();
+        let e = pending.unwrap().finish().unwrap_err();
+        assert_eq!((e.message.as_str(), e.offset as usize), ("checksum mismatch: the file is damaged", good.len() - CHECKSUM_LEN));
+    }
+
     #[test]
     fn check_module_message() {
         let s = sample();
@@ -1300,6 +1578,12 @@ mod tests {
             }
             if bad != good {
                 assert!(decode(&bad).is_err());
+                // Left for later, the checksum still catches what the
+                // other checks let through, and nothing panics.
+                if let Ok((_, m, pending)) = decode_shared(std::sync::Arc::new(bad.clone()), Checksum::Later) {
+                    let _ = m.map(|m| m.unpack());
+                    assert!(pending.unwrap().finish().is_err());
+                }
             }
         }
     }
@@ -1432,7 +1716,10 @@ mod tests {
         }
         // A page that does not decompress is named, whichever share has it.
         let mut bad = one;
-        bad.chunks[9].lz4.truncate(5);
+        match &mut bad.chunks[9].lz4 {
+            Lz4::Owned(v) => v.truncate(5),
+            Lz4::InFile { .. } => unreachable!("packed here"),
+        }
         let mut out = vec![0u8; 23 * PAGE_SIZE];
         let errors: Vec<String> =
             bad.unpack_shares(&mut out, 3).unwrap().into_iter().filter_map(|sh| sh.run(&|_: &mut [u8]| {}).err()).map(|e| e.to_string()).collect();
