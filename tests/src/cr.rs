@@ -73,6 +73,13 @@ pub struct CrCase {
     /// positions and kinds still are compared).
     #[serde(default)]
     pub host_dependent_values: bool,
+    /// The program's exit code (default 0); every restored run must end with it too.
+    #[serde(default)]
+    pub exit: i32,
+    /// Checkpoint at the last this many points too, whatever the spread (the points of a
+    /// program's way out: exit paths, calls that never return).
+    #[serde(default)]
+    pub end_points: u64,
 }
 
 /// The long-running program of the SIGUSR1 test.
@@ -1486,9 +1493,10 @@ fn reference_job(
         }
         match &reference {
             None => {
-                if o.status != Status::Exited(0) {
+                if o.status != Status::Exited(case.exit) {
                     problems.push(format!(
-                        "expected exit code 0, got {}; stderr ends with:\n{}",
+                        "expected exit code {}, got {}; stderr ends with:\n{}",
+                        case.exit,
                         o.status,
                         tail(&o.stderr, 8)
                     ));
@@ -1632,7 +1640,11 @@ pub fn run_matrix(cfg: &CrConfig) -> Result<CrReport, String> {
             continue; // compile failure, reported already
         }
         let ns = if cfg.at.is_empty() {
-            points(r.points, cfg.points)
+            let mut v = points(r.points, cfg.points);
+            v.extend(r.points.saturating_sub(case.end_points.saturating_sub(1)).max(1)..=r.points);
+            v.sort();
+            v.dedup();
+            v
         } else {
             let mut v: Vec<u64> = cfg
                 .at
@@ -1890,6 +1902,8 @@ pub fn run_signal_tests(cfg: &CrConfig) -> Result<CrReport, String> {
         stdout_contains: vec![cases.signal.final_line.clone()],
         timeout_secs: Some(120),
         host_dependent_values: false,
+        exit: 0,
+        end_points: 0,
     };
     let artifacts = compile_all(
         cfg,

@@ -280,7 +280,12 @@ pub fn walk(
     let mut regs = start;
     loop {
         let pc = regs.pc();
-        let n = starts.partition_point(|&(a, _)| a <= pc);
+        // The function holding the call is the one holding `pc - 1`: a call
+        // LLVM knows never returns (`call; unreachable`) can be the last
+        // instruction of its function, its return address the next
+        // function's first byte (seen on aarch64). The record's offset is
+        // then the function's size.
+        let n = starts.partition_point(|&(a, _)| a < pc);
         let site = n
             .checked_sub(1)
             .and_then(|k| starts.get(k))
@@ -664,5 +669,27 @@ mod tests {
         let mut r5 = Regs::new(Isa::Aarch64, 0x1010);
         r5.set_sp(0x8000);
         assert!(matches!(cfi.step(&r5, &m), Err(Error::Unwind { .. })));
+    }
+
+    /// A call that never returns can be its function's last instruction:
+    /// its return address is the next function's first byte, and belongs
+    /// to the function before (the record's offset is that function's size).
+    #[test]
+    fn a_return_address_at_the_end_of_its_function_is_that_functions() {
+        // Function 0 is [0x1000, 0x1040), function 1 starts at 0x1040.
+        let eh = eh_frame(0x1000, 0x40, 16);
+        let cfi = Cfi::from_eh_frame(Isa::X86_64, &eh, 0x9000);
+        let mut meta = meta(vec![CrRecord { func: 0, offset: 0x40, locations: vec![Location::Constant(1), Location::Constant(7)] }]);
+        meta.points[1] = point(5, vec![]);
+        meta.funcs[0].locals = vec![ValType::F32];
+        let starts = [0x1000u64, 0x1040];
+        let mut r = Regs::new(Isa::X86_64, 0x1040);
+        r.set_sp(0x8000);
+        let mut m = Words::default();
+        m.0.insert(0x8008, 0x7000); // called from the trampoline
+        let frames = walk(&meta, &starts, &cfi, r, &m).expect("walk");
+        assert_eq!(frames.len(), 1);
+        assert_eq!((frames[0].func, frames[0].offset), (0, 0x40));
+        assert_eq!(frames[0].frames[0].locals[0].bits, 7);
     }
 }

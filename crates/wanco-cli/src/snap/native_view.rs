@@ -40,8 +40,10 @@ pub fn render(n: &NativeStack, frames: &[Frame], module: Option<&Module>, bin: O
     let mut disasm_out = String::new();
     for (k, nf) in n.frames.iter().enumerate() {
         let held = next..next + nf.wasm_frames as usize;
-        let symbol = match bin.and_then(|b| b.symbolize(nf.pc)) {
-            Some((s, off)) => format!("{s}+{off:#x}"),
+        // A return address: the call is at `pc - 1` (a call that never
+        // returns can be its function's last instruction).
+        let symbol = match bin.and_then(|b| b.symbolize(nf.pc.saturating_sub(1))) {
+            Some((s, off)) => format!("{s}+{:#x}", off + 1),
             None => format!("f{}+{:#x}", nf.func, nf.offset),
         };
         let label = func_label(module, nf.func);
