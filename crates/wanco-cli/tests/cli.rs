@@ -88,3 +88,26 @@ fn explicit_bounds_checks_trap_like_guard_pages() {
         assert!(stderr.contains("wasm trap: out of bounds memory access"), "{mode}: {stderr}");
     }
 }
+
+/// Every optimisation level compiles a C program for both ISAs, and its output is the same:
+/// `-O 0` once ran out of registers (the fast register allocator and the deopt values of the
+/// C/R instrumentation) and exited 1.
+#[test]
+fn every_opt_level_compiles_a_c_program_for_both_isas() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/programs/wasm/recursion.wasm");
+    let mut outputs = Vec::new();
+    for opt in ["0", "1", "2", "3"] {
+        for isa in ["x86_64", "aarch64"] {
+            let out = dir.path().join(format!("rec-{opt}-{isa}"));
+            let (code, e) = wanco(&["compile", wasm, "-O", opt, "--target", isa, "-o", out.to_str().unwrap()], dir.path());
+            assert_eq!(code, 0, "-O {opt} --target {isa}: {e}");
+            if isa == "x86_64" {
+                let run = Command::new(&out).output().unwrap();
+                assert!(run.status.success(), "-O {opt}: {}", String::from_utf8_lossy(&run.stderr));
+                outputs.push(run.stdout);
+            }
+        }
+    }
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]), "the levels print different things");
+}

@@ -283,3 +283,57 @@ fn sigusr1_checkpoints_at_the_next_point() {
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     assert_eq!(String::from_utf8_lossy(&second.stdout), "done\n");
 }
+
+/// A run that ends in a trap counts its migration points as the interpreter does, on both
+/// ISAs (`--count-points` and the "ended before" note): compiled code keeps the count in a
+/// local between calls and once lost the points since the last call at a trap.
+#[test]
+fn a_trap_counts_the_same_points_on_every_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    for prog in ["trap_unreachable", "trap_divzero", "trap_oob", "trap_indirect"] {
+        let wasm = program(prog);
+        let wasm = wasm.to_str().unwrap();
+        let count = |o: &Output| {
+            let e = stderr(o);
+            assert_eq!(o.status.code(), Some(134), "{prog}: {e}");
+            let n = e.lines().find_map(|l| l.strip_prefix("migration points: ")).unwrap_or_else(|| panic!("{prog}: no count: {e}")).to_string();
+            assert!(e.contains(&format!("note: the program ended after {n} migration points, before --checkpoint-after-points 999999999")), "{prog}: {e}");
+            n
+        };
+        let args = ["--count-points", "--checkpoint-after-points", "999999999"];
+        let interp = count(&wanco(&[&["interp"][..], &args, &[wasm]].concat()));
+        for isa in ["x86_64", "aarch64"] {
+            let bin = dir.path().join(format!("{prog}-{isa}"));
+            let o = wanco(&["compile", wasm, "--target", isa, "-o", bin.to_str().unwrap()]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let mut cmd = if isa == "x86_64" {
+                Command::new(&bin)
+            } else {
+                let mut c = Command::new("qemu-aarch64");
+                c.args(["-L", "/usr/aarch64-linux-gnu"]).arg(&bin);
+                c
+            };
+            let o = cmd.args(args).output().unwrap();
+            assert_eq!(count(&o), interp, "{prog} on {isa} vs the interpreter");
+        }
+    }
+}
+
+/// `--checkpoint-after-points N` with a snapshot already past point N says so (compiled code
+/// and the interpreter), and the run goes on to its end.
+#[test]
+fn a_checkpoint_target_behind_the_snapshot_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = program("recursion");
+    let wasm = wasm.to_str().unwrap();
+    let snap = dir.path().join("r.wsnap");
+    let o = wanco(&["interp", "--checkpoint-after-points", "500", "--checkpoint-file", snap.to_str().unwrap(), wasm]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let note = "note: --checkpoint-after-points 100: the snapshot was taken after 500 migration points, past that one: no checkpoint will be taken";
+    let o = wanco(&["interp", "--restore", snap.to_str().unwrap(), "--checkpoint-after-points", "100", wasm]);
+    assert!(o.status.success() && stderr(&o).contains(note), "{}", stderr(&o));
+    let bin = dir.path().join("rec");
+    assert!(wanco(&["compile", wasm, "-o", bin.to_str().unwrap()]).status.success());
+    let o = Command::new(&bin).args(["--restore", snap.to_str().unwrap(), "--checkpoint-after-points", "100"]).output().unwrap();
+    assert!(o.status.success() && stderr(&o).contains(note), "{}", stderr(&o));
+}

@@ -122,7 +122,12 @@ fn machine(t: Target, opt: u8) -> Result<TargetMachine> {
 
 /// Set triple and data layout, then run the optimisation pipeline.
 pub(crate) fn optimize(module: &Module, t: Target, opt: u8, cr: bool) -> Result<TargetMachine> {
-    let tm = machine(t, opt)?;
+    // With the C/R instrumentation, code generation needs LLVM's level 1 at
+    // least: at level 0 the fast register allocator must keep every deopt
+    // value in a register (`-use-registers-for-deopt-values`) and runs out
+    // of them at a call with more than a dozen live values (any C program).
+    // `-O 0` still runs no IR optimisation.
+    let tm = machine(t, if cr { opt.max(1) } else { opt })?;
     module.set_triple(&tm.get_triple());
     module.set_data_layout(&tm.get_target_data().get_data_layout());
     let mut passes = format!("default<O{}>", opt.min(3));

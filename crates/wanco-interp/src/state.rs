@@ -215,6 +215,16 @@ impl Store {
         if frames.is_empty() {
             return Err(Error::new(0, "cannot restore: no frames"));
         }
+        if frames.len() > crate::store::MAX_FRAMES {
+            return Err(Error::new(
+                0,
+                format!(
+                    "cannot restore: the snapshot has {} frames, more than the interpreter's call stack holds ({})",
+                    frames.len(),
+                    crate::store::MAX_FRAMES
+                ),
+            ));
+        }
         let mut stack: Vec<u64> = Vec::new();
         let mut built: Vec<Frame> = Vec::new();
         let mut results = Vec::new();

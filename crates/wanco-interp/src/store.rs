@@ -19,11 +19,14 @@ pub const PAGE_SIZE: u64 = 65536;
 pub const MAX_PAGES: u64 = 65536;
 /// Largest number of elements this implementation lets a table have.
 pub const MAX_TABLE_ELEMS: u64 = 10_000_000;
-/// Largest number of Wasm frames on the call stack ("call stack exhausted").
-pub const MAX_FRAMES: usize = 100_000;
+/// Largest number of Wasm frames on the call stack ("call stack exhausted"):
+/// deeper than compiled code's 64 MiB stack goes (about a million small
+/// frames), so that a snapshot of a deep recursion in a compiled binary
+/// continues here too.
+pub const MAX_FRAMES: usize = 2_000_000;
 /// Largest number of 8-byte value-stack slots (locals and operands of every
-/// frame): 64 MiB.
-pub const MAX_STACK_SLOTS: usize = 8 << 20;
+/// frame): 256 MiB, allocated as the stack grows.
+pub const MAX_STACK_SLOTS: usize = 32 << 20;
 
 /// A host function: receives the linear memory of the calling instance
 /// (empty if it has none or the call came from the embedder) and the

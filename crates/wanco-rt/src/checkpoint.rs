@@ -841,8 +841,12 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
         let points = r.points;
         st.restore = None;
         RESTORING.store(0, Ordering::SeqCst);
-        if TARGET.load(Ordering::Relaxed) <= points {
+        let target = TARGET.load(Ordering::Relaxed);
+        if target <= points {
             // A target at or below the snapshot's count is never reached.
+            eprintln!(
+                "note: --checkpoint-after-points {target}: the snapshot was taken after {points} migration points, past that one: no checkpoint will be taken"
+            );
             TARGET.store(u64::MAX, Ordering::Relaxed);
         }
         next_batch(points);

@@ -182,7 +182,8 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             args.extend(opts.args);
             match WasiCtx::new(WasiConfig { args, env: opts.env, preopens: opts.preopens }) {
                 Ok(w) => w,
-                Err(e) => fail(&e.to_string(), 1),
+                // A bad --dir is a bad option: exit 2, as in `wanco interp`.
+                Err(e) => fail(&e.to_string(), 2),
             }
         }
     };

@@ -43,6 +43,9 @@ fn die(code: TrapCode) -> ! {
     // A trap right after a lazy restore is reported once the restore is
     // known to be sound (a damaged snapshot is refused instead).
     crate::pager::settle_in_handler();
+    // `--count-points` and the notes of a run that ends, as at a normal
+    // end and as `wanco interp` prints them on a trap.
+    crate::checkpoint::at_exit();
     let msg = format!("wasm trap: {}\n", code.message());
     write_stderr(msg.as_bytes());
     // SAFETY: _exit is always safe to call; nothing needs flushing (WASI

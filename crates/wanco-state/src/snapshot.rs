@@ -451,6 +451,9 @@ impl Snapshot {
 /// runs (both engines): its directory does not exist, or it is a directory.
 /// The message follows `--checkpoint-file PATH: `.
 pub fn checkpoint_file_problem(path: &std::path::Path) -> Option<String> {
+    if path.as_os_str().is_empty() {
+        return Some("the path is empty".into());
+    }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     if !dir.is_dir() {
         Some(format!("the directory {} does not exist", dir.display()))
@@ -1544,6 +1547,15 @@ mod tests {
         let (_, _, pending) = decode_shared(std::sync::Arc::new(bad.clone()), Checksum::Later).unwrap();
         let e = pending.unwrap().finish().unwrap_err();
         assert_eq!((e.message.as_str(), e.offset as usize), ("checksum mismatch: the file is damaged", good.len() - CHECKSUM_LEN));
+    }
+
+    #[test]
+    fn checkpoint_file_problems() {
+        use std::path::Path;
+        assert_eq!(checkpoint_file_problem(Path::new("")).as_deref(), Some("the path is empty"));
+        assert_eq!(checkpoint_file_problem(Path::new("x.wsnap")), None);
+        assert!(checkpoint_file_problem(Path::new("/nonexistent-dir-wanco/x.wsnap")).unwrap().contains("does not exist"));
+        assert_eq!(checkpoint_file_problem(Path::new("/")).as_deref(), Some("it is a directory"));
     }
 
     #[test]

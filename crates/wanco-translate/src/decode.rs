@@ -13,8 +13,9 @@ use crate::Error;
 use wanco_state::crmeta::{CrMeta, CrRecord, Location};
 use wanco_state::ValType;
 
-/// Most physical frames [`walk`] decodes before giving up (loop guard).
-pub const MAX_FRAMES: usize = 1_000_000;
+/// Most physical frames [`walk`] decodes before giving up (a loop guard: the
+/// Wasm thread's 64 MiB stack holds at most 4M 16-byte frames).
+pub const MAX_FRAMES: usize = 4_000_000;
 
 /// The raw bits of one value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -71,9 +71,20 @@ mod sigusr1 {
     }
 }
 
+/// The note for `--checkpoint-after-points N` with a snapshot already past
+/// point N (the same words as a compiled binary's).
+fn behind_note(n: u64, snapshot_points: u64) -> String {
+    format!(
+        "note: --checkpoint-after-points {n}: the snapshot was taken after {snapshot_points} migration points, past that one: no checkpoint will be taken"
+    )
+}
+
 /// Run `wanco interp`.
 pub fn run(o: Opts) -> Result<i32> {
     use wanco_interp::{WasiExit, WasiRun, WasiRunner};
+    // First thing: a SIGUSR1 while the module loads or a snapshot is read
+    // is served once the program runs, instead of ending the process.
+    let interrupt = sigusr1::install();
     // A checkpoint file in a directory that does not exist is found out
     // now, not when the checkpoint is due.
     if let Some(why) = wanco_state::snapshot::checkpoint_file_problem(&o.checkpoint_file) {
@@ -91,6 +102,9 @@ pub fn run(o: Opts) -> Result<i32> {
             let refuse = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot restore `{}`: {e}", snap_path.display());
             let snap = wanco_state::snapshot::decode(&bytes).map_err(|e| refuse(&e))?;
             snap.check_module(&module.info().hash).map_err(|e| refuse(&e.message))?;
+            if let Some(n) = o.checkpoint_after_points.filter(|n| *n <= snap.migration_points) {
+                eprintln!("{}", behind_note(n, snap.migration_points));
+            }
             (WasiRunner::from_snapshot(&module, &snap).map_err(|e| refuse(&e))?, true)
         }
         None => {
@@ -99,7 +113,7 @@ pub fn run(o: Opts) -> Result<i32> {
         }
     };
     runner.set_pause_at(o.checkpoint_after_points);
-    runner.set_interrupt(sigusr1::install());
+    runner.set_interrupt(interrupt);
     let mut r = if restored { runner.resume() } else { runner.start() }.with_context(what)?;
     use std::io::Write;
     let exit = loop {

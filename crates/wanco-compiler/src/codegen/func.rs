@@ -268,6 +268,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let cur = self.b.get_insert_block().unwrap();
         let bb = self.m.ctx.append_basic_block(self.f, "trap");
         self.b.position_at_end(bb);
+        // The migration-point count is kept in a local between calls: the
+        // runtime reads it at a trap too (`--count-points`, the notes).
+        self.counter_out()?;
         let trap = self.m.trap_fn();
         self.b.build_call(trap, &[self.vmctx.into(), self.i32().const_int(code as u64, false).into()], "")?;
         self.b.build_unreachable()?;
