@@ -263,5 +263,14 @@ fn bad_inputs_are_refused() {
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
         assert_eq!(o.status.code(), Some(1), "{field}: {text}");
         assert!(text.contains("native frames:") && text.contains(want), "{field}: {text}");
+        // The binary refuses a changed return address too (it does not read its unwind
+        // tables at a restore: a frame size, which restoring does not use, is verify's).
+        let o = p.exec(Isa::X86, &["--restore", &bad]);
+        if field == "pc" {
+            assert_eq!(o.status.code(), Some(2), "tampered pc restored: {}", stderr(&o));
+            assert!(stderr(&o).contains("frames do not fit this binary") && stderr(&o).contains(want), "{}", stderr(&o));
+        } else {
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        }
     }
 }

@@ -735,8 +735,16 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
     // a view for another ISA or build only describes, the frames restore.
     if let Some(nv) = &snap.native {
         if nv.isa == meta.isa && nv.build == meta.build {
-            wanco_translate::native::check(meta, nv, &snap.frames)
-                .map_err(|e| format!("the snapshot's native {} frames do not fit this binary: {e}", nv.isa))?;
+            let unfit = |e: &dyn std::fmt::Display| format!("the snapshot's native {} frames do not fit this binary: {e}", nv.isa);
+            wanco_translate::native::check(meta, nv, &snap.frames).map_err(|e| unfit(&e))?;
+            // Their return addresses too, as `wanco-snap verify --binary`
+            // checks them. (Not the frame sizes, which verify also checks:
+            // that would read the unwind tables, ~40 µs of every restore,
+            // for a view that restoring does not use.)
+            let eh = own_eh_frame()?;
+            let natives = inst.descriptor().natives(&inst.info);
+            let start = |def: u32| natives.get(def as usize).map(|a| a.wrapping_sub(eh.bias));
+            wanco_translate::native::check_addresses(meta, nv, &start, None).map_err(|e| unfit(&e))?;
         }
     }
     let name = |f: u32| inst.info.func_name(f).map(|n| format!(" `{n}`")).unwrap_or_default();

@@ -374,15 +374,20 @@ pub fn check(meta: &CrMeta, native: &NativeStack, frames: &[Frame]) -> Result<()
 /// is its function's start (`func_start(defined index)`, link-time) plus
 /// its `offset`, and a known `frame_size` is the binary's, where the CFI
 /// (`cfi`) gives the frame's CFA as a fixed offset from the stack pointer
-/// (otherwise it depends on the run and is not checked).
+/// (otherwise it depends on the run and is not checked). `cfi` comes with
+/// the bias its addresses have over link-time ones (0 for a binary's file;
+/// the load bias for a running process's own CFI).
 pub fn check_addresses(
     meta: &CrMeta,
     native: &NativeStack,
     func_start: &dyn Fn(u32) -> Option<u64>,
-    cfi: Option<&Cfi<'_>>,
+    cfi: Option<(&Cfi<'_>, u64)>,
 ) -> Result<(), Error> {
     let first = meta.funcs.first().map_or(0, |f| f.func);
     let isa = Isa::from_name(&meta.isa);
+    // The frame rule of each return site once: a deep recursion repeats a
+    // few sites thousands of times (a restore checks its own view).
+    let mut rules: Vec<(u64, crate::unwind::FrameRule)> = Vec::new();
     for (k, nf) in native.frames.iter().enumerate() {
         let here = || format!("native frame {k} (function {}, offset {:#x})", nf.func, nf.offset);
         let start = nf
@@ -398,8 +403,15 @@ pub fn check_addresses(
                 nf.pc
             )));
         }
-        if let (Some(size), Some(cfi), Some(isa)) = (nf.frame_size, cfi, isa) {
-            let rule = cfi.frame_rule(pc)?;
+        if let (Some(size), Some((cfi, bias)), Some(isa)) = (nf.frame_size, cfi, isa) {
+            let rule = match rules.iter().find(|(at, _)| *at == pc) {
+                Some((_, r)) => r.clone(),
+                None => {
+                    let r = cfi.frame_rule(pc.wrapping_add(bias))?;
+                    rules.push((pc, r.clone()));
+                    r
+                }
+            };
             if rule.cfa_reg == isa.sp_reg() && size != rule.cfa_offset as u64 {
                 return Err(Error::Decode(format!(
                     "{}: frame size {size}, the binary's unwind information says {} at pc {pc:#x}",

@@ -173,7 +173,7 @@ pub fn verify_binary(s: &wanco_state::snapshot::Snapshot, bin: &Binary) -> (Vec<
                 problems.push(format!("native frames: {e}"));
             }
             let cfi = bin.cfi().ok();
-            if let Err(e) = wanco_translate::native::check_addresses(&bin.meta, n, &|d| bin.func_start(d), cfi.as_ref()) {
+            if let Err(e) = wanco_translate::native::check_addresses(&bin.meta, n, &|d| bin.func_start(d), cfi.as_ref().map(|c| (c, 0))) {
                 problems.push(format!("native frames: {e}"));
             }
         }
