@@ -111,3 +111,51 @@ fn every_opt_level_compiles_a_c_program_for_both_isas() {
     }
     assert!(outputs.windows(2).all(|w| w[0] == w[1]), "the levels print different things");
 }
+
+/// `--canonicalize-nans`: NaNs made by operations have the same bits on x86_64 and aarch64
+/// (output, migration points, and a checkpoint on one restored on the other); without it x86
+/// makes negative NaNs and aarch64 positive ones, and the program's path follows the sign.
+#[test]
+fn canonical_nans_are_the_same_on_both_isas() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/programs/wat/nan_ops.wat");
+    let run = |bin: &Path, isa: &str, args: &[&str]| {
+        let mut c = if isa == "x86_64" {
+            Command::new(bin)
+        } else {
+            let mut c = Command::new("qemu-aarch64");
+            c.args(["-L", "/usr/aarch64-linux-gnu"]).arg(bin);
+            c
+        };
+        let o = c.args(args).output().unwrap();
+        assert!(o.status.success(), "{isa}: {}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8(o.stdout).unwrap(), String::from_utf8(o.stderr).unwrap())
+    };
+    let mut bins = Vec::new();
+    let mut outs = Vec::new();
+    for (flag, name) in [(Some("--canonicalize-nans"), "canon"), (None, "native")] {
+        for isa in ["x86_64", "aarch64"] {
+            let bin = dir.path().join(format!("{name}-{isa}"));
+            let mut args = vec!["compile", wat, "--target", isa, "-o", bin.to_str().unwrap()];
+            args.extend(flag);
+            let (code, e) = wanco(&args, dir.path());
+            assert_eq!(code, 0, "{e}");
+            outs.push(run(&bin, isa, &["--count-points"]));
+            bins.push((bin, isa));
+        }
+    }
+    let (canon_x86, canon_arm, native_x86, native_arm) = (&outs[0], &outs[1], &outs[2], &outs[3]);
+    assert_eq!(canon_x86, canon_arm, "canonical NaNs differ between the ISAs");
+    assert!(canon_x86.0.starts_with("7ff8000000000000\n7ff8000000000000\n7fc0000000000000\n"), "{}", canon_x86.0);
+    // Bit operations keep a NaN's bits either way.
+    assert!(canon_x86.0.contains("ffa0000100000000\n7ff4000000000001\nffa0000100000000\n"), "{}", canon_x86.0);
+    // What the hardware does without it (the reason for the option).
+    assert!(native_x86.0.starts_with("fff8000000000000"), "{}", native_x86.0);
+    assert!(native_arm.0.starts_with("7ff8000000000000"), "{}", native_arm.0);
+    assert_ne!(native_x86.1, native_arm.1, "the paths were expected to differ");
+    // A checkpoint of the canonical x86_64 build restores on the canonical aarch64 build.
+    let snap = dir.path().join("n.wsnap");
+    let (before, _) = run(&bins[0].0, "x86_64", &["--checkpoint-after-points", "200", "--checkpoint-file", snap.to_str().unwrap()]);
+    let (after, _) = run(&bins[1].0, "aarch64", &["--restore", snap.to_str().unwrap()]);
+    assert_eq!(before + &after, canon_x86.0);
+}

@@ -39,6 +39,9 @@ pub struct FuncOptions {
     /// otherwise: the i32/i64 `add`/`sub`/`mul` at this byte offset of the
     /// module file yields its result + 1 (see [`crate::CompileOptions::inject_fault`]).
     pub inject_fault: Option<u64>,
+    /// Every NaN a float operation makes is the positive canonical NaN (see
+    /// [`crate::CompileOptions::canonicalize_nans`]).
+    pub canonicalize_nans: bool,
 }
 
 enum Kind<'ctx> {
@@ -82,6 +85,7 @@ struct FuncCx<'a, 'ctx, 'w> {
     explicit_bounds_checks: bool,
     cr: Option<cr::FuncCr<'ctx>>,
     inject_fault: Option<u64>,
+    canonicalize_nans: bool,
 }
 
 pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: &Body<'_>, opts: &FuncOptions) -> Result<()> {
@@ -115,6 +119,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         explicit_bounds_checks: opts.explicit_bounds_checks,
         cr: None,
         inject_fault: opts.inject_fault,
+        canonicalize_nans: opts.canonicalize_nans,
     };
     // Locals.
     for (i, t) in ft.params.iter().enumerate() {
@@ -391,8 +396,37 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         };
         let needs_quiet = identity(l) || identity(r);
         let v = f(&self.b, l, r)?;
-        let v = if needs_quiet { self.quiet_nan(v)? } else { v };
+        let v = if self.canonicalize_nans {
+            self.canon(v)?
+        } else if needs_quiet {
+            self.quiet_nan(v)?
+        } else {
+            v
+        };
         self.push(v);
+        Ok(())
+    }
+
+    /// With `canonicalize_nans`: a NaN result made the positive canonical
+    /// NaN (x86's own NaN is negative, aarch64's positive: Wasm allows
+    /// either, but a program that looks at the bits would take another path
+    /// on the other ISA). Other values unchanged; neg, abs and copysign keep
+    /// the bits and do not come here.
+    fn canon(&mut self, v: FloatValue<'ctx>) -> Result<FloatValue<'ctx>> {
+        let is64 = v.get_type() == self.m.ctx.f64_type();
+        let (it, bits) = if is64 { (self.i64(), 0x7ff8_0000_0000_0000u64) } else { (self.i32(), 0x7fc0_0000u64) };
+        let canonical = self.b.build_bit_cast(it.const_int(bits, false), v.get_type(), "cnan")?.into_float_value();
+        let nan = self.b.build_float_compare(FloatPredicate::UNO, v, v, "nan")?;
+        Ok(self.b.build_select(nan, canonical, v, "canon")?.into_float_value())
+    }
+
+    /// A rounding or `sqrt` (an LLVM intrinsic), canonical with `canonicalize_nans`.
+    fn funary_arith(&mut self, name: &str) -> Result<()> {
+        let v = self.pop_f();
+        let ty: BasicTypeEnum = v.get_type().into();
+        let r = self.call_intr(name, &[ty], &[v.into()])?.into_float_value();
+        let r = if self.canonicalize_nans { self.canon(r)? } else { r };
+        self.push(r);
         Ok(())
     }
 
@@ -444,9 +478,13 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let l = self.pop_f();
         let ty: BasicTypeEnum = l.get_type().into();
         let v = self.call_intr(name, &[ty], &[l.into(), r.into()])?.into_float_value();
-        let nan = self.b.build_float_compare(FloatPredicate::UNO, v, v, "nan")?;
-        let quiet = self.b.build_float_add(l, r, "q")?;
-        let out = self.b.build_select(nan, quiet, v, "mm")?;
+        let out = if self.canonicalize_nans {
+            self.canon(v)?
+        } else {
+            let nan = self.b.build_float_compare(FloatPredicate::UNO, v, v, "nan")?;
+            let quiet = self.b.build_float_add(l, r, "q")?;
+            self.b.build_select(nan, quiet, v, "mm")?.into_float_value()
+        };
         self.push(out);
         Ok(())
     }
@@ -1217,11 +1255,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 let r = self.b.build_float_neg(v, "neg")?;
                 self.push(r);
             }
-            O::F32Ceil | O::F64Ceil => self.funary_intr("llvm.ceil")?,
-            O::F32Floor | O::F64Floor => self.funary_intr("llvm.floor")?,
-            O::F32Trunc | O::F64Trunc => self.funary_intr("llvm.trunc")?,
-            O::F32Nearest | O::F64Nearest => self.funary_intr("llvm.roundeven")?,
-            O::F32Sqrt | O::F64Sqrt => self.funary_intr("llvm.sqrt")?,
+            O::F32Ceil | O::F64Ceil => self.funary_arith("llvm.ceil")?,
+            O::F32Floor | O::F64Floor => self.funary_arith("llvm.floor")?,
+            O::F32Trunc | O::F64Trunc => self.funary_arith("llvm.trunc")?,
+            O::F32Nearest | O::F64Nearest => self.funary_arith("llvm.roundeven")?,
+            O::F32Sqrt | O::F64Sqrt => self.funary_arith("llvm.sqrt")?,
             O::F32Add | O::F64Add => self.farith(|b, l, r| b.build_float_add(l, r, "fadd"))?,
             O::F32Sub | O::F64Sub => self.farith(|b, l, r| b.build_float_sub(l, r, "fsub"))?,
             O::F32Mul | O::F64Mul => self.farith(|b, l, r| b.build_float_mul(l, r, "fmul"))?,
@@ -1277,12 +1315,19 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 // LLVM folds demote(promote(x)) to x, letting a signalling NaN through.
                 let folds = v.as_instruction_value().is_some_and(|i| i.get_opcode() == InstructionOpcode::FPExt);
                 let r = self.b.build_float_trunc(v, ctx.f32_type(), "dem")?;
-                let r = if folds { self.quiet_nan(r)? } else { r };
+                let r = if self.canonicalize_nans {
+                    self.canon(r)?
+                } else if folds {
+                    self.quiet_nan(r)?
+                } else {
+                    r
+                };
                 self.push(r);
             }
             O::F64PromoteF32 => {
                 let v = self.pop_f();
                 let r = self.b.build_float_ext(v, ctx.f64_type(), "pro")?;
+                let r = if self.canonicalize_nans { self.canon(r)? } else { r };
                 self.push(r);
             }
             O::I32ReinterpretF32 | O::I64ReinterpretF64 | O::F32ReinterpretI32 | O::F64ReinterpretI64 => {

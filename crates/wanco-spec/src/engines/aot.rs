@@ -207,6 +207,7 @@ impl Engine for AotEngine {
                 entry: Entry::Library { symbol: symbol.clone() },
                 explicit_bounds_checks: self.explicit_bounds_checks,
                 inject_fault: None,
+                canonicalize_nans: false,
                 // The suite runs the code as shipped: with the checkpoint
                 // instrumentation (polls, return sites, restore routes). The
                 // explicit-bounds-check variant tests that mode alone (and
