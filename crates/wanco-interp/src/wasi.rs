@@ -196,6 +196,12 @@ impl WasiRunner {
         self.ctx.borrow().state()
     }
 
+    /// Why a snapshot of the WASI state now could not be restored, if it
+    /// could not (`WasiCtx::unrestorable`).
+    pub fn wasi_unrestorable(&self) -> Option<String> {
+        self.ctx.borrow().unrestorable()
+    }
+
     /// Pause at migration point `point` (`None`: never).
     pub fn set_pause_at(&mut self, point: Option<u64>) {
         self.store.set_pause_at(point);

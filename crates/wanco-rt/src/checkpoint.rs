@@ -679,8 +679,8 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64, 
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
-        .map(|w| w.state())
-        .ok_or("no WASI context")?;
+        .map(|w| w.unrestorable().map_or_else(|| Ok(w.state()), Err))
+        .ok_or("no WASI context")??;
     let snap = Snapshot {
         producer: Producer { engine: "aot".into(), isa: Some(ISA.name().into()), version: env!("CARGO_PKG_VERSION").into() },
         module_hash: inst.info.hash,

@@ -433,6 +433,23 @@ impl WasiCtx {
         }
     }
 
+    /// Why a checkpoint of this state could not be restored, if it could
+    /// not: a file open on an fd was removed (no path leads to it, so a
+    /// restore cannot reopen it, and what was written to it would be lost).
+    /// Checkpointers refuse to write such a snapshot.
+    pub fn unrestorable(&self) -> Option<String> {
+        self.fds.values().find_map(|d| {
+            let f = d.file.as_ref().filter(|_| d.entry.kind == FdKind::File)?;
+            let m = f.metadata().ok()?;
+            (m.nlink() == 0).then(|| {
+                format!(
+                    "fd {} (`{}`) is a file removed while open: a restore could not reopen it (its contents would be lost); close it before the checkpoint",
+                    d.entry.fd, d.entry.rel_path
+                )
+            })
+        })
+    }
+
     fn current_rel_path(&self, d: &Desc) -> Option<String> {
         let file = d.file.as_ref()?;
         let root = self.roots_real.get(d.entry.preopen? as usize)?.as_ref()?;

@@ -732,6 +732,24 @@ fn restore_refuses_a_file_whose_size_changed() {
     assert_eq!(g.read(r, 4).unwrap(), b"4567");
 }
 
+/// A file removed while open cannot be reopened by a restore: a checkpoint is refused (by
+/// name), until the guest closes it; a file only renamed is fine.
+#[test]
+fn a_file_removed_while_open_makes_the_state_unrestorable() {
+    let (_t, root) = fixture();
+    let mut g = Guest::new(&root);
+    let u = g.open("u.txt", CREAT, W).unwrap();
+    g.write(u, b"kept only in the open file");
+    let k = g.open("k.txt", CREAT, W).unwrap();
+    assert_eq!(g.ctx.unrestorable(), None);
+    fs::rename(root.join("k.txt"), root.join("k2.txt")).unwrap();
+    assert_eq!(g.ctx.unrestorable(), None, "renamed, still reachable");
+    fs::remove_file(root.join("u.txt")).unwrap();
+    let why = g.ctx.unrestorable().expect("refused");
+    assert!(why.contains(&format!("fd {u} (`u.txt`) is a file removed while open")), "{why}");
+    let _ = k;
+}
+
 #[test]
 fn restore_explains_a_relative_preopen_that_is_not_there() {
     let (_t, root) = fixture();

@@ -90,6 +90,9 @@ pub fn run(o: Opts) -> Result<i32> {
     if let Some(why) = wanco_state::snapshot::checkpoint_file_problem(&o.checkpoint_file) {
         anyhow::bail!("--checkpoint-file {}: {why}", o.checkpoint_file.display());
     }
+    if let Some(n) = o.checkpoint_after_points.filter(|n| *n >= wanco_state::snapshot::MAX_MIGRATION_POINTS) {
+        anyhow::bail!("--checkpoint-after-points {n}: no run reaches 2^63 migration points");
+    }
     let wasm = super::compile::read_module(&o.input)?;
     let what = || format!("cannot run `{}`", o.input.display());
     let module = wanco_interp::Module::new(&wasm).with_context(what)?;
@@ -121,6 +124,16 @@ pub fn run(o: Opts) -> Result<i32> {
         match r {
             WasiRun::Exited(e) => break e,
             WasiRun::Paused => {
+                let signalled = runner.migration_points() != o.checkpoint_after_points.unwrap_or(u64::MAX);
+                if let Some(why) = runner.wasi_unrestorable() {
+                    if signalled {
+                        // The program goes on (nothing is lost); another signal may try again.
+                        eprintln!("error: checkpoint failed: {why}; the program goes on");
+                        r = runner.resume().with_context(what)?;
+                        continue;
+                    }
+                    anyhow::bail!("cannot take a checkpoint: {why}");
+                }
                 let snap = runner.snapshot().context("cannot take a checkpoint")?;
                 let bytes = wanco_state::snapshot::encode(&snap);
                 let path = &o.checkpoint_file;
