@@ -852,9 +852,7 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
         let target = TARGET.load(Ordering::Relaxed);
         if target <= points {
             // A target at or below the snapshot's count is never reached.
-            eprintln!(
-                "note: --checkpoint-after-points {target}: the snapshot was taken after {points} migration points, past that one: no checkpoint will be taken"
-            );
+            eprintln!("{}", wanco_state::snapshot::target_behind_note(target, points));
             TARGET.store(u64::MAX, Ordering::Relaxed);
         }
         next_batch(points);

@@ -675,7 +675,7 @@ impl Instance {
                 // unpacked on the helper thread; each side backs its runs
                 // of stored pages in one system call per run, then
                 // decompresses into them.
-                let m = match crate::pager::start(mem.bytes_mut(), m, snapshot)? {
+                let m = match crate::pager::start(mem.bytes_mut(), m, snapshot) {
                     crate::pager::Started::Lazy => return Ok(()),
                     crate::pager::Started::Eager(m) => m,
                 };

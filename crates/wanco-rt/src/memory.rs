@@ -231,7 +231,7 @@ impl Drop for MappedFile {
 
 /// The contents of `path`: mapped if it is a non-empty regular file that
 /// can be mapped, else read.
-pub fn read_file(path: &std::path::Path) -> std::io::Result<std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>> {
+pub fn read_file(path: &std::path::Path) -> std::io::Result<wanco_state::snapshot::SharedBytes> {
     use std::os::fd::AsRawFd;
     let f = std::fs::File::open(path)?;
     let meta = f.metadata()?;

@@ -185,19 +185,9 @@ pub enum Started {
 /// Restore `memory` (the linear memory's accessible bytes, fresh: all
 /// zero, no page touched) from `packed` lazily if this system allows it;
 /// the pager takes over the deferred checksum. `snapshot` names the
-/// snapshot in a refusal. Errors: the deferred checksum does not match
-/// (compared here when the memory is to be unpacked eagerly).
-pub fn start(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Result<Started, String> {
-    match start_lazy(memory, packed, snapshot) {
-        Started::Lazy => Ok(Started::Lazy),
-        Started::Eager(packed) => {
-            verify_unless_paged()?;
-            Ok(Started::Eager(packed))
-        }
-    }
-}
-
-fn start_lazy(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Started {
+/// snapshot in a refusal. Given back (eager), the checksum is still the
+/// caller's ([`verify_unless_paged`] before the program runs).
+pub fn start(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Started {
     let mode = std::env::var_os("WANCO_LAZY_RESTORE");
     if packed.stored_count() == 0
         || mode.as_ref().is_some_and(|v| v == "0")

@@ -78,8 +78,8 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
             if n == 0 {
                 return Err("--checkpoint-after-points counts from 1".into());
             }
-            if n >= wanco_state::snapshot::MAX_MIGRATION_POINTS {
-                return Err(format!("--checkpoint-after-points {n}: no run reaches 2^63 migration points"));
+            if let Some(why) = wanco_state::snapshot::checkpoint_target_problem(n) {
+                return Err(why);
             }
             o.cr.after_points = Some(n);
         } else if a == "--count-points" {

@@ -464,6 +464,20 @@ pub fn checkpoint_file_problem(path: &std::path::Path) -> Option<String> {
     }
 }
 
+/// Why `--checkpoint-after-points n` can never be met, if it cannot (the
+/// same words in every engine).
+pub fn checkpoint_target_problem(n: u64) -> Option<String> {
+    (n >= MAX_MIGRATION_POINTS).then(|| format!("--checkpoint-after-points {n}: no run reaches 2^63 migration points"))
+}
+
+/// The note every engine prints when a restored snapshot is already past
+/// `--checkpoint-after-points n` (taken after `points` points).
+pub fn target_behind_note(n: u64, points: u64) -> String {
+    format!(
+        "note: --checkpoint-after-points {n}: the snapshot was taken after {points} migration points, past that one: no checkpoint will be taken"
+    )
+}
+
 /// `Vec<u8>` as a MessagePack `bin`, read back in one copy (not byte by
 /// byte as an array): `#[serde(with = "bin")]` (memory pages here, data
 /// segments in [`crate::module`]).
@@ -615,9 +629,14 @@ impl Serialize for PackedMemory {
 }
 
 impl PackedMemory {
+    /// The snapshot file the pages are in (empty if packed here).
+    fn file_bytes(&self) -> &[u8] {
+        self.file.as_ref().map_or(&[][..], |f| (**f).as_ref())
+    }
+
     /// The LZ4 bytes of a stored page.
     fn lz4<'a>(&'a self, c: &'a WireChunk) -> &'a [u8] {
-        lz4_of(c, self.file.as_ref().map_or(&[][..], |f| (**f).as_ref()))
+        lz4_of(c, self.file_bytes())
     }
 
     /// Pack `data` (a whole linear memory, a multiple of [`PAGE_SIZE`]
@@ -701,7 +720,7 @@ impl PackedMemory {
         // Share g has chunks[bounds[g]..bounds[g + 1]] and the part of `dst`
         // from its first page to the next share's first page.
         let bounds: Vec<usize> = (0..=n).map(|g| g * total / n).collect();
-        let file = self.file.as_ref().map_or(&[][..], |f| (**f).as_ref());
+        let file = self.file_bytes();
         let mut shares = Vec::with_capacity(n);
         let mut rest = dst;
         let mut rest_start = 0usize;
@@ -743,25 +762,6 @@ impl PackedMemory {
         })?;
         unpack_page(c, self.lz4(c), dst)?;
         Ok(c.page)
-    }
-
-    /// Check, without decompressing, that every stored page is LZ4 block
-    /// data that decompresses to exactly one page: what
-    /// [`PackedMemory::unpack_into`] finds out by decompressing, at a small
-    /// fraction of its cost, for a reader that wants to refuse a bad page
-    /// now and decompress later. (`wanco-rt`'s lazy restore used to; it now
-    /// checks each page as its pager decompresses it, off the restore's
-    /// path.) Errors are those of `unpack_into`.
-    pub fn check_pages(&self) -> Result<(), SnapshotError> {
-        for c in &self.chunks {
-            if let Err(why) = lz4_block_check(self.lz4(c), PAGE_SIZE) {
-                return Err(SnapshotError::new(
-                    HEADER_LEN as u64,
-                    format!("invalid memory: page {} is not valid LZ4 data: {why}", c.page),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// Decompress the pages into a [`Memory`].
@@ -900,76 +900,6 @@ impl<'a, Z: Fn(u32) -> bool + Sync> PagePacker<'a, Z> {
         chunks.sort_unstable_by_key(|c| c.page);
         PackedMemory { pages: self.data.len().div_ceil(PAGE_SIZE) as u32, max: self.max, chunks, file: None }
     }
-}
-
-/// Walk LZ4 block data (sequences of token, literals, match offset and
-/// length) and check it decompresses to exactly `size` bytes, as
-/// `lz4_flex::block::decompress_into` (safe decoder) would, without
-/// writing anything. `lz4_flex` has no validate-only entry point, and
-/// decompressing to validate costs a restore the time it saves by
-/// decompressing lazily; the walk is O(sequences): a few per page of
-/// typical memory. The rules are those of the decoder: a literal run must
-/// lie in the input and the output, a match offset is 2 bytes, not zero
-/// and at most the bytes written so far, a match must fit the output, and
-/// the data ends right after a sequence's literals.
-fn lz4_block_check(src: &[u8], size: usize) -> Result<(), String> {
-    // A length's extension bytes: each adds its value, 255 means "more".
-    fn extend(src: &[u8], at: &mut usize, mut n: usize, limit: usize) -> Result<usize, String> {
-        loop {
-            let b = *src.get(*at).ok_or_else(|| format!("expected another length byte at {}", *at))?;
-            *at += 1;
-            n += b as usize;
-            if n > limit {
-                return Err(format!("a length reaches past the {limit}-byte page at byte {}", *at - 1));
-            }
-            if b != 255 {
-                return Ok(n);
-            }
-        }
-    }
-    let (mut at, mut out) = (0usize, 0usize);
-    loop {
-        let token = *src.get(at).ok_or_else(|| format!("expected a sequence token at {at}"))?;
-        at += 1;
-        let mut lit = (token >> 4) as usize;
-        if lit == 15 {
-            lit = extend(src, &mut at, lit, size)?;
-        }
-        if lit > src.len() - at {
-            return Err(format!("literals at {at} run past the end of the data"));
-        }
-        if lit > size - out {
-            return Err(format!("decompresses to more than {size} bytes"));
-        }
-        at += lit;
-        out += lit;
-        if at >= src.len() {
-            break;
-        }
-        let off = match src.get(at..at + 2) {
-            Some(b) => u16::from_le_bytes([b[0], b[1]]) as usize,
-            None => return Err(format!("expected a match offset at {at}")),
-        };
-        if off == 0 {
-            return Err(format!("match offset 0 at {at}"));
-        }
-        at += 2;
-        let mut len = 4 + (token & 15) as usize;
-        if len == 4 + 15 {
-            len = extend(src, &mut at, len, size)?;
-        }
-        if off > out {
-            return Err(format!("match offset {off} at {} reaches before the start of the page", at - 2));
-        }
-        if len > size - out {
-            return Err(format!("decompresses to more than {size} bytes"));
-        }
-        out += len;
-    }
-    if out != size {
-        return Err(format!("decompresses to {out} bytes, expected {size}"));
-    }
-    Ok(())
 }
 
 /// The LZ4 bytes of `c`, whose [`Lz4::InFile`] bytes are in `file`.
@@ -1598,60 +1528,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    /// The validate-only walk accepts exactly what `lz4_flex` decompresses
-    /// to one page: on compressed pages of several kinds and on thousands
-    /// of mutants of them (bit flips, truncations, bytes added, swapped
-    /// lengths).
-    #[test]
-    fn lz4_check_agrees_with_the_decoder() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let mut pages: Vec<Vec<u8>> = vec![vec![0u8; PAGE_SIZE], vec![7u8; PAGE_SIZE]];
-        pages.push((0..PAGE_SIZE).map(|i| (i % 251) as u8).collect());
-        pages.push((0..PAGE_SIZE).map(|_| rnd() as u8).collect());
-        pages.push((0..PAGE_SIZE).map(|i| if i % 3000 < 40 { rnd() as u8 } else { 0 }).collect());
-        pages.push((0..PAGE_SIZE).map(|i| ((i / 7) as u8) ^ if rnd() % 50 == 0 { 0xff } else { 0 }).collect());
-        let agree = |block: &[u8], what: &str| {
-            let mut out = vec![0u8; PAGE_SIZE];
-            let decoder = matches!(lz4_flex::block::decompress_into(block, &mut out), Ok(PAGE_SIZE));
-            let check = lz4_block_check(block, PAGE_SIZE);
-            assert_eq!(check.is_ok(), decoder, "{what}: check says {check:?}, the decoder {decoder}");
-        };
-        let mut accepted_mutants = 0;
-        for page in &pages {
-            let good = lz4_flex::block::compress(page);
-            agree(&good, "a compressed page");
-            assert!(lz4_block_check(&good, PAGE_SIZE).is_ok());
-            for _ in 0..1500 {
-                let mut bad = good.clone();
-                match rnd() % 4 {
-                    0 => {
-                        let i = (rnd() % bad.len() as u64) as usize;
-                        bad[i] ^= 1 << (rnd() % 8);
-                    }
-                    1 => bad.truncate((rnd() % bad.len() as u64) as usize),
-                    2 => bad.push(rnd() as u8),
-                    _ => {
-                        let i = (rnd() % bad.len() as u64) as usize;
-                        bad[i] = rnd() as u8;
-                    }
-                }
-                agree(&bad, "a mutant");
-                accepted_mutants += usize::from(lz4_block_check(&bad, PAGE_SIZE).is_ok());
-            }
-        }
-        // Some mutants (a literal byte changed) are still valid data: both
-        // sides must have seen those too, or the comparison proved little.
-        assert!(accepted_mutants > 0);
-        let e = lz4_block_check(&[0x10, 1, 0, 0], PAGE_SIZE).unwrap_err();
-        assert!(e.contains("match offset 0"), "{e}");
     }
 
     #[test]

@@ -71,14 +71,6 @@ mod sigusr1 {
     }
 }
 
-/// The note for `--checkpoint-after-points N` with a snapshot already past
-/// point N (the same words as a compiled binary's).
-fn behind_note(n: u64, snapshot_points: u64) -> String {
-    format!(
-        "note: --checkpoint-after-points {n}: the snapshot was taken after {snapshot_points} migration points, past that one: no checkpoint will be taken"
-    )
-}
-
 /// Run `wanco interp`.
 pub fn run(o: Opts) -> Result<i32> {
     use wanco_interp::{WasiExit, WasiRun, WasiRunner};
@@ -90,8 +82,8 @@ pub fn run(o: Opts) -> Result<i32> {
     if let Some(why) = wanco_state::snapshot::checkpoint_file_problem(&o.checkpoint_file) {
         anyhow::bail!("--checkpoint-file {}: {why}", o.checkpoint_file.display());
     }
-    if let Some(n) = o.checkpoint_after_points.filter(|n| *n >= wanco_state::snapshot::MAX_MIGRATION_POINTS) {
-        anyhow::bail!("--checkpoint-after-points {n}: no run reaches 2^63 migration points");
+    if let Some(why) = o.checkpoint_after_points.and_then(wanco_state::snapshot::checkpoint_target_problem) {
+        anyhow::bail!("{why}");
     }
     let wasm = super::compile::read_module(&o.input)?;
     let what = || format!("cannot run `{}`", o.input.display());
@@ -106,7 +98,7 @@ pub fn run(o: Opts) -> Result<i32> {
             let snap = wanco_state::snapshot::decode(&bytes).map_err(|e| refuse(&e))?;
             snap.check_module(&module.info().hash).map_err(|e| refuse(&e.message))?;
             if let Some(n) = o.checkpoint_after_points.filter(|n| *n <= snap.migration_points) {
-                eprintln!("{}", behind_note(n, snap.migration_points));
+                eprintln!("{}", wanco_state::snapshot::target_behind_note(n, snap.migration_points));
             }
             (WasiRunner::from_snapshot(&module, &snap).map_err(|e| refuse(&e))?, true)
         }
