@@ -21,7 +21,7 @@ pub(crate) fn attach(obj: &[u8], target: Target, symbol: &str, info: &ModuleInfo
     let records = wanco_translate::elf::records_from_object(obj, defined)
         .map_err(|e| CompileError::Llvm(format!("reading the stackmaps LLVM emitted: {e}")))?;
     let module: String = info.hash.iter().map(|b| format!("{b:02x}")).collect();
-    let meta = CrMeta { version: CRMETA_VERSION, isa: target.name().to_string(), module, build: String::new(), funcs, points, records: records.into() }.seal();
+    let meta = CrMeta { version: CRMETA_VERSION, isa: target.name().to_string(), module, build: String::new(), funcs: funcs.into(), points: points.into(), records: records.into() }.seal();
     // Every record must describe whole virtual frames of known points.
     for r in &meta.records {
         if r.locations.is_empty() {

@@ -277,7 +277,7 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
                             }
                         }
                     };
-                    info.datas.push(DataSegment { mode, bytes: d.data.to_vec() });
+                    info.datas.push(DataSegment { mode, bytes: d.data.to_vec().into() });
                 }
             }
             Payload::CodeSectionEntry(body) => {
@@ -296,7 +296,7 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
                     for n in names.into_iter().flatten() {
                         if let wasmparser::Name::Function(map) = n {
                             for naming in map.into_iter().flatten() {
-                                info.func_names.push((naming.index, naming.name.to_string()));
+                                info.func_names.push((naming.index, naming.name.to_string().into()));
                             }
                         }
                     }

@@ -337,7 +337,7 @@ fn load(bytes: &[u8], features: WasmFeatures) -> Result<(ModuleInfo, Vec<FuncCod
                     };
                     info.datas.push(DataSegment {
                         mode,
-                        bytes: d.data.to_vec(),
+                        bytes: d.data.to_vec().into(),
                     });
                 }
             }
@@ -348,7 +348,7 @@ fn load(bytes: &[u8], features: WasmFeatures) -> Result<(ModuleInfo, Vec<FuncCod
                         if let Name::Function(map) = n {
                             for naming in map.into_iter().flatten() {
                                 info.func_names
-                                    .push((naming.index, naming.name.to_string()));
+                                    .push((naming.index, naming.name.to_string().into()));
                             }
                         }
                     }

@@ -88,8 +88,9 @@ pub const ISA: Isa = if cfg!(target_arch = "aarch64") { Isa::Aarch64 } else { Is
 /// One frame to rebuild, checked and converted when the restore is prepared.
 struct RestoreFrame {
     kind: FrameKind,
-    /// The points from the function entry to the frame's point.
-    chain: Vec<u32>,
+    /// The points from the function entry to the frame's point, each with
+    /// its route (what its parent's slow path returns to jump to it).
+    chain: Vec<(u32, u32)>,
     /// The value buffer of the frame: fixed slots (the callee of an
     /// indirect call), locals, operand stack, zero padding.
     values: Vec<u64>,
@@ -656,7 +657,7 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64, 
         };
         let mut frames = Vec::new();
         for vf in native.iter().rev().flat_map(|nf| &nf.frames) {
-            let p = &meta.points[vf.point as usize];
+            let p = meta.points.get(vf.point as usize).ok_or_else(|| format!("corrupt checkpoint metadata: no point {}", vf.point))?;
             frames.push(Frame { func: p.func, code_offset: p.code_offset, kind: p.kind, locals: typed(&vf.locals)?, stack: typed(&vf.stack)? });
         }
         match frames.first() {
@@ -722,10 +723,7 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
         ));
     }
     let meta = st.meta.as_ref().expect("parsed");
-    // A few frames: a scan of the points per frame is cheaper than an index.
-    let point_of = |f: &Frame| {
-        meta.points.iter().rposition(|p| (p.func, p.code_offset, p.kind) == (f.func, f.code_offset, f.kind)).map(|i| i as u32)
-    };
+    let point_of = |f: &Frame| meta.points.find(f.func, f.code_offset, f.kind);
     let n = snap.frames.len();
     if n == 0 {
         return Err("the snapshot has no frames".into());
@@ -760,7 +758,7 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
             ));
         }
         let pid = point_of(f).ok_or_else(|| format!("{at}: the module has no {:?} migration point there", f.kind))?;
-        let p = &meta.points[pid as usize];
+        let p = meta.points.get(pid as usize).ok_or_else(|| format!("{at}: corrupt checkpoint metadata (point {pid})"))?;
         let func = meta.func(f.func).ok_or_else(|| format!("{at}: not a defined function"))?;
         if f.locals.len() != func.locals.len() {
             return Err(format!("{at}: {} locals in the snapshot, the function has {}", f.locals.len(), func.locals.len()));
@@ -807,14 +805,14 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
                 _ => {}
             }
         }
-        let mut chain = vec![pid];
+        let mut chain = vec![(pid, p.route)];
         let mut cur = p;
         while let Some(parent) = cur.parent {
-            chain.push(parent);
             cur = meta.points.get(parent as usize).ok_or("corrupt checkpoint metadata (parent point)")?;
+            chain.push((parent, cur.route));
         }
         chain.reverse();
-        if chain[0] != func.entry_point {
+        if chain[0].0 != func.entry_point {
             return Err(format!("{at}: corrupt checkpoint metadata (route does not start at the entry)"));
         }
         frames.push(RestoreFrame { kind: f.kind, chain, values });
@@ -831,11 +829,11 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
     let r = st.restore.as_mut().expect("restoring");
     let frame = &mut r.frames[r.cur];
     let chain = &frame.chain;
-    if point != chain[r.hop] {
+    if point != chain[r.hop].0 {
         let p = |id: u32| {
             meta.points.get(id as usize).map(|p| format!("function {} offset {:#x}", p.func, p.code_offset)).unwrap_or_default()
         };
-        return Err(format!("frame {} diverged: expected point {}, reached {}", r.cur, p(chain[r.hop]), p(point)));
+        return Err(format!("frame {} diverged: expected point {}, reached {}", r.cur, p(chain[r.hop].0), p(point)));
     }
     if r.hop == 0 {
         // Entering the frame's function: its values go to the buffer the
@@ -865,8 +863,7 @@ fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
         }
         return Ok(if kind == FrameKind::Entry { ROUTE_RESTORE_HERE } else { ROUTE_CONTINUE });
     }
-    let next = chain[r.hop + 1];
-    let route = meta.points[next as usize].route;
+    let route = chain[r.hop + 1].1;
     if r.hop + 2 == chain.len() && frame.kind == FrameKind::Call {
         // Routing to the call: the next poll is the callee's entry.
         r.cur += 1;

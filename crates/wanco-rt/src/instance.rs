@@ -188,7 +188,8 @@ impl Instance {
         }
         // SAFETY: the compiler emits `meta_len` bytes at `meta`.
         let meta = unsafe { std::slice::from_raw_parts(desc.meta, desc.meta_len as usize) };
-        ModuleInfo::from_bytes(meta)
+        // Static data of the program: segments and names are borrowed.
+        ModuleInfo::from_static(meta)
     }
 
     /// Instantiate. `resolve(module, name)` supplies imports. Traps during

@@ -21,13 +21,19 @@
 //!
 //! The runtime decodes native frames with these records and DWARF CFI into
 //! ISA-neutral [`crate::snapshot::Frame`]s; nothing ISA-specific leaves it.
+//!
+//! The runtime opens its own blob with [`CrMeta::from_static`]: the blob is
+//! checked whole, but nothing is decoded until it is looked at (a restore
+//! looks at a few functions and points of thousands, a checkpoint at the
+//! records of the frames on the stack), so opening it allocates nothing.
 
 use crate::snapshot::FrameKind;
 use crate::value::ValType;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Version of the metadata layout (bumped on incompatible change).
-pub const CRMETA_VERSION: u32 = 4;
+pub const CRMETA_VERSION: u32 = 5;
 
 /// Slots at the start of the restore value buffer before the locals: the
 /// callee's native entry and vmctx for a `call_indirect` return site.
@@ -56,29 +62,219 @@ pub struct CrMeta {
     /// ([`crate::snapshot::NativeStack::build`]).
     pub build: String,
     /// Per defined function, in order of definition.
-    pub funcs: Vec<CrFunc>,
+    pub funcs: Table<CrFunc>,
     /// Every point, indexed by point id.
-    pub points: Vec<CrPoint>,
+    pub points: Table<CrPoint>,
     /// Every statepoint record, sorted by `(func, offset)`.
     pub records: Records,
+}
+
+/// The functions or the points of a [`CrMeta`]: decoded (built by the
+/// compiler or by [`CrMeta::from_bytes`], or from a `Vec` with [`From`]),
+/// or read in place from a blob that lives as long as the program
+/// ([`CrMeta::from_static`]). An entry is handed out as a [`Cow`]: borrowed
+/// when decoded, decoded when it is looked at otherwise (a restore looks at
+/// a few of thousands; decoding them all cost it ~150 µs, mostly in the
+/// fresh pages they took).
+#[derive(Clone)]
+pub struct Table<T> {
+    repr: Repr<T>,
+}
+
+#[derive(Clone)]
+enum Repr<T> {
+    Decoded(Vec<T>),
+    InPlace(InPlace),
+}
+
+/// `n` fixed-size entries at byte `at` of `blob`, checked when it was
+/// opened; their value types are ranges of `types`.
+#[derive(Clone, Copy)]
+struct InPlace {
+    blob: &'static [u8],
+    at: usize,
+    n: usize,
+    types: &'static [u8],
+    /// (Points) ordered by `(func, code_offset, kind)`, no two the same: a
+    /// key is looked up by binary search.
+    sorted: bool,
+}
+
+mod sealed {
+    use super::*;
+
+    /// An entry of a [`Table`]: its flat encoding has a fixed size, its
+    /// value types (locals or operand stack) are kept apart.
+    pub trait Entry: Clone {
+        /// Bytes of one encoded entry.
+        const SIZE: usize;
+        /// Decode an entry checked by [`Entry::check`] (`e`: `SIZE` bytes;
+        /// `types`: the table's types area).
+        fn decode(e: &[u8], types: &[u8]) -> Self;
+        /// Check an encoded entry against a types area of `types` codes:
+        /// the offset in `e` of what is wrong, and what.
+        fn check(e: &[u8], types: usize) -> Result<(), (usize, String)>;
+        /// Encode, its types being at `types_at` of the types area.
+        fn encode(&self, w: &mut Vec<u8>, types_at: u32);
+        /// Its value types.
+        fn types(&self) -> &[ValType];
+    }
+}
+use sealed::Entry;
+
+impl<T: Entry> Table<T> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Decoded(v) => v.len(),
+            Repr::InPlace(p) => p.n,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `i` (`None` past the end).
+    pub fn get(&self, i: usize) -> Option<Cow<'_, T>> {
+        match &self.repr {
+            Repr::Decoded(v) => v.get(i).map(Cow::Borrowed),
+            Repr::InPlace(p) => (i < p.n).then(|| Cow::Owned(T::decode(p.entry(i, T::SIZE), p.types))),
+        }
+    }
+
+    /// Every entry, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Cow<'_, T>> + '_ {
+        (0..self.len()).filter_map(move |i| self.get(i))
+    }
+
+    /// Every entry, decoded.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.iter().map(Cow::into_owned).collect()
+    }
+
+    /// The entries as a `Vec` to change (decoding them first if they are
+    /// read in place).
+    pub fn to_mut(&mut self) -> &mut Vec<T> {
+        if let Repr::InPlace(_) = self.repr {
+            self.repr = Repr::Decoded(self.to_vec());
+        }
+        match &mut self.repr {
+            Repr::Decoded(v) => v,
+            Repr::InPlace(_) => unreachable!("decoded just above"),
+        }
+    }
+}
+
+impl InPlace {
+    fn entry(&self, i: usize, size: usize) -> &'static [u8] {
+        &self.blob[self.at + i * size..][..size]
+    }
+}
+
+impl Table<CrFunc> {
+    /// Module index of the first defined function.
+    pub fn first_func(&self) -> Option<u32> {
+        match &self.repr {
+            Repr::Decoded(v) => v.first().map(|f| f.func),
+            Repr::InPlace(p) => (p.n > 0).then(|| u32le(p.entry(0, CrFunc::SIZE), 0)),
+        }
+    }
+}
+
+impl Table<CrPoint> {
+    /// Id of the point of function `func` at `code_offset` of `kind` (the
+    /// last one, if several are).
+    pub fn find(&self, func: u32, code_offset: u32, kind: FrameKind) -> Option<u32> {
+        match &self.repr {
+            Repr::Decoded(v) => {
+                v.iter().rposition(|p| (p.func, p.code_offset, p.kind) == (func, code_offset, kind)).map(|i| i as u32)
+            }
+            Repr::InPlace(p) => {
+                let want = (func, code_offset, flat::kind_code(kind));
+                let key = |i: usize| CrPoint::key(p.entry(i, CrPoint::SIZE));
+                if p.sorted {
+                    let at = partition_point(p.n, |i| key(i) < want);
+                    (at < p.n && key(at) == want).then_some(at as u32)
+                } else {
+                    (0..p.n).rev().find(|&i| key(i) == want).map(|i| i as u32)
+                }
+            }
+        }
+    }
+}
+
+/// The first `i` in `0..n` for which `before(i)` is false (`before` is
+/// true, then false).
+fn partition_point(n: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+fn u32le(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl<T> From<Vec<T>> for Table<T> {
+    fn from(v: Vec<T>) -> Table<T> {
+        Table { repr: Repr::Decoded(v) }
+    }
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Table<T> {
+        Table { repr: Repr::Decoded(Vec::new()) }
+    }
+}
+
+impl<'a, T: Entry> IntoIterator for &'a Table<T> {
+    type Item = Cow<'a, T>;
+    type IntoIter = Box<dyn Iterator<Item = Cow<'a, T>> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl<T: Entry + PartialEq> PartialEq for Table<T> {
+    fn eq(&self, other: &Table<T>) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl<T: Entry + Eq> Eq for Table<T> {}
+
+impl<T: Entry + std::fmt::Debug> std::fmt::Debug for Table<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// The statepoint records of a [`CrMeta`], sorted by `(func, offset)`.
 ///
 /// They are most of the metadata (every deopt value of every call), and a
 /// checkpoint needs only those of the frames on the stack, a restore none:
-/// [`CrMeta::from_static`] reads only each record's key and size, and
-/// decodes (and checks) a record's locations when it is first looked at.
-/// Built from a `Vec` ([`From`]) or by [`CrMeta::from_bytes`] they are all
-/// decoded and checked.
-#[derive(Clone, Default)]
+/// [`CrMeta::from_static`] leaves them in the blob and decodes (and
+/// checks) a record's locations when it is first looked at. Built from a
+/// `Vec` ([`From`]) or by [`CrMeta::from_bytes`] they are all decoded and
+/// checked.
+#[derive(Clone)]
 pub struct Records {
-    /// `(func, offset)` of each record.
-    keys: Vec<(u32, u32)>,
-    /// Every record, decoded ([`CrMeta::from_bytes`], [`From`]).
-    decoded: Vec<CrRecord>,
-    /// Or where the records' locations are, to decode them on first use.
-    lazy: Option<LazyRecords>,
+    repr: RecordsRepr,
+}
+
+#[derive(Clone)]
+enum RecordsRepr {
+    Decoded(Vec<CrRecord>),
+    InPlace(LazyRecords),
 }
 
 /// Records of a blob that lives as long as the program, decoded on first
@@ -87,8 +283,12 @@ pub struct Records {
 /// pay for in fresh pages).
 struct LazyRecords {
     blob: &'static [u8],
-    /// Per record: byte offset and count of its locations.
-    at: Vec<(u32, u32)>,
+    /// Byte offset of the keys (`flat::KEY_SIZE` bytes each).
+    keys: usize,
+    /// Number of records.
+    n: usize,
+    /// Byte offset of the locations.
+    locations: usize,
     /// The records decoded so far (leaked: they live as long as the blob).
     done: std::sync::Mutex<Vec<(usize, &'static Result<CrRecord, CrMetaError>)>>,
 }
@@ -96,18 +296,25 @@ struct LazyRecords {
 impl Clone for LazyRecords {
     fn clone(&self) -> LazyRecords {
         let done = self.done.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        LazyRecords { blob: self.blob, at: self.at.clone(), done: std::sync::Mutex::new(done) }
+        LazyRecords { done: std::sync::Mutex::new(done), ..*self }
     }
 }
 
 impl LazyRecords {
-    fn get(&self, i: usize, (func, offset): (u32, u32)) -> &'static Result<CrRecord, CrMetaError> {
+    /// `(func, offset, first location, locations)` of record `i` (`< n`).
+    fn key(&self, i: usize) -> (u32, u32, u32, u32) {
+        let e = &self.blob[self.keys + i * flat::KEY_SIZE..][..flat::KEY_SIZE];
+        (u32le(e, 0), u32le(e, 4), u32le(e, 8), u32le(e, 12))
+    }
+
+    fn get(&self, i: usize) -> &'static Result<CrRecord, CrMetaError> {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, r)) = done.iter().find(|(k, _)| *k == i) {
             return r;
         }
-        let (pos, n) = self.at[i];
-        let decoded = flat::locations(self.blob, pos as usize, n as usize).map(|locations| CrRecord { func, offset, locations });
+        let (func, offset, first, n) = self.key(i);
+        let pos = self.locations + first as usize * flat::LOCATION_SIZE;
+        let decoded = flat::locations(self.blob, pos, n as usize).map(|locations| CrRecord { func, offset, locations });
         let r: &'static Result<CrRecord, CrMetaError> = Box::leak(Box::new(decoded));
         done.push((i, r));
         r
@@ -117,22 +324,24 @@ impl LazyRecords {
 impl Records {
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        match &self.repr {
+            RecordsRepr::Decoded(v) => v.len(),
+            RecordsRepr::InPlace(l) => l.n,
+        }
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len() == 0
     }
 
     /// Record `i`, decoded on first use; an error says which location of
     /// the blob does not decode (only for [`CrMeta::from_static`], which
     /// checks locations when they are first looked at).
     pub fn try_get(&self, i: usize) -> Option<Result<&CrRecord, &CrMetaError>> {
-        let key = *self.keys.get(i)?;
-        match &self.lazy {
-            Some(l) => Some(l.get(i, key).as_ref()),
-            None => self.decoded.get(i).map(Ok),
+        match &self.repr {
+            RecordsRepr::Decoded(v) => v.get(i).map(Ok),
+            RecordsRepr::InPlace(l) => (i < l.n).then(|| l.get(i).as_ref()),
         }
     }
 
@@ -150,16 +359,36 @@ impl Records {
 
     /// The record with key `(func, offset)`, if there is one.
     pub fn find(&self, func: u32, offset: u32) -> Result<Option<&CrRecord>, CrMetaError> {
-        match self.keys.binary_search(&(func, offset)) {
-            Ok(i) => self.try_get(i).map_or(Ok(None), |r| r.map(Some).map_err(Clone::clone)),
-            Err(_) => Ok(None),
+        let (at, found) = match &self.repr {
+            RecordsRepr::Decoded(v) => {
+                let at = v.partition_point(|r| (r.func, r.offset) < (func, offset));
+                (at, v.get(at).is_some_and(|r| (r.func, r.offset) == (func, offset)))
+            }
+            RecordsRepr::InPlace(l) => {
+                let key = |i: usize| {
+                    let (f, o, _, _) = l.key(i);
+                    (f, o)
+                };
+                let at = partition_point(l.n, |i| key(i) < (func, offset));
+                (at, at < l.n && key(at) == (func, offset))
+            }
+        };
+        if !found {
+            return Ok(None);
         }
+        self.try_get(at).map_or(Ok(None), |r| r.map(Some).map_err(Clone::clone))
+    }
+}
+
+impl Default for Records {
+    fn default() -> Records {
+        Records::from(Vec::new())
     }
 }
 
 impl From<Vec<CrRecord>> for Records {
     fn from(records: Vec<CrRecord>) -> Records {
-        Records { keys: records.iter().map(|r| (r.func, r.offset)).collect(), decoded: records, lazy: None }
+        Records { repr: RecordsRepr::Decoded(records) }
     }
 }
 
@@ -301,6 +530,7 @@ impl std::fmt::Display for CrMetaError {
 
 impl std::error::Error for CrMetaError {}
 
+
 impl CrMeta {
     /// The build id [`CrMeta::build`] should hold.
     pub fn build_id(&self) -> String {
@@ -321,17 +551,17 @@ impl CrMeta {
         flat::write(self)
     }
 
-    /// Decode the flat layout, checking the version.
+    /// Decode the flat layout, checking the version and every byte.
     pub fn from_bytes(bytes: &[u8]) -> Result<CrMeta, CrMetaError> {
         flat::read(bytes, None)
     }
 
-    /// Decode the flat layout of a blob that lives as long as the program
-    /// (the runtime's own metadata): everything but the records' locations
-    /// is decoded and checked as by [`CrMeta::from_bytes`]; a record's
-    /// locations are decoded and checked when it is first looked at (see
-    /// [`Records`]), so a restore, which needs none, reads a few percent of
-    /// the blob.
+    /// Open the flat layout of a blob that lives as long as the program
+    /// (the runtime's own metadata): it is checked as by
+    /// [`CrMeta::from_bytes`] but for the records' locations, and nothing is
+    /// decoded: functions and points are decoded when looked at (see
+    /// [`Table`]), a record's locations decoded and checked when it is first
+    /// looked at (see [`Records`]). Opening allocates nothing.
     pub fn from_static(bytes: &'static [u8]) -> Result<CrMeta, CrMetaError> {
         flat::read(bytes, Some(bytes))
     }
@@ -344,28 +574,148 @@ impl CrMeta {
     }
 
     /// The defined function with module index `func`.
-    pub fn func(&self, func: u32) -> Option<&CrFunc> {
-        let first = self.funcs.first()?.func;
+    pub fn func(&self, func: u32) -> Option<Cow<'_, CrFunc>> {
+        let first = self.funcs.first_func()?;
         self.funcs.get(func.checked_sub(first)? as usize)
     }
 }
 
-/// The flat encoding of [`CrMeta`]: little-endian integers, lengths as
-/// `u32`, strings as length + UTF-8.
+/// Value types of a table entry: `len` codes at `at` of the types area.
+fn types_of(types: &[u8], at: u32, len: u32) -> Vec<ValType> {
+    // In range and valid: checked when the blob was opened.
+    let codes = types.get(at as usize..).and_then(|t| t.get(..len as usize)).unwrap_or_default();
+    codes.iter().filter_map(|c| flat::ty_of(*c)).collect()
+}
+
+/// Check a types range of an entry (`at`, `len` at bytes `off`, `off + 4`
+/// of it) against a types area of `types` codes.
+fn check_types(at: u32, len: u32, off: usize, types: usize) -> Result<(), (usize, String)> {
+    if u64::from(at) + u64::from(len) > types as u64 {
+        return Err((off, format!("value types {at}..{} past the {types} of the types area", u64::from(at) + u64::from(len))));
+    }
+    Ok(())
+}
+
+impl Entry for CrFunc {
+    // u32 func, u32 entry_point, u32 max_height, u32 types at, u32 types len
+    const SIZE: usize = 20;
+
+    fn decode(e: &[u8], types: &[u8]) -> CrFunc {
+        CrFunc {
+            func: u32le(e, 0),
+            entry_point: u32le(e, 4),
+            max_height: u32le(e, 8),
+            locals: types_of(types, u32le(e, 12), u32le(e, 16)),
+        }
+    }
+
+    fn check(e: &[u8], types: usize) -> Result<(), (usize, String)> {
+        check_types(u32le(e, 12), u32le(e, 16), 12, types)
+    }
+
+    fn encode(&self, w: &mut Vec<u8>, types_at: u32) {
+        for v in [self.func, self.entry_point, self.max_height, types_at, self.locals.len() as u32] {
+            w.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn types(&self) -> &[ValType] {
+        &self.locals
+    }
+}
+
+impl CrPoint {
+    /// `(func, code_offset, kind code)` of an encoded point.
+    fn key(e: &[u8]) -> (u32, u32, u8) {
+        (u32le(e, 0), u32le(e, 4), e[8])
+    }
+}
+
+impl Entry for CrPoint {
+    // u32 func, u32 code_offset, u8 kind, u8 indirect, u32 args, u8 callee
+    // tag, u32 callee, u32 parent, u32 route, u32 types at, u32 types len
+    const SIZE: usize = 35;
+
+    fn decode(e: &[u8], types: &[u8]) -> CrPoint {
+        // Codes checked when the blob was opened.
+        let kind = match e[8] {
+            0 => FrameKind::Entry,
+            1 => FrameKind::Loop,
+            _ => FrameKind::Call,
+        };
+        let v = u32le(e, 15);
+        let callee = match e[14] {
+            0 => None,
+            1 => Some(Callee::Func(v)),
+            _ => Some(Callee::Type(v)),
+        };
+        CrPoint {
+            func: u32le(e, 0),
+            code_offset: u32le(e, 4),
+            kind,
+            indirect: e[9] == 1,
+            stack: types_of(types, u32le(e, 27), u32le(e, 31)),
+            args: u32le(e, 10),
+            callee,
+            parent: Some(u32le(e, 19)).filter(|p| *p != u32::MAX),
+            route: u32le(e, 23),
+        }
+    }
+
+    fn check(e: &[u8], types: usize) -> Result<(), (usize, String)> {
+        if e[8] > 2 {
+            return Err((8, format!("point kind {}, expected 0 (entry), 1 (loop) or 2 (call)", e[8])));
+        }
+        if e[9] > 1 {
+            return Err((9, format!("flag {}, expected 0 or 1", e[9])));
+        }
+        if e[14] > 2 {
+            return Err((14, format!("callee tag {}, expected 0 to 2", e[14])));
+        }
+        check_types(u32le(e, 27), u32le(e, 31), 27, types)
+    }
+
+    fn encode(&self, w: &mut Vec<u8>, types_at: u32) {
+        w.extend_from_slice(&self.func.to_le_bytes());
+        w.extend_from_slice(&self.code_offset.to_le_bytes());
+        w.push(flat::kind_code(self.kind));
+        w.push(self.indirect as u8);
+        w.extend_from_slice(&self.args.to_le_bytes());
+        let (tag, v) = match self.callee {
+            None => (0, 0),
+            Some(Callee::Func(f)) => (1, f),
+            Some(Callee::Type(t)) => (2, t),
+        };
+        w.push(tag);
+        for v in [v, self.parent.unwrap_or(u32::MAX), self.route, types_at, self.stack.len() as u32] {
+            w.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn types(&self) -> &[ValType] {
+        &self.stack
+    }
+}
+
+/// The flat encoding of [`CrMeta`]: little-endian integers, counts as
+/// `u32`, strings as length + UTF-8. Every table has fixed-size entries, so
+/// entry `i` is read in place without decoding the ones before it.
 ///
 /// ```text
 /// u32 version (= CRMETA_VERSION)
 /// str isa, str module, str build
-/// u32 n, n × func:   u32 func, u32 entry_point, u32 max_height, u32 k, k × u8 type
-/// u32 n, n × point:  u32 func, u32 code_offset, u8 kind, u8 indirect, u32 args,
-///                    u8 callee (0 none, 1 func, 2 type) + u32, u32 parent (u32::MAX: none),
-///                    u32 route, u32 k, k × u8 type
-/// u32 n, n × record key: u32 func, u32 offset, u32 k (its number of locations)
-/// then every record's locations in record order, 12 bytes each:
-///                    u8 tag (0 constant, 1 register, 2 indirect, 3 direct), u8 size,
-///                    u16 DWARF register, i64 constant or offset
-/// (the keys are contiguous so that opening the blob lazily, as the runtime
-/// does, reads a few kilobytes of it, not all of it)
+/// u32 n, n × func (20 bytes):  u32 func, u32 entry_point, u32 max_height,
+///                              u32 types at, u32 types len (its locals)
+/// u32 n, n × point (35 bytes): u32 func, u32 code_offset, u8 kind, u8 indirect,
+///                              u32 args, u8 callee (0 none, 1 func, 2 type),
+///                              u32 callee, u32 parent (u32::MAX: none), u32 route,
+///                              u32 types at, u32 types len (its operand stack)
+/// u32 n, n × record key (16 bytes): u32 func, u32 offset, u32 first location,
+///                              u32 locations; sorted by (func, offset)
+/// u32 n, n × u8 value type     (the types area the ranges above index)
+/// u32 n, n × location (12 bytes): u8 tag (0 constant, 1 register, 2 indirect,
+///                              3 direct), u8 size, u16 DWARF register,
+///                              i64 constant or offset
 /// ```
 /// Types: 0 i32, 1 i64, 2 f32, 3 f64, 4 funcref, 5 externref; kinds: 0
 /// entry, 1 loop, 2 call.
@@ -384,7 +734,7 @@ pub mod flat {
         }
     }
 
-    fn kind_code(k: FrameKind) -> u8 {
+    pub(crate) fn kind_code(k: FrameKind) -> u8 {
         match k {
             FrameKind::Entry => 0,
             FrameKind::Loop => 1,
@@ -392,12 +742,25 @@ pub mod flat {
         }
     }
 
+    pub(crate) fn ty_of(c: u8) -> Option<ValType> {
+        Some(match c {
+            0 => ValType::I32,
+            1 => ValType::I64,
+            2 => ValType::F32,
+            3 => ValType::F64,
+            4 => ValType::FuncRef,
+            5 => ValType::ExternRef,
+            _ => return None,
+        })
+    }
+
     /// Bytes of one encoded location (fixed, so a record's locations
     /// decode in one bounds-checked pass).
     pub(crate) const LOCATION_SIZE: usize = 12;
 
-    /// Decode one location (`e`: [`LOCATION_SIZE`] bytes); the error is the
-    /// offset in `e` and what is wrong.
+    /// Bytes of one record key.
+    pub(crate) const KEY_SIZE: usize = 16;
+
     /// Decode the `n` locations at byte `pos` of `blob` (in bounds); an
     /// error names the byte of the one that does not decode.
     pub(crate) fn locations(blob: &[u8], pos: usize, n: usize) -> Result<Vec<Location>, CrMetaError> {
@@ -412,6 +775,8 @@ pub mod flat {
         Ok(out)
     }
 
+    /// Decode one location (`e`: [`LOCATION_SIZE`] bytes); the error is the
+    /// offset in `e` and what is wrong.
     #[inline]
     fn location(e: &[u8]) -> Result<Location, (usize, String)> {
         let (reg, v) = (LE::read_u16(&e[2..4]), LE::read_i64(&e[4..12]));
@@ -425,65 +790,43 @@ pub mod flat {
         })
     }
 
-    fn ty_of(c: u8) -> Option<ValType> {
-        Some(match c {
-            0 => ValType::I32,
-            1 => ValType::I64,
-            2 => ValType::F32,
-            3 => ValType::F64,
-            4 => ValType::FuncRef,
-            5 => ValType::ExternRef,
-            _ => return None,
-        })
-    }
-
     /// Encode `m`.
     pub fn write(m: &CrMeta) -> Vec<u8> {
         // Writing into a Vec cannot fail: the results are ignored.
-        let mut w = Vec::with_capacity(64 + m.points.len() * 32 + m.records.iter().map(|r| 12 + r.locations.len() * 8).sum::<usize>());
+        let mut w = Vec::with_capacity(
+            256 + m.funcs.len() * CrFunc::SIZE
+                + m.points.len() * CrPoint::SIZE
+                + m.records.iter().map(|r| KEY_SIZE + r.locations.len() * LOCATION_SIZE).sum::<usize>(),
+        );
         let len = |w: &mut Vec<u8>, n: usize| {
             let _ = w.write_u32::<LE>(n as u32);
-        };
-        let types = |w: &mut Vec<u8>, ts: &[ValType]| {
-            len(w, ts.len());
-            w.extend(ts.iter().map(|t| ty_code(*t)));
         };
         let _ = w.write_u32::<LE>(m.version);
         for s in [&m.isa, &m.module, &m.build] {
             len(&mut w, s.len());
             w.extend_from_slice(s.as_bytes());
         }
-        len(&mut w, m.funcs.len());
-        for f in &m.funcs {
-            for v in [f.func, f.entry_point, f.max_height] {
+        let mut types: Vec<u8> = Vec::new();
+        fn table<T: Entry>(w: &mut Vec<u8>, types: &mut Vec<u8>, t: &Table<T>) {
+            let _ = w.write_u32::<LE>(t.len() as u32);
+            for e in t {
+                e.encode(w, types.len() as u32);
+                types.extend(e.types().iter().map(|t| ty_code(*t)));
+            }
+        }
+        table(&mut w, &mut types, &m.funcs);
+        table(&mut w, &mut types, &m.points);
+        len(&mut w, m.records.len());
+        let mut first = 0u32;
+        for r in &m.records {
+            for v in [r.func, r.offset, first, r.locations.len() as u32] {
                 let _ = w.write_u32::<LE>(v);
             }
-            types(&mut w, &f.locals);
+            first += r.locations.len() as u32;
         }
-        len(&mut w, m.points.len());
-        for p in &m.points {
-            let _ = w.write_u32::<LE>(p.func);
-            let _ = w.write_u32::<LE>(p.code_offset);
-            w.push(kind_code(p.kind));
-            w.push(p.indirect as u8);
-            let _ = w.write_u32::<LE>(p.args);
-            let (tag, v) = match p.callee {
-                None => (0, 0),
-                Some(Callee::Func(f)) => (1, f),
-                Some(Callee::Type(t)) => (2, t),
-            };
-            w.push(tag);
-            let _ = w.write_u32::<LE>(v);
-            let _ = w.write_u32::<LE>(p.parent.unwrap_or(u32::MAX));
-            let _ = w.write_u32::<LE>(p.route);
-            types(&mut w, &p.stack);
-        }
-        len(&mut w, m.records.len());
-        for r in &m.records {
-            let _ = w.write_u32::<LE>(r.func);
-            let _ = w.write_u32::<LE>(r.offset);
-            len(&mut w, r.locations.len());
-        }
+        len(&mut w, types.len());
+        w.extend_from_slice(&types);
+        len(&mut w, first as usize);
         for r in &m.records {
             for l in &r.locations {
                 let (tag, size, reg, v) = match *l {
@@ -515,73 +858,58 @@ pub mod flat {
             CrMetaError { offset: self.pos as u64, message: format!("invalid checkpoint metadata: {message}") }
         }
 
-        #[cold]
-        #[inline(never)]
-        fn truncated(&self, what: &str) -> CrMetaError {
-            self.err(format!("truncated: expected {what}"))
-        }
-
-        #[inline(always)]
         fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], CrMetaError> {
-            match self.b.get(self.pos..self.pos + n) {
+            match self.b.get(self.pos..).and_then(|b| b.get(..n)) {
                 Some(s) => {
                     self.pos += n;
                     Ok(s)
                 }
-                None => Err(self.truncated(what)),
+                None => Err(self.err(format!("truncated: expected {what}"))),
             }
         }
 
-
-        #[inline]
         fn u32(&mut self, what: &str) -> Result<u32, CrMetaError> {
             Ok(LE::read_u32(self.take(4, what)?))
         }
 
-        /// A count of items of at least `min_size` bytes each, checked
-        /// against the bytes left (a corrupt count must not allocate).
-        fn count(&mut self, what: &str, min_size: usize) -> Result<usize, CrMetaError> {
+        /// A count of items of `size` bytes each, then the items: their
+        /// count, the byte offset of the first, and their bytes. The count
+        /// is checked against the bytes left (a corrupt one must not
+        /// allocate).
+        fn items(&mut self, what: &str, size: usize) -> Result<(usize, usize, &'a [u8]), CrMetaError> {
             let n = self.u32(what)? as usize;
             let left = self.b.len() - self.pos;
-            if n.saturating_mul(min_size) > left {
+            if n.saturating_mul(size) > left {
                 return Err(self.err(format!("{n} {what}, but only {left} bytes are left")));
             }
-            Ok(n)
+            let at = self.pos;
+            Ok((n, at, self.take(n * size, what)?))
         }
 
         fn str(&mut self, what: &str) -> Result<String, CrMetaError> {
-            let n = self.count(what, 1)?;
-            let start = self.pos;
-            let bytes = self.take(n, what)?;
+            let (_, start, bytes) = self.items(what, 1)?;
             std::str::from_utf8(bytes).map(str::to_string).map_err(|_| CrMetaError {
                 offset: start as u64,
                 message: format!("invalid checkpoint metadata: {what} is not UTF-8"),
             })
         }
+    }
 
-        #[inline]
-        fn types(&mut self, what: &str) -> Result<Vec<ValType>, CrMetaError> {
-            let n = self.count(what, 1)?;
-            if n == 0 {
-                return Ok(Vec::new());
-            }
-            let start = self.pos;
-            let codes = self.take(n, what)?;
-            codes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    ty_of(*c).ok_or_else(|| CrMetaError {
-                        offset: (start + i + 1) as u64,
-                        message: format!("invalid checkpoint metadata: value type code {c}, expected 0 to 5"),
-                    })
-                })
-                .collect()
+    /// Check every entry of a table (`n` entries at byte `at`, `bytes` of
+    /// them) against a types area of `types` codes.
+    fn check_table<T: Entry>(n: usize, at: usize, bytes: &[u8], types: usize) -> Result<(), CrMetaError> {
+        for (i, e) in bytes.chunks_exact(T::SIZE).take(n).enumerate() {
+            T::check(e, types).map_err(|(off, message)| CrMetaError {
+                offset: (at + i * T::SIZE + off) as u64,
+                message: format!("invalid checkpoint metadata: {message}"),
+            })?;
         }
+        Ok(())
     }
 
     /// Decode a blob written by [`write`]. `keep`: the same blob, if it
-    /// lives as long as the program: its records are then decoded lazily.
+    /// lives as long as the program: nothing is then decoded (see
+    /// [`CrMeta::from_static`]).
     pub fn read(bytes: &[u8], keep: Option<&'static [u8]>) -> Result<CrMeta, CrMetaError> {
         // Version 2 was a MessagePack array of 8 fields (0x98, then the
         // version as a positive fixint).
@@ -605,102 +933,65 @@ pub mod flat {
         let isa = r.str("the ISA name")?;
         let module = r.str("the module hash")?;
         let build = r.str("the build id")?;
-        // Fixed-size parts are taken in one bounds check each and parsed
-        // from the slice: this runs in a fresh process on every restore.
-        let n = r.count("functions", 16)?;
-        let mut funcs = Vec::with_capacity(n);
-        for _ in 0..n {
-            let b = r.take(12, "a function")?;
-            let (func, entry_point, max_height) = (LE::read_u32(&b[0..4]), LE::read_u32(&b[4..8]), LE::read_u32(&b[8..12]));
-            let locals = r.types("locals")?;
-            funcs.push(CrFunc { func, locals, entry_point, max_height });
+        let (nf, funcs_at, funcs) = r.items("functions", CrFunc::SIZE)?;
+        let (np, points_at, points) = r.items("points", CrPoint::SIZE)?;
+        let (nr, keys_at, keys) = r.items("records", KEY_SIZE)?;
+        let (nt, types_at, types) = r.items("value types", 1)?;
+        let (nl, locations_at, _) = r.items("locations", LOCATION_SIZE)?;
+        if r.pos != bytes.len() {
+            return Err(r.err(format!("{} unexpected bytes after the locations", bytes.len() - r.pos)));
         }
-        let n = r.count("points", 27)?;
-        let mut points = Vec::with_capacity(n);
-        for _ in 0..n {
-            let at = r.pos;
-            let b = r.take(27, "a point")?;
-            let bad = |off: usize, message: String| CrMetaError {
-                offset: (at + off) as u64,
-                message: format!("invalid checkpoint metadata: {message}"),
-            };
-            let kind = match b[8] {
-                0 => FrameKind::Entry,
-                1 => FrameKind::Loop,
-                2 => FrameKind::Call,
-                k => return Err(bad(8, format!("point kind {k}, expected 0 (entry), 1 (loop) or 2 (call)"))),
-            };
-            let indirect = match b[9] {
-                0 => false,
-                1 => true,
-                f => return Err(bad(9, format!("flag {f}, expected 0 or 1"))),
-            };
-            let v = LE::read_u32(&b[15..19]);
-            let callee = match b[14] {
-                0 => None,
-                1 => Some(Callee::Func(v)),
-                2 => Some(Callee::Type(v)),
-                t => return Err(bad(14, format!("callee tag {t}, expected 0 to 2"))),
-            };
-            let parent = Some(LE::read_u32(&b[19..23])).filter(|p| *p != u32::MAX);
-            let stack = r.types("stack types")?;
-            points.push(CrPoint {
-                func: LE::read_u32(&b[0..4]),
-                code_offset: LE::read_u32(&b[4..8]),
-                kind,
-                indirect,
-                stack,
-                args: LE::read_u32(&b[10..14]),
-                callee,
-                parent,
-                route: LE::read_u32(&b[23..27]),
+        // Every byte but the locations' is checked now, in place.
+        if let Some(i) = types.iter().position(|c| ty_of(*c).is_none()) {
+            return Err(CrMetaError {
+                offset: (types_at + i) as u64,
+                message: format!("invalid checkpoint metadata: value type code {}, expected 0 to 5", types[i]),
             });
         }
-        let n = r.count("records", 12)?;
-        let key_bytes = r.take(n * 12, "record keys")?;
-        let keys_at = r.pos - n * 12;
-        let mut keys = Vec::with_capacity(n);
-        let mut counts = Vec::with_capacity(n);
-        let mut total = 0usize;
-        for (i, b) in key_bytes.chunks_exact(12).enumerate() {
-            let (func, offset, k) = (LE::read_u32(&b[0..4]), LE::read_u32(&b[4..8]), LE::read_u32(&b[8..12]) as usize);
-            if keys.last().is_some_and(|last| (func, offset) <= *last) {
+        check_table::<CrFunc>(nf, funcs_at, funcs, nt)?;
+        check_table::<CrPoint>(np, points_at, points, nt)?;
+        let mut last = None;
+        for (i, e) in keys.chunks_exact(KEY_SIZE).enumerate() {
+            let at = keys_at + i * KEY_SIZE;
+            let (func, offset) = (u32le(e, 0), u32le(e, 4));
+            if last.is_some_and(|l| (func, offset) <= l) {
                 return Err(CrMetaError {
-                    offset: (keys_at + i * 12) as u64,
+                    offset: at as u64,
                     message: format!("invalid checkpoint metadata: record (function {func}, offset {offset:#x}) out of order"),
                 });
             }
-            keys.push((func, offset));
-            counts.push(k);
-            total = total.saturating_add(k);
-        }
-        let left = bytes.len() - r.pos;
-        if total.saturating_mul(LOCATION_SIZE) > left {
-            return Err(r.err(format!("{total} locations, but only {left} bytes are left")));
-        }
-        let mut decoded = Vec::with_capacity(if keep.is_some() { 0 } else { n });
-        let mut at = Vec::with_capacity(if keep.is_some() { n } else { 0 });
-        for (&(func, offset), &k) in keys.iter().zip(&counts) {
-            let start = r.pos;
-            r.take(k * LOCATION_SIZE, "locations")?;
-            if keep.is_some() {
-                // Decoded and checked when first looked at.
-                at.push((start as u32, k as u32));
-            } else {
-                decoded.push(CrRecord { func, offset, locations: locations(bytes, start, k)? });
+            last = Some((func, offset));
+            let (first, k) = (u32le(e, 8), u32le(e, 12));
+            if u64::from(first) + u64::from(k) > nl as u64 {
+                return Err(CrMetaError {
+                    offset: (at + 8) as u64,
+                    message: format!("invalid checkpoint metadata: locations {first}..{} past the {nl} there are", u64::from(first) + u64::from(k)),
+                });
             }
         }
-        let records = match keep {
-            Some(blob) => Records {
-                keys,
-                decoded: Vec::new(),
-                lazy: Some(LazyRecords { blob, at, done: std::sync::Mutex::new(Vec::new()) }),
-            },
-            None => Records::from(decoded),
+        let sorted = points.chunks_exact(CrPoint::SIZE).zip(points.chunks_exact(CrPoint::SIZE).skip(1)).all(|(a, b)| CrPoint::key(a) < CrPoint::key(b));
+        let (funcs, points, records) = match keep {
+            Some(blob) => {
+                let types = &blob[types_at..][..nt];
+                let place = |at, n, sorted| InPlace { blob, at, n, types, sorted };
+                let records = LazyRecords { blob, keys: keys_at, n: nr, locations: locations_at, done: std::sync::Mutex::new(Vec::new()) };
+                (
+                    Table { repr: Repr::InPlace(place(funcs_at, nf, false)) },
+                    Table { repr: Repr::InPlace(place(points_at, np, sorted)) },
+                    Records { repr: RecordsRepr::InPlace(records) },
+                )
+            }
+            None => {
+                let funcs: Vec<CrFunc> = funcs.chunks_exact(CrFunc::SIZE).map(|e| CrFunc::decode(e, types)).collect();
+                let points: Vec<CrPoint> = points.chunks_exact(CrPoint::SIZE).map(|e| CrPoint::decode(e, types)).collect();
+                let mut records = Vec::with_capacity(nr);
+                for e in keys.chunks_exact(KEY_SIZE) {
+                    let pos = locations_at + u32le(e, 8) as usize * LOCATION_SIZE;
+                    records.push(CrRecord { func: u32le(e, 0), offset: u32le(e, 4), locations: locations(bytes, pos, u32le(e, 12) as usize)? });
+                }
+                (funcs.into(), points.into(), records.into())
+            }
         };
-        if r.pos != bytes.len() {
-            return Err(r.err(format!("{} unexpected bytes after the records", bytes.len() - r.pos)));
-        }
         Ok(CrMeta { version, isa, module, build, funcs, points, records })
     }
 }
@@ -718,7 +1009,8 @@ mod tests {
             funcs: vec![
                 CrFunc { func: 3, locals: vec![ValType::I32, ValType::F64, ValType::ExternRef], entry_point: 0, max_height: 2 },
                 CrFunc { func: 4, locals: vec![], entry_point: 2, max_height: 0 },
-            ],
+            ]
+            .into(),
             points: vec![
                 CrPoint { func: 3, code_offset: 40, kind: FrameKind::Entry, indirect: false, stack: vec![], args: 0, callee: None, parent: None, route: 0 },
                 CrPoint {
@@ -733,7 +1025,8 @@ mod tests {
                     route: 2,
                 },
                 CrPoint { func: 4, code_offset: 60, kind: FrameKind::Loop, indirect: false, stack: vec![], args: 0, callee: Some(Callee::Func(3)), parent: Some(2), route: 3 },
-            ],
+            ]
+            .into(),
             records: vec![CrRecord {
                 func: 0,
                 offset: 0x1c,
@@ -782,18 +1075,70 @@ mod tests {
         // The old MessagePack layout.
         let e = CrMeta::from_bytes(&[0x98, 0x02, 0xa6]).unwrap_err();
         assert!(e.message.contains("version 2 (MessagePack)") && e.message.contains("recompile"), "{e}");
-        // The first local's type of the first function.
-        let at = 4 + (4 + 7) + (4 + 64) + (4 + 64) + 4 + 12 + 4;
+        // The first local's type of the first function: the first byte of
+        // the types area (after the tables and its count).
+        let at = 4 + (4 + 7) + (4 + 64) + (4 + 64) + (4 + 2 * 20) + (4 + 3 * 35) + (4 + 16) + 4;
         let mut v = bytes.clone();
-        assert_eq!(v[at], 0);
+        assert_eq!(v[at..at + 3], [0, 3, 5]);
         v[at] = 9;
         let e = CrMeta::from_bytes(&v).unwrap_err();
         assert!(e.message.contains("value type code 9"), "{e}");
-        assert_eq!(e.offset, at as u64 + 1);
+        assert_eq!(e.offset, at as u64);
         // A huge count is refused before anything is allocated.
-        let mut v = bytes;
+        let mut v = bytes.clone();
         v[at - 4..at].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(CrMeta::from_bytes(&v).unwrap_err().message.contains("bytes are left"));
+        // A types range past the types area, a bad kind, records out of
+        // order or past the locations: named at their bytes, by both ways
+        // of opening.
+        let func0 = 4 + (4 + 7) + (4 + 64) + (4 + 64) + 4;
+        let point1 = func0 + 2 * 20 + 4 + 35;
+        let key0 = func0 + 2 * 20 + 4 + 3 * 35 + 4;
+        for (at, value, what) in [
+            (func0 + 16, 200u8, "past the 6 of the types area"),
+            (point1 + 8, 3, "point kind 3"),
+            (point1 + 14, 3, "callee tag 3"),
+            (key0 + 12, 5, "locations 0..5 past the 4"),
+        ] {
+            let mut v = bytes.clone();
+            v[at] = value;
+            let e = CrMeta::from_bytes(&v).unwrap_err();
+            assert!(e.message.contains(what), "{at}: {e}");
+            let named = if what.starts_with("past") || what.starts_with("locations") { at - 4 } else { at };
+            assert_eq!(e.offset as usize, named, "{e}");
+            let v: &'static [u8] = Box::leak(v.into_boxed_slice());
+            assert_eq!(CrMeta::from_static(v).unwrap_err(), e);
+        }
+    }
+
+    #[test]
+    fn points_and_functions_read_in_place_are_the_decoded_ones() {
+        let m = sample();
+        let bytes: &'static [u8] = Box::leak(m.to_bytes().into_boxed_slice());
+        let lazy = CrMeta::from_static(bytes).unwrap();
+        assert_eq!(lazy.points.len(), 3);
+        for i in 0..4 {
+            assert_eq!(lazy.points.get(i), m.points.get(i), "point {i}");
+        }
+        assert_eq!(lazy.funcs.first_func(), Some(3));
+        assert_eq!(lazy.func(3).as_deref(), m.func(3).as_deref());
+        assert_eq!(lazy.func(4).unwrap().entry_point, 2);
+        assert!(lazy.func(2).is_none() && lazy.func(5).is_none());
+        // Looked up by key: sorted, then (a copy moved out of order) not.
+        for (i, p) in m.points.iter().enumerate() {
+            assert_eq!(lazy.points.find(p.func, p.code_offset, p.kind), Some(i as u32));
+            assert_eq!(m.points.find(p.func, p.code_offset, p.kind), Some(i as u32));
+        }
+        assert_eq!(lazy.points.find(3, 44, FrameKind::Loop), None);
+        assert_eq!(lazy.points.find(9, 0, FrameKind::Entry), None);
+        let mut unsorted = m.clone();
+        unsorted.points.to_mut().swap(0, 2);
+        let ub: &'static [u8] = Box::leak(unsorted.to_bytes().into_boxed_slice());
+        let lu = CrMeta::from_static(ub).unwrap();
+        assert_eq!(lu.points.find(4, 60, FrameKind::Loop), Some(0));
+        assert_eq!(lu.points.find(3, 40, FrameKind::Entry), Some(2));
+        assert_eq!(lu.points.find(3, 44, FrameKind::Call), Some(1));
+        assert_eq!(lu.to_bytes(), ub);
     }
 
     #[test]

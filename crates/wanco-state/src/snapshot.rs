@@ -478,16 +478,11 @@ pub fn target_behind_note(n: u64, points: u64) -> String {
     )
 }
 
-/// `Vec<u8>` as a MessagePack `bin`, read back in one copy (not byte by
-/// byte as an array): `#[serde(with = "bin")]` (memory pages here, data
-/// segments in [`crate::module`]).
-pub(crate) mod bin {
-    use serde::{Deserializer, Serializer};
+/// A MessagePack `bin` read back into a `Vec<u8>` in one copy (not byte by
+/// byte as an array): `#[serde(deserialize_with = "bin::deserialize")]`.
+mod bin {
+    use serde::Deserializer;
     use std::fmt;
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         struct V;
@@ -577,7 +572,7 @@ struct PackedCopied {
 #[allow(dead_code)]
 struct ChunkCopied {
     page: u32,
-    #[serde(with = "bin")]
+    #[serde(deserialize_with = "bin::deserialize")]
     lz4: Vec<u8>,
 }
 

@@ -228,7 +228,7 @@ pub fn decode_record(
     };
     let mut frames = Vec::new();
     for (point_id, first) in record_frames(meta, rec)? {
-        let point = &meta.points[point_id as usize];
+        let point = meta.points.get(point_id as usize).ok_or_else(|| Error::Decode(here()))?;
         let func = meta.func(point.func).ok_or_else(|| Error::Decode(here()))?;
         let mut i = first;
         let mut locals = Vec::with_capacity(func.locals.len());
@@ -395,11 +395,13 @@ mod tests {
                     entry_point: 1,
                     max_height: 0,
                 },
-            ],
+            ]
+            .into(),
             points: vec![
                 point(5, vec![ValType::I64, ValType::ExternRef]),
                 point(6, vec![]),
-            ],
+            ]
+            .into(),
             records: records.into(),
         }
     }
@@ -550,7 +552,7 @@ mod tests {
         // Point of a function that is not defined.
         let (r, m) = regs_and_mem();
         let mut mt = meta(vec![]);
-        mt.points.push(point(9, vec![]));
+        mt.points.to_mut().push(point(9, vec![]));
         let e = decode_record(&mt, &rec(vec![Location::Constant(2)]), &r, &m).unwrap_err();
         assert!(
             e.to_string()
@@ -612,8 +614,8 @@ mod tests {
         ]);
         let mut meta = meta;
         // Make point 1 belong to function 5 (defined 0) with one f32 local.
-        meta.points[1] = point(5, vec![]);
-        meta.funcs[0].locals = vec![ValType::F32];
+        meta.points.to_mut()[1] = point(5, vec![]);
+        meta.funcs.to_mut()[0].locals = vec![ValType::F32];
         let starts = [0x1000u64, 0x5000];
 
         // pc 0x1010 (record 1) called from 0x1020 (record 2) called from the
@@ -681,8 +683,8 @@ mod tests {
         let eh = eh_frame(0x1000, 0x40, 16);
         let cfi = Cfi::from_eh_frame(Isa::X86_64, &eh, 0x9000);
         let mut meta = meta(vec![CrRecord { func: 0, offset: 0x40, locations: vec![Location::Constant(1), Location::Constant(7)] }]);
-        meta.points[1] = point(5, vec![]);
-        meta.funcs[0].locals = vec![ValType::F32];
+        meta.points.to_mut()[1] = point(5, vec![]);
+        meta.funcs.to_mut()[0].locals = vec![ValType::F32];
         let starts = [0x1000u64, 0x1040];
         let mut r = Regs::new(Isa::X86_64, 0x1040);
         r.set_sp(0x8000);

@@ -229,7 +229,8 @@ pub fn layout(
                 bits: Some(u64::from(*pid)),
             });
             let func = meta.func(f.func).ok_or_else(|| Error::Decode(format!("frame {i}: function {} is not defined", f.func)))?;
-            if func.locals.len() != f.locals.len() || meta.points[*pid as usize].stack.len() != f.stack.len() {
+            let point = meta.points.get(*pid as usize).ok_or_else(|| Error::Decode(format!("frame {i}: point {pid} does not exist")))?;
+            if func.locals.len() != f.locals.len() || point.stack.len() != f.stack.len() {
                 return Err(Error::Decode(format!(
                     "frame {i} (function {}, {} at {:#x}): {} locals and {} stack values, the target has {} and {} there",
                     f.func,
@@ -238,10 +239,10 @@ pub fn layout(
                     f.locals.len(),
                     f.stack.len(),
                     func.locals.len(),
-                    meta.points[*pid as usize].stack.len()
+                    point.stack.len()
                 )));
             }
-            let types = func.locals.iter().chain(&meta.points[*pid as usize].stack);
+            let types = func.locals.iter().chain(&point.stack);
             let values = f.locals.iter().map(|v| ("local", v)).chain(f.stack.iter().map(|v| ("stack slot", v)));
             let mut counts = [0usize; 2];
             for (k, ((what, v), ty)) in values.zip(types).enumerate() {
@@ -268,7 +269,9 @@ pub fn layout(
             _ => None,
         };
         out.push(NativeFrame {
-            func: meta.funcs[rec.func as usize].func,
+            func: meta.funcs.first_func().filter(|_| (rec.func as usize) < meta.funcs.len()).map(|f| f + rec.func).ok_or_else(|| {
+                Error::Decode(format!("defined function {} does not exist", rec.func))
+            })?,
             pc,
             offset: rec.offset,
             frame_size,
@@ -303,7 +306,7 @@ pub fn check(meta: &CrMeta, native: &NativeStack, frames: &[Frame]) -> Result<()
         )));
     }
     native.check_frames(frames).map_err(Error::Decode)?;
-    let first = meta.funcs.first().map_or(0, |f| f.func);
+    let first = meta.funcs.first_func().unwrap_or(0);
     let mut next = 0usize;
     for (k, nf) in native.frames.iter().enumerate() {
         let here = || format!("native frame {k} (function {}, offset {:#x})", nf.func, nf.offset);
@@ -342,7 +345,7 @@ pub fn check(meta: &CrMeta, native: &NativeStack, frames: &[Frame]) -> Result<()
         }
         for (j, (pid, first)) in layout.iter().enumerate() {
             let f = &frames[next + j];
-            let p = &meta.points[*pid as usize];
+            let p = meta.points.get(*pid as usize).ok_or_else(|| Error::Decode(format!("{}: point {pid} does not exist", here())))?;
             if (p.func, p.code_offset, p.kind) != (f.func, f.code_offset, f.kind) {
                 return Err(Error::Decode(format!(
                     "{}: Wasm frame {} is function {} {} at {:#x}, the binary's record has function {} {} at {:#x}",
@@ -383,7 +386,7 @@ pub fn check_addresses(
     func_start: &dyn Fn(u32) -> Option<u64>,
     cfi: Option<(&Cfi<'_>, u64)>,
 ) -> Result<(), Error> {
-    let first = meta.funcs.first().map_or(0, |f| f.func);
+    let first = meta.funcs.first_func().unwrap_or(0);
     let isa = Isa::from_name(&meta.isa);
     // The frame rule of each return site once: a deep recursion repeats a
     // few sites thousands of times (a restore checks its own view).
@@ -464,13 +467,15 @@ mod tests {
             funcs: vec![
                 CrFunc { func: 1, locals: vec![ValType::I32], entry_point: 0, max_height: 0 },
                 CrFunc { func: 2, locals: vec![ValType::I64], entry_point: 1, max_height: 0 },
-            ],
+            ]
+            .into(),
             points: vec![
                 point(1, 10, FrameKind::Call),
                 point(2, 20, FrameKind::Entry),
                 point(2, 30, FrameKind::Loop),
                 point(2, 40, FrameKind::Call),
-            ],
+            ]
+            .into(),
             records: vec![
                 CrRecord { func: 0, offset: 0x10, locations: vec![c(0), r(3)] },
                 CrRecord { func: 0, offset: 0x20, locations: vec![c(0), r(3), c(1), c(0)] },

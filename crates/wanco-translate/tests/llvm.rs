@@ -594,8 +594,9 @@ fn multi_meta(isa: Isa, records: Vec<CrRecord>) -> CrMeta {
             func(2, vec![ValType::I32]),
             func(3, vec![ValType::I32, ValType::F64, ValType::I32]),
             func(4, vec![ValType::I64, ValType::F32]),
-        ],
-        points,
+        ]
+        .into(),
+        points: points.into(),
         records: records.into(),
     }
 }
@@ -896,8 +897,9 @@ fn decode_inlined_frames() {
                     entry_point: 7,
                     max_height: 0,
                 },
-            ],
-            points,
+            ]
+            .into(),
+            points: points.into(),
             records: records.clone().into(),
         };
         let a: u32 = 41;
