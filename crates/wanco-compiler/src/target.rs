@@ -97,10 +97,17 @@ fn init() {
         // Deopt values (the Wasm state at each return site) stay where the
         // register allocator put them — callee-saved registers or spill
         // slots — instead of being stored to extra stack slots at every call.
-        let args = [c"wanco".as_ptr(), c"-use-registers-for-deopt-values".as_ptr()];
-        // SAFETY: two valid NUL-terminated strings; called once, before any
-        // code generation (LLVM's option parser is not thread-safe).
-        unsafe { llvm_sys::support::LLVMParseCommandLineOptions(2, args.as_ptr(), c"".as_ptr()) };
+        let mut args: Vec<std::ffi::CString> = vec![c"wanco".into(), c"-use-registers-for-deopt-values".into()];
+        // Extra LLVM options for investigating the compiler itself (e.g.
+        // `WANCO_LLVM_ARGS=-time-passes`); words with a NUL are skipped.
+        if let Ok(extra) = std::env::var("WANCO_LLVM_ARGS") {
+            args.extend(extra.split_whitespace().filter_map(|a| std::ffi::CString::new(a).ok()));
+        }
+        let ptrs: Vec<*const std::ffi::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        // SAFETY: `ptrs` are valid NUL-terminated strings (`args` outlives
+        // the call); called once, before any code generation (LLVM's option
+        // parser is not thread-safe).
+        unsafe { llvm_sys::support::LLVMParseCommandLineOptions(ptrs.len() as i32, ptrs.as_ptr(), c"".as_ptr()) };
     });
 }
 

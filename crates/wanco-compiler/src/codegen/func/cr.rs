@@ -63,6 +63,19 @@ struct Poll<'ctx> {
     routes: Vec<(u32, BasicBlock<'ctx>)>,
 }
 
+/// Deopt-bundle values (summed over a function's bundles) above which the
+/// function is not vectorized. Every local live across a call is an operand
+/// of that call's bundle, and LLVM's SLP vectorizer takes time that grows
+/// faster than the uses of a function's values: a function with 100 i64
+/// locals live across 100 calls (10,100 values) took 10 s to compile, 8 s
+/// of it in the SLP vectorizer (2 s without; 0.2 s with `--no-cr`). The
+/// largest function of the test programs has 3,867 (wasi-libc's
+/// `printf_core` 3,549), and compiles as fast with the vectorizer. LLVM
+/// keeps both vectorizers out of a `noimplicitfloat` function, which is how
+/// this is done (explicit float code is unchanged; `wanco compile`'s
+/// pipeline options cannot turn SLP off: `default<O2>` turns it back on).
+const SLP_DEOPT_LIMIT: usize = 5000;
+
 /// Per-function checkpoint/restore state.
 pub(super) struct FuncCr<'ctx> {
     /// Validator stepped in lockstep with code generation: the types of the
@@ -78,6 +91,9 @@ pub(super) struct FuncCr<'ctx> {
     func_index: u32,
     /// The live locals at every point of the function.
     live: FuncLiveness,
+    /// Values (live locals and operand-stack values) of all the function's
+    /// deopt bundles so far.
+    deopt_values: usize,
 }
 
 impl<'ctx> FuncCr<'ctx> {
@@ -101,6 +117,7 @@ impl<'ctx> FuncCr<'ctx> {
             max_height: 0,
             func_index: body.func_index,
             live,
+            deopt_values: 0,
         })
     }
 }
@@ -166,6 +183,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             vals.push(v.into());
         }
         vals.extend(stack.iter().map(|v| AnyValueEnum::from(*v)));
+        let constants = 1 + self.locals.len() - (0..self.locals.len()).filter(|i| live.contains(*i)).count();
+        self.crs().deopt_values += vals.len() - constants;
         Ok(OperandBundle::create("deopt", &vals))
     }
 
@@ -407,6 +426,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             max_height: c.max_height as u32,
         };
         self.m.cr.as_ref().expect("checkpointing enabled").funcs.borrow_mut().push(func);
+        if c.deopt_values > SLP_DEOPT_LIMIT {
+            // Keeps the SLP vectorizer (and with it the loop vectorizer) out
+            // of this function: see `SLP_DEOPT_LIMIT`.
+            let attr = self.m.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id("noimplicitfloat"), 0);
+            self.f.add_attribute(AttributeLoc::Function, attr);
+        }
         Ok(())
     }
 }
@@ -482,5 +507,44 @@ mod tests {
         }
         // $acc is live at the loop header, where it is not a constant.
         assert!(sum.iter().any(|r| !matches!(r.locations[4], Location::Constant(_))), "{sum:?}");
+    }
+
+    /// Whether function `name` of optimised IR `ir` has attribute `attr`.
+    fn has_attribute(ir: &str, name: &str, attr: &str) -> bool {
+        let define = ir.lines().find(|l| l.starts_with("define") && l.contains(&format!("@{name}("))).expect("defined");
+        let group = define.rsplit_once(" #").and_then(|(_, g)| g.split_whitespace().next()).expect("attribute group");
+        let attrs = ir.lines().find(|l| l.starts_with(&format!("attributes #{group} = "))).expect("group defined");
+        attrs.split_whitespace().any(|a| a == attr)
+    }
+
+    /// `n` i64 locals of function 1 each set by a call while the ones
+    /// before are live, then all summed.
+    fn wide(n: usize) -> Vec<u8> {
+        let locals: String = (0..n).map(|i| format!("(local $a{i} i64) ")).collect();
+        let sets: String = (0..n).map(|i| format!("(local.set $a{i} (call $g (i64.const {i})))\n")).collect();
+        let sum: String = (0..n).map(|i| format!("(local.get $a{i}) i64.add\n")).collect();
+        let wat = format!(
+            r#"(module
+              (func $g (param i64) (result i64) (i64.mul (local.get 0) (i64.const 3)))
+              (func $w (result i64) {locals}
+                {sets}
+                i64.const 0
+                {sum})
+              (func (export "_start") (drop (call $w))))"#
+        );
+        wat::parse_str(wat).expect("wat")
+    }
+
+    /// A function whose deopt bundles hold more than `SLP_DEOPT_LIMIT` values
+    /// is kept from the vectorizers (`noimplicitfloat`); others are not, and
+    /// nothing is without the instrumentation.
+    #[test]
+    fn functions_with_huge_deopt_bundles_are_not_vectorized() {
+        // 120 locals: ~7,300 live values over the bundles; 40: ~800.
+        for (n, cr, kept_out) in [(120, true, true), (40, true, false), (120, false, false)] {
+            let opts = crate::CompileOptions { cr, ..Default::default() };
+            let ir = crate::compile_ir(&wide(n), &opts).expect("compile");
+            assert_eq!(has_attribute(&ir, "f1", "noimplicitfloat"), kept_out, "{n} locals, cr {cr}");
+        }
     }
 }
