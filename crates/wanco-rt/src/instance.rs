@@ -186,9 +186,11 @@ impl Instance {
                 abi::ABI_VERSION
             ));
         }
-        // SAFETY: the compiler emits `meta_len` bytes at `meta`.
-        let meta = unsafe { std::slice::from_raw_parts(desc.meta, desc.meta_len as usize) };
-        // Static data of the program: segments and names are borrowed.
+        // SAFETY: the compiler emits `meta_len` bytes at `meta`, in the
+        // program's read-only data: they live as long as the program
+        // (`'static`; descriptors are never unloaded).
+        let meta: &'static [u8] = unsafe { std::slice::from_raw_parts(desc.meta, desc.meta_len as usize) };
+        // Segments and names are borrowed from it, not copied.
         ModuleInfo::from_static(meta)
     }
 
