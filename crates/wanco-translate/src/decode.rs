@@ -10,7 +10,8 @@
 
 use crate::unwind::{Cfi, Memory, Regs};
 use crate::Error;
-use wanco_state::crmeta::{CrMeta, CrRecord, Location};
+use std::borrow::Cow;
+use wanco_state::crmeta::{CrFunc, CrMeta, CrPoint, CrRecord, Location};
 use wanco_state::ValType;
 
 /// Most physical frames [`walk`] decodes before giving up (a loop guard: the
@@ -138,6 +139,21 @@ fn read_value(
 ///
 /// The outermost frame must be a point of the record's own function.
 pub fn record_frames(meta: &CrMeta, rec: &CrRecord) -> Result<Vec<(u32, usize)>, Error> {
+    Ok(record_layout(meta, rec)?.into_iter().map(|f| (f.point_id, f.first)).collect())
+}
+
+/// One virtual frame of a record: its point id, the index of its first
+/// local in the record's locations, and its point and function, decoded
+/// once (metadata read in place decodes an entry at every look).
+pub(crate) struct FrameLayout<'m> {
+    pub point_id: u32,
+    pub first: usize,
+    pub point: Cow<'m, CrPoint>,
+    pub func: Cow<'m, CrFunc>,
+}
+
+/// [`record_frames`], with each frame's point and function.
+pub(crate) fn record_layout<'m>(meta: &'m CrMeta, rec: &CrRecord) -> Result<Vec<FrameLayout<'m>>, Error> {
     let here = || {
         format!(
             "record of defined function {} at offset {:#x}",
@@ -204,7 +220,7 @@ pub fn record_frames(meta: &CrMeta, rec: &CrRecord) -> Result<Vec<(u32, usize)>,
                 locs.len() - i
             )));
         }
-        frames.push((point_id, i));
+        frames.push(FrameLayout { point_id, first: i, point, func });
         i += need;
     }
     Ok(frames)
@@ -227,9 +243,7 @@ pub fn decode_record(
         )
     };
     let mut frames = Vec::new();
-    for (point_id, first) in record_frames(meta, rec)? {
-        let point = meta.points.get(point_id as usize).ok_or_else(|| Error::Decode(here()))?;
-        let func = meta.func(point.func).ok_or_else(|| Error::Decode(here()))?;
+    for FrameLayout { point_id, first, point, func } in record_layout(meta, rec)? {
         let mut i = first;
         let mut locals = Vec::with_capacity(func.locals.len());
         for (k, ty) in func.locals.iter().enumerate() {
@@ -348,7 +362,7 @@ mod tests {
     use super::*;
     use crate::unwind::Isa;
     use std::collections::HashMap;
-    use wanco_state::crmeta::{CrFunc, CrPoint, CRMETA_VERSION};
+    use wanco_state::crmeta::CRMETA_VERSION;
     use wanco_state::snapshot::FrameKind;
 
     #[derive(Default)]

@@ -13,7 +13,7 @@
 //!   every return address a record, every location the record's, every
 //!   value where and as the record says)?
 
-use crate::decode::{record_frames, NativeFrame as WalkedFrame};
+use crate::decode::{record_frames, record_layout, FrameLayout, NativeFrame as WalkedFrame};
 use crate::unwind::{Cfi, Isa};
 use crate::Error;
 use std::collections::HashMap;
@@ -334,7 +334,7 @@ pub fn check(meta: &CrMeta, native: &NativeStack, frames: &[Frame]) -> Result<()
                 )));
             }
         }
-        let layout = record_frames(meta, rec)?;
+        let layout = record_layout(meta, rec)?;
         if layout.len() != nf.wasm_frames as usize {
             return Err(Error::Decode(format!(
                 "{}: holds {} Wasm frames, the binary's record {}",
@@ -343,9 +343,8 @@ pub fn check(meta: &CrMeta, native: &NativeStack, frames: &[Frame]) -> Result<()
                 layout.len()
             )));
         }
-        for (j, (pid, first)) in layout.iter().enumerate() {
+        for (j, FrameLayout { point_id: pid, first, point: p, .. }) in layout.iter().enumerate() {
             let f = &frames[next + j];
-            let p = meta.points.get(*pid as usize).ok_or_else(|| Error::Decode(format!("{}: point {pid} does not exist", here())))?;
             if (p.func, p.code_offset, p.kind) != (f.func, f.code_offset, f.kind) {
                 return Err(Error::Decode(format!(
                     "{}: Wasm frame {} is function {} {} at {:#x}, the binary's record has function {} {} at {:#x}",
