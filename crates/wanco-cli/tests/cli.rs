@@ -1,6 +1,8 @@
 //! `wanco` on bad input: a clear message naming what is wrong (and where),
 //! exit code 2, never a panic.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -120,14 +122,7 @@ fn canonical_nans_are_the_same_on_both_isas() {
     let dir = tempfile::tempdir().unwrap();
     let wat = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/programs/wat/nan_ops.wat");
     let run = |bin: &Path, isa: &str, args: &[&str]| {
-        let mut c = if isa == "x86_64" {
-            Command::new(bin)
-        } else {
-            let mut c = Command::new("qemu-aarch64");
-            c.args(["-L", "/usr/aarch64-linux-gnu"]).arg(bin);
-            c
-        };
-        let o = c.args(args).output().unwrap();
+        let o = common::on_isa(bin, isa).args(args).output().unwrap();
         assert!(o.status.success(), "{isa}: {}", String::from_utf8_lossy(&o.stderr));
         (String::from_utf8(o.stdout).unwrap(), String::from_utf8(o.stderr).unwrap())
     };

@@ -4,6 +4,8 @@
 //! snapshots, snapshots of another module and of a newer format are refused
 //! with exit 2 and a clear message; `SIGUSR1` checkpoints at the next point.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -291,32 +293,23 @@ fn sigusr1_checkpoints_at_the_next_point() {
 #[test]
 fn a_trap_counts_the_same_points_on_every_engine() {
     let dir = tempfile::tempdir().unwrap();
-    for prog in ["trap_unreachable"] {
-        let wasm = program(prog);
-        let wasm = wasm.to_str().unwrap();
-        let count = |o: &Output| {
-            let e = stderr(o);
-            assert_eq!(o.status.code(), Some(134), "{prog}: {e}");
-            let n = e.lines().find_map(|l| l.strip_prefix("migration points: ")).unwrap_or_else(|| panic!("{prog}: no count: {e}")).to_string();
-            assert!(e.contains(&format!("note: the program ended after {n} migration points, before --checkpoint-after-points 999999999")), "{prog}: {e}");
-            n
-        };
-        let args = ["--count-points", "--checkpoint-after-points", "999999999"];
-        let interp = count(&wanco(&[&["interp"][..], &args, &[wasm]].concat()));
-        for isa in ["x86_64", "aarch64"] {
-            let bin = dir.path().join(format!("{prog}-{isa}"));
-            let o = wanco(&["compile", wasm, "--target", isa, "-o", bin.to_str().unwrap()]);
-            assert!(o.status.success(), "{}", stderr(&o));
-            let mut cmd = if isa == "x86_64" {
-                Command::new(&bin)
-            } else {
-                let mut c = Command::new("qemu-aarch64");
-                c.args(["-L", "/usr/aarch64-linux-gnu"]).arg(&bin);
-                c
-            };
-            let o = cmd.args(args).output().unwrap();
-            assert_eq!(count(&o), interp, "{prog} on {isa} vs the interpreter");
-        }
+    let wasm = program("trap_unreachable");
+    let wasm = wasm.to_str().unwrap();
+    let count = |o: &Output| {
+        let e = stderr(o);
+        assert_eq!(o.status.code(), Some(134), "{e}");
+        let n = e.lines().find_map(|l| l.strip_prefix("migration points: ")).unwrap_or_else(|| panic!("no count: {e}")).to_string();
+        assert!(e.contains(&format!("note: the program ended after {n} migration points, before --checkpoint-after-points 999999999")), "{e}");
+        n
+    };
+    let args = ["--count-points", "--checkpoint-after-points", "999999999"];
+    let interp = count(&wanco(&[&["interp"][..], &args, &[wasm]].concat()));
+    for isa in ["x86_64", "aarch64"] {
+        let bin = dir.path().join(format!("trap_unreachable-{isa}"));
+        let o = wanco(&["compile", wasm, "--target", isa, "-o", bin.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = common::on_isa(&bin, isa).args(args).output().unwrap();
+        assert_eq!(count(&o), interp, "trap_unreachable on {isa} vs the interpreter");
     }
 }
 
