@@ -47,10 +47,14 @@ pub struct FuncOptions {
 enum Kind<'ctx> {
     Function,
     Block,
-    /// `phis`: one per value below the loop's parameters that the header
-    /// re-defines (`base` of them, all values below when checkpointing is
-    /// on, none otherwise), then one per parameter.
-    Loop { header: BasicBlock<'ctx>, phis: Vec<PhiValue<'ctx>>, base: usize },
+    /// `header`: where a branch to the loop's label goes (with
+    /// checkpointing, the loop's latch: see `cr::loop_poll`). `phis`: one
+    /// per value below the loop's parameters that `header` re-defines
+    /// (`base` of them, all values below when checkpointing is on, none
+    /// otherwise), then one per parameter. `entry`: with checkpointing, the
+    /// block that enters the loop (where restore routes come in) and its
+    /// phis, laid out as `phis`.
+    Loop { header: BasicBlock<'ctx>, phis: Vec<PhiValue<'ctx>>, base: usize, entry: Option<(BasicBlock<'ctx>, Vec<PhiValue<'ctx>>)> },
     /// `entry`: the whole operand stack at the `if` (parameters on top).
     If { else_bb: BasicBlock<'ctx>, entry: Vec<BasicValueEnum<'ctx>>, has_else: bool },
 }
@@ -65,6 +69,14 @@ struct Control<'ctx> {
     /// followed by the result values). Values below that differ between
     /// edges (a restore route re-defines them) get a phi at the end.
     incoming: Vec<(BasicBlock<'ctx>, Vec<BasicValueEnum<'ctx>>)>,
+}
+
+impl Control<'_> {
+    /// A loop laid out for checkpointing as a call-free one (see
+    /// `cr::loop_poll`): inside, the count is kept in the local counter.
+    fn is_call_free_loop(&self) -> bool {
+        matches!(self.kind, Kind::Loop { entry: Some(_), .. })
+    }
 }
 
 struct FuncCx<'a, 'ctx, 'w> {
@@ -267,14 +279,17 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
 
     /// The block that raises `code`.
     fn trap_bb(&mut self, code: TrapCode) -> Result<BasicBlock<'ctx>> {
-        if let Some(bb) = self.traps.get(&(code as u32)) {
+        // An `unreachable` inside a loop stores the local counter: its trap
+        // block is not shared with code outside loops.
+        let key = code as u32 | if code == TrapCode::Unreachable && self.in_loop() { 1 << 16 } else { 0 };
+        if let Some(bb) = self.traps.get(&key) {
             return Ok(*bb);
         }
         let cur = self.b.get_insert_block().unwrap();
         let bb = self.m.ctx.append_basic_block(self.f, "trap");
         self.b.position_at_end(bb);
-        // The migration-point count is kept in a local between calls; at an
-        // `unreachable` (abort, a Rust panic: how programs die) the runtime
+        // Inside loops the migration-point count is kept in a local between
+        // calls; at an `unreachable` (abort, a Rust panic: how programs die) the runtime
         // reads it (`--count-points`, the notes). Not at the traps of checks
         // inside loops (division, indirect calls, bounds): the store there
         // kept the count live on hot paths, 5 % of `compute`'s run time.
@@ -285,7 +300,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         self.b.build_call(trap, &[self.vmctx.into(), self.i32().const_int(code as u64, false).into()], "")?;
         self.b.build_unreachable()?;
         self.b.position_at_end(cur);
-        self.traps.insert(code as u32, bb);
+        self.traps.insert(key, bb);
         Ok(bb)
     }
 
@@ -778,11 +793,25 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// Record a branch from the current block to label `depth`, passing the
     /// label's arity of values from the top of the stack (not popped).
     fn branch_to(&mut self, depth: u32) -> Result<BasicBlock<'ctx>> {
-        let cur = self.b.get_insert_block().unwrap();
         let idx = self.control.len() - 1 - depth as usize;
+        let leaves_loops = self.cr.is_some()
+            && self.in_loop()
+            && !self.control[idx].is_call_free_loop()
+            && !self.control[..idx].iter().any(Control::is_call_free_loop);
+        let mut edge = None;
+        if leaves_loops {
+            // Leaving the outermost loop: the global counter is current from
+            // here on. The store is on this edge only, not on the loop's path.
+            let from = self.b.get_insert_block().unwrap();
+            let e = self.m.ctx.append_basic_block(self.f, "loop_leave");
+            self.b.position_at_end(e);
+            self.counter_out()?;
+            edge = Some((from, e));
+        }
+        let cur = self.b.get_insert_block().unwrap();
         let c = &mut self.control[idx];
         match &c.kind {
-            Kind::Loop { header, phis, base } => {
+            Kind::Loop { header, phis, base, .. } => {
                 let nparams = phis.len() - base;
                 let below = &self.stack[c.height - base..c.height];
                 let params = &self.stack[self.stack.len() - nparams..];
@@ -796,7 +825,15 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 let mut vals = self.stack[..c.height].to_vec();
                 vals.extend_from_slice(&self.stack[self.stack.len() - n..]);
                 c.incoming.push((cur, vals));
-                Ok(c.end_bb)
+                let end = c.end_bb;
+                match edge {
+                    Some((from, e)) => {
+                        self.b.build_unconditional_branch(end)?;
+                        self.b.position_at_end(from);
+                        Ok(e)
+                    }
+                    None => Ok(end),
+                }
             }
         }
     }
@@ -816,6 +853,13 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     fn end_frame(&mut self) -> Result<()> {
         if self.reachable {
             // Fall through to the end (for a loop too: not a branch to its label).
+            if self.control.len() >= 2
+                && self.control.last().unwrap().is_call_free_loop()
+                && !self.control[..self.control.len() - 1].iter().any(Control::is_call_free_loop)
+            {
+                // Falling out of the outermost call-free loop.
+                self.counter_out()?;
+            }
             let cur = self.b.get_insert_block().unwrap();
             let c = self.control.last_mut().unwrap();
             let mut vals = self.stack[..c.height].to_vec();
@@ -870,7 +914,6 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     }
 
     fn emit_return(&mut self, vals: &[BasicValueEnum<'ctx>]) -> Result<()> {
-        self.counter_out()?;
         match vals.len() {
             0 => {
                 self.b.build_return(None)?;
@@ -937,9 +980,38 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     self.push(phi.as_basic_value());
                     phis.push(phi);
                 }
-                self.push_control(Kind::Loop { header, phis, base }, p, r);
-                if let Some(types) = types {
-                    self.loop_poll(types)?;
+                match types {
+                    Some(types) => {
+                        let call_free = self.cr.as_ref().expect("checkpointing").call_free_loop(self.offset);
+                        if call_free && !self.in_loop() {
+                            // The outermost call-free loop keeps the count in
+                            // the local counter (see `cr`).
+                            self.b.position_at_end(cur);
+                            let cnt = self.cr.as_ref().expect("checkpointing").cnt_ptr();
+                            let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
+                            let terminator = cur.get_terminator().expect("branch to the loop");
+                            self.b.position_before(&terminator);
+                            let c = self.b.build_load(self.i64(), g.as_pointer_value(), "cl")?;
+                            self.b.build_store(cnt, c)?;
+                        }
+                        if call_free {
+                            // Branches to the label go to the latch, built by
+                            // `loop_poll`, which polls there too.
+                            let latch = ctx.append_basic_block(self.f, "loop_latch");
+                            self.b.position_at_end(latch);
+                            let mut lphis = Vec::new();
+                            for v in &vals {
+                                lphis.push(self.b.build_phi(v.get_type(), "lb")?);
+                            }
+                            self.b.position_at_end(header);
+                            self.push_control(Kind::Loop { header: latch, phis: lphis, base, entry: Some((header, phis)) }, p, r);
+                        } else {
+                            self.b.position_at_end(header);
+                            self.push_control(Kind::Loop { header, phis, base, entry: None }, p, r);
+                        }
+                        self.loop_poll(types)?;
+                    }
+                    None => self.push_control(Kind::Loop { header, phis, base, entry: None }, p, r),
                 }
             }
             O::If { blockty } => {

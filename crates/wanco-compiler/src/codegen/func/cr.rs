@@ -1,13 +1,23 @@
 //! Checkpoint/restore instrumentation of one function.
 //!
 //! **Polls.** Every migration point (function entry, loop header) counts
-//! down a counter kept in a local (a register after `mem2reg`; synchronised
-//! with the runtime's global `wanco_cr_counter` around calls and returns).
-//! When it reaches zero, execution goes to the cold slow path, a call of
+//! down the runtime's global `wanco_cr_counter`; when it reaches zero,
+//! execution goes to the cold slow path, a call of
 //! `wanco_cr_slow(vmctx, point)` carrying a `"deopt"` bundle with the
 //! point's Wasm state. The runtime sets the counter: a batch of points, at
 //! whose end it looks at the signal flag and the checkpoint target, or 1
-//! while a restore rebuilds the frames.
+//! while a restore rebuilds the frames. Where the count is kept:
+//!
+//! * outside loops and in loops that call: in the global itself, so the
+//!   entry poll is one decrement in memory and a branch, and nothing is
+//!   synchronised around calls and returns;
+//! * in a loop without calls (nor calls in the loops it contains): in a
+//!   local (a register after `mem2reg`), loaded where the outermost such
+//!   loop is entered and stored back wherever control leaves it (`br`,
+//!   `br_if`, `br_table` and `return` to a label outside: on that edge only;
+//!   falling out of it; an `unreachable`). Such a loop is laid out as two
+//!   nested loops (see `loop_poll`) whose inner one has no call
+//!   and a computable trip count, so LLVM still vectorizes and hoists.
 //!
 //! **Return sites.** Every call of a Wasm function carries a `"deopt"`
 //! bundle with the caller's state (point id, locals, operand stack below the
@@ -22,8 +32,8 @@
 //! operand stack from the runtime's value buffer `wanco_cr_values`; at a
 //! call site the call is re-issued with zero arguments and the callee's
 //! entry poll restores the callee's frame. Loops are only ever entered at
-//! their header, so the control flow stays reducible and loop optimisations
-//! are unaffected.
+//! their entry block, so the control flow stays reducible and loop
+//! optimisations are unaffected.
 //!
 //! **Liveness** ([`wanco_state::liveness`]). A local that is dead at a point
 //! (not read before being written on any path from it) is a constant zero in
@@ -94,6 +104,37 @@ pub(super) struct FuncCr<'ctx> {
     /// Values (live locals and operand-stack values) of all the function's
     /// deopt bundles so far.
     deopt_values: usize,
+    /// Code offsets of the loops that contain no call, ascending.
+    call_free_loops: Vec<u32>,
+}
+
+/// Code offsets of the loops of `body` that contain no call, ascending.
+fn call_free_loops(body: &wasmparser::FunctionBody<'_>) -> Result<Vec<u32>> {
+    use wasmparser::Operator as O;
+    // Open blocks: `Some((offset, calls))` for a loop.
+    let mut open: Vec<Option<(u32, bool)>> = Vec::new();
+    let mut out = Vec::new();
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        let (op, off) = ops.read_with_offset()?;
+        match op {
+            O::Loop { .. } => open.push(Some((off as u32, false))),
+            O::Block { .. } | O::If { .. } | O::Try { .. } | O::TryTable { .. } => open.push(None),
+            O::End => {
+                if let Some(Some((off, false))) = open.pop() {
+                    out.push(off);
+                }
+            }
+            O::Call { .. } | O::CallIndirect { .. } | O::ReturnCall { .. } | O::ReturnCallIndirect { .. } | O::CallRef { .. } | O::ReturnCallRef { .. } => {
+                for l in open.iter_mut().flatten() {
+                    l.1 = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
 }
 
 impl<'ctx> FuncCr<'ctx> {
@@ -104,10 +145,9 @@ impl<'ctx> FuncCr<'ctx> {
         types.read_locals(&mut reader)?;
         let nparams = cx.m.decoded.info.func_type(body.func_index).map_or(0, |t| t.params.len() as u32);
         let live = wanco_state::liveness::analyze(&body.body, nparams)?;
+        // Loaded from `wanco_cr_counter` where the outermost loop is
+        // entered (see the module docs).
         let cnt = cx.b.build_alloca(cx.i64(), "cnt")?;
-        let g = cx.m.cr_global(symbols::CR_COUNTER, cx.i64().into());
-        let c = cx.b.build_load(cx.i64(), g.as_pointer_value(), "c0")?;
-        cx.b.build_store(cnt, c)?;
         Ok(FuncCr {
             types,
             cnt,
@@ -118,7 +158,21 @@ impl<'ctx> FuncCr<'ctx> {
             func_index: body.func_index,
             live,
             deopt_values: 0,
+            call_free_loops: call_free_loops(&body.body)?,
         })
+    }
+}
+
+impl<'ctx> FuncCr<'ctx> {
+    /// The local counter's `alloca`.
+    pub fn cnt_ptr(&self) -> PointerValue<'ctx> {
+        self.cnt
+    }
+
+    /// Whether the loop whose opcode is at `offset` calls nothing (nor do
+    /// the loops in it).
+    pub fn call_free_loop(&self, offset: u64) -> bool {
+        self.call_free_loops.binary_search(&(offset as u32)).is_ok()
     }
 }
 
@@ -229,25 +283,33 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let ctx = self.m.ctx;
         let cnt = self.crs().cnt;
         let i64t = self.i64();
-        let c = self.b.build_load(i64t, cnt, "c")?.into_int_value();
+        let counter = self.m.cr_global(symbols::CR_COUNTER, i64t.into());
+        // Outside loops the count is kept in `wanco_cr_counter` itself (the
+        // entry poll is one decrement of it in memory); inside, in `cnt`.
+        let local = !entry && self.in_loop();
+        let at = if local { cnt } else { counter.as_pointer_value() };
+        let c = self.b.build_load(i64t, at, "c")?.into_int_value();
         let c1 = self.b.build_int_sub(c, i64t.const_int(1, false), "c1")?;
-        self.b.build_store(cnt, c1)?;
+        self.b.build_store(at, c1)?;
         // The runtime looks at the signal flag and the checkpoint target
-        // when a batch of points ends (`wanco_cr_counter` reaches zero):
-        // the poll is a decrement and a branch, nothing loaded.
+        // when a batch of points ends (the counter reaches zero): the poll
+        // is a decrement and a branch.
         let cond = self.b.build_int_compare(IntPredicate::EQ, c1, i64t.const_zero(), "due")?;
         let slow = ctx.append_basic_block(self.f, "cr_slow");
         let cont = ctx.append_basic_block(self.f, "cr_cont");
         self.b.build_conditional_branch(cond, slow, cont)?;
         self.b.position_at_end(slow);
-        let counter = self.m.cr_global(symbols::CR_COUNTER, i64t.into());
-        self.b.build_store(counter.as_pointer_value(), c1)?;
+        if local {
+            self.b.build_store(counter.as_pointer_value(), c1)?;
+        }
         let bundle = self.deopt_bundle(point, stack)?;
         let slow_fn = self.m.cr_slow_fn();
         let args: [BasicMetadataValueEnum; 2] = [self.vmctx.into(), self.i32().const_int(point as u64, false).into()];
         let call = self.b.build_direct_call_with_operand_bundles(slow_fn, &args, &[bundle], "route")?;
         call.set_tail_call_kind(inkwell::values::LLVMTailCallKind::LLVMTailCallKindNoTail);
         let r = call.try_as_basic_value().basic().expect("i32").into_int_value();
+        // The runtime sets the counter (a new batch, or 1 while a restore
+        // rebuilds the frames); a restore route may lead into a loop.
         let c2 = self.b.build_load(i64t, counter.as_pointer_value(), "c2")?;
         self.b.build_store(cnt, c2)?;
         let dispatch = if entry {
@@ -319,19 +381,83 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok(())
     }
 
-    /// The loop-header migration point of the loop just pushed: a route to
-    /// its header, the poll, and a new region for what the loop contains.
+    /// The loop-header migration point of the loop just pushed, in two
+    /// nested natural loops:
+    ///
+    /// ```text
+    /// entry:  phis (the stack: from before the loop, restore routes, exit)
+    ///         counter -= 1; == 0 ? slow : body
+    /// slow:   wanco_cr_slow(point) [deopt]; restore dispatch, else -> body
+    /// body:   phis (from entry, slow, latch) ... the loop's code ...
+    /// latch:  phis (every branch to the label)
+    ///         counter -= 1; == 0 ? exit : body
+    /// exit:   counter = 1 -> entry
+    /// ```
+    ///
+    /// The inner loop (`body` .. `latch`) has no call of its own and its
+    /// counter is an induction variable with a computable exit, so a loop
+    /// without calls stays a candidate for vectorization and hoisting: its
+    /// values leave it at the latch, as its natural exits' do. A due poll
+    /// at the latch leaves it for `entry` with the counter at 1, so that
+    /// `entry`'s decrement, which counts nothing, takes the slow path: one
+    /// statepoint per point, and the point is counted once. Restore routes
+    /// come in at `entry`.
+    ///
+    /// A loop that calls keeps the simpler layout: the poll and its slow
+    /// path at the header, which branches to the label come back to.
     pub(super) fn loop_poll(&mut self, types: Vec<ValType>) -> Result<()> {
-        let (header, phis) = match &self.control.last().expect("loop").kind {
-            Kind::Loop { header, phis, .. } => (*header, phis.clone()),
+        let (latch, lphis, entry, phis) = match &self.control.last().expect("loop").kind {
+            Kind::Loop { header, phis: lphis, entry: Some((entry, phis)), .. } => (*header, lphis.clone(), *entry, phis.clone()),
+            Kind::Loop { header, phis, entry: None, .. } => {
+                let (header, phis) = (*header, phis.clone());
+                let live = self.live_here(FrameKind::Loop)?;
+                let (parent, route) = self.add_route(header, &live, &phis, phis.len(), &[])?;
+                let point = self.new_point(FrameKind::Loop, types, 0, false, None, Some(parent), route);
+                let stack = self.stack.clone();
+                self.poll(point, false, &stack)?;
+                let idx = self.crs().polls.len() - 1;
+                self.crs().regions.push((idx, point, live));
+                return Ok(());
+            }
             _ => unreachable!("loop_poll after a loop"),
         };
         let live = self.live_here(FrameKind::Loop)?;
-        let (parent, route) = self.add_route(header, &live, &phis, phis.len(), &[])?;
+        let (parent, route) = self.add_route(entry, &live, &phis, phis.len(), &[])?;
         let point = self.new_point(FrameKind::Loop, types, 0, false, None, Some(parent), route);
         let stack = self.stack.clone();
         self.poll(point, false, &stack)?;
         let idx = self.crs().polls.len() - 1;
+        let (slow, body) = {
+            let p = &self.crs().polls[idx];
+            (p.dispatch, p.cont)
+        };
+        // `body`, positioned by `poll`: the loop's own header.
+        let mut bphis = Vec::with_capacity(stack.len());
+        for (v, lphi) in stack.iter().zip(&lphis) {
+            let phi = self.b.build_phi(v.get_type(), "lh")?;
+            phi.add_incoming(&[(v as &dyn BasicValue, entry), (v as &dyn BasicValue, slow), (&lphi.as_basic_value() as &dyn BasicValue, latch)]);
+            bphis.push(phi.as_basic_value());
+        }
+        self.stack.truncate(self.stack.len() - stack.len());
+        self.stack.extend(bphis);
+        // The latch and the exit.
+        let ctx = self.m.ctx;
+        let i64t = self.i64();
+        let exit = ctx.append_basic_block(self.f, "loop_due");
+        self.b.position_at_end(latch);
+        let cnt = self.crs().cnt;
+        let c = self.b.build_load(i64t, cnt, "c")?.into_int_value();
+        let c1 = self.b.build_int_sub(c, i64t.const_int(1, false), "c1")?;
+        self.b.build_store(cnt, c1)?;
+        let due = self.b.build_int_compare(IntPredicate::EQ, c1, i64t.const_zero(), "due")?;
+        self.b.build_conditional_branch(due, exit, body)?;
+        self.b.position_at_end(exit);
+        self.b.build_store(cnt, i64t.const_int(1, false))?;
+        self.b.build_unconditional_branch(entry)?;
+        for (phi, lphi) in phis.iter().zip(&lphis) {
+            phi.add_incoming(&[(&lphi.as_basic_value() as &dyn BasicValue, exit)]);
+        }
+        self.b.position_at_end(body);
         self.crs().regions.push((idx, point, live));
         Ok(())
     }
@@ -385,8 +511,19 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok((point, callee))
     }
 
-    /// Store the local counter to the global one (before a call or return).
+    /// Whether the current position is inside a call-free loop: where the
+    /// count is kept in the local counter.
+    pub(super) fn in_loop(&self) -> bool {
+        self.control.iter().any(super::Control::is_call_free_loop)
+    }
+
+    /// Inside a call-free loop, store the local counter to the global one
+    /// (before a trap, or where control leaves the outermost call-free
+    /// loop). Elsewhere the global one is current.
     pub(super) fn counter_out(&mut self) -> Result<()> {
+        if !self.in_loop() {
+            return Ok(());
+        }
         if let Some(cnt) = self.cr.as_ref().map(|c| c.cnt) {
             let c = self.b.build_load(self.i64(), cnt, "co")?;
             let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
@@ -395,8 +532,13 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok(())
     }
 
-    /// Reload the local counter from the global one (after a call).
+    /// Inside a call-free loop, reload the local counter from the global
+    /// one. (Calls are not in such loops: this and `counter_out` before a
+    /// call do nothing, but keep the rule in one place.)
     pub(super) fn counter_in(&mut self) -> Result<()> {
+        if !self.in_loop() {
+            return Ok(());
+        }
         if let Some(cnt) = self.cr.as_ref().map(|c| c.cnt) {
             let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
             let c = self.b.build_load(self.i64(), g.as_pointer_value(), "ci")?;
@@ -507,6 +649,40 @@ mod tests {
         }
         // $acc is live at the loop header, where it is not a constant.
         assert!(sum.iter().any(|r| !matches!(r.locations[4], Location::Constant(_))), "{sum:?}");
+    }
+
+    /// The text of function `name` in IR `ir`.
+    fn function_ir<'a>(ir: &'a str, name: &str) -> &'a str {
+        let start = ir.find(&format!("@{name}(")).expect("defined");
+        let end = ir[start..].find("\n}\n").expect("function end");
+        &ir[start..start + end]
+    }
+
+    /// A loop without calls stays a loop LLVM vectorizes with the
+    /// instrumentation (its polls: an induction variable with a computable
+    /// exit, its slow path outside it): the byte fill below is vectorized as
+    /// it is without, and a checkpoint or a restore still stops it at every
+    /// iteration (the C/R matrix: `cr_loops`).
+    #[test]
+    fn call_free_loops_are_vectorized() {
+        let wat = r#"(module
+          (memory 1)
+          (func $fill (param $p i32) (param $n i32) (param $k i32) (local $i i32)
+            (block $out
+              (br_if $out (i32.eqz (local.get $n)))
+              (loop $l
+                (i32.store8 (i32.add (local.get $p) (local.get $i)) (i32.add (local.get $k) (local.get $i)))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br_if $l (i32.lt_u (local.get $i) (local.get $n))))))
+          (func (export "_start") (call $fill (i32.const 0) (i32.const 100) (i32.const 3))))"#;
+        let wasm = wat::parse_str(wat).expect("wat");
+        for cr in [true, false] {
+            let opts = crate::CompileOptions { cr, ..Default::default() };
+            let ir = crate::compile_ir(&wasm, &opts).expect("compile");
+            let fill = function_ir(&ir, "f0");
+            assert!(fill.contains(" x i8> "), "cr {cr}: the fill is not vectorized:\n{fill}");
+            assert_eq!(fill.contains("@wanco_cr_slow"), cr, "cr {cr}:\n{fill}");
+        }
     }
 
     /// Whether function `name` of optimised IR `ir` has attribute `attr`.
