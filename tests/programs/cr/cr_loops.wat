@@ -6,7 +6,8 @@
 ;; control leaves the outermost loop, and a checkpoint at any point must see the same state as
 ;; the interpreter's. This program leaves loops by falling out of them, by `br` and `br_if` to
 ;; labels one and several loops out, by `br_table` with targets inside and outside the loops,
-;; by `return` from nested loops, and by a trap check; it has call-free loops (vectorizable
+;; by `return` from nested loops, by `br_if` to the header of an enclosing loop that calls,
+;; and by a trap check; it has call-free loops (vectorizable
 ;; fills and reductions over memory), loops with calls, loops with parameters and results
 ;; (multi-value), and calls between loops. Every result is printed; the count of migration
 ;; points is compared by the matrix with the interpreter's.
@@ -163,6 +164,22 @@
             (then (i64.shr_u (local.get $n) (i64.const 1)))
             (else (i64.add (i64.mul (local.get $n) (i64.const 3)) (i64.const 1))))
           (br $l)))))
+  ;; a call-free loop inside a loop that calls, continued from inside the inner one (`br_if` to
+;; the outer loop's label: it leaves the call-free loop for a loop header)
+  (func $skip (param $n i32) (result i32) (local $i i32) (local $j i32) (local $acc i32)
+    (block $done
+      (loop $outer
+        (local.set $acc (call $spin (local.get $acc) (i32.const 2)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $done (i32.gt_u (local.get $i) (local.get $n)))
+        (local.set $j (i32.const 0))
+        (loop $inner
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br_if $outer (i32.eq (local.get $j) (i32.rem_u (local.get $i) (i32.const 5))))
+          (local.set $acc (i32.add (local.get $acc) (local.get $j)))
+          (br_if $inner (i32.lt_u (local.get $j) (i32.const 10))))
+        (br $outer)))
+    (local.get $acc))
   ;; a call-free loop whose trap check is never taken (division by a nonzero divisor)
   (func $divs (param $n i32) (result i32) (local $acc i32)
     (loop $l
@@ -186,6 +203,7 @@
       (local.set $top) (local.set $steps)
       (call $sp) (call $putu (local.get $steps)) (call $sp) (call $putu (local.get $top))
       (call $sp) (call $putu (i64.extend_i32_u (call $divs (i32.add (local.get $round) (i32.const 50)))))
+      (call $sp) (call $putu (i64.extend_i32_u (call $skip (i32.add (local.get $round) (i32.const 4)))))
       (call $nl)
       (local.set $round (i32.add (local.get $round) (i32.const 1)))
       (br_if $rounds (i32.lt_u (local.get $round) (i32.const 12))))

@@ -800,8 +800,10 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             && !self.control[..idx].iter().any(Control::is_call_free_loop);
         let mut edge = None;
         if leaves_loops {
-            // Leaving the outermost loop: the global counter is current from
-            // here on. The store is on this edge only, not on the loop's path.
+            // Leaving the outermost call-free loop (for a block after it, or
+            // the header of a loop that calls): the global counter is current
+            // from here on. The store is on this edge only, not on the loop's
+            // path.
             let from = self.b.get_insert_block().unwrap();
             let e = self.m.ctx.append_basic_block(self.f, "loop_leave");
             self.b.position_at_end(e);
@@ -810,7 +812,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         }
         let cur = self.b.get_insert_block().unwrap();
         let c = &mut self.control[idx];
-        match &c.kind {
+        let target = match &c.kind {
             Kind::Loop { header, phis, base, .. } => {
                 let nparams = phis.len() - base;
                 let below = &self.stack[c.height - base..c.height];
@@ -818,23 +820,23 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 for (phi, v) in phis.iter().zip(below.iter().chain(params)) {
                     phi.add_incoming(&[(v as &dyn BasicValue, cur)]);
                 }
-                Ok(*header)
+                *header
             }
             _ => {
                 let n = c.results.len();
                 let mut vals = self.stack[..c.height].to_vec();
                 vals.extend_from_slice(&self.stack[self.stack.len() - n..]);
                 c.incoming.push((cur, vals));
-                let end = c.end_bb;
-                match edge {
-                    Some((from, e)) => {
-                        self.b.build_unconditional_branch(end)?;
-                        self.b.position_at_end(from);
-                        Ok(e)
-                    }
-                    None => Ok(end),
-                }
+                c.end_bb
             }
+        };
+        match edge {
+            Some((from, e)) => {
+                self.b.build_unconditional_branch(target)?;
+                self.b.position_at_end(from);
+                Ok(e)
+            }
+            None => Ok(target),
         }
     }
 
