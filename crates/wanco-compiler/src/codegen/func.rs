@@ -72,10 +72,10 @@ struct Control<'ctx> {
 }
 
 impl Control<'_> {
-    /// A loop laid out for checkpointing as a call-free one (see
-    /// `cr::loop_poll`): inside, the count is kept in the local counter.
-    fn is_call_free_loop(&self) -> bool {
-        matches!(self.kind, Kind::Loop { entry: Some(_), .. })
+    /// A loop: with checkpointing, the count is kept in the local counter
+    /// inside (see `cr`).
+    fn is_loop(&self) -> bool {
+        matches!(self.kind, Kind::Loop { .. })
     }
 }
 
@@ -796,14 +796,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let idx = self.control.len() - 1 - depth as usize;
         let leaves_loops = self.cr.is_some()
             && self.in_loop()
-            && !self.control[idx].is_call_free_loop()
-            && !self.control[..idx].iter().any(Control::is_call_free_loop);
+            && !self.control[idx].is_loop()
+            && !self.control[..idx].iter().any(Control::is_loop);
         let mut edge = None;
         if leaves_loops {
-            // Leaving the outermost call-free loop (for a block after it, or
-            // the header of a loop that calls): the global counter is current
-            // from here on. The store is on this edge only, not on the loop's
-            // path.
+            // Leaving the outermost loop: the global counter is current from
+            // here on. The store is on this edge only, not on the loop's path.
             let from = self.b.get_insert_block().unwrap();
             let e = self.m.ctx.append_basic_block(self.f, "loop_leave");
             self.b.position_at_end(e);
@@ -856,10 +854,10 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         if self.reachable {
             // Fall through to the end (for a loop too: not a branch to its label).
             if self.control.len() >= 2
-                && self.control.last().unwrap().is_call_free_loop()
-                && !self.control[..self.control.len() - 1].iter().any(Control::is_call_free_loop)
+                && self.control.last().unwrap().is_loop()
+                && !self.control[..self.control.len() - 1].iter().any(Control::is_loop)
             {
-                // Falling out of the outermost call-free loop.
+                // Falling out of the outermost loop.
                 self.counter_out()?;
             }
             let cur = self.b.get_insert_block().unwrap();
@@ -985,9 +983,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 match types {
                     Some(types) => {
                         let call_free = self.cr.as_ref().expect("checkpointing").call_free_loop(self.offset);
-                        if call_free && !self.in_loop() {
-                            // The outermost call-free loop keeps the count in
-                            // the local counter (see `cr`).
+                        if !self.in_loop() {
+                            // The outermost loop keeps the count in the local
+                            // counter (see `cr`).
                             self.b.position_at_end(cur);
                             let cnt = self.cr.as_ref().expect("checkpointing").cnt_ptr();
                             let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
