@@ -47,13 +47,13 @@ pub struct FuncOptions {
 enum Kind<'ctx> {
     Function,
     Block,
-    /// `header`: where a branch to the loop's label goes (with
-    /// checkpointing, the loop's latch: see `cr::loop_poll`). `phis`: one
-    /// per value below the loop's parameters that `header` re-defines
-    /// (`base` of them, all values below when checkpointing is on, none
-    /// otherwise), then one per parameter. `entry`: with checkpointing, the
-    /// block that enters the loop (where restore routes come in) and its
-    /// phis, laid out as `phis`.
+    /// `header`: where a branch to the loop's label goes (for a loop
+    /// without calls under checkpointing, its latch: see `cr::loop_poll`).
+    /// `phis`: one per value below the loop's parameters that `header`
+    /// re-defines (`base` of them, all values below when checkpointing is
+    /// on, none otherwise), then one per parameter. `entry`: for that
+    /// call-free loop, the block that enters it (where restore routes come
+    /// in) and its phis, laid out as `phis`.
     Loop { header: BasicBlock<'ctx>, phis: Vec<PhiValue<'ctx>>, base: usize, entry: Option<(BasicBlock<'ctx>, Vec<PhiValue<'ctx>>)> },
     /// `entry`: the whole operand stack at the `if` (parameters on top).
     If { else_bb: BasicBlock<'ctx>, entry: Vec<BasicValueEnum<'ctx>>, has_else: bool },
@@ -289,10 +289,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let bb = self.m.ctx.append_basic_block(self.f, "trap");
         self.b.position_at_end(bb);
         // Inside loops the migration-point count is kept in a local between
-        // calls; at an `unreachable` (abort, a Rust panic: how programs die) the runtime
-        // reads it (`--count-points`, the notes). Not at the traps of checks
-        // inside loops (division, indirect calls, bounds): the store there
-        // kept the count live on hot paths, 5 % of `compute`'s run time.
+        // calls; at an `unreachable` (abort, a Rust panic: how programs
+        // die) the runtime reads it (`--count-points`, the notes), so the
+        // local is stored (outside loops the global is current). Not at the
+        // traps of checks inside loops (division, indirect calls, bounds):
+        // the store there kept the count live on hot paths, 5 % of
+        // `compute`'s run time.
         if code == TrapCode::Unreachable {
             self.counter_out()?;
         }
@@ -986,7 +988,6 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                         if !self.in_loop() {
                             // The outermost loop keeps the count in the local
                             // counter (see `cr`).
-                            self.b.position_at_end(cur);
                             let cnt = self.cr.as_ref().expect("checkpointing").cnt_ptr();
                             let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
                             let terminator = cur.get_terminator().expect("branch to the loop");

@@ -424,19 +424,10 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// A loop that calls keeps the simpler layout: the poll and its slow
     /// path at the header, which branches to the label come back to.
     pub(super) fn loop_poll(&mut self, types: Vec<ValType>) -> Result<()> {
-        let (latch, lphis, entry, phis) = match &self.control.last().expect("loop").kind {
-            Kind::Loop { header, phis: lphis, entry: Some((entry, phis)), .. } => (*header, lphis.clone(), *entry, phis.clone()),
-            Kind::Loop { header, phis, entry: None, .. } => {
-                let (header, phis) = (*header, phis.clone());
-                let live = self.live_here(FrameKind::Loop)?;
-                let (parent, route) = self.add_route(header, &live, &phis, phis.len(), &[])?;
-                let point = self.new_point(FrameKind::Loop, types, 0, false, None, Some(parent), route);
-                let stack = self.stack.clone();
-                self.poll(point, false, &stack)?;
-                let idx = self.crs().polls.len() - 1;
-                self.crs().regions.push((idx, point, live));
-                return Ok(());
-            }
+        // Routes come in at `entry` (the header of a loop that calls).
+        let (entry, phis, split) = match &self.control.last().expect("loop").kind {
+            Kind::Loop { header, phis: lphis, entry: Some((entry, phis)), .. } => (*entry, phis.clone(), Some((*header, lphis.clone()))),
+            Kind::Loop { header, phis, entry: None, .. } => (*header, phis.clone(), None),
             _ => unreachable!("loop_poll after a loop"),
         };
         let live = self.live_here(FrameKind::Loop)?;
@@ -445,6 +436,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let stack = self.stack.clone();
         self.poll(point, false, &stack)?;
         let idx = self.crs().polls.len() - 1;
+        self.crs().regions.push((idx, point, live));
+        let Some((latch, lphis)) = split else { return Ok(()) };
         let (slow, body) = {
             let p = &self.crs().polls[idx];
             (p.dispatch, p.cont)
@@ -477,7 +470,6 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             phi.add_incoming(&[(&lphi.as_basic_value() as &dyn BasicValue, exit)]);
         }
         self.b.position_at_end(body);
-        self.crs().regions.push((idx, point, live));
         Ok(())
     }
 
