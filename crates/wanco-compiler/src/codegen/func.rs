@@ -413,8 +413,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     fn farith(&mut self, f: impl Fn(&Builder<'ctx>, FloatValue<'ctx>, FloatValue<'ctx>) -> std::result::Result<FloatValue<'ctx>, inkwell::builder::BuilderError>) -> Result<()> {
         let r = self.pop_f();
         let l = self.pop_f();
+        // Not on undef/poison (LLVM folds `fptoui` of an out-of-range
+        // constant to poison, after the check that traps there): inkwell's
+        // `get_constant` reads any constant as a float and crashed on it.
         let identity = |v: FloatValue<'ctx>| {
-            v.get_constant().is_some_and(|(c, _)| c == 0.0 || c == 1.0 || c == -1.0)
+            !v.is_undef() && v.get_constant().is_some_and(|(c, _)| c == 0.0 || c == 1.0 || c == -1.0)
         };
         let needs_quiet = identity(l) || identity(r);
         let v = f(&self.b, l, r)?;
@@ -1441,5 +1444,24 @@ mod either {
     pub enum Callee<'ctx> {
         Direct(FunctionValue<'ctx>),
         Indirect(PointerValue<'ctx>),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Arithmetic on a value LLVM folded to poison (an out-of-range constant
+    /// truncated after the check that traps) compiles: wasm-smith seed 1470
+    /// crashed the compiler (`wanco compile` died of SIGSEGV) when the NaN
+    /// quieting looked at the operand as a float constant.
+    #[test]
+    fn arithmetic_on_folded_poison_compiles() {
+        let wat = r#"(module
+          (func (export "f") (result f64)
+            (f64.add (f64.convert_i32_u (i32.trunc_f64_u (f64.const 1e300))) (f64.const 1))))"#;
+        let wasm = wat::parse_str(wat).expect("wat");
+        for cr in [true, false] {
+            let opts = crate::CompileOptions { cr, ..Default::default() };
+            crate::compile_object(&wasm, &opts).expect("compile");
+        }
     }
 }
