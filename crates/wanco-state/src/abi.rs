@@ -115,9 +115,10 @@ pub mod symbols {
     /// `u64` global: migration points left until the runtime's next look
     /// (counted down by compiled code; current at every call, return and
     /// `unreachable`: a loop counts in a register and stores the count back
-    /// before calls and when left; reaching zero calls [`CR_SLOW`]). The runtime sets it to a batch of
-    /// points, to the points left to a `--checkpoint-after-points` target,
-    /// or to 1 while a restore rebuilds the frames.
+    /// before calls and when left; reaching zero calls [`CR_SLOW`]). The
+    /// runtime sets it to a batch of points, to the points left to a
+    /// `--checkpoint-after-points` target, or to 1 while a restore rebuilds
+    /// the frames.
     pub const CR_COUNTER: &str = "wanco_cr_counter";
     /// `fn(vmctx, point: u32) -> u32`: the slow path of a migration point;
     /// returns a route (see [`crate::crmeta`]).

@@ -799,10 +799,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// label's arity of values from the top of the stack (not popped).
     fn branch_to(&mut self, depth: u32) -> Result<BasicBlock<'ctx>> {
         let idx = self.control.len() - 1 - depth as usize;
-        let leaves_loops = self.cr.is_some()
-            && self.in_loop()
-            && !self.control[idx].is_loop()
-            && !self.control[..idx].iter().any(Control::is_loop);
+        let leaves_loops = self.cr.is_some() && self.in_loop() && !self.control[idx].is_loop() && !self.loop_below(idx);
         let mut edge = None;
         if leaves_loops {
             // Leaving the outermost loop: the global counter is current from
@@ -843,6 +840,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         }
     }
 
+    /// Whether a control frame below frame `idx` is a loop (after the end
+    /// of frame `idx`, control is still in a loop).
+    fn loop_below(&self, idx: usize) -> bool {
+        self.control[..idx].iter().any(Control::is_loop)
+    }
+
     fn start_dead(&mut self) {
         self.reachable = false;
         self.dead_depth = 0;
@@ -858,10 +861,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     fn end_frame(&mut self) -> Result<()> {
         if self.reachable {
             // Fall through to the end (for a loop too: not a branch to its label).
-            if self.control.len() >= 2
-                && self.control.last().unwrap().is_loop()
-                && !self.control[..self.control.len() - 1].iter().any(Control::is_loop)
-            {
+            let top = self.control.len() - 1;
+            if self.control[top].is_loop() && !self.loop_below(top) {
                 // Falling out of the outermost loop.
                 self.counter_out()?;
             }
@@ -970,6 +971,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             O::Loop { blockty } => {
                 let (p, r) = self.block_sig(blockty)?;
                 let types = if self.cr.is_some() { Some(self.stack_types()?) } else { None };
+                if types.is_some() && !self.in_loop() {
+                    self.counter_into_loop()?;
+                }
                 let cur = self.b.get_insert_block().unwrap();
                 let header = ctx.append_basic_block(self.f, "loop");
                 self.b.build_unconditional_branch(header)?;
@@ -986,35 +990,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     phis.push(phi);
                 }
                 match types {
-                    Some(types) => {
-                        let call_free = self.cr.as_ref().expect("checkpointing").call_free_loop(self.offset);
-                        if !self.in_loop() {
-                            // The outermost loop keeps the count in the local
-                            // counter (see `cr`).
-                            let cnt = self.cr.as_ref().expect("checkpointing").cnt_ptr();
-                            let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
-                            let terminator = cur.get_terminator().expect("branch to the loop");
-                            self.b.position_before(&terminator);
-                            let c = self.b.build_load(self.i64(), g.as_pointer_value(), "cl")?;
-                            self.b.build_store(cnt, c)?;
-                        }
-                        if call_free {
-                            // Branches to the label go to the latch, built by
-                            // `loop_poll`, which polls there too.
-                            let latch = ctx.append_basic_block(self.f, "loop_latch");
-                            self.b.position_at_end(latch);
-                            let mut lphis = Vec::new();
-                            for v in &vals {
-                                lphis.push(self.b.build_phi(v.get_type(), "lb")?);
-                            }
-                            self.b.position_at_end(header);
-                            self.push_control(Kind::Loop { header: latch, phis: lphis, base, entry: Some((header, phis)) }, p, r);
-                        } else {
-                            self.b.position_at_end(header);
-                            self.push_control(Kind::Loop { header, phis, base, entry: None }, p, r);
-                        }
-                        self.loop_poll(types)?;
-                    }
+                    Some(types) => self.push_cr_loop(header, phis, base, p, r, types)?,
                     None => self.push_control(Kind::Loop { header, phis, base, entry: None }, p, r),
                 }
             }

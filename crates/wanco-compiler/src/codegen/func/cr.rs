@@ -167,19 +167,6 @@ impl<'ctx> FuncCr<'ctx> {
     }
 }
 
-impl<'ctx> FuncCr<'ctx> {
-    /// The local counter's `alloca`.
-    pub fn cnt_ptr(&self) -> PointerValue<'ctx> {
-        self.cnt
-    }
-
-    /// Whether the loop whose opcode is at `offset` calls nothing (nor do
-    /// the loops in it).
-    pub fn call_free_loop(&self, offset: u64) -> bool {
-        self.call_free_loops.binary_search(&(offset as u32)).is_ok()
-    }
-}
-
 impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     fn crs(&mut self) -> &mut FuncCr<'ctx> {
         self.cr.as_mut().expect("checkpointing enabled")
@@ -295,6 +282,20 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         br.set_metadata(weights, ctx.get_kind_id("prof")).expect("branch metadata");
     }
 
+    /// Decrement the count at `at` (the local counter or the global one) and
+    /// branch to `due` when it reaches zero, else to `cont` (marked
+    /// unlikely). Returns the decremented count.
+    fn count_down(&mut self, at: PointerValue<'ctx>, due: BasicBlock<'ctx>, cont: BasicBlock<'ctx>) -> Result<IntValue<'ctx>> {
+        let i64t = self.i64();
+        let c = self.b.build_load(i64t, at, "c")?.into_int_value();
+        let c1 = self.b.build_int_sub(c, i64t.const_int(1, false), "c1")?;
+        self.b.build_store(at, c1)?;
+        let cond = self.b.build_int_compare(IntPredicate::EQ, c1, i64t.const_zero(), "due")?;
+        let br = self.b.build_conditional_branch(cond, due, cont)?;
+        self.unlikely_first(br);
+        Ok(c1)
+    }
+
     /// Emit the poll of migration point `point` at the current position.
     fn poll(&mut self, point: u32, entry: bool, stack: &[BasicValueEnum<'ctx>]) -> Result<()> {
         let ctx = self.m.ctx;
@@ -305,17 +306,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         // entry poll is one decrement of it in memory); inside, in `cnt`.
         let local = !entry && self.in_loop();
         let at = if local { cnt } else { counter.as_pointer_value() };
-        let c = self.b.build_load(i64t, at, "c")?.into_int_value();
-        let c1 = self.b.build_int_sub(c, i64t.const_int(1, false), "c1")?;
-        self.b.build_store(at, c1)?;
         // The runtime looks at the signal flag and the checkpoint target
         // when a batch of points ends (the counter reaches zero): the poll
         // is a decrement and a branch.
-        let cond = self.b.build_int_compare(IntPredicate::EQ, c1, i64t.const_zero(), "due")?;
         let slow = ctx.append_basic_block(self.f, "cr_slow");
         let cont = ctx.append_basic_block(self.f, "cr_cont");
-        let br = self.b.build_conditional_branch(cond, slow, cont)?;
-        self.unlikely_first(br);
+        let c1 = self.count_down(at, slow, cont)?;
         self.b.position_at_end(slow);
         if local {
             self.b.build_store(counter.as_pointer_value(), c1)?;
@@ -399,6 +395,37 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok(())
     }
 
+    /// Push the frame of the loop whose header block `header` (with `phis`
+    /// for the whole stack) was just built, and emit its point: a loop
+    /// without calls gets a latch, to which branches to its label go (see
+    /// `loop_poll`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn push_cr_loop(
+        &mut self,
+        header: BasicBlock<'ctx>,
+        phis: Vec<PhiValue<'ctx>>,
+        base: usize,
+        params: Vec<ValType>,
+        results: Vec<ValType>,
+        types: Vec<ValType>,
+    ) -> Result<()> {
+        let offset = self.offset as u32;
+        let kind = if self.crs().call_free_loops.binary_search(&offset).is_ok() {
+            let latch = self.m.ctx.append_basic_block(self.f, "loop_latch");
+            self.b.position_at_end(latch);
+            let mut lphis = Vec::with_capacity(phis.len());
+            for phi in &phis {
+                lphis.push(self.b.build_phi(phi.as_basic_value().get_type(), "lb")?);
+            }
+            self.b.position_at_end(header);
+            Kind::Loop { header: latch, phis: lphis, base, entry: Some((header, phis)) }
+        } else {
+            Kind::Loop { header, phis, base, entry: None }
+        };
+        self.push_control(kind, params, results);
+        self.loop_poll(types)
+    }
+
     /// The loop-header migration point of the loop just pushed, in two
     /// nested natural loops:
     ///
@@ -423,7 +450,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     ///
     /// A loop that calls keeps the simpler layout: the poll and its slow
     /// path at the header, which branches to the label come back to.
-    pub(super) fn loop_poll(&mut self, types: Vec<ValType>) -> Result<()> {
+    fn loop_poll(&mut self, types: Vec<ValType>) -> Result<()> {
         // Routes come in at `entry` (the header of a loop that calls).
         let (entry, phis, split) = match &self.control.last().expect("loop").kind {
             Kind::Loop { header, phis: lphis, entry: Some((entry, phis)), .. } => (*entry, phis.clone(), Some((*header, lphis.clone()))),
@@ -452,19 +479,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         self.stack.truncate(self.stack.len() - stack.len());
         self.stack.extend(bphis);
         // The latch and the exit.
-        let ctx = self.m.ctx;
-        let i64t = self.i64();
-        let exit = ctx.append_basic_block(self.f, "loop_due");
+        let exit = self.m.ctx.append_basic_block(self.f, "loop_due");
         self.b.position_at_end(latch);
         let cnt = self.crs().cnt;
-        let c = self.b.build_load(i64t, cnt, "c")?.into_int_value();
-        let c1 = self.b.build_int_sub(c, i64t.const_int(1, false), "c1")?;
-        self.b.build_store(cnt, c1)?;
-        let due = self.b.build_int_compare(IntPredicate::EQ, c1, i64t.const_zero(), "due")?;
-        let br = self.b.build_conditional_branch(due, exit, body)?;
-        self.unlikely_first(br);
+        self.count_down(cnt, exit, body)?;
         self.b.position_at_end(exit);
-        self.b.build_store(cnt, i64t.const_int(1, false))?;
+        self.b.build_store(cnt, self.i64().const_int(1, false))?;
         self.b.build_unconditional_branch(entry)?;
         for (phi, lphi) in phis.iter().zip(&lphis) {
             phi.add_incoming(&[(&lphi.as_basic_value() as &dyn BasicValue, exit)]);
@@ -540,6 +560,16 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
             self.b.build_store(g.as_pointer_value(), c)?;
         }
+        Ok(())
+    }
+
+    /// Where the outermost loop is entered: load the local counter from the
+    /// global one.
+    pub(super) fn counter_into_loop(&mut self) -> Result<()> {
+        let cnt = self.crs().cnt;
+        let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
+        let c = self.b.build_load(self.i64(), g.as_pointer_value(), "cl")?;
+        self.b.build_store(cnt, c)?;
         Ok(())
     }
 
