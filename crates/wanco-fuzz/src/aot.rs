@@ -59,6 +59,7 @@ fn args_for(params: &[ValType], salt: u64) -> Vec<Vec<Value>> {
             ValType::I64 => Value::I64([0, 1, -1, i64::MIN, i64::MAX, 1 << 40][k as usize % 6]),
             ValType::F32 => Value::F32([0.0f32, 1.5, -0.0, f32::NAN, f32::INFINITY, 1e-40][k as usize % 6].to_bits()),
             ValType::F64 => Value::F64([0.0f64, 1.5, -0.0, f64::NAN, f64::NEG_INFINITY, 1e300][k as usize % 6].to_bits()),
+            ValType::V128 => Value::V128([0u128, 1, u128::MAX, 0x7fc0_0000_8000_0000_ffff_ffff_0000_0001][k as usize % 4]),
             ValType::FuncRef => Value::FuncRef(None),
             ValType::ExternRef => Value::ExternRef(if k.is_multiple_of(2) { None } else { Some(k) }),
         }

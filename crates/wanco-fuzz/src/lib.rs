@@ -255,6 +255,7 @@ impl fmt::Display for ShowValue<'_> {
             Value::I64(v) => write!(f, "i64:{v}"),
             Value::F32(b) => write!(f, "f32:{}(0x{b:08x})", f32::from_bits(b)),
             Value::F64(b) => write!(f, "f64:{}(0x{b:016x})", f64::from_bits(b)),
+            Value::V128(v) => write!(f, "v128:0x{v:032x}"),
             Value::FuncRef(r) => write!(
                 f,
                 "funcref:{}",
@@ -601,6 +602,7 @@ fn to_wasmi(v: &Value) -> wasmi::Val {
         Value::F64(x) => wasmi::Val::F64(wasmi::F64::from_bits(x)),
         Value::FuncRef(_) => wasmi::Val::FuncRef(wasmi::Ref::Null),
         Value::ExternRef(_) => wasmi::Val::ExternRef(wasmi::Ref::Null),
+        Value::V128(x) => wasmi::Val::V128(wasmi::V128::from(x)),
     }
 }
 
@@ -612,7 +614,7 @@ fn from_wasmi(v: &wasmi::Val) -> Value {
         wasmi::Val::F64(x) => Value::F64(x.to_bits()),
         wasmi::Val::FuncRef(r) => Value::FuncRef((!r.is_null()).then_some(0)),
         wasmi::Val::ExternRef(r) => Value::ExternRef((!r.is_null()).then_some(0)),
-        wasmi::Val::V128(_) => Value::ExternRef(Some(u64::MAX)),
+        wasmi::Val::V128(x) => Value::V128(x.as_u128()),
     }
 }
 

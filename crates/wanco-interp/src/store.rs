@@ -207,6 +207,7 @@ pub(crate) fn slot_to_value(slot: u64, ty: ValType) -> Value {
         ValType::F64 => Value::F64(slot),
         ValType::FuncRef => Value::FuncRef((slot != NULL_REF).then_some(slot as u32)),
         ValType::ExternRef => Value::ExternRef((slot != NULL_REF).then_some(slot)),
+        ValType::V128 => unreachable!("v128 never reaches a 64-bit slot: validation refuses SIMD"),
     }
 }
 
@@ -219,6 +220,7 @@ pub(crate) fn value_to_slot(v: Value) -> u64 {
         Value::F64(b) => b,
         Value::FuncRef(r) => r.map(|a| a as u64).unwrap_or(NULL_REF),
         Value::ExternRef(r) => r.unwrap_or(NULL_REF),
+        Value::V128(_) => unreachable!("v128 never reaches a 64-bit slot: validation refuses SIMD"),
     }
 }
 

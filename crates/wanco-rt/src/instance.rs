@@ -581,6 +581,7 @@ impl Instance {
                 None => return Err(format!("funcref to function {i}, the module has {}", self.func_refs.len())),
             },
             Value::ExternRef(Some(x)) => x,
+            Value::V128(_) => return Err("a v128 value does not fit a 64-bit slot (compiled SIMD is not supported)".into()),
         })
     }
 
@@ -748,6 +749,7 @@ impl ValueReader {
                 None => return Err(format!("function reference {raw:#x} is not a function of this module")),
             },
             ValType::ExternRef => Value::ExternRef(if raw == 0 { None } else { Some(raw) }),
+            ValType::V128 => return Err("a v128 value does not fit a 64-bit slot (compiled SIMD is not supported)".into()),
         })
     }
 }

@@ -51,6 +51,8 @@ fn format_value(ty: ValType, v: u64) -> String {
         ValType::I64 => format!("i64:{v}"),
         ValType::F32 => format!("f32:{}", v as u32),
         ValType::F64 => format!("f64:{v}"),
+        // A 64-bit slot cannot hold one; compiled SIMD is not supported yet.
+        ValType::V128 => "v128:unsupported".into(),
         ValType::FuncRef => if v == 0 { "funcref:null".into() } else { "funcref:ref".into() },
         ValType::ExternRef => if v == 0 { "externref:null".into() } else { format!("externref:{}", v - 1) },
     }

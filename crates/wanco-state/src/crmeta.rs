@@ -717,7 +717,7 @@ impl Entry for CrPoint {
 ///                              3 direct), u8 size, u16 DWARF register,
 ///                              i64 constant or offset
 /// ```
-/// Types: 0 i32, 1 i64, 2 f32, 3 f64, 4 funcref, 5 externref; kinds: 0
+/// Types: 0 i32, 1 i64, 2 f32, 3 f64, 4 funcref, 5 externref, 6 v128; kinds: 0
 /// entry, 1 loop, 2 call.
 pub mod flat {
     use super::*;
@@ -731,6 +731,7 @@ pub mod flat {
             ValType::F64 => 3,
             ValType::FuncRef => 4,
             ValType::ExternRef => 5,
+            ValType::V128 => 6,
         }
     }
 
@@ -750,6 +751,7 @@ pub mod flat {
             3 => ValType::F64,
             4 => ValType::FuncRef,
             5 => ValType::ExternRef,
+            6 => ValType::V128,
             _ => return None,
         })
     }

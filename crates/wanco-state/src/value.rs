@@ -1,9 +1,9 @@
-//! Typed WebAssembly values (Wasm 2.0 without SIMD).
+//! Typed WebAssembly values (Wasm 2.0, including 128-bit SIMD `v128`).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A WebAssembly value type (no `v128`: SIMD is not supported).
+/// A WebAssembly value type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ValType {
     /// 32-bit integer.
@@ -14,6 +14,8 @@ pub enum ValType {
     F32,
     /// 64-bit IEEE float.
     F64,
+    /// 128-bit vector (the SIMD proposal, part of Wasm 2.0).
+    V128,
     /// Nullable function reference.
     FuncRef,
     /// Nullable external reference.
@@ -27,6 +29,7 @@ impl fmt::Display for ValType {
             ValType::I64 => "i64",
             ValType::F32 => "f32",
             ValType::F64 => "f64",
+            ValType::V128 => "v128",
             ValType::FuncRef => "funcref",
             ValType::ExternRef => "externref",
         })
@@ -45,6 +48,10 @@ pub enum Value {
     F32(u32),
     /// `f64` value as IEEE bits.
     F64(u64),
+    /// `v128` value: the 16 bytes as Wasm stores them in memory, read as a
+    /// little-endian `u128` (lane 0 in the lowest bits). Binary formats keep
+    /// the 16 bytes; human-readable ones (JSON) a `0x` + 32 hex digit string.
+    V128(#[serde(with = "v128_serde")] u128),
     /// `funcref`: `None` is null, otherwise a function index of the owning module.
     FuncRef(Option<u32>),
     /// `externref`: `None` is null, otherwise an opaque host value.
@@ -53,14 +60,15 @@ pub enum Value {
 
 impl Value {
     /// The bits of a number as a native register or stack slot holds them
-    /// (`i32`/`f32` zero-extended to 64 bits); `None` for references.
+    /// (`i32`/`f32` zero-extended to 64 bits); `None` for references and
+    /// for `v128`, which needs 128 bits.
     pub fn raw_bits(&self) -> Option<u64> {
         match *self {
             Value::I32(v) => Some(u64::from(v as u32)),
             Value::I64(v) => Some(v as u64),
             Value::F32(b) => Some(u64::from(b)),
             Value::F64(b) => Some(b),
-            Value::FuncRef(_) | Value::ExternRef(_) => None,
+            Value::V128(_) | Value::FuncRef(_) | Value::ExternRef(_) => None,
         }
     }
 
@@ -71,6 +79,7 @@ impl Value {
             Value::I64(_) => ValType::I64,
             Value::F32(_) => ValType::F32,
             Value::F64(_) => ValType::F64,
+            Value::V128(_) => ValType::V128,
             Value::FuncRef(_) => ValType::FuncRef,
             Value::ExternRef(_) => ValType::ExternRef,
         }
@@ -83,6 +92,7 @@ impl Value {
             ValType::I64 => Value::I64(0),
             ValType::F32 => Value::F32(0),
             ValType::F64 => Value::F64(0),
+            ValType::V128 => Value::V128(0),
             ValType::FuncRef => Value::FuncRef(None),
             ValType::ExternRef => Value::ExternRef(None),
         }
@@ -96,10 +106,122 @@ impl fmt::Display for Value {
             Value::I64(v) => write!(f, "i64:{v}"),
             Value::F32(b) => write!(f, "f32:{} (0x{b:08x})", f32::from_bits(*b)),
             Value::F64(b) => write!(f, "f64:{} (0x{b:016x})", f64::from_bits(*b)),
+            Value::V128(v) => write!(f, "v128:{}", V128Hex(*v)),
             Value::FuncRef(None) => f.write_str("funcref:null"),
             Value::FuncRef(Some(i)) => write!(f, "funcref:{i}"),
             Value::ExternRef(None) => f.write_str("externref:null"),
             Value::ExternRef(Some(v)) => write!(f, "externref:{v}"),
         }
+    }
+}
+
+/// Formats a `v128` as its 16 bytes in memory order (lane 0 of `i8x16`
+/// first), as hex pairs in four groups of four bytes (`i32x4` lanes):
+/// `01020304 05060708 090a0b0c 0d0e0f10`.
+#[derive(Clone, Copy, Debug)]
+pub struct V128Hex(pub u128);
+
+impl fmt::Display for V128Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.to_le_bytes().iter().enumerate() {
+            if i > 0 && i % 4 == 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Serde for a `v128` payload: 16 little-endian bytes in binary formats
+/// (MessagePack `bin 8`), a `"0x…"` string of 32 hex digits (the `u128`,
+/// most significant digit first) in human-readable ones.
+mod v128_serde {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&format!("0x{v:032x}"))
+        } else {
+            s.serialize_bytes(&v.to_le_bytes())
+        }
+    }
+
+    struct V;
+
+    impl<'de> Visitor<'de> for V {
+        type Value = u128;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a v128: 16 bytes, or a string \"0x\" followed by up to 32 hex digits")
+        }
+
+        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<u128, E> {
+            let a: [u8; 16] = b
+                .try_into()
+                .map_err(|_| E::custom(format!("a v128 has 16 bytes, found {}", b.len())))?;
+            Ok(u128::from_le_bytes(a))
+        }
+
+        fn visit_str<E: Error>(self, s: &str) -> Result<u128, E> {
+            let hex = s
+                .strip_prefix("0x")
+                .ok_or_else(|| E::custom(format!("v128 {s:?} does not start with 0x")))?;
+            if hex.is_empty() || hex.len() > 32 {
+                return Err(E::custom(format!("v128 {s:?} needs 1 to 32 hex digits")));
+            }
+            u128::from_str_radix(hex, 16).map_err(|e| E::custom(format!("v128 {s:?}: {e}")))
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<u128, A::Error> {
+            // Some binary deserializers hand a byte string over as a sequence.
+            let mut a = [0u8; 16];
+            for (i, slot) in a.iter_mut().enumerate() {
+                *slot = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::custom(format!("a v128 has 16 bytes, found {i}")))?;
+            }
+            if seq.next_element::<u8>()?.is_some() {
+                return Err(A::Error::custom("a v128 has 16 bytes, found more"));
+            }
+            Ok(u128::from_le_bytes(a))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        if d.is_human_readable() {
+            d.deserialize_str(V)
+        } else {
+            d.deserialize_bytes(V)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v128_round_trips_in_msgpack_and_json() {
+        let v = Value::V128(0x0f0e_0d0c_0b0a_0908_0706_0504_0302_0100);
+        let mp = rmp_serde::to_vec_named(&v).unwrap();
+        // 16 raw bytes (bin 8), lane 0 first, not a number.
+        assert!(mp.windows(16).any(|w| w == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]));
+        assert_eq!(rmp_serde::from_slice::<Value>(&mp).unwrap(), v);
+        let js = serde_json::to_string(&v).unwrap();
+        assert_eq!(js, r#"{"V128":"0x0f0e0d0c0b0a09080706050403020100"}"#);
+        assert_eq!(serde_json::from_str::<Value>(&js).unwrap(), v);
+        assert!(serde_json::from_str::<Value>(r#"{"V128":"12"}"#).is_err());
+        assert!(rmp_serde::from_slice::<Value>(&rmp_serde::to_vec_named(&Value::I32(1)).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn v128_displays_bytes_in_memory_order() {
+        let v = Value::V128(u128::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]));
+        assert_eq!(v.to_string(), "v128:01020304 05060708 090a0b0c 0d0e0f10");
+        assert_eq!(Value::default_of(ValType::V128), Value::V128(0));
+        assert_eq!(v.raw_bits(), None);
     }
 }

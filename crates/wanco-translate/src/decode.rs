@@ -61,6 +61,7 @@ fn width(ty: ValType) -> u8 {
     match ty {
         ValType::I32 | ValType::F32 => 4,
         ValType::I64 | ValType::F64 | ValType::FuncRef | ValType::ExternRef => 8,
+        ValType::V128 => 16,
     }
 }
 
@@ -81,6 +82,11 @@ fn read_value(
     what: &dyn Fn() -> String,
 ) -> Result<RawValue, Error> {
     let w = width(ty);
+    if w > 8 {
+        // Native frames hold 64-bit raw values; a v128 needs the
+        // translator to carry 128 bits (compiled SIMD is not supported yet).
+        return Err(Error::Decode(format!("{}: {ty} values in native frames are not supported", what())));
+    }
     let small = |size: u8| {
         Error::Decode(format!(
             "{}: a {ty} value needs {w} bytes, the location has {size}: {loc:?}",

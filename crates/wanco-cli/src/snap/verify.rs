@@ -119,6 +119,7 @@ fn val_type(t: wasmparser::ValType) -> Option<ValType> {
         W::I64 => Some(ValType::I64),
         W::F32 => Some(ValType::F32),
         W::F64 => Some(ValType::F64),
+        W::V128 => Some(ValType::V128),
         W::FUNCREF => Some(ValType::FuncRef),
         W::EXTERNREF => Some(ValType::ExternRef),
         _ => None,

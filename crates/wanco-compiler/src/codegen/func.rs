@@ -235,6 +235,7 @@ fn zero<'ctx>(m: &ModuleCodegen<'ctx, '_>, t: ValType) -> BasicValueEnum<'ctx> {
         ValType::I64 => m.ctx.i64_type().const_zero().into(),
         ValType::F32 => m.ctx.f32_type().const_zero().into(),
         ValType::F64 => m.ctx.f64_type().const_zero().into(),
+        ValType::V128 => m.ctx.i32_type().vec_type(4).const_zero().into(),
         ValType::FuncRef | ValType::ExternRef => m.ptr().const_null().into(),
     }
 }

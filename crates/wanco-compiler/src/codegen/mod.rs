@@ -44,6 +44,8 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
             ValType::I64 => self.ctx.i64_type().into(),
             ValType::F32 => self.ctx.f32_type().into(),
             ValType::F64 => self.ctx.f64_type().into(),
+            // As clang's `v128_t`: four i32 lanes; operations bitcast.
+            ValType::V128 => self.ctx.i32_type().vec_type(4).into(),
             ValType::FuncRef | ValType::ExternRef => self.ptr().into(),
         }
     }

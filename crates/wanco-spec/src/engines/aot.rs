@@ -167,6 +167,7 @@ fn encode(v: &Value) -> String {
         Value::FuncRef(Some(_)) => "funcref:ref".into(),
         Value::ExternRef(None) => "externref:null".into(),
         Value::ExternRef(Some(n)) => format!("externref:{n}"),
+        Value::V128(x) => format!("v128:{x}"),
     }
 }
 
@@ -178,6 +179,7 @@ fn decode(s: &str) -> Result<Value, String> {
         ("i64", v) => Value::I64(v.parse::<u64>().map_err(|_| bad())? as i64),
         ("f32", v) => Value::F32(v.parse().map_err(|_| bad())?),
         ("f64", v) => Value::F64(v.parse().map_err(|_| bad())?),
+        ("v128", v) => Value::V128(v.parse().map_err(|_| bad())?),
         ("funcref", "null") => Value::FuncRef(None),
         ("funcref", _) => Value::FuncRef(Some(0)),
         ("externref", "null") => Value::ExternRef(None),

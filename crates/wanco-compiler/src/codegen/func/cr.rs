@@ -241,6 +241,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         match t {
             ValType::I32 | ValType::F32 => self.i32().const_zero().into(),
             ValType::I64 | ValType::F64 => self.i64().const_zero().into(),
+            ValType::V128 => self.m.ctx.i32_type().vec_type(4).const_zero().into(),
             ValType::FuncRef | ValType::ExternRef => self.m.ptr().const_null().into(),
         }
     }
