@@ -5,7 +5,7 @@
 #
 # The section's `app.wasm` is tools/smoke/app.wasm. Its placeholder line
 # `kill -USR1 <pid of ./app>` is played by starting `./app` in the background
-# and signalling its pid once it has printed its third round. Each command
+# and signalling its pid once it has printed its second round. Each command
 # must exit 0; the outputs of the runs cut by a checkpoint must add up to an
 # uninterrupted run's.
 #
@@ -37,7 +37,7 @@ for c in "${cmds[@]}"; do
       rm -f checkpoint.wsnap
       ./app > sig.out 2> sig.err &
       pid=$!
-      for _ in $(seq 200); do grep -q '^round 3 ' sig.out && break; sleep 0.05; done
+      for _ in $(seq 200); do grep -q '^round 2 ' sig.out && break; sleep 0.05; done
       kill -USR1 "$pid"
       wait "$pid" || { echo "smoke: ./app exited $? after SIGUSR1:" >&2; cat sig.err >&2; exit 1; }
       grep -q '^checkpoint written to checkpoint.wsnap' sig.err || { echo "smoke: no checkpoint after SIGUSR1:" >&2; cat sig.err >&2; exit 1; }

@@ -2,11 +2,11 @@
 ;; `app.wasm` is this file through `wat2wasm app.wat -o app.wasm` (committed:
 ;; the installed tools are tried without wabt).
 ;;
-;; 20 rounds; each makes 2,000 calls of a function with a loop (about 18,000
-;; migration points a round, 360,000 in all: `--checkpoint-after-points
+;; 40 rounds; each makes 2,000 calls of a function with a loop (about 18,000
+;; migration points a round, 720,000 in all: `--checkpoint-after-points
 ;; 100000` stops it in round 6), prints `round K hash H`, then sleeps 25 ms
-;; (poll_oneoff), so the compiled program runs for about half a second:
-;; long enough to be sent SIGUSR1. Output does not depend on arguments,
+;; (poll_oneoff), so the compiled program runs for about a second: long
+;; enough to be sent SIGUSR1 after its second round, even on a busy machine. Output does not depend on arguments,
 ;; environment or time, so runs cut by a checkpoint add up to a whole run.
 (module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -74,6 +74,6 @@
       (call $puts (i32.const 1024)) (call $putu (i64.extend_i32_u (local.get $round)))
       (call $puts (i32.const 1040)) (call $putu (local.get $h)) (call $nl)
       (call $sleep)
-      (br_if $rounds (i32.lt_u (local.get $round) (i32.const 20))))
+      (br_if $rounds (i32.lt_u (local.get $round) (i32.const 40))))
     (call $puts (i32.const 1056)))
 )

@@ -102,8 +102,8 @@ fn installed_tools_run_readme_commands_from_anywhere() {
     );
     let whole = ok(tool(work.join("app"), &path, &home, &work).output().unwrap(), "./app");
     let interp = ok(tool("wanco", &path, &home, &work).args(["interp", "app.wasm"]).output().unwrap(), "wanco interp");
-    assert!(whole.starts_with("round 1 hash ") && whole.contains("\nround 20 hash "), "{whole}");
-    assert!(whole.ends_with("done\n") && whole.lines().count() == 21, "{whole}");
+    assert!(whole.starts_with("round 1 hash ") && whole.contains("\nround 40 hash "), "{whole}");
+    assert!(whole.ends_with("done\n") && whole.lines().count() == 41, "{whole}");
     assert_eq!(whole, interp, "compiled program vs the interpreter");
     let part1 = ok(
         tool(work.join("app"), &path, &home, &work)
