@@ -152,8 +152,24 @@ fn missing_pieces_are_named_with_the_command_that_installs_them() {
         assert!(e.contains(&expected.display().to_string()), "{e}");
         assert!(e.contains(&format!("`just install {}`", tmp.path().join("opt").display())), "{e}");
         assert!(!e.contains("just runtime"), "{e}");
+        // Not in a cargo target directory: no guesses of one.
+        assert!(!e.contains("/release/libwanco_rt.a") && !e.contains("/debug/libwanco_rt.a"), "{e}");
         assert!(!work.join("app").exists());
     }
+
+    // A build in a checkout whose runtime is not built: the checkout's command.
+    let checkout = tmp.path().join("checkout");
+    std::fs::create_dir_all(checkout.join("target/debug")).unwrap();
+    std::fs::write(checkout.join("target/CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55\n").unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_wanco"), checkout.join("target/debug/wanco")).unwrap();
+    let out = tool(checkout.join("target/debug/wanco"), &path, tmp.path(), &work)
+        .args(["compile", "app.wasm", "--target", "aarch64", "-o", "app"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    let cmd = format!("`cd {} && rustup target add {} && bash tools/build-runtime.sh`", checkout.display(), TRIPLES[1]);
+    assert!(e.contains(&cmd), "{e}");
 
     // WANCO_RT_DIR still works: DIR/<triple>/libwanco_rt.a.
     let rt = tmp.path().join("rt");

@@ -24,8 +24,9 @@ pub struct LinkInputs<'a> {
 ///    (host only);
 /// 2. the installed layout next to the running executable:
 ///    `PREFIX/bin/wanco` -> `PREFIX/lib/wanco/<triple>/libwanco_rt.a`;
-/// 3. a cargo target directory holding the running executable (a build in
-///    a checkout): `<target-dir>/<triple>/{release,debug}/libwanco_rt.a`.
+/// 3. the cargo target directory holding the running executable (a build in
+///    a checkout; cargo marks it with `CACHEDIR.TAG`):
+///    `<target-dir>/<triple>/{release,debug}/libwanco_rt.a`.
 ///
 /// The error names every place looked at and the command that installs the
 /// library for the way this `wanco` was installed.
@@ -46,14 +47,12 @@ pub fn runtime_library(target: Target) -> Result<PathBuf> {
     if let Some(prefix) = bin_dir.and_then(Path::parent) {
         tried.push(prefix.join("lib").join("wanco").join(target.triple()).join(name));
     }
-    // exe = <target-dir>/<profile>/wanco (or .../deps/test-binary)
-    let mut dir = bin_dir.map(Path::to_path_buf);
-    for _ in 0..3 {
-        let Some(d) = dir else { break };
+    // exe = <target-dir>/<profile>/wanco (or .../deps/test-binary); cargo
+    // marks its target directory with CACHEDIR.TAG.
+    if let Some(target_dir) = cargo_target_dir(bin_dir) {
         for profile in ["release", "debug"] {
-            tried.push(d.join(target.triple()).join(profile).join(name));
+            tried.push(target_dir.join(target.triple()).join(profile).join(name));
         }
-        dir = d.parent().map(Path::to_path_buf);
     }
     for p in &tried {
         if p.is_file() {
@@ -69,14 +68,17 @@ pub fn runtime_library(target: Target) -> Result<PathBuf> {
     )))
 }
 
+/// The cargo target directory holding the running executable's directory
+/// (`target/debug`, `target/debug/deps`, ...), if it is in one.
+fn cargo_target_dir(bin_dir: Option<&Path>) -> Option<PathBuf> {
+    bin_dir?.ancestors().take(4).find(|d| d.join("CACHEDIR.TAG").is_file()).map(Path::to_path_buf)
+}
+
 /// The command that installs the runtime library, for the way the running
 /// executable was installed.
 fn runtime_install_hint(bin_dir: Option<&Path>, target: Target) -> String {
-    // A cargo build in a checkout: cargo marks its target directory with
-    // CACHEDIR.TAG; the checkout is the directory above it.
-    let checkout = bin_dir.and_then(|b| {
-        b.ancestors().take(4).find(|d| d.join("CACHEDIR.TAG").is_file()).and_then(Path::parent).map(Path::to_path_buf)
-    });
+    // A cargo build in a checkout: the checkout is above the target directory.
+    let checkout = cargo_target_dir(bin_dir).as_deref().and_then(Path::parent).map(Path::to_path_buf);
     if let Some(c) = checkout {
         let rustup = if target == Target::host() {
             String::new()
