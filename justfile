@@ -11,8 +11,7 @@ build:
 setup:
     bash tools/setup.sh
 
-# Install wanco, wanco-snap, the runtime libraries (x86_64, aarch64), docs and
-# shell completions under PREFIX (release build; docs/installing.md).
+# Install wanco, wanco-snap, runtime libraries, docs, completions under PREFIX (docs/installing.md).
 install prefix="/usr/local":
     bash tools/install.sh {{prefix}}
 
