@@ -11,6 +11,18 @@ build:
 setup:
     bash tools/setup.sh
 
+# Install wanco, wanco-snap, runtime libraries, docs, completions under PREFIX (docs/installing.md).
+install prefix="/usr/local":
+    bash tools/install.sh {{prefix}}
+
+# Build the Debian package target/debian/wanco_VERSION_ARCH.deb (docs/installing.md).
+deb:
+    bash tools/build-deb.sh
+
+# Run README's "Using it" commands with the wanco on PATH, in a scratch directory.
+smoke-installed:
+    bash tools/smoke-installed.sh
+
 # The main demo: one program compiled for x86_64 and aarch64, run on both.
 demo: build
     bash tools/demo.sh

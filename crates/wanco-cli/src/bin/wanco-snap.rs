@@ -25,13 +25,12 @@ mod translate;
 #[path = "../snap/verify.rs"]
 mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// wanco-snap — inspect, check, compare and convert wanco snapshots (.wsnap).
 #[derive(Parser)]
 #[command(
     name = "wanco-snap",
-    version,
     about,
     long_about = None,
     after_help = "Examples:\n  wanco-snap dump --module app.wasm checkpoint.wsnap\n  wanco-snap verify --module app.wasm checkpoint.wsnap\n  wanco-snap diff a.wsnap b.wsnap\n  wanco-snap translate cp.wsnap --to aarch64 --binary app.aarch64 -o cp-arm.wsnap\n  wanco-snap decode checkpoint.wsnap > cp.json && wanco-snap encode cp.json -o cp.wsnap\n\nExit codes: 0 success, 1 differences/problems found, 2 bad input."
@@ -55,10 +54,27 @@ enum Command {
     Diff(diff::Opts),
     /// Lay a snapshot's frames out in the native frames of another binary/ISA.
     Translate(translate::Opts),
+    /// Print a shell completion script for wanco-snap on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `wanco-snap --version`: the wanco version and the snapshot format version
+/// it reads and writes.
+fn command() -> clap::Command {
+    let v = format!(
+        "{} (snapshot format {}, written and read)",
+        env!("CARGO_PKG_VERSION"),
+        wanco_state::snapshot::FORMAT_VERSION
+    );
+    // clap wants a 'static version string; it is made once per process.
+    Cli::command().version(&*Box::leak(v.into_boxed_str()))
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let r = match cli.command {
         Command::Dump(o) => dump::run(o),
         Command::Decode(o) => decode::run(o),
@@ -66,6 +82,10 @@ fn main() {
         Command::Verify(o) => verify::run(o),
         Command::Diff(o) => diff::run(o),
         Command::Translate(o) => translate::run(o),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "wanco-snap", &mut std::io::stdout());
+            Ok(0)
+        }
     };
     match r {
         Ok(code) => std::process::exit(code),

@@ -7,11 +7,11 @@ mod interp;
 #[path = "../wanco/run.rs"]
 mod run;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// wanco — a WebAssembly AOT compiler whose binaries migrate across CPU architectures.
 #[derive(Parser)]
-#[command(name = "wanco", version, about, long_about = None)]
+#[command(name = "wanco", about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,14 +25,38 @@ enum Command {
     Run(run::Opts),
     /// Run a module in the reference interpreter.
     Interp(interp::Opts),
+    /// Print a shell completion script for wanco on stdout.
+    #[command(after_help = "Examples:\n  wanco completions bash > ~/.local/share/bash-completion/completions/wanco\n  wanco completions zsh > ~/.zfunc/_wanco\n  wanco completions fish > ~/.config/fish/completions/wanco.fish\n\n`just install` and the Debian package install them for bash, zsh and fish.")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `wanco --version`: the wanco version, the LLVM it generates code with,
+/// and the snapshot format version it writes and reads.
+fn version() -> String {
+    let (major, minor, patch) = inkwell::support::get_llvm_version();
+    let format = wanco_state::snapshot::FORMAT_VERSION;
+    format!("{} (LLVM {major}.{minor}.{patch}; snapshot format {format}, written and read)", env!("CARGO_PKG_VERSION"))
+}
+
+fn command() -> clap::Command {
+    // clap wants a 'static version string; it is made once per process.
+    let v: &'static str = Box::leak(version().into_boxed_str());
+    Cli::command().version(v)
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let r = match cli.command {
         Command::Compile(o) => compile::run(o),
         Command::Run(o) => run::run(o),
         Command::Interp(o) => interp::run(o),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "wanco", &mut std::io::stdout());
+            Ok(0)
+        }
     };
     match r {
         Ok(code) => std::process::exit(code),

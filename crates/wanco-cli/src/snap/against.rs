@@ -433,9 +433,11 @@ impl Cx {
             .stderr(Stdio::piped());
         let child = cmd.spawn().map_err(|e| match &b.qemu {
             Some(q) => anyhow!(
-                "cannot run `{q}` for the {} executable `{}`: {e} (install qemu-user)",
+                "cannot run `{q}` for the {} executable `{}`: {e}; install it with `{}apt-get install qemu-user`",
                 b.isa,
-                b.shown
+                b.shown,
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                if unsafe { libc::geteuid() } == 0 { "" } else { "sudo " }
             ),
             None => anyhow!("cannot run `{}`: {e}", b.shown),
         })?;

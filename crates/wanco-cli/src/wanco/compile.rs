@@ -130,13 +130,79 @@ pub fn compile_to(wasm: &[u8], out: &Path, opts: &CompileOptions) -> Result<()> 
     let info = wanco_compiler::module_info(wasm)?;
     check_imports(&info)?;
     let target = opts.target;
+    // Before spending time in LLVM: the tools the compile and the link run.
+    check_linker(target)?;
     let obj = wanco_compiler::compile_object(wasm, opts)?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let obj_path = dir.path().join("module.o");
     std::fs::write(&obj_path, obj)?;
     let runtime = wanco_compiler::runtime_library(target)?;
-    wanco_compiler::link_executable(&LinkInputs { objects: &[obj_path], runtime: &runtime, output: out, target })?;
+    wanco_compiler::link_executable(&LinkInputs { objects: &[obj_path], runtime: &runtime, output: out, target })
+        .map_err(|e| with_libc_hint(e, target))?;
     Ok(())
+}
+
+/// `sudo ` unless we are root.
+fn sudo() -> &'static str {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        ""
+    } else {
+        "sudo "
+    }
+}
+
+/// The Debian packages that link executables for `target` on this host:
+/// the C compiler driver and the C library's development files (crt1.o,
+/// libc, libm, libpthread, libdl).
+fn toolchain_packages(target: Target) -> &'static str {
+    match (target, Target::host()) {
+        (a, b) if a == b => "gcc libc6-dev",
+        (Target::Aarch64, _) => "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+        (Target::X86_64, _) => "gcc-x86-64-linux-gnu libc6-dev-amd64-cross",
+    }
+}
+
+/// Find an executable on `PATH`.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// Refuse, before compiling, when the linkers for `target` are not
+/// installed (`ld -r` joins the module's objects, `cc` links the
+/// executable; gcc's package brings binutils' `ld`), naming the command
+/// that installs them.
+fn check_linker(target: Target) -> Result<()> {
+    for tool in [target.linker(), target.ld()] {
+        if find_on_path(tool).is_none() {
+            bail!(
+                "cannot link the {target} executable: `{tool}` (the C toolchain wanco links with) is not installed \
+                 or not on PATH; install it with `{}apt-get install {}`",
+                sudo(),
+                toolchain_packages(target)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A link that failed for want of the C library's files gets the command
+/// that installs them.
+fn with_libc_hint(e: wanco_compiler::CompileError, target: Target) -> anyhow::Error {
+    let msg = e.to_string();
+    if msg.contains("cannot find crt") || msg.contains("cannot find -l") || msg.contains("cannot find Scrt") {
+        anyhow::anyhow!(
+            "{msg}\nthe C library's development files for {target} are missing; install them with `{}apt-get install {}`",
+            sudo(),
+            toolchain_packages(target)
+        )
+    } else {
+        e.into()
+    }
 }
 
 /// Run `wanco compile`.
