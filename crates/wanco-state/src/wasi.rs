@@ -49,6 +49,12 @@ pub enum FdKind {
     File,
     /// A directory: either a preopen or one opened through a preopen.
     Directory,
+    /// A listening TCP socket given to the guest (`--tcplisten`); its
+    /// address is in [`FdEntry::socket`].
+    TcpListener,
+    /// A TCP connection accepted by the guest (`sock_accept`); its identity
+    /// and byte counts are in [`FdEntry::socket`].
+    TcpStream,
 }
 
 /// One entry of the fd table.
@@ -87,6 +93,59 @@ pub struct FdEntry {
     /// with data it did not have, or without data it wrote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// For a socket ([`FdKind::TcpListener`], [`FdKind::TcpStream`]): its
+    /// addresses, identity, byte counts and shutdown state. Absent for
+    /// everything else (and in snapshots older than sockets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<SocketState>,
+}
+
+/// What a snapshot records of a socket fd.
+///
+/// A connection is named by the listener it came from and its accept
+/// number there (`listener`, `seq`): stable across checkpoints, so that a
+/// gateway can tell which client stream a restored fd continues. The byte
+/// counts say where each direction of the stream stands: `bytes_in` bytes
+/// of the client's stream were handed to the guest, `bytes_out` bytes the
+/// guest sent were taken by the host's network stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketState {
+    /// Listener: the address it is bound to, `IP:PORT` (the port as bound,
+    /// never 0). Connection: its local address.
+    pub local_addr: String,
+    /// Connection: the peer's address, `IP:PORT`. Empty for a listener.
+    #[serde(default)]
+    pub peer_addr: String,
+    /// Connection: the local address of the listener that accepted it.
+    /// Empty for a listener.
+    #[serde(default)]
+    pub listener: String,
+    /// Listener: how many connections it has accepted. Connection: its
+    /// number among them (the first accepted is 1).
+    #[serde(default)]
+    pub seq: u64,
+    /// Connection: bytes received from the peer and delivered to the guest
+    /// (by `fd_read`/`sock_recv`; a peek delivers nothing).
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Connection: bytes the guest sent (`fd_write`/`sock_send`) that the
+    /// host accepted.
+    #[serde(default)]
+    pub bytes_out: u64,
+    /// The guest shut down the receiving direction (`sock_shutdown` RD).
+    #[serde(default)]
+    pub shut_rd: bool,
+    /// The guest shut down the sending direction (`sock_shutdown` WR).
+    #[serde(default)]
+    pub shut_wr: bool,
+    /// The guest has read the peer's end of stream.
+    #[serde(default)]
+    pub peer_eof: bool,
+    /// The connection is gone: it was open at a checkpoint and restored
+    /// without its peer. Every read, receive, write and send on it fails
+    /// with `CONNRESET`; poll reports it ready with `HANGUP`.
+    #[serde(default)]
+    pub reset: bool,
 }
 
 /// Clock state that must survive a migration.

@@ -176,6 +176,7 @@ impl WasiCtx {
                 offset: 0,
                 is_preopen: false,
                 size: None,
+                socket: None,
             }
         };
         self.fds.insert(
@@ -183,6 +184,7 @@ impl WasiCtx {
             Desc {
                 entry,
                 file: Some(file),
+                sock: None,
             },
         );
         m.write_u32(out, new_fd)

@@ -8,6 +8,10 @@ enum Sub {
     Stdin,
     FileRead { fd: u32 },
     Write,
+    /// A socket with a host descriptor: ready as `poll(2)` says.
+    Sock { fd: u32, read: bool },
+    /// A connection restored as reset: always ready, with `HANGUP`.
+    Reset { read: bool },
 }
 
 impl WasiCtx {
@@ -81,13 +85,24 @@ impl WasiCtx {
                     match d.entry.kind {
                         FdKind::Stdin => Sub::Stdin,
                         FdKind::File => Sub::FileRead { fd: a },
+                        FdKind::TcpListener | FdKind::TcpStream if d.sock.is_some() => {
+                            Sub::Sock { fd: a, read: true }
+                        }
+                        FdKind::TcpStream => Sub::Reset { read: true },
                         _ => return Err(Errno::BADF),
                     }
                 }
-                _ => match self.desc(a)?.entry.kind {
-                    FdKind::Stdout | FdKind::Stderr | FdKind::File => Sub::Write,
-                    _ => return Err(Errno::BADF),
-                },
+                _ => {
+                    let d = self.desc(a)?;
+                    match d.entry.kind {
+                        FdKind::Stdout | FdKind::Stderr | FdKind::File => Sub::Write,
+                        FdKind::TcpListener | FdKind::TcpStream if d.sock.is_some() => {
+                            Sub::Sock { fd: a, read: false }
+                        }
+                        FdKind::TcpStream => Sub::Reset { read: false },
+                        _ => return Err(Errno::BADF),
+                    }
+                }
             };
             parsed.push(sub);
         }
@@ -95,7 +110,7 @@ impl WasiCtx {
         // stdin when it has data, timers at their deadline.
         let always_ready = parsed
             .iter()
-            .any(|s| matches!(s, Sub::FileRead { .. } | Sub::Write));
+            .any(|s| matches!(s, Sub::FileRead { .. } | Sub::Write | Sub::Reset { .. }));
         let watches_stdin = parsed.iter().any(|s| matches!(s, Sub::Stdin));
         let earliest = parsed
             .iter()
@@ -110,7 +125,38 @@ impl WasiCtx {
                 (Some(x), Some(y)) => x.cmp(y),
             });
         let mut stdin_ready = false;
-        if !always_ready {
+        // `revents` of each socket subscription (by index into `parsed`).
+        let mut revents: Vec<i16> = vec![0; parsed.len()];
+        if parsed.iter().any(|s| matches!(s, Sub::Sock { .. })) {
+            // Sockets (and stdin) wait together in one poll(2).
+            let mut pfds = Vec::new();
+            let mut slots = Vec::new();
+            if watches_stdin {
+                pfds.push(libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 });
+            }
+            for (i, s) in parsed.iter().enumerate() {
+                if let Sub::Sock { fd, read } = s {
+                    let host = self.desc(*fd)?.sock.as_ref().ok_or(Errno::BADF)?.as_fd();
+                    let events = if *read { libc::POLLIN } else { libc::POLLOUT };
+                    pfds.push(libc::pollfd { fd: host.as_raw_fd(), events, revents: 0 });
+                    slots.push(i);
+                }
+            }
+            let timeout = if always_ready {
+                Some(Duration::ZERO)
+            } else {
+                match earliest {
+                    Some(Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+                    _ => None, // no timer, or only timers that never fire
+                }
+            };
+            sys::poll_fds(&mut pfds, timeout).map_err(errno::from_host_net)?;
+            let first = usize::from(watches_stdin);
+            stdin_ready = watches_stdin && pfds[0].revents != 0;
+            for (slot, &i) in slots.iter().enumerate() {
+                revents[i] = pfds[first + slot].revents;
+            }
+        } else if !always_ready {
             let timeout = earliest.map(|d| d.map(|d| d.saturating_duration_since(Instant::now())));
             match (watches_stdin, timeout) {
                 (true, t) => stdin_ready = sys::poll_readable(0, t.flatten()),
@@ -127,7 +173,7 @@ impl WasiCtx {
         }
         let now = Instant::now();
         let mut count = 0u32;
-        for (sub, &(userdata, tag, _, _, _)) in parsed.iter().zip(&raw) {
+        for (i, (sub, &(userdata, tag, _, _, _))) in parsed.iter().zip(&raw).enumerate() {
             let ev = events + count * EVENT_SIZE;
             let written = match sub {
                 Sub::Clock { deadline } => {
@@ -159,6 +205,46 @@ impl WasiCtx {
                     debug_assert_eq!(tag, 2);
                     write_event(m, ev, userdata, EVENTTYPE_FD_WRITE, 1, 0)?;
                     true
+                }
+                Sub::Reset { read } => {
+                    let ty = if *read { EVENTTYPE_FD_READ } else { EVENTTYPE_FD_WRITE };
+                    write_event(m, ev, userdata, ty, u64::from(*read), EVENTRW_HANGUP)?;
+                    true
+                }
+                Sub::Sock { fd, read } => {
+                    // As wasmtime 36: an invalid descriptor is BADF, an
+                    // error condition IO, a hang-up sets HANGUP; a read
+                    // event says how many bytes are waiting (at least 1),
+                    // a write event 0.
+                    let r = revents[i];
+                    let ty = if *read { EVENTTYPE_FD_READ } else { EVENTTYPE_FD_WRITE };
+                    if r == 0 {
+                        false
+                    } else {
+                        let (error, flags) = if r & libc::POLLNVAL != 0 {
+                            (Errno::BADF, 0)
+                        } else if r & libc::POLLERR != 0 {
+                            (Errno::IO, 0)
+                        } else if r & libc::POLLHUP != 0 {
+                            (Errno::SUCCESS, EVENTRW_HANGUP)
+                        } else {
+                            (Errno::SUCCESS, 0)
+                        };
+                        let nbytes = if !*read || error != Errno::SUCCESS {
+                            0
+                        } else {
+                            let d = self.desc(*fd)?;
+                            match &d.sock {
+                                Some(Sock::Stream(s)) => sys::readable_bytes(s.as_fd()).unwrap_or(0).max(1),
+                                _ => 1,
+                            }
+                        };
+                        write_event(m, ev, userdata, ty, nbytes, flags)?;
+                        if error != Errno::SUCCESS {
+                            m.write_u16(ev + 8, error.0)?;
+                        }
+                        true
+                    }
                 }
             };
             if written {

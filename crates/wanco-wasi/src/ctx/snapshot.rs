@@ -121,7 +121,13 @@ impl WasiCtx {
                     e.fd, e.kind, e.preopen, e.rel_path
                 )));
             }
+            if sock::is_socket(e.kind) {
+                let (entry, sock) = sock::reopen_socket(e)?;
+                fds.insert(e.fd, Desc { entry, file: None, sock });
+                continue;
+            }
             let file = match e.kind {
+                FdKind::TcpListener | FdKind::TcpStream => None, // above
                 FdKind::Stdin => {
                     // Read from a file up to `offset`: a restore whose own
                     // standard input is a file goes on from there (from a
@@ -172,6 +178,7 @@ impl WasiCtx {
                 Desc {
                     entry: e.clone(),
                     file,
+                    sock: None,
                 },
             );
         }
