@@ -251,9 +251,6 @@ impl WasiCtx {
         buf_len: u32,
     ) -> Result<(), Errno> {
         let d = self.desc(fd)?;
-        if sock::is_socket(d.entry.kind) {
-            return Err(Errno::BADF); // wasmtime 36: not a directory entry
-        }
         if !d.entry.is_preopen {
             return Err(Errno::NOTDIR);
         }

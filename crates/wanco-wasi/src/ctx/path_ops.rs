@@ -117,7 +117,7 @@ impl WasiCtx {
         let d = self.desc(dirfd)?;
         match d.entry.kind {
             FdKind::Directory => {}
-            FdKind::File => return Err(Errno::NOTDIR),
+            FdKind::File | FdKind::TcpListener | FdKind::TcpStream => return Err(Errno::NOTDIR),
             _ => return Err(Errno::BADF),
         }
         let fdflags = fdflags as u16;
