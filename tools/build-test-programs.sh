@@ -2,6 +2,7 @@
 # Build the end-to-end test programs into tests/programs/wasm/:
 #   tests/programs/c/NAME.c           -> NAME.wasm   (clang-14 --target=wasm32-wasi -O2)
 #   tests/programs/rust/src/bin/NAME.rs -> NAME.wasm (cargo, wasm32-wasip1, --release)
+#   tests/programs/sock/c/NAME.c      -> tests/programs/sock/wasm/NAME.wasm (socket servers)
 # The .wasm files are committed, so the tests need neither toolchain. Rebuilding with the same
 # toolchains gives the same bytes (no timestamps or absolute paths end up in the modules).
 # Usage: tools/build-test-programs.sh [--check]   (--check: rebuild into a temp dir and
@@ -31,6 +32,18 @@ for src in "$PROGS"/c/*.c; do
     echo "built $name.wasm (C)"
 done
 
+# Socket servers (tests/tests/sockets.rs): not run case by case like the programs above (they
+# need a listening socket and clients), so they live apart, in tests/programs/sock/.
+SOCK_OUT="$PROGS/sock/wasm"
+if [[ $CHECK == 1 ]]; then SOCK_OUT="$OUT/sock"; fi
+mkdir -p "$SOCK_OUT"
+for src in "$PROGS"/sock/c/*.c; do
+    name=$(basename "$src" .c)
+    "$CC" "${CFLAGS[@]/#-ffile-prefix-map=*/-ffile-prefix-map=$PROGS/sock/c/=}" "$src" -o "$SOCK_OUT/$name.wasm.tmp" -lm
+    mv "$SOCK_OUT/$name.wasm.tmp" "$SOCK_OUT/$name.wasm"
+    echo "built sock/$name.wasm (C)"
+done
+
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
     echo "error: rust target wasm32-wasip1 missing (rustup target add wasm32-wasip1)" >&2; exit 1
 fi
@@ -54,6 +67,10 @@ if [[ $CHECK == 1 ]]; then
     done
     for f in "$PROGS"/wasm/*.wasm; do
         [[ -e "$OUT/$(basename "$f")" ]] || { echo "committed module has no source: $(basename "$f")" >&2; status=1; }
+    done
+    for f in "$OUT"/sock/*.wasm; do
+        n=$(basename "$f")
+        if ! cmp -s "$f" "$PROGS/sock/wasm/$n"; then echo "differs from the committed module: sock/$n" >&2; status=1; fi
     done
     [[ $status == 0 ]] && echo "all modules up to date"
     exit $status
