@@ -156,3 +156,86 @@ pub struct ClockState {
     /// clock continues from this value, so it never goes back.
     pub monotonic_last_ns: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_entry() -> FdEntry {
+        FdEntry {
+            fd: 4,
+            kind: FdKind::File,
+            preopen: Some(0),
+            rel_path: "a.txt".into(),
+            read: true,
+            write: false,
+            fdflags: 0,
+            rights_base: 2,
+            rights_inheriting: 2,
+            offset: 7,
+            is_preopen: false,
+            size: Some(9),
+            socket: None,
+        }
+    }
+
+    /// The fd entry as snapshots before sockets wrote it (no `socket` key).
+    #[derive(Serialize)]
+    struct OldFdEntry {
+        fd: u32,
+        kind: FdKind,
+        preopen: Option<u32>,
+        rel_path: String,
+        read: bool,
+        write: bool,
+        fdflags: u16,
+        rights_base: u64,
+        rights_inheriting: u64,
+        offset: u64,
+        is_preopen: bool,
+        size: Option<u64>,
+    }
+
+    #[test]
+    fn entries_without_a_socket_key_still_decode() {
+        let old = OldFdEntry {
+            fd: 4,
+            kind: FdKind::File,
+            preopen: Some(0),
+            rel_path: "a.txt".into(),
+            read: true,
+            write: false,
+            fdflags: 0,
+            rights_base: 2,
+            rights_inheriting: 2,
+            offset: 7,
+            is_preopen: false,
+            size: Some(9),
+        };
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        let e: FdEntry = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(e, file_entry());
+        // And a file entry is written without the key, as before.
+        assert_eq!(rmp_serde::to_vec_named(&file_entry()).unwrap(), bytes);
+    }
+
+    #[test]
+    fn socket_entries_round_trip() {
+        let mut e = file_entry();
+        e.kind = FdKind::TcpStream;
+        e.socket = Some(SocketState {
+            local_addr: "127.0.0.1:4000".into(),
+            peer_addr: "127.0.0.1:51234".into(),
+            listener: "127.0.0.1:4000".into(),
+            seq: 3,
+            bytes_in: 100,
+            bytes_out: 250,
+            shut_rd: false,
+            shut_wr: true,
+            peer_eof: true,
+            reset: false,
+        });
+        let bytes = rmp_serde::to_vec_named(&e).unwrap();
+        assert_eq!(rmp_serde::from_slice::<FdEntry>(&bytes).unwrap(), e);
+    }
+}
