@@ -2,7 +2,8 @@
 # Build the end-to-end test programs into tests/programs/wasm/:
 #   tests/programs/c/NAME.c           -> NAME.wasm   (clang-14 --target=wasm32-wasi -O2)
 #   tests/programs/rust/src/bin/NAME.rs -> NAME.wasm (cargo, wasm32-wasip1, --release)
-#   tests/programs/sock/c/NAME.c      -> tests/programs/sock/wasm/NAME.wasm (socket servers)
+#   tests/programs/sock/c/NAME.c, tests/programs/sock/rust/src/bin/NAME.rs
+#                                     -> tests/programs/sock/wasm/NAME.wasm (socket servers)
 # The .wasm files are committed, so the tests need neither toolchain. Rebuilding with the same
 # toolchains gives the same bytes (no timestamps or absolute paths end up in the modules).
 # Usage: tools/build-test-programs.sh [--check]   (--check: rebuild into a temp dir and
@@ -57,6 +58,18 @@ for src in "$PROGS"/rust/src/bin/*.rs; do
     cp "$RUST_TARGET_DIR/wasm32-wasip1/release/$name.wasm" "$OUT/$name.wasm.tmp"
     mv "$OUT/$name.wasm.tmp" "$OUT/$name.wasm"
     echo "built $name.wasm (Rust)"
+done
+
+# Rust socket servers (tests/programs/sock/rust, its own small project).
+SOCK_RUST_TARGET_DIR=${RUST_SOCK_PROGRAMS_TARGET_DIR:-$PROGS/sock/rust/target}
+RUSTFLAGS="--remap-path-prefix=$PROGS/sock/rust=. --remap-path-prefix=$HOME=~" \
+    cargo build --quiet --locked --release --target wasm32-wasip1 \
+    --manifest-path "$PROGS/sock/rust/Cargo.toml" --target-dir "$SOCK_RUST_TARGET_DIR"
+for src in "$PROGS"/sock/rust/src/bin/*.rs; do
+    name=$(basename "$src" .rs)
+    cp "$SOCK_RUST_TARGET_DIR/wasm32-wasip1/release/$name.wasm" "$SOCK_OUT/$name.wasm.tmp"
+    mv "$SOCK_OUT/$name.wasm.tmp" "$SOCK_OUT/$name.wasm"
+    echo "built sock/$name.wasm (Rust)"
 done
 
 if [[ $CHECK == 1 ]]; then

@@ -1,5 +1,6 @@
 //! WASI preview1 sockets end to end: servers built by clang (wasi-libc `accept4`/`recv`/`send`/
-//! `shutdown`/`poll`, `tests/programs/sock/c/`) run with a pre-opened listener on 127.0.0.1 under
+//! `shutdown`/`poll`, `tests/programs/sock/c/`) and by rustc (std's `TcpListener::from_raw_fd`,
+//! `tests/programs/sock/rust/`) run with a pre-opened listener on 127.0.0.1 under
 //! wasmtime 36.0.9 (`-S preview2=n -S tcplisten=...`, the reference: later wasmtime versions give
 //! preview1 modules no sockets; `tools/find-wasmtime36.sh`), compiled for x86_64, compiled for
 //! aarch64 under qemu, and in `wanco interp`. The same client code drives every engine and what
@@ -349,6 +350,54 @@ fn kv_server_serves_concurrent_clients_like_wasmtime36() {
     }
 }
 
+// ---------------------------------------------------------------- the Rust echo server
+
+/// `sock_rust_echo 4` (Rust std: `TcpListener::from_raw_fd(3)`, made blocking, connections one
+/// after the other) with 4 concurrent clients: (transcripts, stdout, exit status).
+fn run_rust_echo(engine: Engine) -> (Vec<Vec<String>>, String, Option<i32>) {
+    const N: usize = 4;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut s = Server::start(server_command(engine, "sock_rust_echo", &addr, &["4"], &[]), &format!("sock_rust_echo on {engine}"));
+    s.expect_line("ready\n");
+    let transcripts: Vec<Vec<String>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..N)
+            .map(|id| {
+                let addr = addr.clone();
+                sc.spawn(move || {
+                    let mut c = connect(&addr, engine);
+                    let mut r = BufReader::new(c.try_clone().unwrap());
+                    let mut t = Vec::new();
+                    for k in 0..5 {
+                        c.write_all(format!("hello {id}/{k}\n").as_bytes()).unwrap();
+                        let mut l = String::new();
+                        r.read_line(&mut l).unwrap_or_else(|e| panic!("{engine}: client {id}: {e}"));
+                        assert_eq!(l, format!("{} HELLO {id}/{k}\n", k + 1), "{engine}: client {id}");
+                        t.push(l);
+                    }
+                    c.write_all(b"QUIT\n").unwrap();
+                    let mut rest = String::new();
+                    r.read_to_string(&mut rest).unwrap();
+                    t.push(rest);
+                    t
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("client thread")).collect()
+    });
+    let (code, out, _) = s.finish(Duration::from_secs(60) * slowdown(engine));
+    (transcripts, out, code)
+}
+
+#[test]
+fn rust_echo_server_matches_wasmtime36() {
+    let want = run_rust_echo(Engine::Wasmtime);
+    assert_eq!((want.1.as_str(), want.2), ("served 4 connections, 24 lines\n", Some(0)));
+    assert!(want.0.iter().all(|t| t.last().map(String::as_str) == Some("BYE\n")));
+    for e in [Engine::AotX86_64, Engine::AotAarch64, Engine::Interp] {
+        assert_eq!(run_rust_echo(e), want, "{e}: transcripts, stdout and exit status differ from wasmtime 36's");
+    }
+}
+
 // ---------------------------------------------------------------- checkpoint / restore
 
 /// Runs `wanco-snap dump` on a snapshot.
@@ -474,5 +523,8 @@ fn socket_programs_are_built() {
         v.sort();
         v
     };
-    assert_eq!(stems(&root.join("c"), "c"), stems(&root.join("wasm"), "wasm"), "run tools/build-test-programs.sh");
+    let mut sources = stems(&root.join("c"), "c");
+    sources.extend(stems(&root.join("rust/src/bin"), "rs"));
+    sources.sort();
+    assert_eq!(sources, stems(&root.join("wasm"), "wasm"), "run tools/build-test-programs.sh");
 }
