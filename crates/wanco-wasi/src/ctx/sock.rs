@@ -22,6 +22,12 @@
 //!   positional I/O, advice, sizes and times are `BADF`; `fd_filestat_get`
 //!   gives the filetype and zeros.
 //!
+//! Two deliberate differences from wasmtime 36, which a correct program
+//! does not notice: `poll_oneoff` reports only the fds that are ready
+//! (wasmtime 36 reports every fd subscription as ready as soon as one is),
+//! and a closed fd number is used again (wasmtime 49's order, as for files;
+//! wasmtime 36 never reuses one).
+//!
 //! Every connection keeps count of the bytes it delivered to the guest and
 //! took from it, and of its shutdown state, in its [`SocketState`]: a
 //! snapshot records where each stream stands.
