@@ -268,3 +268,27 @@ fn a_bad_listen_address_is_a_clear_error() {
     let err = g.ctx.preopen_listener("not-an-address").unwrap_err();
     assert!(err.message().contains("cannot listen on `not-an-address`"), "{err}");
 }
+
+#[test]
+fn restore_refuses_an_address_someone_else_listens_on() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut g, l, addr) = guest_with_listener(d.path());
+    // The guest made its listener blocking: a restore keeps that.
+    assert_eq!(g.call(F::FdFdstatSetFlags, &[l.into(), 0]), 0);
+    let st = g.ctx.state();
+    drop(g);
+    let squatter = std::net::TcpListener::bind(&addr).unwrap();
+    let err = WasiCtx::from_state(&st).unwrap_err();
+    assert!(
+        err.message().contains(&format!("cannot listen on `{addr}` again for fd {l}")),
+        "{err}"
+    );
+    drop(squatter);
+    let mut r = Guest::restored(&st);
+    assert_eq!(r.fdstat(l).1, 0, "still blocking");
+    // A socket without its address is damage, named as such.
+    let mut bad = st.clone();
+    bad.fds.iter_mut().find(|e| e.fd == l).unwrap().socket = None;
+    let err = WasiCtx::from_state(&bad).unwrap_err();
+    assert!(err.message().contains("gives no address"), "{err}");
+}
