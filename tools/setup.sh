@@ -40,6 +40,10 @@ fi
 echo "==> wasmtime CLI (reference engine)"
 bash tools/find-wasmtime.sh >/dev/null
 
+# wasmtime 36.0.9: the reference for WASI preview1 sockets (tests/tests/sockets.rs).
+echo "==> wasmtime 36.0.9 CLI (reference engine for sockets)"
+bash tools/find-wasmtime36.sh >/dev/null
+
 echo "==> build"
 export LLVM_SYS_191_PREFIX=/usr/lib/llvm-19
 cargo build --quiet

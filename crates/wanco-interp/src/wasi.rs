@@ -105,6 +105,13 @@ impl WasiRunner {
         WasiRunner::with_ctx(module, ctx, true)
     }
 
+    /// Instantiate `module` with the WASI imports of a context made by the
+    /// caller (e.g. one given listening sockets with
+    /// [`WasiCtx::preopen_listener`]).
+    pub fn from_ctx(module: &Module, ctx: WasiCtx) -> Result<WasiRunner, Error> {
+        WasiRunner::with_ctx(module, ctx, true)
+    }
+
     fn with_ctx(module: &Module, ctx: WasiCtx, run_start: bool) -> Result<WasiRunner, Error> {
         let ctx = Rc::new(RefCell::new(ctx));
         let mut store = Store::new();

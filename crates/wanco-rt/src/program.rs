@@ -1,7 +1,7 @@
 //! Process entry of a compiled program (`main` calls [`wanco_program_main`]).
 //!
 //! ```text
-//! PROG [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--checkpoint-after-points N]
+//! PROG [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--tcplisten HOST:PORT]... [--checkpoint-after-points N]
 //!      [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
 //! PROG --restore SNAP [--checkpoint-after-points N] [--checkpoint-file PATH]
 //! ```
@@ -26,6 +26,9 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// `--dir` preopens.
     pub preopens: Vec<Preopen>,
+    /// `--tcplisten` addresses: listening sockets given to the guest after
+    /// the preopened directories.
+    pub listen: Vec<String>,
     /// `--restore SNAP`.
     pub restore: Option<std::path::PathBuf>,
     /// Checkpointing options.
@@ -34,7 +37,7 @@ pub struct Options {
     pub help: bool,
 }
 
-const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
+const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--tcplisten HOST:PORT]... [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
        PROGRAM --restore SNAP [--checkpoint-after-points N] [--checkpoint-file PATH]
 SIGUSR1 writes a checkpoint at a migration point (within 65536 points) and exits 0.";
 
@@ -58,6 +61,8 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
         } else if a == "--dir" || a.starts_with("--dir=") {
             let v = value(&mut i, "--dir")?;
             o.preopens.push(wanco_wasi::parse_dir(&v));
+        } else if a == "--tcplisten" || a.starts_with("--tcplisten=") {
+            o.listen.push(value(&mut i, "--tcplisten")?);
         } else if a == "--env" || a.starts_with("--env=") {
             let v = value(&mut i, "--env")?;
             o.env.push(wanco_wasi::parse_env(&v));
@@ -161,8 +166,8 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
     let restore = match &opts.restore {
         None => None,
         Some(path) => {
-            if !opts.args.is_empty() || !opts.env.is_empty() || !opts.preopens.is_empty() {
-                eprintln!("note: --dir, --env and guest arguments are ignored with --restore: they come from the snapshot");
+            if !opts.args.is_empty() || !opts.env.is_empty() || !opts.preopens.is_empty() || !opts.listen.is_empty() {
+                eprintln!("note: --dir, --env, --tcplisten and guest arguments are ignored with --restore: they come from the snapshot");
             }
             checkpoint::restore_started();
             let file = crate::memory::read_file(path).unwrap_or_else(|e| refuse(path, &e));
@@ -191,11 +196,17 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         None => {
             let mut args = vec![prog];
             args.extend(opts.args);
-            match WasiCtx::new(WasiConfig { args, env: opts.env, preopens: opts.preopens }) {
+            let mut w = match WasiCtx::new(WasiConfig { args, env: opts.env, preopens: opts.preopens }) {
                 Ok(w) => w,
                 // A bad --dir is a bad option: exit 2, as in `wanco interp`.
                 Err(e) => fail(&e.to_string(), 2),
+            };
+            for addr in &opts.listen {
+                if let Err(e) = w.preopen_listener(addr) {
+                    fail(&format!("--tcplisten: {e}"), 2);
+                }
             }
+            w
         }
     };
     *wasi_host::WASI.lock().unwrap() = Some(wasi);

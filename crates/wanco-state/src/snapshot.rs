@@ -1286,6 +1286,7 @@ mod tests {
                     offset: 0,
                     is_preopen: true,
                     size: None,
+                    socket: None,
                 }],
                 clock: ClockState {
                     monotonic_last_ns: 99,

@@ -49,6 +49,12 @@ pub enum FdKind {
     File,
     /// A directory: either a preopen or one opened through a preopen.
     Directory,
+    /// A listening TCP socket given to the guest (`--tcplisten`); its
+    /// address is in [`FdEntry::socket`].
+    TcpListener,
+    /// A TCP connection accepted by the guest (`sock_accept`); its identity
+    /// and byte counts are in [`FdEntry::socket`].
+    TcpStream,
 }
 
 /// One entry of the fd table.
@@ -87,6 +93,59 @@ pub struct FdEntry {
     /// with data it did not have, or without data it wrote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// For a socket ([`FdKind::TcpListener`], [`FdKind::TcpStream`]): its
+    /// addresses, identity, byte counts and shutdown state. Absent for
+    /// everything else (and in snapshots older than sockets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<SocketState>,
+}
+
+/// What a snapshot records of a socket fd.
+///
+/// A connection is named by the listener it came from and its accept
+/// number there (`listener`, `seq`): stable across checkpoints, so that a
+/// gateway can tell which client stream a restored fd continues. The byte
+/// counts say where each direction of the stream stands: `bytes_in` bytes
+/// of the client's stream were handed to the guest, `bytes_out` bytes the
+/// guest sent were taken by the host's network stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketState {
+    /// Listener: the address it is bound to, `IP:PORT` (the port as bound,
+    /// never 0). Connection: its local address.
+    pub local_addr: String,
+    /// Connection: the peer's address, `IP:PORT`. Empty for a listener.
+    #[serde(default)]
+    pub peer_addr: String,
+    /// Connection: the local address of the listener that accepted it.
+    /// Empty for a listener.
+    #[serde(default)]
+    pub listener: String,
+    /// Listener: how many connections it has accepted. Connection: its
+    /// number among them (the first accepted is 1).
+    #[serde(default)]
+    pub seq: u64,
+    /// Connection: bytes received from the peer and delivered to the guest
+    /// (by `fd_read`/`sock_recv`; a peek delivers nothing).
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Connection: bytes the guest sent (`fd_write`/`sock_send`) that the
+    /// host accepted.
+    #[serde(default)]
+    pub bytes_out: u64,
+    /// The guest shut down the receiving direction (`sock_shutdown` RD).
+    #[serde(default)]
+    pub shut_rd: bool,
+    /// The guest shut down the sending direction (`sock_shutdown` WR).
+    #[serde(default)]
+    pub shut_wr: bool,
+    /// The guest has read the peer's end of stream.
+    #[serde(default)]
+    pub peer_eof: bool,
+    /// The connection is gone: it was open at a checkpoint and restored
+    /// without its peer. Every read, receive, write and send on it fails
+    /// with `CONNRESET`; poll reports it ready with `HANGUP`.
+    #[serde(default)]
+    pub reset: bool,
 }
 
 /// Clock state that must survive a migration.
@@ -96,4 +155,87 @@ pub struct ClockState {
     /// least the last value the guest observed. After a restore the guest's
     /// clock continues from this value, so it never goes back.
     pub monotonic_last_ns: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_entry() -> FdEntry {
+        FdEntry {
+            fd: 4,
+            kind: FdKind::File,
+            preopen: Some(0),
+            rel_path: "a.txt".into(),
+            read: true,
+            write: false,
+            fdflags: 0,
+            rights_base: 2,
+            rights_inheriting: 2,
+            offset: 7,
+            is_preopen: false,
+            size: Some(9),
+            socket: None,
+        }
+    }
+
+    /// The fd entry as snapshots before sockets wrote it (no `socket` key).
+    #[derive(Serialize)]
+    struct OldFdEntry {
+        fd: u32,
+        kind: FdKind,
+        preopen: Option<u32>,
+        rel_path: String,
+        read: bool,
+        write: bool,
+        fdflags: u16,
+        rights_base: u64,
+        rights_inheriting: u64,
+        offset: u64,
+        is_preopen: bool,
+        size: Option<u64>,
+    }
+
+    #[test]
+    fn entries_without_a_socket_key_still_decode() {
+        let old = OldFdEntry {
+            fd: 4,
+            kind: FdKind::File,
+            preopen: Some(0),
+            rel_path: "a.txt".into(),
+            read: true,
+            write: false,
+            fdflags: 0,
+            rights_base: 2,
+            rights_inheriting: 2,
+            offset: 7,
+            is_preopen: false,
+            size: Some(9),
+        };
+        let bytes = rmp_serde::to_vec_named(&old).unwrap();
+        let e: FdEntry = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(e, file_entry());
+        // And a file entry is written without the key, as before.
+        assert_eq!(rmp_serde::to_vec_named(&file_entry()).unwrap(), bytes);
+    }
+
+    #[test]
+    fn socket_entries_round_trip() {
+        let mut e = file_entry();
+        e.kind = FdKind::TcpStream;
+        e.socket = Some(SocketState {
+            local_addr: "127.0.0.1:4000".into(),
+            peer_addr: "127.0.0.1:51234".into(),
+            listener: "127.0.0.1:4000".into(),
+            seq: 3,
+            bytes_in: 100,
+            bytes_out: 250,
+            shut_rd: false,
+            shut_wr: true,
+            peer_eof: true,
+            reset: false,
+        });
+        let bytes = rmp_serde::to_vec_named(&e).unwrap();
+        assert_eq!(rmp_serde::from_slice::<FdEntry>(&bytes).unwrap(), e);
+    }
 }

@@ -42,6 +42,21 @@ impl Errno {
     pub const PIPE: Errno = Errno(64);
     pub const SPIPE: Errno = Errno(70);
     pub const NOTCAPABLE: Errno = Errno(76);
+    pub const ADDRINUSE: Errno = Errno(3);
+    pub const ADDRNOTAVAIL: Errno = Errno(4);
+    pub const CONNABORTED: Errno = Errno(13);
+    pub const CONNREFUSED: Errno = Errno(14);
+    pub const CONNRESET: Errno = Errno(15);
+    pub const HOSTUNREACH: Errno = Errno(23);
+    pub const ISCONN: Errno = Errno(30);
+    pub const MFILE: Errno = Errno(33);
+    pub const NETDOWN: Errno = Errno(38);
+    pub const NETRESET: Errno = Errno(39);
+    pub const NETUNREACH: Errno = Errno(40);
+    pub const NFILE: Errno = Errno(41);
+    pub const NOBUFS: Errno = Errno(42);
+    pub const NOTCONN: Errno = Errno(53);
+    pub const TIMEDOUT: Errno = Errno(73);
 }
 
 impl Errno {
@@ -51,7 +66,14 @@ impl Errno {
             0 => "success",
             1 => "argument list too long",
             2 => "permission denied",
+            3 => "address in use",
+            4 => "address not available",
             6 => "resource unavailable, try again",
+            13 => "connection aborted",
+            14 => "connection refused",
+            15 => "connection reset",
+            53 => "socket not connected",
+            73 => "connection timed out",
             8 => "bad file descriptor",
             10 => "device or resource busy",
             20 => "file exists",
@@ -121,6 +143,38 @@ pub(crate) fn from_host(e: i32) -> Errno {
     }
 }
 
+/// Translates a host `errno` of a socket call to WASI, as the preview1
+/// host of wasmtime 36 (`wasi-common`, the one that offers sockets) does:
+/// the network errors keep their meaning, `EAGAIN` is `AGAIN`.
+pub(crate) fn from_host_net(e: i32) -> Errno {
+    match e {
+        libc::EAGAIN => Errno::AGAIN,
+        libc::EADDRINUSE => Errno::ADDRINUSE,
+        libc::EADDRNOTAVAIL => Errno::ADDRNOTAVAIL,
+        libc::ECONNABORTED => Errno::CONNABORTED,
+        libc::ECONNREFUSED => Errno::CONNREFUSED,
+        libc::ECONNRESET => Errno::CONNRESET,
+        libc::EHOSTUNREACH => Errno::HOSTUNREACH,
+        libc::EISCONN => Errno::ISCONN,
+        libc::EMFILE => Errno::MFILE,
+        libc::ENETDOWN => Errno::NETDOWN,
+        libc::ENETRESET => Errno::NETRESET,
+        libc::ENETUNREACH => Errno::NETUNREACH,
+        libc::ENFILE => Errno::NFILE,
+        libc::ENOBUFS => Errno::NOBUFS,
+        libc::ENOTCONN => Errno::NOTCONN,
+        libc::ENOTSOCK => Errno::NOTSOCK,
+        libc::ETIMEDOUT => Errno::TIMEDOUT,
+        libc::EFAULT => Errno::FAULT,
+        _ => from_host(e),
+    }
+}
+
+/// Translates a host I/O error of a socket call to WASI.
+pub(crate) fn from_io_net(e: std::io::Error) -> Errno {
+    from_host_net(crate::sys::io_errno(e))
+}
+
 /// Translates a host I/O error to WASI.
 pub(crate) fn from_io(e: std::io::Error) -> Errno {
     from_host(crate::sys::io_errno(e))
@@ -135,5 +189,8 @@ mod tests {
         assert_eq!(from_host(libc::ENOENT), Errno::NOENT);
         assert_eq!(from_host(libc::EXDEV), Errno::IO);
         assert_eq!(from_host(libc::EOPNOTSUPP), Errno::NOTSUP);
+        assert_eq!(from_host_net(libc::EAGAIN), Errno::AGAIN);
+        assert_eq!(from_host_net(libc::ECONNRESET), Errno::CONNRESET);
+        assert_eq!(from_host_net(libc::ENOENT), Errno::NOENT);
     }
 }

@@ -15,6 +15,10 @@
 //! enum or flag value) this host returns `FAULT` or `INVAL` instead, because a
 //! WASI call here can only return an errno or exit.
 //!
+//! Sockets (`WasiCtx::preopen_listener`, the runtimes' `--tcplisten`)
+//! follow wasmtime 36's preview1 host instead (`-S preview2=n -S tcplisten=`),
+//! the last wasmtime that offers preview1 modules sockets; see `ctx/sock.rs`.
+//!
 //! Sandboxing: paths never leave the preopen they are relative to. They are
 //! resolved one component at a time with `O_NOFOLLOW`, symbolic links are
 //! expanded by hand (at most 40 per lookup, then `LOOP`), and an absolute

@@ -97,6 +97,18 @@ impl<'a> Mem<'a> {
             .map_err(|_| Errno::ILSEQ)
     }
 
+    /// Every buffer of an array of `count` `ciovec` records, in order (each
+    /// bounds-checked).
+    pub(crate) fn iovecs(&self, iovs: Ptr, count: u32) -> Result<Vec<&[u8]>, Errno> {
+        self.check(iovs, u64::from(count) * 8)?;
+        (0..count)
+            .map(|i| {
+                let rec = iovs + i * 8;
+                self.slice(self.read_u32(rec)?, self.read_u32(rec + 4)?)
+            })
+            .collect()
+    }
+
     /// Reads an array of `count` (`ciovec`/`iovec`) records and returns the
     /// first one with a non-zero length as `(buf, len)`, or `(0, 0)` if all
     /// are empty. (wasmtime reads and writes only that first non-empty buffer

@@ -478,3 +478,45 @@ pub(crate) fn poll_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> 
         }
     }
 }
+
+/// Waits until one of `fds` is ready or `timeout` passes (`None`: forever),
+/// restarting after a signal with the time that is left. Fills each
+/// `revents`; returns how many are ready (0: the time passed).
+pub(crate) fn poll_fds(
+    fds: &mut [libc::pollfd],
+    timeout: Option<std::time::Duration>,
+) -> Result<usize, HostErr> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let ms: i32 = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                // Round up so that we never wake before the deadline.
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+            }
+        };
+        // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfds,
+        // alive for the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = last_errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// How many bytes can be read from a socket without blocking (`FIONREAD`).
+pub(crate) fn readable_bytes(fd: BorrowedFd<'_>) -> Result<u64, HostErr> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one `int` through the pointer, which is valid
+    // for the call; `fd` is a live descriptor.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n as *mut libc::c_int) };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(n.max(0) as u64)
+}

@@ -120,5 +120,7 @@ pub fn fd_kind_name(k: wanco_state::wasi::FdKind) -> &'static str {
         FdKind::Stderr => "stderr",
         FdKind::File => "file",
         FdKind::Directory => "directory",
+        FdKind::TcpListener => "tcp listener",
+        FdKind::TcpStream => "tcp connection",
     }
 }

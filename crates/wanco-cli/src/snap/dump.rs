@@ -369,6 +369,7 @@ fn render(s: &Snapshot, module: Option<&Module>) -> String {
     let mut t = table(&["fd", "kind", "preopen", "path", "mode", "fdflags", "offset", "size"]);
     for f in &w.fds {
         let path = match f.preopen.and_then(|i| w.preopens.get(i as usize)) {
+            _ if f.socket.is_some() => f.socket.as_ref().map(|s| s.local_addr.clone()).unwrap_or_default(),
             Some(p) if f.rel_path.is_empty() => p.guest.clone(),
             Some(p) => format!("{}/{}", p.guest.trim_end_matches('/'), f.rel_path),
             None => f.rel_path.clone(),
@@ -396,7 +397,52 @@ fn render(s: &Snapshot, module: Option<&Module>) -> String {
     }
     right_align(&mut t, &[0, 6, 7]);
     let _ = write!(out, "wasi fds ({})\n{t}\n", w.fds.len());
+    socket_rows(w, &mut out);
     out
+}
+
+/// The sockets of the fd table (shown only when there are any): addresses,
+/// the connection's identity (listener, accept number), the bytes delivered
+/// to the guest and taken from it, and the shutdown state.
+fn socket_rows(w: &wanco_state::wasi::WasiState, out: &mut String) {
+    let socks: Vec<_> = w.fds.iter().filter_map(|f| f.socket.as_ref().map(|s| (f, s))).collect();
+    if socks.is_empty() {
+        return;
+    }
+    let mut t = table(&["fd", "kind", "local", "peer", "connection", "bytes in", "bytes out", "state"]);
+    for (f, s) in &socks {
+        let conn = if f.kind == wanco_state::wasi::FdKind::TcpListener {
+            format!("{} accepted", s.seq)
+        } else {
+            format!("#{} of {}", s.seq, s.listener)
+        };
+        let mut state: Vec<&str> = Vec::new();
+        if s.reset {
+            state.push("reset");
+        }
+        if s.shut_rd {
+            state.push("shut rd");
+        }
+        if s.shut_wr {
+            state.push("shut wr");
+        }
+        if s.peer_eof {
+            state.push("peer eof");
+        }
+        let is_conn = f.kind == wanco_state::wasi::FdKind::TcpStream;
+        t.add_row(vec![
+            f.fd.to_string(),
+            fd_kind_name(f.kind).to_string(),
+            s.local_addr.clone(),
+            if s.peer_addr.is_empty() { "-".into() } else { s.peer_addr.clone() },
+            conn,
+            if is_conn { s.bytes_in.to_string() } else { "-".into() },
+            if is_conn { s.bytes_out.to_string() } else { "-".into() },
+            if state.is_empty() { (if is_conn { "open" } else { "listening" }).into() } else { state.join(", ") },
+        ]);
+    }
+    right_align(&mut t, &[0, 5, 6]);
+    let _ = write!(out, "\nwasi sockets ({})\n{t}\n", socks.len());
 }
 
 fn right_align(t: &mut Table, cols: &[usize]) {

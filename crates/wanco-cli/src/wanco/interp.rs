@@ -7,7 +7,7 @@ use wanco_wasi::WasiConfig;
 
 /// Options of `wanco interp`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  wanco interp app.wasm -- arg1 arg2\n  wanco interp --dir ./data::/data app.wasm\n  wanco interp --checkpoint-after-points 1000 --checkpoint-file c.wsnap app.wasm\n  wanco interp --restore c.wsnap app.wasm\n\nSending SIGUSR1 writes a checkpoint at the next migration point and exits 0.")]
+#[command(after_help = "Examples:\n  wanco interp app.wasm -- arg1 arg2\n  wanco interp --dir ./data::/data app.wasm\n  wanco interp --tcplisten 127.0.0.1:8080 server.wasm\n  wanco interp --checkpoint-after-points 1000 --checkpoint-file c.wsnap app.wasm\n  wanco interp --restore c.wsnap app.wasm\n\nSending SIGUSR1 writes a checkpoint at the next migration point and exits 0.")]
 pub struct Opts {
     /// Write a checkpoint when the N-th migration point is reached (one per
     /// function entry, one per loop-header execution) and exit 0.
@@ -29,6 +29,11 @@ pub struct Opts {
     /// Set a guest environment variable, `KEY=VALUE`.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Give the guest a TCP socket listening on `HOST:PORT` (repeatable),
+    /// at the fds after the preopened directories, as
+    /// `wasmtime run -S preview2=n -S tcplisten=HOST:PORT` does.
+    #[arg(long = "tcplisten", value_name = "HOST:PORT")]
+    pub tcplisten: Vec<String>,
     /// Module to run (.wasm or .wat).
     pub input: PathBuf,
     /// Guest arguments.
@@ -90,8 +95,8 @@ pub fn run(o: Opts) -> Result<i32> {
     let module = wanco_interp::Module::new(&wasm).with_context(what)?;
     let (mut runner, restored) = match &o.restore {
         Some(snap_path) => {
-            if !o.dirs.is_empty() || !o.env.is_empty() || !o.args.is_empty() {
-                eprintln!("note: --dir, --env and guest arguments are ignored with --restore: they come from the snapshot");
+            if !o.dirs.is_empty() || !o.env.is_empty() || !o.args.is_empty() || !o.tcplisten.is_empty() {
+                eprintln!("note: --dir, --env, --tcplisten and guest arguments are ignored with --restore: they come from the snapshot");
             }
             let bytes = std::fs::read(snap_path).with_context(|| format!("cannot read snapshot `{}`", snap_path.display()))?;
             let refuse = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot restore `{}`: {e}", snap_path.display());
@@ -104,7 +109,11 @@ pub fn run(o: Opts) -> Result<i32> {
         }
         None => {
             let cfg = wasi_config(&o.input, &o.dirs, &o.env, &o.args);
-            (WasiRunner::new(&module, cfg).with_context(what)?, false)
+            let mut ctx = wanco_wasi::WasiCtx::new(cfg).map_err(|e| anyhow::anyhow!("{e}")).with_context(what)?;
+            for addr in &o.tcplisten {
+                ctx.preopen_listener(addr).map_err(|e| anyhow::anyhow!("--tcplisten: {e}"))?;
+            }
+            (WasiRunner::from_ctx(&module, ctx).with_context(what)?, false)
         }
     };
     runner.set_pause_at(o.checkpoint_after_points);
