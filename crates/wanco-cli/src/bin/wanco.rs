@@ -6,6 +6,10 @@ mod compile;
 mod interp;
 #[path = "../wanco/run.rs"]
 mod run;
+#[path = "../wanco/migrate.rs"]
+mod migrate;
+#[path = "../wanco/agent.rs"]
+mod agent;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +29,10 @@ enum Command {
     Run(run::Opts),
     /// Run a module in the reference interpreter.
     Interp(interp::Opts),
+    /// Move a running program (started with --control) to another host.
+    Migrate(migrate::Opts),
+    /// Receive migrated programs (over ssh: --stdio; mutual TLS: --listen).
+    Agent(agent::Opts),
 }
 
 fn main() {
@@ -33,6 +41,8 @@ fn main() {
         Command::Compile(o) => compile::run(o),
         Command::Run(o) => run::run(o),
         Command::Interp(o) => interp::run(o),
+        Command::Migrate(o) => migrate::run(o),
+        Command::Agent(o) => agent::run(o),
     };
     match r {
         Ok(code) => std::process::exit(code),

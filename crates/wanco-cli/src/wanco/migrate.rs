@@ -1,0 +1,366 @@
+//! `wanco migrate PID --to DEST`: move a running compiled program (started
+//! with `--control`) to another host, stop-and-copy.
+//!
+//! The sequence (see `wanco_transport::Message` for the messages and
+//! `docs/architecture.md`, "Live migration"): hello; prepare the
+//! destination's binary while the program runs; stop the program at a
+//! migration point (control channel `stop`); send the snapshot; the
+//! destination restores up to the first instruction and says `Restored`;
+//! `hold` the source (point of no return), `Go`; on `Running` end the
+//! source (`commit`). Any failure before `hold` resumes the source.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use wanco_transport::{Conn, Dest, Hello, Message, Prepare, SshOptions, Stream, TlsFiles, PROTOCOL_VERSION};
+
+#[derive(Args, Debug)]
+pub struct Opts {
+    /// The process id of a compiled program started with `--control`.
+    pid: u32,
+    /// Where to: ssh://[user@]host[:port], tls://host:port, or tcp://host:port (with --insecure).
+    #[arg(long, value_name = "DEST")]
+    to: String,
+    /// The program's control socket (default: the one `--control` makes for PID).
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// The executable for the destination's ISA (default: the program's own
+    /// binary if the destination has the same ISA).
+    #[arg(long, value_name = "PATH")]
+    dest_binary: Option<PathBuf>,
+    /// The program's Wasm module, compiled at the destination (before the
+    /// program stops) if the destination has no binary for it.
+    #[arg(long, value_name = "PATH")]
+    module: Option<PathBuf>,
+    /// The guest directory GUEST is DEST_PATH at the destination (same data).
+    #[arg(long = "dir-map", value_name = "GUEST=DEST_PATH")]
+    dir_map: Vec<String>,
+    /// The `wanco` to run on an ssh destination (default: `wanco` on its PATH).
+    #[arg(long, value_name = "PATH", default_value = "wanco")]
+    remote_wanco: String,
+    /// An extra argument for the remote `wanco agent --stdio` (e.g.
+    /// `--runner=qemu-aarch64 -L /usr/aarch64-linux-gnu`); repeatable.
+    #[arg(long = "agent-arg", value_name = "ARG", allow_hyphen_values = true)]
+    agent_args: Vec<String>,
+    /// An extra option for the `ssh` client (e.g. `-i`, `KEY`, `-oPort=22`); repeatable.
+    #[arg(long = "ssh-arg", value_name = "ARG", allow_hyphen_values = true)]
+    ssh_args: Vec<String>,
+    /// This side's TLS certificate (PEM), for tls://.
+    #[arg(long, requires_all = ["key", "ca"])]
+    cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The CA the agent's certificate must be signed by (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Allow tcp:// (plaintext).
+    #[arg(long)]
+    insecure: bool,
+    /// Do not relay the program's output after the move: exit once it runs.
+    #[arg(long)]
+    detach: bool,
+    /// Print the summary as JSON (one line on stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// The source's control channel (see `wanco_rt::control`).
+struct Control {
+    out: UnixStream,
+    lines: std::io::Lines<BufReader<UnixStream>>,
+}
+
+impl Control {
+    fn connect(path: &std::path::Path, pid: u32) -> Result<Control> {
+        let s = UnixStream::connect(path).map_err(|e| {
+            anyhow!(
+                "cannot reach process {pid}'s control channel {}: {e} (start the program with --control, or give --control PATH)",
+                path.display()
+            )
+        })?;
+        Ok(Control { out: s.try_clone()?, lines: BufReader::new(s).lines() })
+    }
+
+    fn ask(&mut self, req: &str) -> Result<String> {
+        writeln!(self.out, "{req}").context("the program's control channel")?;
+        match self.lines.next() {
+            Some(Ok(l)) => Ok(l),
+            Some(Err(e)) => Err(e).context("the program's control channel"),
+            None => bail!("the program ended (its control channel closed)"),
+        }
+    }
+}
+
+/// Where a bare `--control` listens (`wanco_rt::control::default_path`).
+fn default_control_path(pid: u32) -> PathBuf {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("wanco"),
+        // SAFETY: getuid cannot fail.
+        _ => PathBuf::from(format!("/tmp/wanco-{}", unsafe { libc::getuid() })),
+    };
+    dir.join(format!("{pid}.sock"))
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+#[derive(serde::Serialize)]
+struct Summary {
+    migrated: bool,
+    pid: u32,
+    dest: String,
+    source_isa: String,
+    dest_isa: String,
+    dest_pid: Option<u32>,
+    binary_from: String,
+    migration_points: u64,
+    snapshot_bytes: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    total_ms: f64,
+    downtime_ms: f64,
+    restore_ms: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "wanco migrate: {msg}");
+}
+
+pub fn run(o: Opts) -> Result<i32> {
+    let t0 = Instant::now();
+    let dest: Dest = o.to.parse()?;
+    let dir_map = o
+        .dir_map
+        .iter()
+        .map(|m| m.split_once('=').map(|(g, d)| (g.to_string(), d.to_string())).ok_or_else(|| anyhow!("--dir-map needs GUEST=DEST_PATH, got `{m}`")))
+        .collect::<Result<Vec<_>>>()?;
+    let control_path = o.control.clone().unwrap_or_else(|| default_control_path(o.pid));
+    let mut ctl = Control::connect(&control_path, o.pid)?;
+    let info = ctl.ask("info")?;
+    let (Some(src_isa), Some(hash)) = (field(&info, "isa"), field(&info, "hash")) else {
+        bail!("unexpected answer from the program's control channel: `{info}`")
+    };
+    let (src_isa, hash) = (src_isa.to_string(), hash.to_string());
+    if hash.is_empty() {
+        bail!("process {} has not finished starting; try again", o.pid);
+    }
+    // Phase 1: connect and hello.
+    let mut conn = connect(&dest, &o).with_context(|| format!("cannot connect to {dest}"))?;
+    conn.send(&Message::Hello(Hello::new(&src_isa, wanco_state::snapshot::FORMAT_VERSION)))
+        .with_context(|| format!("cannot talk to {dest}"))?;
+    let hello = match conn.recv().with_context(|| format!("no answer from the agent at {dest}"))? {
+        Message::Hello(h) => h,
+        Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
+        m => bail!("the destination answered {} instead of Hello", m.name()),
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        bail!("the destination speaks migration protocol {} (wanco {}), this wanco {PROTOCOL_VERSION}", hello.protocol, hello.wanco_version);
+    }
+    if hello.snapshot_format < wanco_state::snapshot::FORMAT_VERSION {
+        bail!("the destination reads snapshot format {}, this wanco writes {}", hello.snapshot_format, wanco_state::snapshot::FORMAT_VERSION);
+    }
+    let dest_isa = hello.isa.clone();
+    say(&format!("process {} ({src_isa}) -> {dest} ({dest_isa}, wanco {})", o.pid, hello.wanco_version));
+    // Phase 2: the destination's binary, while the program still runs.
+    let binary = match &o.dest_binary {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --dest-binary {}", p.display()))?),
+        None if dest_isa == src_isa && o.module.is_none() => {
+            let exe = format!("/proc/{}/exe", o.pid);
+            Some(std::fs::read(&exe).with_context(|| format!("cannot read the program's binary {exe}"))?)
+        }
+        None => None,
+    };
+    let module = match &o.module {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --module {}", p.display()))?),
+        None => None,
+    };
+    conn.send(&Message::Prepare(Prepare { module_hash: hash.clone(), mode: "stop-and-copy".into(), binary, module, dir_map }))?;
+    let binary_from = match conn.recv().context("the destination did not answer Prepare")? {
+        Message::Prepared { binary_from } => binary_from,
+        Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}; nothing was moved, the program goes on here"),
+        m => bail!("the destination answered {} instead of Prepared", m.name()),
+    };
+    // Phase 3: stop at a migration point and send the snapshot.
+    let dir = tempfile::Builder::new().prefix("wanco-migrate-").tempdir().context("cannot make a temporary directory")?;
+    let snap_path = dir.path().join(format!("{}.wsnap", o.pid));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The program (the same user) writes its snapshot there.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+    }
+    let t_stop = Instant::now();
+    let reply = ctl.ask(&format!("stop {}", snap_path.display())).map_err(|e| {
+        let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
+        anyhow!("{e:#}: nothing was moved")
+    })?;
+    if !reply.starts_with("stopped") {
+        let _ = conn.send(&Message::Abort { reason: reply.clone() });
+        bail!("the program could not be stopped: {reply}; it goes on here");
+    }
+    let t_stopped = Instant::now();
+    let points: u64 = field(&reply, "points").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let mut phase = "transfer";
+    let transfer = (|| -> Result<(u64, Duration)> {
+        let bytes = std::fs::read(&snap_path).with_context(|| format!("cannot read the snapshot {}", snap_path.display()))?;
+        const CHUNK: usize = 1 << 20;
+        let mut off = 0;
+        loop {
+            let end = (off + CHUNK).min(bytes.len());
+            conn.send(&Message::SnapshotChunk { offset: off as u64, data: bytes[off..end].to_vec(), last: end == bytes.len() })?;
+            off = end;
+            if off == bytes.len() {
+                break;
+            }
+        }
+        phase = "restore";
+        match conn.recv().context("waiting for the destination's restore")? {
+            Message::Restored { restore_us } => Ok((bytes.len() as u64, Duration::from_micros(restore_us))),
+            Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
+            m => bail!("the destination answered {} instead of Restored", m.name()),
+        }
+    })();
+    let (snapshot_bytes, restore) = match transfer {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
+            drop(conn);
+            let resumed = ctl.ask("abort");
+            return match resumed {
+                Ok(r) if r == "resumed" => {
+                    say(&format!("migration failed during the {phase}: {e:#}"));
+                    say(&format!("the program goes on here (process {})", o.pid));
+                    Ok(1)
+                }
+                other => bail!("migration failed during the {phase}: {e:#}; resuming the program failed too: {other:?}"),
+            };
+        }
+    };
+    // Phase 5: the point of no return.
+    match ctl.ask("hold") {
+        Ok(r) if r == "held" => {}
+        other => {
+            let _ = conn.send(&Message::Abort { reason: "the source could not be held".into() });
+            let _ = ctl.ask("abort");
+            bail!("the program's control channel failed before the move ({other:?}); it goes on here");
+        }
+    }
+    let go = if o.detach { Message::Detach } else { Message::Go };
+    let running = conn.send(&go).map_err(anyhow::Error::from).and_then(|()| match conn.recv()? {
+        Message::Running { pid } => Ok(pid),
+        Message::Refused { phase, reason } => Err(anyhow!("the destination refused ({phase}): {reason}")),
+        m => Err(anyhow!("the destination answered {} instead of Running", m.name())),
+    });
+    let dest_pid = match running {
+        Ok(p) => p,
+        Err(e) => {
+            // Did the destination get `Go`? Unknown: never risk two copies.
+            say(&format!("the connection failed after the destination was told to run the program: {e:#}"));
+            let kept = dir.keep().join(format!("{}.wsnap", o.pid));
+            drop(ctl); // the source ends (exit 3), keeping its state
+            say(&format!(
+                "the program may be running at {dest} or nowhere: the source process stopped, its state is kept in {} (if the program does not run at the destination, continue it here with `BIN --restore {}`)",
+                kept.display(),
+                kept.display()
+            ));
+            return Ok(3);
+        }
+    };
+    let t_running = Instant::now();
+    let committed = ctl.ask("commit");
+    if !matches!(&committed, Ok(r) if r == "committed") {
+        say(&format!("the source did not confirm its end ({committed:?}); check process {}", o.pid));
+    }
+    let c = conn.counters();
+    let s = Summary {
+        migrated: true,
+        pid: o.pid,
+        dest: dest.to_string(),
+        source_isa: src_isa.clone(),
+        dest_isa: dest_isa.clone(),
+        dest_pid: Some(dest_pid),
+        binary_from,
+        migration_points: points,
+        snapshot_bytes,
+        bytes_sent: c.sent,
+        bytes_received: c.received,
+        total_ms: ms(t_running - t0),
+        downtime_ms: ms(t_running - t_stop),
+        restore_ms: ms(restore),
+    };
+    if o.json {
+        say(&serde_json::to_string(&s)?);
+    } else {
+        say(&format!(
+            "moved to {} as pid {dest_pid} ({src_isa} -> {dest_isa}, binary {}): total {:.1} ms, downtime {:.1} ms (stop {:.1}, restore {:.1}), snapshot {} bytes, {} bytes sent, {} received",
+            s.dest,
+            s.binary_from,
+            s.total_ms,
+            s.downtime_ms,
+            ms(t_stopped - t_stop),
+            s.restore_ms,
+            s.snapshot_bytes,
+            s.bytes_sent,
+            s.bytes_received
+        ));
+    }
+    if o.detach {
+        return match conn.recv() {
+            Ok(Message::Detached { stdout, stderr }) => {
+                say(&format!("detached: the program's output goes to {stdout} and {stderr} at the destination"));
+                Ok(0)
+            }
+            _ => Ok(0),
+        };
+    }
+    // Phase 6: relay.
+    let mut out = std::io::stdout().lock();
+    loop {
+        match conn.recv() {
+            Ok(Message::Output { stream: Stream::Stdout, data }) => {
+                let _ = out.write_all(&data);
+                let _ = out.flush();
+            }
+            Ok(Message::Output { stream: Stream::Stderr, data }) => {
+                let _ = std::io::stderr().write_all(&data);
+            }
+            Ok(Message::Exited { code }) => return Ok(code),
+            Ok(m) => bail!("the destination sent {} while relaying", m.name()),
+            Err(e) => {
+                say(&format!("lost the connection to {dest} while relaying the program's output: {e}"));
+                say("the program goes on there; its output is kept in the agent's work directory");
+                return Ok(4);
+            }
+        }
+    }
+}
+
+fn connect(dest: &Dest, o: &Opts) -> Result<Conn> {
+    Ok(match dest {
+        Dest::Ssh { .. } => {
+            let mut cmd = vec![o.remote_wanco.clone(), "agent".into(), "--stdio".into()];
+            cmd.extend(o.agent_args.iter().cloned());
+            wanco_transport::connect_ssh(dest, &SshOptions { ssh_args: o.ssh_args.clone() }, &cmd)?
+        }
+        Dest::Tls { host, port } => {
+            let (Some(cert), Some(key), Some(ca)) = (&o.cert, &o.key, &o.ca) else {
+                bail!("tls:// needs --cert, --key and --ca (mutual TLS)");
+            };
+            wanco_transport::connect_tls(host, *port, &TlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() })?
+        }
+        Dest::Tcp { host, port } => {
+            if !o.insecure {
+                bail!("tcp:// sends the program in plaintext: add --insecure if the link is trusted, or use tls://");
+            }
+            Conn::new(Box::new(wanco_transport::connect_tcp(host, *port)?))
+        }
+    })
+}
