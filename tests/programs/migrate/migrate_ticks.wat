@@ -1,7 +1,7 @@
 ;; Migration test program (tests/tests/migrate.rs): runs for a few seconds, printing and
 ;; writing a file as it goes, so that `wanco migrate` moves it mid-run.
 ;;
-;; 40 iterations; each mixes a hash through a 4 KiB table in linear memory (migration points
+;; 60 iterations; each mixes a hash through a 4 KiB table in linear memory (migration points
 ;; all along), prints `tick I HASH` on stdout, appends `line I HASH` to /data/out.txt (kept
 ;; open across the move: its offset must continue) and sleeps 50 ms (poll_oneoff on the
 ;; monotonic clock). Every 10th iteration also writes `at I` to stderr. At the end it prints
@@ -127,7 +127,7 @@
           (call $fputc (i32.const 2) (i32.const 10))))
       (call $sleep_ms (i64.const 50))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const 40))))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 60))))
     (local.set $k (i32.const 4096))
     (loop $c
       (local.set $sum (i64.add (i64.rotl (local.get $sum) (i64.const 5)) (i64.load (local.get $k))))

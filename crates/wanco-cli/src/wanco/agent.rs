@@ -133,6 +133,20 @@ pub fn run(o: Opts) -> Result<i32> {
     }
 }
 
+/// Fault injection for the migration tests (`tests/tests/migrate.rs`):
+/// `WANCO_AGENT_TEST_KILL_AT=PHASE` makes the agent kill itself with
+/// `SIGKILL` at that phase (`transfer`: when the first snapshot piece arrives;
+/// `restored`: once the program waits at the gate, before saying so;
+/// `go`: after `Go` arrived, before the gate opens) — what a crash or a
+/// power cut of the destination does there.
+fn test_kill(phase: &str) {
+    if std::env::var("WANCO_AGENT_TEST_KILL_AT").is_ok_and(|p| p == phase) {
+        log(&format!("WANCO_AGENT_TEST_KILL_AT={phase}: killing myself"));
+        // SAFETY: kill(2) on this process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}
+
 /// What the output readers and the child's waiter report.
 enum Event {
     Out(Stream, Vec<u8>),
@@ -181,6 +195,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     loop {
         match conn.recv()? {
             Message::SnapshotChunk { offset, data, last } => {
+                test_kill("transfer");
                 if offset != expect {
                     return refuse(&mut conn, "transfer", format!("snapshot piece at offset {offset}, expected {expect}"));
                 }
@@ -283,6 +298,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         let text = String::from_utf8_lossy(&err).trim().to_string();
         return refuse(&mut conn, "restore", format!("the restore failed (exit {code}): {text}"));
     }
+    test_kill("restored");
     conn.send(&Message::Restored { restore_us: t0.elapsed().as_micros() as u64 })?;
     // 5. Go, or discard.
     let detach = match conn.recv() {
@@ -299,6 +315,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
             };
         }
     };
+    test_kill("go");
     if gate.write_all(b"G").is_err() {
         let status = child.wait().ok();
         return refuse(&mut conn, "go", format!("the restored program ended before it ran (exit {})", status.map(exit_code).unwrap_or(-1)));

@@ -135,7 +135,23 @@ fn say(msg: &str) {
     let _ = writeln!(std::io::stderr(), "wanco migrate: {msg}");
 }
 
+/// Exit codes: the program's own after a move (0 with `--detach`); 1 the
+/// migration failed and the program goes on at the source; 3 the connection
+/// failed after the point of no return (see the message); 4 the relay of
+/// the output was cut after the move.
 pub fn run(o: Opts) -> Result<i32> {
+    let pid = o.pid;
+    match migrate(o) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            say(&format!("error: {e:#}"));
+            say(&format!("nothing was moved: the program goes on here (process {pid})"));
+            Ok(1)
+        }
+    }
+}
+
+fn migrate(o: Opts) -> Result<i32> {
     let t0 = Instant::now();
     let dest: Dest = o.to.parse()?;
     let dir_map = o
@@ -186,7 +202,7 @@ pub fn run(o: Opts) -> Result<i32> {
     conn.send(&Message::Prepare(Prepare { module_hash: hash.clone(), mode: "stop-and-copy".into(), binary, module, dir_map }))?;
     let binary_from = match conn.recv().context("the destination did not answer Prepare")? {
         Message::Prepared { binary_from } => binary_from,
-        Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}; nothing was moved, the program goes on here"),
+        Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
         m => bail!("the destination answered {} instead of Prepared", m.name()),
     };
     // Phase 3: stop at a migration point and send the snapshot.
@@ -200,11 +216,11 @@ pub fn run(o: Opts) -> Result<i32> {
     let t_stop = Instant::now();
     let reply = ctl.ask(&format!("stop {}", snap_path.display())).map_err(|e| {
         let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
-        anyhow!("{e:#}: nothing was moved")
+        anyhow!("{e:#}")
     })?;
     if !reply.starts_with("stopped") {
         let _ = conn.send(&Message::Abort { reason: reply.clone() });
-        bail!("the program could not be stopped: {reply}; it goes on here");
+        bail!("the program could not be stopped: {reply}");
     }
     let t_stopped = Instant::now();
     let points: u64 = field(&reply, "points").and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -240,7 +256,11 @@ pub fn run(o: Opts) -> Result<i32> {
                     say(&format!("the program goes on here (process {})", o.pid));
                     Ok(1)
                 }
-                other => bail!("migration failed during the {phase}: {e:#}; resuming the program failed too: {other:?}"),
+                other => {
+                    say(&format!("migration failed during the {phase}: {e:#}"));
+                    say(&format!("resuming the program failed too ({other:?}): check process {}", o.pid));
+                    Ok(1)
+                }
             };
         }
     };
@@ -250,7 +270,8 @@ pub fn run(o: Opts) -> Result<i32> {
         other => {
             let _ = conn.send(&Message::Abort { reason: "the source could not be held".into() });
             let _ = ctl.ask("abort");
-            bail!("the program's control channel failed before the move ({other:?}); it goes on here");
+            say(&format!("the program's control channel failed before the move ({other:?}); resuming it"));
+            return Ok(1);
         }
     }
     let go = if o.detach { Message::Detach } else { Message::Go };

@@ -1,0 +1,611 @@
+//! `wanco migrate` between two "hosts": two network namespaces joined by a veth pair (rate
+//! limited with `tc ... tbf`), a real `sshd` in the destination namespace for `ssh://`, and
+//! `wanco agent --listen` with mutual TLS (certificates made here with rcgen) for `tls://`.
+//!
+//! The program (`tests/programs/migrate/migrate_ticks.wat`) prints and appends to a file while it
+//! runs; it is started with `--control` in the source namespace and moved mid-run. The source's
+//! output followed by what `wanco migrate` relays must equal an uninterrupted run under wasmtime
+//! (the reference), and so must the exit code and the file. Failures (a destination that
+//! refuses, a destination killed at each phase, a client certificate of another CA) must leave
+//! exactly one copy running — or, after the point of no return, the state kept — and the output
+//! intact.
+//!
+//! Needs root (namespaces, sshd); `just migrate-test` runs these with more repetitions.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use wanco_tests::engine::{Engine, Tools};
+
+const SRC_ADDR: &str = "10.231.0.1";
+const DST_ADDR: &str = "10.231.0.2";
+const PROGRAM: &str = "migrate/migrate_ticks.wat";
+const EXIT: i32 = 7;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+}
+
+fn tools() -> &'static Tools {
+    static T: OnceLock<Tools> = OnceLock::new();
+    T.get_or_init(|| Tools::locate(&workspace(), &[Engine::Wasmtime, Engine::AotX86_64, Engine::AotAarch64]).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(o.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn tmp() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("wanco-migrate")
+}
+
+/// A fresh directory for one test.
+fn work(name: &str) -> PathBuf {
+    let d = tmp().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create work dir");
+    d
+}
+
+/// The program compiled for x86_64 and aarch64, and another module's x86_64 binary.
+struct Bins {
+    x86_64: PathBuf,
+    aarch64: PathBuf,
+    other_x86_64: PathBuf,
+}
+
+fn bins() -> &'static Bins {
+    static B: OnceLock<Bins> = OnceLock::new();
+    B.get_or_init(|| {
+        let d = tmp().join("bins");
+        std::fs::create_dir_all(&d).unwrap();
+        let src = workspace().join("tests/programs").join(PROGRAM);
+        let compile = |src: &Path, isa: &str, out: &Path| {
+            run_ok(Command::new(&tools().wanco).arg("compile").arg(src).arg("--target").arg(isa).arg("-o").arg(out));
+        };
+        let other = d.join("other.wat");
+        std::fs::write(&other, "(module (memory (export \"memory\") 1) (func (export \"_start\")))").unwrap();
+        let b = Bins { x86_64: d.join("ticks.x86_64"), aarch64: d.join("ticks.aarch64"), other_x86_64: d.join("other.x86_64") };
+        std::thread::scope(|s| {
+            s.spawn(|| compile(&src, "x86_64", &b.x86_64));
+            s.spawn(|| compile(&src, "aarch64", &b.aarch64));
+            s.spawn(|| compile(&other, "x86_64", &b.other_x86_64));
+        });
+        b
+    })
+}
+
+/// The uninterrupted run under wasmtime: stdout, exit code, /data/out.txt.
+struct Reference {
+    stdout: String,
+    file: Vec<u8>,
+}
+
+fn reference() -> &'static Reference {
+    static R: OnceLock<Reference> = OnceLock::new();
+    R.get_or_init(|| {
+        let d = work("reference");
+        let data = d.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let o = Command::new(&tools().wasmtime)
+            .arg("run")
+            .arg("--dir")
+            .arg(format!("{}::/data", data.display()))
+            .arg(workspace().join("tests/programs").join(PROGRAM))
+            .output()
+            .expect("run wasmtime");
+        assert_eq!(o.status.code(), Some(EXIT), "wasmtime: {}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8(o.stdout).unwrap();
+        assert!(stdout.contains("tick 59 ") && stdout.contains("table checksum "), "{stdout}");
+        Reference { stdout, file: std::fs::read(data.join("out.txt")).expect("out.txt") }
+    })
+}
+
+/// Two network namespaces joined by a veth pair; removed (with what runs in them that the test
+/// started) when dropped, also when the test fails.
+struct Net {
+    src: String,
+    dst: String,
+    children: Vec<Child>,
+}
+
+impl Net {
+    fn new(tag: &str) -> Net {
+        // Names unique per test process and test (veth names: at most 15 bytes).
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}{n}", std::process::id() % 100_000);
+        let net = Net { src: format!("wm-{tag}-s{id}"), dst: format!("wm-{tag}-d{id}"), children: Vec::new() };
+        let (va, vb) = (format!("wma{id}"), format!("wmb{id}"));
+        let ip = |args: &[&str]| {
+            run_ok(Command::new("ip").args(args));
+        };
+        ip(&["netns", "add", &net.src]);
+        ip(&["netns", "add", &net.dst]);
+        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+        ip(&["link", "set", &va, "netns", &net.src]);
+        ip(&["link", "set", &vb, "netns", &net.dst]);
+        for (ns, dev, addr) in [(&net.src, &va, SRC_ADDR), (&net.dst, &vb, DST_ADDR)] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            run_ok(Command::new("ip").args(["netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "1gbit", "burst", "64kb", "latency", "50ms"]));
+        }
+        net
+    }
+
+    /// `cmd` run in namespace `ns`.
+    fn exec(ns: &str, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(program);
+        c
+    }
+
+    /// Start a daemon in the destination namespace and wait until its stderr shows `ready`;
+    /// the rest of its stderr is kept in `log`.
+    fn daemon(&mut self, mut cmd: Command, ready: &str, log: &Path) {
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    let done = l.contains(ready);
+                    seen.push(l);
+                    if done {
+                        break;
+                    }
+                }
+                _ => panic!("{cmd:?} ended before `{ready}`: {}", seen.join("\n")),
+            }
+        }
+        let log = log.to_path_buf();
+        std::thread::spawn(move || {
+            let mut all = seen.join("\n") + "\n";
+            for l in lines.map_while(Result::ok) {
+                all += &l;
+                all.push('\n');
+                let _ = std::fs::write(&log, &all);
+            }
+            let _ = std::fs::write(&log, &all);
+        });
+        self.children.push(child);
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.src, &self.dst] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A real sshd in the destination namespace, with keys made for this test; returns the ssh
+/// client options (`--ssh-arg`s) to reach it.
+fn start_sshd(net: &mut Net, dir: &Path) -> Vec<String> {
+    let keygen = |file: &Path| {
+        run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(file));
+    };
+    let (host_key, client_key) = (dir.join("host_key"), dir.join("client_key"));
+    keygen(&host_key);
+    keygen(&client_key);
+    std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
+    let conf = dir.join("sshd_config");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port 22\nListenAddress {DST_ADDR}\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nLogLevel INFO\n\
+             AcceptEnv WANCO_AGENT_TEST_KILL_AT\n",
+            host_key.display(),
+            dir.join("authorized_keys").display()
+        ),
+    )
+    .unwrap();
+    // sshd's privilege-separation directory.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let mut cmd = Net::exec(&net.dst, Path::new("/usr/sbin/sshd"));
+    cmd.arg("-D").arg("-e").arg("-f").arg(&conf);
+    net.daemon(cmd, "Server listening on", &dir.join("sshd.log"));
+    [
+        "-i".to_string(),
+        client_key.display().to_string(),
+        "-oStrictHostKeyChecking=no".into(),
+        "-oUserKnownHostsFile=/dev/null".into(),
+        "-oLogLevel=ERROR".into(),
+    ]
+    .into()
+}
+
+/// PEM files of a CA, a certificate it signed for the agent (for DST_ADDR) and one for the
+/// client.
+struct Pki {
+    ca: PathBuf,
+    server: (PathBuf, PathBuf),
+    client: (PathBuf, PathBuf),
+}
+
+fn pki(dir: &Path, name: &str) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+    let ca = p.self_signed(&ca_key).unwrap();
+    let write = |file: &str, text: String| {
+        let path = dir.join(format!("{name}-{file}"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let leaf = |san: &str, usage: ExtendedKeyUsagePurpose, file: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec![san.to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, format!("{name} {file}"));
+        p.extended_key_usages = vec![usage];
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        (write(&format!("{file}.pem"), cert.pem()), write(&format!("{file}.key"), key.serialize_pem()))
+    };
+    Pki {
+        ca: write("ca.pem", ca.pem()),
+        server: leaf(DST_ADDR, ExtendedKeyUsagePurpose::ServerAuth, "agent"),
+        client: leaf("migrate-client", ExtendedKeyUsagePurpose::ClientAuth, "client"),
+    }
+}
+
+fn start_agent(net: &mut Net, dir: &Path, pki: &Pki, aarch64: bool, kill_at: Option<&str>) -> String {
+    let mut cmd = Net::exec(&net.dst, &tools().wanco);
+    cmd.args(["agent", "--listen", &format!("{DST_ADDR}:7878")])
+        .arg("--cert")
+        .arg(&pki.server.0)
+        .arg("--key")
+        .arg(&pki.server.1)
+        .arg("--ca")
+        .arg(&pki.ca)
+        .arg("--work-dir")
+        .arg(dir.join("agent"));
+    if aarch64 {
+        cmd.args(["--isa", "aarch64", "--runner"]).arg(runner());
+    }
+    if let Some(p) = kill_at {
+        cmd.env("WANCO_AGENT_TEST_KILL_AT", p);
+    }
+    net.daemon(cmd, "listening on", &dir.join("agent.log"));
+    format!("tls://{DST_ADDR}:7878")
+}
+
+fn runner() -> String {
+    format!("{} -L {}", tools().qemu.display(), tools().aarch64_sysroot.display())
+}
+
+/// The program running in the source namespace, its stdout collected as it comes.
+struct Source {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    data: PathBuf,
+}
+
+impl Source {
+    fn start(net: &Net, dir: &Path) -> Source {
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let mut cmd = Net::exec(&net.src, &bins().x86_64);
+        cmd.arg("--control").arg("--dir").arg(format!("{}::/data", data.display()));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start the program");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        for (pipe, buf) in [
+            (Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, stdout.clone()),
+            (Box::new(child.stderr.take().unwrap()), stderr.clone()),
+        ] {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(pipe);
+                let mut line = String::new();
+                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    buf.lock().unwrap().push_str(&line);
+                    line.clear();
+                }
+            });
+        }
+        let s = Source { child, stdout, stderr, data };
+        // Mid-run: a few ticks printed, and its control socket there.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !s.stdout.lock().unwrap().contains("tick 3 ") {
+            assert!(Instant::now() < deadline, "the program did not get going: {}", s.stderr.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        s
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the end: (exit code, stdout, stderr).
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the source program did not end");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The readers hit EOF right after the exit.
+        std::thread::sleep(Duration::from_millis(100));
+        let out = self.stdout.lock().unwrap().clone();
+        let err = self.stderr.lock().unwrap().clone();
+        (status.code(), out, err)
+    }
+}
+
+/// `wanco migrate` from the source namespace.
+fn migrate(net: &Net, src: &Source, dest: &str, extra: &[String]) -> Output {
+    let mut cmd = Net::exec(&net.src, &tools().wanco);
+    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(dest);
+    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display()));
+    cmd.args(extra);
+    cmd.stdin(Stdio::null());
+    cmd.output().expect("run wanco migrate")
+}
+
+fn tls_args(p: &Pki) -> Vec<String> {
+    vec![
+        "--cert".into(),
+        p.client.0.display().to_string(),
+        "--key".into(),
+        p.client.1.display().to_string(),
+        "--ca".into(),
+        p.ca.display().to_string(),
+    ]
+}
+
+fn ssh_args(ssh: &[String], aarch64: bool) -> Vec<String> {
+    let mut a = vec!["--remote-wanco".to_string(), tools().wanco.display().to_string()];
+    for s in ssh {
+        a.push(format!("--ssh-arg={s}"));
+    }
+    if aarch64 {
+        a.push("--agent-arg=--isa=aarch64".into());
+        a.push(format!("--agent-arg=--runner={}", runner()));
+    }
+    a
+}
+
+/// A successful move: the source ends after the destination runs the program; joined output,
+/// exit code and file equal the uninterrupted run's.
+fn check_moved(src: Source, m: Output, what: &str) {
+    let r = reference();
+    let data = src.data.clone();
+    let (code, out, err) = src.finish();
+    let m_err = String::from_utf8_lossy(&m.stderr);
+    assert_eq!(m.status.code(), Some(EXIT), "{what}: wanco migrate exits with the program's code\n{m_err}");
+    assert!(m_err.contains("moved to ") || m_err.contains("\"migrated\":true"), "{what}: no summary\n{m_err}");
+    assert_eq!(code, Some(0), "{what}: the source ends once the program runs elsewhere: {err}");
+    assert!(err.contains("moved to another host"), "{what}: {err}");
+    let relayed = String::from_utf8_lossy(&m.stdout);
+    assert!(out.contains("tick 3 ") && !relayed.is_empty() && !out.contains("final hash"), "{what}: moved mid-run\nsource:\n{out}\nrelayed:\n{relayed}");
+    assert_eq!(format!("{out}{relayed}"), r.stdout, "{what}: joined output");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file, "{what}: out.txt");
+}
+
+/// A failed move: the source went on (or never stopped) and finished as if nothing happened.
+fn check_stayed(src: Source, m: Output, what: &str, message: &str) {
+    let r = reference();
+    let data = src.data.clone();
+    let (code, out, err) = src.finish();
+    let m_err = String::from_utf8_lossy(&m.stderr);
+    assert_eq!(m.status.code(), Some(1), "{what}: wanco migrate fails\n{m_err}");
+    assert!(m_err.contains(message), "{what}: expected `{message}` in\n{m_err}");
+    assert!(m.stdout.is_empty(), "{what}: nothing relayed");
+    assert_eq!(code, Some(EXIT), "{what}: the source finishes: {err}");
+    assert_eq!(out, r.stdout, "{what}: output");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file, "{what}: out.txt");
+}
+
+/// No process runs a binary of the agent's work directory (a restored copy left behind).
+fn no_copy_at_destination(dir: &Path) {
+    let agent = dir.join("agent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok().map(|x| (e.file_name(), x)))
+            .filter(|(_, exe)| exe.starts_with(&agent))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "a restored copy still runs at the destination: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ssh_x86_64_to_x86_64() {
+    let dir = work("ssh-x86_64");
+    let mut net = Net::new("sx");
+    let ssh = start_sshd(&mut net, &dir);
+    let src = Source::start(&net, &dir);
+    let m = migrate(&net, &src, &format!("ssh://root@{DST_ADDR}"), &ssh_args(&ssh, false));
+    check_moved(src, m, "ssh x86_64 -> x86_64");
+}
+
+#[test]
+fn ssh_x86_64_to_aarch64() {
+    let dir = work("ssh-aarch64");
+    let mut net = Net::new("sa");
+    let ssh = start_sshd(&mut net, &dir);
+    let src = Source::start(&net, &dir);
+    let mut args = ssh_args(&ssh, true);
+    args.extend(["--dest-binary".into(), bins().aarch64.display().to_string(), "--json".into()]);
+    let m = migrate(&net, &src, &format!("ssh://root@{DST_ADDR}:22"), &args);
+    let err = String::from_utf8_lossy(&m.stderr).to_string();
+    let json = err.lines().find_map(|l| l.strip_prefix("wanco migrate: {")).map(|l| format!("{{{l}"));
+    let v: serde_json::Value = serde_json::from_str(&json.unwrap_or_else(|| panic!("no JSON summary:\n{err}"))).unwrap();
+    assert_eq!(v["dest_isa"], "aarch64", "{v}");
+    assert!(v["downtime_ms"].as_f64().unwrap() > 0.0 && v["snapshot_bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["bytes_sent"].as_u64().unwrap() > v["snapshot_bytes"].as_u64().unwrap(), "{v}");
+    check_moved(src, m, "ssh x86_64 -> aarch64");
+}
+
+#[test]
+fn tls_x86_64_to_x86_64() {
+    let dir = work("tls-x86_64");
+    let mut net = Net::new("tx");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let m = migrate(&net, &src, &dest, &tls_args(&p));
+    check_moved(src, m, "tls x86_64 -> x86_64");
+}
+
+#[test]
+fn tls_x86_64_to_aarch64() {
+    let dir = work("tls-aarch64");
+    let mut net = Net::new("ta");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, true, None);
+    let src = Source::start(&net, &dir);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().aarch64.display().to_string()]);
+    let m = migrate(&net, &src, &dest, &args);
+    check_moved(src, m, "tls x86_64 -> aarch64");
+}
+
+#[test]
+fn destination_refuses_another_module_and_a_missing_binary() {
+    let dir = work("refuse");
+    let mut net = Net::new("rf");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, true, None);
+    let src = Source::start(&net, &dir);
+    // A binary of another module.
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().other_x86_64.display().to_string()]);
+    let m = migrate(&net, &src, &dest, &args);
+    let e = String::from_utf8_lossy(&m.stderr);
+    assert_eq!(m.status.code(), Some(1), "{e}");
+    assert!(e.contains("the binary sent is for x86_64, this destination runs aarch64"), "{e}");
+    // No binary for the destination's ISA at all.
+    let m = migrate(&net, &src, &dest, &tls_args(&p));
+    check_stayed(src, m, "no binary", "no binary of module");
+    // And the other module's binary for the right ISA.
+    let dir = work("refuse-module");
+    let mut net = Net::new("rm");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().other_x86_64.display().to_string()]);
+    let m = migrate(&net, &src, &dest, &args);
+    check_stayed(src, m, "another module", "was compiled from module sha256");
+}
+
+#[test]
+fn destination_killed_during_transfer_or_restore() {
+    for (phase, tag, ssh) in [("transfer", "kt", true), ("restored", "kr", false)] {
+        let dir = work(&format!("kill-{phase}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        let (dest, args) = if ssh {
+            let s = start_sshd(&mut net, &dir);
+            let mut a = ssh_args(&s, false);
+            // The agent started by ssh kills itself at the phase.
+            a.push(format!("--ssh-arg=-oSetEnv=WANCO_AGENT_TEST_KILL_AT={phase}"));
+            (format!("ssh://root@{DST_ADDR}"), a)
+        } else {
+            (start_agent(&mut net, &dir, &p, false, Some(phase)), tls_args(&p))
+        };
+        let src = Source::start(&net, &dir);
+        let m = migrate(&net, &src, &dest, &args);
+        check_stayed(src, m, &format!("agent killed at {phase}"), "the program goes on here");
+        no_copy_at_destination(&dir);
+    }
+}
+
+#[test]
+fn destination_killed_after_the_point_of_no_return_keeps_the_state() {
+    let dir = work("kill-go");
+    let mut net = Net::new("kg");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, Some("go"));
+    let src = Source::start(&net, &dir);
+    let m = migrate(&net, &src, &dest, &tls_args(&p));
+    let e = String::from_utf8_lossy(&m.stderr).to_string();
+    assert_eq!(m.status.code(), Some(3), "{e}");
+    let (code, out, err) = src.finish();
+    // Neither copy runs: the source stopped with its state kept, the destination's never ran.
+    assert_eq!(code, Some(3), "{err}");
+    no_copy_at_destination(&dir);
+    let kept = e
+        .lines()
+        .find_map(|l| l.split("its state is kept in ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no kept state named:\n{e}"));
+    assert!(err.contains(kept), "{err}");
+    // Nothing is lost: the kept state continues the program here.
+    let o = Command::new(&bins().x86_64).arg("--restore").arg(kept).output().unwrap();
+    assert_eq!(o.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&o.stdout)), reference().stdout);
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+}
+
+#[test]
+fn tls_client_certificate_of_another_ca_is_refused() {
+    let dir = work("bad-cert");
+    let mut net = Net::new("bc");
+    let good = pki(&dir, "good");
+    let rogue = pki(&dir, "rogue");
+    let dest = start_agent(&mut net, &dir, &good, false, None);
+    let src = Source::start(&net, &dir);
+    // The client trusts the agent's CA but presents a certificate of another CA.
+    let args = vec![
+        "--cert".to_string(),
+        rogue.client.0.display().to_string(),
+        "--key".into(),
+        rogue.client.1.display().to_string(),
+        "--ca".into(),
+        good.ca.display().to_string(),
+    ];
+    let m = migrate(&net, &src, &dest, &args);
+    let e = String::from_utf8_lossy(&m.stderr).to_string();
+    assert_eq!(m.status.code(), Some(1), "{e}");
+    assert!(e.contains(&format!("cannot talk to {dest}")) || e.contains(&format!("no answer from the agent at {dest}")), "{e}");
+    assert!(e.to_lowercase().contains("certificate") || e.contains("UnknownCA") || e.contains("alert"), "{e}");
+    // Nor does it accept an agent whose certificate it cannot verify.
+    let args = vec![
+        "--cert".to_string(),
+        good.client.0.display().to_string(),
+        "--key".into(),
+        good.client.1.display().to_string(),
+        "--ca".into(),
+        rogue.ca.display().to_string(),
+    ];
+    let m2 = migrate(&net, &src, &dest, &args);
+    let e2 = String::from_utf8_lossy(&m2.stderr).to_string();
+    assert_eq!(m2.status.code(), Some(1), "{e2}");
+    assert!(e2.contains("TLS: handshake") && e2.contains("UnknownIssuer"), "{e2}");
+    let r = reference();
+    let data = src.data.clone();
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(EXIT), "{err}");
+    assert_eq!(out, r.stdout);
+    assert!(!err.contains("moved"), "{err}");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file);
+}
