@@ -93,7 +93,7 @@ impl Conn {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && got == 0 && first => {
                     return Err(Error::Closed { offset: self.counters.received })
                 }
-                Err(e) => return Err(Error::Io { during: "receiving".into(), source: e }),
+                Err(e) => return Err(Error::Io { during: "receiving".into(), error: e }),
             }
         }
         Ok(())

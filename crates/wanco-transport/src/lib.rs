@@ -34,13 +34,12 @@ pub use tls::{connect_tcp, connect_tls, TlsFiles, TlsServer};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O error while doing `during`.
-    #[error("{during}: {source}")]
+    #[error("{during}: {error}")]
     Io {
         /// What was being done.
         during: String,
         /// The error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The peer closed the connection (at byte `offset` of what it sent).
     #[error("the connection was closed by the other side (after {offset} bytes received)")]
@@ -76,7 +75,7 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(during: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let during = during.into();
-        move |source| Error::Io { during, source }
+        move |error| Error::Io { during, error }
     }
 }
 

@@ -72,6 +72,18 @@ pub fn connect_tls(host: &str, port: u16, files: &TlsFiles) -> Result<Conn> {
             .complete_io(&mut stream.sock)
             .map_err(|e| Error::Tls(format!("handshake with {host}:{port} failed: {e}")))?;
     }
+    // In TLS 1.3 the agent judges this side's certificate after the client's
+    // handshake is over: it answers with session tickets, or with an alert.
+    // Read that answer now, so that a refused certificate is reported as such
+    // (not as a broken pipe on the first message).
+    let _ = stream.sock.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    match stream.conn.complete_io(&mut stream.sock) {
+        Err(e) if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            return Err(Error::Tls(format!("{host}:{port} refused this side's certificate ({}): {e}", files.cert.display())))
+        }
+        _ => {}
+    }
+    let _ = stream.sock.set_read_timeout(None);
     Ok(Conn::new(Box::new(stream)))
 }
 
@@ -90,7 +102,7 @@ pub fn connect_tcp(host: &str, port: u16) -> Result<TcpStream> {
     }
     Err(Error::Io {
         during: format!("cannot connect to {host}:{port}"),
-        source: last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")),
+        error: last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address")),
     })
 }
 

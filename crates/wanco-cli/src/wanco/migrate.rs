@@ -86,7 +86,12 @@ impl Control {
     }
 
     fn ask(&mut self, req: &str) -> Result<String> {
-        writeln!(self.out, "{req}").context("the program's control channel")?;
+        if let Err(e) = writeln!(self.out, "{req}") {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                bail!("the program ended (its control channel closed)");
+            }
+            return Err(e).context("the program's control channel");
+        }
         match self.lines.next() {
             Some(Ok(l)) => Ok(l),
             Some(Err(e)) => Err(e).context("the program's control channel"),
@@ -145,7 +150,11 @@ pub fn run(o: Opts) -> Result<i32> {
         Ok(code) => Ok(code),
         Err(e) => {
             say(&format!("error: {e:#}"));
-            say(&format!("nothing was moved: the program goes on here (process {pid})"));
+            if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok() {
+                say(&format!("nothing was moved: the program goes on here (process {pid})"));
+            } else {
+                say(&format!("nothing was moved: process {pid} has ended"));
+            }
             Ok(1)
         }
     }
@@ -169,10 +178,19 @@ fn migrate(o: Opts) -> Result<i32> {
     if hash.is_empty() {
         bail!("process {} has not finished starting; try again", o.pid);
     }
+    // The program's own binary, read now (it may be sent along below).
+    let own_exe = format!("/proc/{}/exe", o.pid);
+    let own_binary = if o.dest_binary.is_none() { std::fs::read(&own_exe).ok() } else { None };
     // Phase 1: connect and hello.
     let mut conn = connect(&dest, &o).with_context(|| format!("cannot connect to {dest}"))?;
-    conn.send(&Message::Hello(Hello::new(&src_isa, wanco_state::snapshot::FORMAT_VERSION)))
-        .with_context(|| format!("cannot talk to {dest}"))?;
+    if let Err(e) = conn.send(&Message::Hello(Hello::new(&src_isa, wanco_state::snapshot::FORMAT_VERSION))) {
+        // A TLS peer that refused this side's certificate has said why in an alert.
+        let why = match conn.recv() {
+            Err(r) => format!(" ({r})"),
+            Ok(_) => String::new(),
+        };
+        bail!("cannot talk to {dest}: {e}{why}");
+    }
     let hello = match conn.recv().with_context(|| format!("no answer from the agent at {dest}"))? {
         Message::Hello(h) => h,
         Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
@@ -190,8 +208,7 @@ fn migrate(o: Opts) -> Result<i32> {
     let binary = match &o.dest_binary {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --dest-binary {}", p.display()))?),
         None if dest_isa == src_isa && o.module.is_none() => {
-            let exe = format!("/proc/{}/exe", o.pid);
-            Some(std::fs::read(&exe).with_context(|| format!("cannot read the program's binary {exe}"))?)
+            Some(own_binary.ok_or_else(|| anyhow!("cannot read the program's binary {own_exe}"))?)
         }
         None => None,
     };
