@@ -529,6 +529,49 @@ fn destination_refuses_another_module_and_a_missing_binary() {
 }
 
 #[test]
+fn sync_dirs_copies_what_the_destination_lacks() {
+    let dir = work("sync");
+    let mut net = Net::new("sy");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, true, None);
+    // At the source: a 3 MiB file the program never touches and one the destination already
+    // has (same size and time: not sent); the destination's directory has a file of its own.
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    let big: Vec<u8> = (0..3u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(data.join("sub/big.bin"), &big).unwrap();
+    std::fs::write(data.join("same.txt"), "same\n").unwrap();
+    let dst = dir.join("dst-data");
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::copy(data.join("same.txt"), dst.join("same.txt")).unwrap();
+    let t = std::fs::metadata(data.join("same.txt")).unwrap().modified().unwrap();
+    std::fs::File::options().write(true).open(dst.join("same.txt")).unwrap().set_modified(t).unwrap();
+    std::fs::write(dst.join("theirs.txt"), "kept\n").unwrap();
+    let src = Source::start(&net, &dir);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().aarch64.display().to_string(), "--sync-dirs".into(), "--json".into()]);
+    let m = migrate_mapped(&net, &src, &dest, &dst, &args);
+    let err = String::from_utf8_lossy(&m.stderr).to_string();
+    let json = err.lines().find_map(|l| l.strip_prefix("wanco migrate: {")).map(|l| format!("{{{l}"));
+    let v: serde_json::Value = serde_json::from_str(&json.unwrap_or_else(|| panic!("no JSON summary:\n{err}"))).unwrap();
+    // Before the stop: big.bin and out.txt; after: out.txt only (the program wrote to it).
+    assert_eq!((v["sync_files_before_stop"].as_u64(), v["sync_files_after_stop"].as_u64()), (Some(2), Some(1)), "{v}");
+    assert!(v["sync_bytes_before_stop"].as_u64().unwrap() > 3 << 20, "{v}");
+    assert!(v["sync_bytes_after_stop"].as_u64().unwrap() < 10_000, "{v}");
+    let (code, out, serr) = src.finish();
+    assert_eq!(code, Some(0), "{serr}");
+    assert_eq!(m.status.code(), Some(EXIT), "{err}");
+    let r = reference();
+    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&m.stdout)), r.stdout);
+    // The program went on writing at the destination: its file is whole there, cut at the source.
+    assert_eq!(std::fs::read(dst.join("out.txt")).unwrap(), r.file);
+    let at_source = std::fs::read(data.join("out.txt")).unwrap();
+    assert!(at_source.len() < r.file.len() && r.file.starts_with(&at_source), "{} of {} bytes", at_source.len(), r.file.len());
+    assert_eq!(std::fs::read(dst.join("sub/big.bin")).unwrap(), big);
+    assert_eq!(std::fs::read_to_string(dst.join("theirs.txt")).unwrap(), "kept\n");
+}
+
+#[test]
 fn failed_restore_resumes_the_source() {
     // /data mapped to an empty directory: the restore cannot reopen out.txt there.
     let dir = work("restore-fails");

@@ -8,7 +8,9 @@
 //! mode 0700). A thread of the runtime accepts one connection at a time and
 //! reads requests, one text line each; every reply is one line:
 //!
-//! * `info` → `info isa=ISA hash=HEX pid=PID points=N`: what the program is.
+//! * `info` → `info isa=ISA hash=HEX pid=PID points=N preopens=G:H,…`: what
+//!   the program is; each preopened directory as its guest path and host
+//!   path, both hex-encoded bytes.
 //! * `checkpoint PATH` → `ok points=N bytes=B` once a snapshot of the next
 //!   migration point is in `PATH`; the program goes on (CRIU's
 //!   `--leave-running`). `error MESSAGE` if it could not be written.
@@ -132,7 +134,19 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
         match cmd {
             "info" => {
                 let (isa, hash) = crate::checkpoint::identity();
-                writeln!(out, "info isa={isa} hash={hash} pid={} points={}", std::process::id(), crate::checkpoint::points())?;
+                let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+                let preopens = crate::wasi_host::WASI
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map(|w| w.state().preopens.iter().map(|p| format!("{}:{}", hex(&p.guest), hex(&p.host))).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "info isa={isa} hash={hash} pid={} points={} preopens={preopens}",
+                    std::process::id(),
+                    crate::checkpoint::points()
+                )?;
             }
             "checkpoint" | "stop" if !arg.is_empty() => {
                 let stop = cmd == "stop";

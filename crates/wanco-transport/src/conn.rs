@@ -166,6 +166,7 @@ mod tests {
                 binary: Some(vec![1, 2, 3]),
                 module: None,
                 dir_map: vec![("/data".into(), "/srv/data".into())],
+                sync_dirs: true,
             }),
             Message::SnapshotChunk { offset: 7, data: vec![200; 1000], last: true },
             Message::Go,

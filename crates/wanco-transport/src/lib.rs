@@ -27,7 +27,7 @@ mod tls;
 
 pub use conn::{Conn, Counters};
 pub use dest::{connect_ssh, shell_quote, Dest, SshOptions};
-pub use message::{Hello, Message, Prepare, Stream, PROTOCOL_VERSION};
+pub use message::{FileEntry, Hello, Message, Prepare, Stream, PROTOCOL_VERSION};
 pub use tls::{connect_tcp, connect_tls, TlsFiles, TlsServer};
 
 /// What went wrong, and where.

@@ -51,6 +51,23 @@ pub struct Prepare {
     /// Guest directory → the destination's host directory holding the same
     /// data (`--dir-map`). Preopens not named keep their host path.
     pub dir_map: Vec<(String, String)>,
+    /// The source copies the preopened directories (`FileList`,
+    /// `FileChunk`): the destination creates the mapped directories that
+    /// do not exist instead of refusing.
+    pub sync_dirs: bool,
+}
+
+/// A regular file of a directory being synchronised.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Path relative to the directory, `/`-separated, without `..`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Permission bits.
+    pub mode: u32,
 }
 
 /// One message. The phases of a migration, in order (S: `wanco migrate`,
@@ -61,6 +78,10 @@ pub struct Prepare {
 /// 2. **Prepare** (the program still runs at the source): S → `Prepare`;
 ///    D gets the binary ready (received, cached or compiled, its module hash
 ///    checked) and answers `Prepared` or `Refused`.
+///    With `sync_dirs`, S then sends a `FileList` per directory; D answers
+///    `FileWants` (the files it lacks or has with another size or time) and
+///    S sends them as `FileChunk`s — once while the program runs and once
+///    more after it stopped (what changed meanwhile).
 /// 3. **Transfer** (the program is stopped): S → `SnapshotChunk`…, the last
 ///    one with `last: true`. *Later modes add, without changing the rest:*
 ///    pre-copy sends `MemoryRound`s while the program still runs (between 2
@@ -103,6 +124,36 @@ pub enum Message {
         data: Vec<u8>,
         /// This is the last piece.
         last: bool,
+    },
+    /// Phases 2–3, S → D: the regular files of a directory (`--sync-dirs`).
+    FileList {
+        /// The directory at the destination.
+        dir: String,
+        /// Every regular file under it at the source.
+        files: Vec<FileEntry>,
+    },
+    /// D → S: the files of the last `FileList` to send.
+    FileWants {
+        /// Their paths.
+        paths: Vec<String>,
+    },
+    /// S → D: a piece of a file of the last `FileList`.
+    FileChunk {
+        /// The directory at the destination.
+        dir: String,
+        /// The file's path under it.
+        path: String,
+        /// Offset of `data` in the file (0: the file is truncated first).
+        offset: u64,
+        /// The bytes.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        /// The file's last piece: its time and mode are set then.
+        last: bool,
+        /// Modification time, nanoseconds since the Unix epoch.
+        mtime_ns: i64,
+        /// Permission bits.
+        mode: u32,
     },
     /// Reserved for pre-copy: a round of linear-memory pages sent while the
     /// program runs (not sent by this version).
@@ -177,6 +228,9 @@ impl Message {
             Message::Prepared { .. } => "Prepared",
             Message::Refused { .. } => "Refused",
             Message::SnapshotChunk { .. } => "SnapshotChunk",
+            Message::FileList { .. } => "FileList",
+            Message::FileWants { .. } => "FileWants",
+            Message::FileChunk { .. } => "FileChunk",
             Message::MemoryRound { .. } => "MemoryRound",
             Message::PageRequest { .. } => "PageRequest",
             Message::PageData { .. } => "PageData",

@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wanco_transport::{Conn, Hello, Message, Prepare, Stream, TlsFiles, TlsServer, PROTOCOL_VERSION};
 
 #[derive(Args, Debug, Clone)]
@@ -182,6 +182,11 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         Err(e) => return refuse(&mut conn, "prepare", format!("{e:#}")),
     };
     for (guest, dir) in &prep.dir_map {
+        if prep.sync_dirs && !Path::new(dir).exists() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                return refuse(&mut conn, "prepare", format!("--sync-dirs: cannot create `{dir}` for {guest}: {e}"));
+            }
+        }
         if !Path::new(dir).is_dir() {
             return refuse(&mut conn, "prepare", format!("--dir-map {guest}={dir}: `{dir}` is not a directory at the destination"));
         }
@@ -205,6 +210,24 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
                 expect += data.len() as u64;
                 if last {
                     break;
+                }
+            }
+            Message::FileList { dir, files } if prep.sync_dirs => {
+                if !prep.dir_map.iter().any(|(_, d)| *d == dir) {
+                    return refuse(&mut conn, "sync", format!("`{dir}` is not a directory of this migration's --dir-map"));
+                }
+                let paths = match wanted(Path::new(&dir), &files) {
+                    Ok(p) => p,
+                    Err(e) => return refuse(&mut conn, "sync", format!("{e:#}")),
+                };
+                conn.send(&Message::FileWants { paths })?;
+            }
+            Message::FileChunk { dir, path, offset, data, last, mtime_ns, mode } if prep.sync_dirs => {
+                if !prep.dir_map.iter().any(|(_, d)| *d == dir) {
+                    return refuse(&mut conn, "sync", format!("`{dir}` is not a directory of this migration's --dir-map"));
+                }
+                if let Err(e) = write_piece(Path::new(&dir), &path, offset, &data, last.then_some((mtime_ns, mode))) {
+                    return refuse(&mut conn, "sync", format!("{e:#}"));
                 }
             }
             Message::Abort { reason } => bail!("the source aborted: {reason}"),
@@ -374,6 +397,55 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
+/// `rel` as a path under a synchronised directory: relative, no `..`.
+fn under(dir: &Path, rel: &str) -> Result<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty() || !p.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+        bail!("`{rel}` is not a relative path inside the directory");
+    }
+    Ok(dir.join(p))
+}
+
+/// The files of `files` that `dir` lacks, or has with another size or
+/// modification time.
+fn wanted(dir: &Path, files: &[wanco_transport::FileEntry]) -> Result<Vec<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut want = Vec::new();
+    for f in files {
+        let same = match std::fs::symlink_metadata(under(dir, &f.path)?) {
+            Ok(m) => m.is_file() && m.len() == f.size && m.mtime() * 1_000_000_000 + m.mtime_nsec() == f.mtime_ns,
+            Err(_) => false,
+        };
+        if !same {
+            want.push(f.path.clone());
+        }
+    }
+    Ok(want)
+}
+
+/// Write one piece of a synchronised file; after the last, set its mode and time.
+fn write_piece(dir: &Path, rel: &str, offset: u64, data: &[u8], done: Option<(i64, u32)>) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = under(dir, rel)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let file = if offset == 0 {
+        std::fs::File::create(&path)
+    } else {
+        std::fs::OpenOptions::new().write(true).open(&path)
+    }
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all_at(data, offset).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some((mtime_ns, mode)) = done {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+        let t = std::time::UNIX_EPOCH + Duration::from_nanos(mtime_ns.max(0) as u64);
+        file.set_modified(t).with_context(|| format!("cannot set the time of {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn exit_code(s: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
@@ -401,11 +473,12 @@ fn binary(prep: &Prepare, cfg: &Config) -> Result<(PathBuf, &'static str)> {
         Ok(())
     };
     let install = |data: &[u8]| -> Result<()> {
-        let tmp = cached.with_extension("tmp");
-        std::fs::write(&tmp, data).with_context(|| format!("cannot write {}", tmp.display()))?;
+        // A temporary file of its own: migrations may run side by side.
+        let mut tmp = tempfile::NamedTempFile::new_in(cfg.work.join("bin"))?;
+        tmp.write_all(data).with_context(|| format!("cannot write {}", tmp.path().display()))?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::rename(&tmp, &cached)?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+        tmp.persist(&cached).map_err(|e| e.error)?;
         Ok(())
     };
     if let Some(data) = &prep.binary {

@@ -60,6 +60,11 @@ pub struct Opts {
     /// Allow tcp:// (plaintext).
     #[arg(long)]
     insecure: bool,
+    /// Copy the preopened directories to the destination (to their
+    /// --dir-map path, else the same path): what it lacks or has with another
+    /// size or time, once while the program runs and once after it stopped.
+    #[arg(long)]
+    sync_dirs: bool,
     /// Do not relay the program's output after the move: exit once it runs.
     #[arg(long)]
     detach: bool,
@@ -130,6 +135,10 @@ struct Summary {
     total_ms: f64,
     downtime_ms: f64,
     restore_ms: f64,
+    sync_files_before_stop: u64,
+    sync_bytes_before_stop: u64,
+    sync_files_after_stop: u64,
+    sync_bytes_after_stop: u64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -175,6 +184,30 @@ fn migrate(o: Opts) -> Result<i32> {
         bail!("unexpected answer from the program's control channel: `{info}`")
     };
     let (src_isa, hash) = (src_isa.to_string(), hash.to_string());
+    let preopens = parse_preopens(field(&info, "preopens").unwrap_or(""))?;
+    let mut dir_map = dir_map;
+    for (guest, _) in &dir_map {
+        if !preopens.iter().any(|(g, _)| g == guest) {
+            bail!("--dir-map {guest}=…: the program has no preopened directory `{guest}`");
+        }
+    }
+    // What --sync-dirs copies: (source directory, destination directory).
+    let mut sync: Vec<(PathBuf, String)> = Vec::new();
+    if o.sync_dirs {
+        for (guest, host) in &preopens {
+            let dest_dir = match dir_map.iter().find(|(g, _)| g == guest) {
+                Some((_, d)) => d.clone(),
+                None => {
+                    let abs = std::fs::canonicalize(format!("/proc/{}/cwd", o.pid)).map(|cwd| cwd.join(host)).unwrap_or_else(|_| PathBuf::from(host));
+                    let d = abs.display().to_string();
+                    dir_map.push((guest.clone(), d.clone()));
+                    d
+                }
+            };
+            let src_dir = std::fs::canonicalize(format!("/proc/{}/cwd", o.pid)).map(|cwd| cwd.join(host)).unwrap_or_else(|_| PathBuf::from(host));
+            sync.push((src_dir, dest_dir));
+        }
+    }
     if hash.is_empty() {
         bail!("process {} has not finished starting; try again", o.pid);
     }
@@ -216,12 +249,21 @@ fn migrate(o: Opts) -> Result<i32> {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --module {}", p.display()))?),
         None => None,
     };
-    conn.send(&Message::Prepare(Prepare { module_hash: hash.clone(), mode: "stop-and-copy".into(), binary, module, dir_map }))?;
+    conn.send(&Message::Prepare(Prepare {
+        module_hash: hash.clone(),
+        mode: "stop-and-copy".into(),
+        binary,
+        module,
+        dir_map,
+        sync_dirs: o.sync_dirs,
+    }))?;
     let binary_from = match conn.recv().context("the destination did not answer Prepare")? {
         Message::Prepared { binary_from } => binary_from,
         Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
         m => bail!("the destination answered {} instead of Prepared", m.name()),
     };
+    // The directories, while the program runs.
+    let synced_before = sync_dirs(&mut conn, &sync)?;
     // Phase 3: stop at a migration point and send the snapshot.
     let dir = tempfile::Builder::new().prefix("wanco-migrate-").tempdir().context("cannot make a temporary directory")?;
     let snap_path = dir.path().join(format!("{}.wsnap", o.pid));
@@ -242,7 +284,11 @@ fn migrate(o: Opts) -> Result<i32> {
     let t_stopped = Instant::now();
     let points: u64 = field(&reply, "points").and_then(|p| p.parse().ok()).unwrap_or(0);
     let mut phase = "transfer";
+    let mut synced_after = (0, 0);
     let transfer = (|| -> Result<(u64, Duration)> {
+        phase = "transfer (files)";
+        synced_after = sync_dirs(&mut conn, &sync)?;
+        phase = "transfer";
         let bytes = std::fs::read(&snap_path).with_context(|| format!("cannot read the snapshot {}", snap_path.display()))?;
         const CHUNK: usize = 1 << 20;
         let mut off = 0;
@@ -333,6 +379,10 @@ fn migrate(o: Opts) -> Result<i32> {
         total_ms: ms(t_running - t0),
         downtime_ms: ms(t_running - t_stop),
         restore_ms: ms(restore),
+        sync_files_before_stop: synced_before.0,
+        sync_bytes_before_stop: synced_before.1,
+        sync_files_after_stop: synced_after.0,
+        sync_bytes_after_stop: synced_after.1,
     };
     if o.json {
         say(&serde_json::to_string(&s)?);
@@ -349,6 +399,12 @@ fn migrate(o: Opts) -> Result<i32> {
             s.bytes_sent,
             s.bytes_received
         ));
+        if o.sync_dirs {
+            say(&format!(
+                "directories: {} files ({} bytes) copied while the program ran, {} ({} bytes) after it stopped",
+                s.sync_files_before_stop, s.sync_bytes_before_stop, s.sync_files_after_stop, s.sync_bytes_after_stop
+            ));
+        }
     }
     if o.detach {
         return match conn.recv() {
@@ -379,6 +435,97 @@ fn migrate(o: Opts) -> Result<i32> {
             }
         }
     }
+}
+
+/// `preopens=G:H,…` of the control channel's `info` (hex-encoded paths).
+fn parse_preopens(v: &str) -> Result<Vec<(String, String)>> {
+    let unhex = |h: &str| -> Result<String> {
+        let bytes = (0..h.len())
+            .step_by(2)
+            .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| anyhow!("bad preopen `{h}` from the program's control channel"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    v.split(',')
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (g, h) = e.split_once(':').ok_or_else(|| anyhow!("bad preopen `{e}` from the program's control channel"))?;
+            Ok((unhex(g)?, unhex(h)?))
+        })
+        .collect()
+}
+
+/// The regular files under `dir` (symbolic links and special files are not
+/// copied), relative paths.
+fn list_files(dir: &std::path::Path) -> Result<Vec<(PathBuf, wanco_transport::FileEntry)>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        let here = dir.join(&rel);
+        for e in std::fs::read_dir(&here).with_context(|| format!("cannot list {}", here.display()))? {
+            let e = e?;
+            let r = rel.join(e.file_name());
+            let m = e.path().symlink_metadata()?;
+            if m.is_dir() {
+                todo.push(r);
+            } else if m.is_file() {
+                let Some(path) = r.to_str() else { bail!("{} is not UTF-8: cannot be copied", e.path().display()) };
+                out.push((
+                    e.path(),
+                    wanco_transport::FileEntry {
+                        path: path.to_string(),
+                        size: m.len(),
+                        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                        mode: m.mode(),
+                    },
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One round of `--sync-dirs`: (files sent, bytes sent).
+fn sync_dirs(conn: &mut Conn, dirs: &[(PathBuf, String)]) -> Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    for (src, dest) in dirs {
+        let list = list_files(src)?;
+        conn.send(&Message::FileList { dir: dest.clone(), files: list.iter().map(|(_, f)| f.clone()).collect() })?;
+        let want = match conn.recv()? {
+            Message::FileWants { paths } => paths,
+            Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
+            m => bail!("the destination answered {} instead of FileWants", m.name()),
+        };
+        for path in want {
+            let Some((local, entry)) = list.iter().find(|(_, f)| f.path == path) else {
+                bail!("the destination asked for `{path}`, which was not listed");
+            };
+            let data = std::fs::read(local).with_context(|| format!("cannot read {}", local.display()))?;
+            const CHUNK: usize = 1 << 20;
+            let mut off = 0;
+            loop {
+                let end = (off + CHUNK).min(data.len());
+                conn.send(&Message::FileChunk {
+                    dir: dest.clone(),
+                    path: path.clone(),
+                    offset: off as u64,
+                    data: data[off..end].to_vec(),
+                    last: end == data.len(),
+                    mtime_ns: entry.mtime_ns,
+                    mode: entry.mode,
+                })?;
+                off = end;
+                if off == data.len() {
+                    break;
+                }
+            }
+            files += 1;
+            bytes += data.len() as u64;
+        }
+    }
+    Ok((files, bytes))
 }
 
 fn connect(dest: &Dest, o: &Opts) -> Result<Conn> {
