@@ -13,6 +13,7 @@
 //! Needs root (namespaces, sshd); `just migrate-test` runs these with more repetitions.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -607,6 +608,30 @@ fn destination_killed_during_transfer_or_restore() {
         check_stayed(src, m, &format!("agent killed at {phase}"), "the program goes on here");
         no_copy_at_destination(&dir);
     }
+}
+
+#[test]
+fn wanco_migrate_killed_before_go_leaves_the_source_running() {
+    let dir = work("kill-migrate");
+    let mut net = Net::new("km");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let mut cmd = Net::exec(&net.src, &tools().wanco);
+    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest);
+    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "restored").stdin(Stdio::null());
+    let m = cmd.output().unwrap();
+    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
+    // The source resumes (its control connection closed before the point of no return), the
+    // destination discards the restored program (its connection closed before Go).
+    no_copy_at_destination(&dir);
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(EXIT), "{err}");
+    assert_eq!(out, reference().stdout);
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+    let agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    assert!(agent_log.contains("restored program was discarded"), "{agent_log}");
 }
 
 #[test]

@@ -145,6 +145,16 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// Fault injection for the migration tests: `WANCO_MIGRATE_TEST_KILL_AT=restored`
+/// makes `wanco migrate` kill itself with `SIGKILL` once the destination
+/// restored the program (before the point of no return).
+fn test_kill(phase: &str) {
+    if std::env::var("WANCO_MIGRATE_TEST_KILL_AT").is_ok_and(|p| p == phase) {
+        // SAFETY: kill(2) on this process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}
+
 fn say(msg: &str) {
     let _ = writeln!(std::io::stderr(), "wanco migrate: {msg}");
 }
@@ -327,6 +337,7 @@ fn migrate(o: Opts) -> Result<i32> {
             };
         }
     };
+    test_kill("restored");
     // Phase 5: the point of no return.
     match ctl.ask("hold") {
         Ok(r) if r == "held" => {}
