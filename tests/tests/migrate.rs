@@ -5,7 +5,8 @@
 //! The program (`tests/programs/migrate/migrate_ticks.wat`) prints and appends to a file while it
 //! runs; it is started with `--control` in the source namespace and moved mid-run. The source's
 //! output followed by what `wanco migrate` relays must equal an uninterrupted run under wasmtime
-//! (the reference), and so must the exit code and the file. Failures (a destination that
+//! (the reference), and so must the exit code and the file. Moves: x86_64 -> x86_64 and
+//! x86_64 -> aarch64 over ssh and TLS, aarch64 (under qemu) -> x86_64 over TLS. Failures (a destination that
 //! refuses, a destination killed at each phase, a client certificate of another CA) must leave
 //! exactly one copy running — or, after the point of no return, the state kept — and the output
 //! intact.
@@ -299,14 +300,21 @@ struct Source {
 
 impl Source {
     fn start(net: &Net, dir: &Path) -> Source {
-        Source::start_at(net, dir, 3)
+        Source::start_at(net, dir, 3, false)
     }
 
-    /// Start the program; return once it printed tick `tick`.
-    fn start_at(net: &Net, dir: &Path, tick: u32) -> Source {
+    /// Start the program (the aarch64 binary under qemu if `aarch64`); return once it printed
+    /// tick `tick`.
+    fn start_at(net: &Net, dir: &Path, tick: u32, aarch64: bool) -> Source {
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
-        let mut cmd = Net::exec(&net.src, &bins().x86_64);
+        let mut cmd = if aarch64 {
+            let mut c = Net::exec(&net.src, &tools().qemu);
+            c.arg("-L").arg(&tools().aarch64_sysroot).arg(&bins().aarch64);
+            c
+        } else {
+            Net::exec(&net.src, &bins().x86_64)
+        };
         cmd.arg("--control").arg("--dir").arg(format!("{}::/data", data.display()));
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start the program");
@@ -499,6 +507,20 @@ fn tls_x86_64_to_aarch64() {
     args.extend(["--dest-binary".into(), bins().aarch64.display().to_string()]);
     let m = migrate(&net, &src, &dest, &args);
     check_moved(src, m, "tls x86_64 -> aarch64");
+}
+
+#[test]
+fn tls_aarch64_to_x86_64() {
+    let dir = work("tls-from-aarch64");
+    let mut net = Net::new("fa");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start_at(&net, &dir, 3, true);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().x86_64.display().to_string()]);
+    let m = migrate(&net, &src, &dest, &args);
+    assert!(String::from_utf8_lossy(&m.stderr).contains("(aarch64 -> x86_64"), "{}", String::from_utf8_lossy(&m.stderr));
+    check_moved(src, m, "tls aarch64 -> x86_64");
 }
 
 #[test]
@@ -735,7 +757,7 @@ fn matrix_of_moments() {
             let what = format!("{transport} {} at tick {tick}", if aarch64 { "aarch64" } else { "x86_64" });
             let run = dir.join(format!("{transport}-{aarch64}-{tick}"));
             std::fs::create_dir_all(&run).unwrap();
-            let src = Source::start_at(&net, &run, tick);
+            let src = Source::start_at(&net, &run, tick, false);
             let (dest, mut args) = match transport {
                 "ssh" => (format!("ssh://root@{DST_ADDR}"), ssh_args(&ssh, aarch64)),
                 _ => (if aarch64 { tls_a.clone() } else { tls_x.clone() }, tls_args(&p)),
