@@ -155,6 +155,14 @@ fn test_kill(phase: &str) {
     }
 }
 
+/// A phase begins: shown when stderr is a terminal.
+fn progress(t0: Instant, msg: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        say(&format!("[{:>7.1} ms] {msg}", ms(t0.elapsed())));
+    }
+}
+
 fn say(msg: &str) {
     let _ = writeln!(std::io::stderr(), "wanco migrate: {msg}");
 }
@@ -259,6 +267,7 @@ fn migrate(o: Opts) -> Result<i32> {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --module {}", p.display()))?),
         None => None,
     };
+    progress(t0, "prepare: the destination gets the binary ready (the program runs)");
     conn.send(&Message::Prepare(Prepare {
         module_hash: hash.clone(),
         mode: "stop-and-copy".into(),
@@ -273,6 +282,9 @@ fn migrate(o: Opts) -> Result<i32> {
         m => bail!("the destination answered {} instead of Prepared", m.name()),
     };
     // The directories, while the program runs.
+    if !sync.is_empty() {
+        progress(t0, "sync: copying the preopened directories (the program runs)");
+    }
     let synced_before = sync_dirs(&mut conn, &sync)?;
     // Phase 3: stop at a migration point and send the snapshot.
     let dir = tempfile::Builder::new().prefix("wanco-migrate-").tempdir().context("cannot make a temporary directory")?;
@@ -282,6 +294,7 @@ fn migrate(o: Opts) -> Result<i32> {
         // The program (the same user) writes its snapshot there.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
     }
+    progress(t0, "stop: waiting for the program's next migration point");
     let t_stop = Instant::now();
     let reply = ctl.ask(&format!("stop {}", snap_path.display())).map_err(|e| {
         let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
@@ -300,6 +313,7 @@ fn migrate(o: Opts) -> Result<i32> {
         synced_after = sync_dirs(&mut conn, &sync)?;
         phase = "transfer";
         let bytes = std::fs::read(&snap_path).with_context(|| format!("cannot read the snapshot {}", snap_path.display()))?;
+        progress(t0, &format!("transfer: snapshot of {} bytes", bytes.len()));
         const CHUNK: usize = 1 << 20;
         let mut off = 0;
         loop {
@@ -339,6 +353,7 @@ fn migrate(o: Opts) -> Result<i32> {
     };
     test_kill("restored");
     // Phase 5: the point of no return.
+    progress(t0, &format!("restored at the destination in {:.1} ms; go", ms(restore)));
     match ctl.ask("hold") {
         Ok(r) if r == "held" => {}
         other => {
