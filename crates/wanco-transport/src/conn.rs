@@ -24,6 +24,8 @@ impl<T: Read + Write + Send> Stream for T {}
 pub struct Conn {
     stream: Box<dyn Stream>,
     counters: Counters,
+    /// The socket under the stream, for read time limits (TCP and TLS).
+    socket: Option<std::net::TcpStream>,
     /// Runs when the connection is dropped (e.g. waits for `ssh`).
     on_drop: Option<Box<dyn FnOnce() + Send>>,
 }
@@ -31,7 +33,23 @@ pub struct Conn {
 impl Conn {
     /// A connection over `stream`.
     pub fn new(stream: Box<dyn Stream>) -> Conn {
-        Conn { stream, counters: Counters::default(), on_drop: None }
+        Conn { stream, counters: Counters::default(), socket: None, on_drop: None }
+    }
+
+    /// A connection over `stream` that runs over `socket` (a clone of the
+    /// TCP socket), so that [`Conn::set_read_timeout`] works.
+    pub fn with_socket(stream: Box<dyn Stream>, socket: std::net::TcpStream) -> Conn {
+        Conn { stream, counters: Counters::default(), socket: Some(socket), on_drop: None }
+    }
+
+    /// Fail a receive that gets no data for `limit` ([`Error::Timeout`]);
+    /// `None`: wait forever. Returns false where the transport cannot (pipes:
+    /// ssh has its own keep-alive).
+    pub fn set_read_timeout(&self, limit: Option<std::time::Duration>) -> Result<bool> {
+        match &self.socket {
+            Some(s) => s.set_read_timeout(limit).map(|()| true).map_err(Error::io("setting a time limit")),
+            None => Ok(false),
+        }
     }
 
     /// A connection over a reader and a writer (pipes, standard input and
@@ -90,6 +108,9 @@ impl Conn {
                     self.counters.received += k as u64;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Err(Error::Timeout { offset: self.counters.received })
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && got == 0 && first => {
                     return Err(Error::Closed { offset: self.counters.received })
                 }

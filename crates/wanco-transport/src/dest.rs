@@ -121,7 +121,8 @@ pub fn connect_ssh(dest: &Dest, opts: &SshOptions, remote_command: &[String]) ->
         return Err(Error::Dest { dest: dest.to_string(), message: "not an ssh:// destination".into() });
     };
     let mut cmd = Command::new("ssh");
-    cmd.args(["-T", "-o", "BatchMode=yes", "-e", "none"]);
+    // Keep-alives: a dead link or host ends ssh within ~15 s.
+    cmd.args(["-T", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-e", "none"]);
     if let Some(p) = port {
         cmd.args(["-p", &p.to_string()]);
     }

@@ -47,6 +47,13 @@ pub enum Error {
         /// Bytes received on the connection before it closed.
         offset: u64,
     },
+    /// Nothing arrived within the time limit ([`Conn::set_read_timeout`]):
+    /// the other side or the link is gone.
+    #[error("no answer within the time limit (after {offset} bytes received): the other side or the link is down")]
+    Timeout {
+        /// Bytes received on the connection before.
+        offset: u64,
+    },
     /// A frame that is not a message of this protocol.
     #[error("bad frame at byte {offset} of the connection: {message}")]
     Frame {

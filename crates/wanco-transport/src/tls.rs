@@ -64,6 +64,7 @@ pub fn connect_tls(host: &str, port: u16, files: &TlsFiles) -> Result<Conn> {
     let name = ServerName::try_from(host.to_string()).map_err(|e| Error::Tls(format!("`{host}` is not a valid server name: {e}")))?;
     let tls = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| Error::Tls(e.to_string()))?;
     let tcp = connect_tcp(host, port)?;
+    let socket = tcp.try_clone().map_err(Error::io("socket"))?;
     let mut stream = rustls::StreamOwned::new(tls, tcp);
     // Finish the handshake now, so that a refused certificate is reported as such.
     while stream.conn.is_handshaking() {
@@ -84,7 +85,7 @@ pub fn connect_tls(host: &str, port: u16, files: &TlsFiles) -> Result<Conn> {
         _ => {}
     }
     let _ = stream.sock.set_read_timeout(None);
-    Ok(Conn::new(Box::new(stream)))
+    Ok(Conn::with_socket(Box::new(stream), socket))
 }
 
 /// A plain TCP connection (`tcp://`; also under [`connect_tls`]).
@@ -145,8 +146,9 @@ impl TlsServer {
     pub fn accept(&self) -> Result<(Conn, std::net::SocketAddr)> {
         let (tcp, peer) = self.listener.accept().map_err(Error::io("accept"))?;
         let _ = tcp.set_nodelay(true);
+        let socket = tcp.try_clone().map_err(Error::io("socket"))?;
         let Some(config) = &self.config else {
-            return Ok((Conn::new(Box::new(tcp)), peer));
+            return Ok((Conn::with_socket(Box::new(tcp), socket), peer));
         };
         let tls = rustls::ServerConnection::new(config.clone()).map_err(|e| Error::Tls(e.to_string()))?;
         let mut stream = rustls::StreamOwned::new(tls, tcp);
@@ -156,6 +158,6 @@ impl TlsServer {
             stream.conn.complete_io(&mut stream.sock).map_err(|e| Error::Tls(format!("handshake with {peer} failed: {e}")))?;
         }
         let _ = stream.sock.set_read_timeout(None);
-        Ok((Conn::new(Box::new(stream)), peer))
+        Ok((Conn::with_socket(Box::new(stream), socket), peer))
     }
 }

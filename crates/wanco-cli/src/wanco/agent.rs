@@ -46,6 +46,10 @@ pub struct Opts {
     /// split at spaces.
     #[arg(long, value_name = "CMD")]
     runner: Option<String>,
+    /// Discard a restored program whose `Go` has not come after this many
+    /// seconds (a lost source or link; tls:// and plaintext only).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    go_timeout: f64,
     /// Where binaries, snapshots and detached output go (default:
     /// /tmp/wanco-agent-UID).
     #[arg(long, value_name = "DIR")]
@@ -54,6 +58,7 @@ pub struct Opts {
 
 #[derive(Clone)]
 struct Config {
+    go_timeout: f64,
     isa: String,
     runner: Vec<String>,
     work: PathBuf,
@@ -82,7 +87,7 @@ pub fn run(o: Opts) -> Result<i32> {
         let _ = std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o700));
     }
     let runner: Vec<String> = o.runner.as_deref().unwrap_or("").split_whitespace().map(String::from).collect();
-    let cfg = Config { isa: o.isa.clone().unwrap_or_else(|| host_isa().into()), runner, work };
+    let cfg = Config { go_timeout: o.go_timeout, isa: o.isa.clone().unwrap_or_else(|| host_isa().into()), runner, work };
     if o.stdio {
         // The protocol owns stdout; nothing else may write there.
         let conn = Conn::from_pair(std::io::stdin(), std::io::stdout());
@@ -144,6 +149,12 @@ fn test_kill(phase: &str) {
         log(&format!("WANCO_AGENT_TEST_KILL_AT={phase}: killing myself"));
         // SAFETY: kill(2) on this process.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    // `WANCO_AGENT_TEST_PAUSE_AT=PHASE`: say so and sleep 3 s there (the
+    // test cuts the link meanwhile).
+    if std::env::var("WANCO_AGENT_TEST_PAUSE_AT").is_ok_and(|p| p == phase) {
+        log(&format!("WANCO_AGENT_TEST_PAUSE_AT={phase}: pausing"));
+        std::thread::sleep(Duration::from_secs(3));
     }
 }
 
@@ -324,7 +335,10 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     test_kill("restored");
     conn.send(&Message::Restored { restore_us: t0.elapsed().as_micros() as u64 })?;
     // 5. Go, or discard.
-    let detach = match conn.recv() {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs_f64(cfg.go_timeout.max(0.001))));
+    let go = conn.recv();
+    let _ = conn.set_read_timeout(None);
+    let detach = match go {
         Ok(Message::Go) => false,
         Ok(Message::Detach) => true,
         other => {

@@ -65,6 +65,11 @@ pub struct Opts {
     /// size or time, once while the program runs and once after it stopped.
     #[arg(long)]
     sync_dirs: bool,
+    /// While the program is stopped, give up on a destination (tls://,
+    /// tcp://) silent for this many seconds (ssh:// relies on ssh's
+    /// keep-alives, ~15 s).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    timeout: f64,
     /// Do not relay the program's output after the move: exit once it runs.
     #[arg(long)]
     detach: bool,
@@ -305,6 +310,8 @@ fn migrate(o: Opts) -> Result<i32> {
         bail!("the program could not be stopped: {reply}");
     }
     let t_stopped = Instant::now();
+    // A silent destination must not keep the program stopped for long.
+    let _ = conn.set_read_timeout(Some(Duration::from_secs_f64(o.timeout.max(0.001))));
     let points: u64 = field(&reply, "points").and_then(|p| p.parse().ok()).unwrap_or(0);
     let mut phase = "transfer";
     let mut synced_after = (0, 0);
@@ -441,7 +448,8 @@ fn migrate(o: Opts) -> Result<i32> {
             _ => Ok(0),
         };
     }
-    // Phase 6: relay.
+    // Phase 6: relay (the program may be silent for as long as it likes).
+    let _ = conn.set_read_timeout(None);
     let mut out = std::io::stdout().lock();
     loop {
         match conn.recv() {
@@ -571,7 +579,9 @@ fn connect(dest: &Dest, o: &Opts) -> Result<Conn> {
             if !o.insecure {
                 bail!("tcp:// sends the program in plaintext: add --insecure if the link is trusted, or use tls://");
             }
-            Conn::new(Box::new(wanco_transport::connect_tcp(host, *port)?))
+            let tcp = wanco_transport::connect_tcp(host, *port)?;
+            let socket = tcp.try_clone()?;
+            Conn::with_socket(Box::new(tcp), socket)
         }
     })
 }
