@@ -808,3 +808,62 @@ fn matrix_of_moments() {
         }
     }
 }
+
+/// The control channel by hand: `info`, a bad request, and `checkpoint PATH` — a snapshot
+/// taken while the program goes on (it finishes as if nothing happened), which restores.
+#[test]
+fn control_channel_checkpoint_leaves_the_program_running() {
+    use std::io::Write;
+    let dir = work("control");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let sock = dir.join("ctl.sock");
+    let mut child = Command::new(&bins().x86_64)
+        .arg(format!("--control={}", sock.display()))
+        .arg("--dir")
+        .arg(format!("{}::/data", data.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    while !first.contains("tick 3 ") {
+        assert!(out.read_line(&mut first).unwrap() > 0, "the program ended early: {first}");
+    }
+    let s = std::os::unix::net::UnixStream::connect(&sock).expect("the control socket");
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s).lines();
+    let mut ask = |req: &str| {
+        writeln!(w, "{req}").unwrap();
+        r.next().unwrap().unwrap()
+    };
+    let info = ask("info");
+    let hex: String = "/data".bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(info.starts_with("info isa=x86_64 hash=") && info.contains(&format!("pid={}", child.id())) && info.contains(&format!("preopens={hex}:")), "{info}");
+    assert!(ask("dance").starts_with("error unknown request `dance`"));
+    let snap = dir.join("leave-running.wsnap");
+    let ok = ask(&format!("checkpoint {}", snap.display()));
+    assert!(ok.starts_with("ok points=") && ok.contains(" bytes="), "{ok}");
+    drop(r);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let r = reference();
+    assert_eq!(status.code(), Some(EXIT));
+    assert_eq!(first + &rest, r.stdout, "the program went on as if nothing happened");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file);
+    assert!(!sock.exists(), "the socket is removed at exit");
+    // The snapshot continues the program from where it was taken: its output is the rest of
+    // the reference's. out.txt is put back as it was then (a restore refuses a file that
+    // changed since the checkpoint).
+    let taken = wanco_state::snapshot::decode(&std::fs::read(&snap).unwrap()).expect("decode the snapshot");
+    let size = taken.wasi.fds.iter().find(|f| f.rel_path == "out.txt").and_then(|f| f.size).expect("out.txt open at the checkpoint");
+    assert!(size > 0 && size < r.file.len() as u64, "{size}");
+    std::fs::File::options().write(true).open(data.join("out.txt")).unwrap().set_len(size).unwrap();
+    let o = Command::new(&bins().x86_64).arg("--restore").arg(&snap).output().unwrap();
+    assert_eq!(o.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&o.stderr));
+    let tail = String::from_utf8(o.stdout).unwrap();
+    assert!(!tail.is_empty() && r.stdout.ends_with(&tail) && tail.len() < r.stdout.len() - 60, "{tail}");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file);
+}
