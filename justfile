@@ -35,6 +35,11 @@ test: build
 cr-sweep points="25": build
     WANCO_CR_POINTS={{points}} cargo test -p wanco-tests --test cr_matrix -- --nocapture
 
+# Live migration (needs root): the lean tests plus moves at many moments over ssh and TLS,
+# x86_64 -> x86_64 and x86_64 -> aarch64 (tests/tests/migrate.rs).
+migrate-test: build
+    cargo test -p wanco-tests --test migrate -- --include-ignored
+
 # The full official spec suite (wasm-v1 and wasm-v2) on every engine.
 spec: build
     cargo build -p wanco-spec

@@ -233,8 +233,31 @@ pub fn arm(inst: &mut Instance, opts: &CrOptions, start_func: u32) -> Result<(),
         values: Vec::new(),
         count_points: opts.count_points,
     });
+    let hash: String = inst.info.hash.iter().map(|b| format!("{b:02x}")).collect();
+    let _ = IDENTITY.set(hash);
     install_signal_handler();
     Ok(())
+}
+
+/// The module hash (hex) of the armed instance, for the control channel.
+static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// This runtime's ISA and the module's hash (hex; empty before
+/// instantiation), for [`crate::control`].
+pub fn identity() -> (&'static str, &'static str) {
+    (ISA.name(), IDENTITY.get().map(|s| s.as_str()).unwrap_or(""))
+}
+
+/// The migration points passed so far (approximate while the Wasm thread
+/// runs: it counts in registers between calls).
+pub fn points() -> u64 {
+    points_now()
+}
+
+/// Ask for a checkpoint at the next migration point (what `SIGUSR1` does;
+/// used by [`crate::control`], whose request says what to do with it).
+pub fn request_checkpoint() {
+    wanco_cr_pending.store(1, Ordering::SeqCst);
 }
 
 /// `_start` begins: checkpoints may be taken from now on.
@@ -443,6 +466,35 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
     let t0 = std::time::Instant::now();
     // SAFETY: `saved` is the trampoline's register area.
     let regs = unsafe { caller_regs(saved) };
+    if signalled {
+        if let Some(req) = crate::control::take() {
+            // A control-channel request: checkpoint to its file, go on or
+            // stop there (see `crate::control`).
+            wanco_cr_pending.store(0, Ordering::SeqCst);
+            let file = std::mem::replace(&mut st.file, req.path.clone());
+            let r = checkpoint(st, regs, points);
+            st.file = file;
+            let r = r.map(|(path, n, replaced)| {
+                if let Some(old) = replaced {
+                    let _ = std::fs::remove_file(old);
+                }
+                (n, std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0))
+            });
+            let ok = r.is_ok();
+            let _ = req.done.send(r);
+            if ok && req.stop {
+                match req.decision.recv() {
+                    Ok(crate::control::Decision::Exit(code, msg)) => {
+                        eprintln!("{msg}");
+                        std::process::exit(code)
+                    }
+                    Ok(crate::control::Decision::Resume) | Err(_) => {}
+                }
+            }
+            next_batch(points);
+            return ROUTE_CONTINUE;
+        }
+    }
     match checkpoint(st, regs, points) {
         Ok((path, n, replaced)) => {
             if timing() {

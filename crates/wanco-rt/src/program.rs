@@ -35,10 +35,21 @@ pub struct Options {
     pub cr: crate::checkpoint::CrOptions,
     /// `--help`/`-h`: print the usage on stdout and exit 0.
     pub help: bool,
+    /// `--control[=PATH]`: listen for control requests (`crate::control`);
+    /// `Some(None)` on the default path.
+    pub control: Option<Option<std::path::PathBuf>>,
+    /// `--restore-dir GUEST=HOST`: with `--restore`, the preopen `GUEST`
+    /// is the host directory `HOST` here (a migration's `--dir-map`).
+    pub restore_dirs: Vec<(String, String)>,
+    /// `--gate-fd N` (used by `wanco agent`): once a restore is ready to
+    /// run, write `R` to fd N and run only after reading `G` from it.
+    pub gate_fd: Option<i32>,
 }
 
-const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--tcplisten HOST:PORT]... [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
-       PROGRAM --restore SNAP [--checkpoint-after-points N] [--checkpoint-file PATH]
+const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--tcplisten HOST:PORT]... [--control[=PATH]] [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
+       PROGRAM --restore SNAP [--restore-dir GUEST=HOST]... [--checkpoint-after-points N] [--checkpoint-file PATH]
+       PROGRAM --help
+--control[=PATH] listens for checkpoint requests on a Unix socket (see docs/cli.md).
 SIGUSR1 writes a checkpoint at a migration point (within 65536 points) and exits 0.";
 
 /// Parse the runtime's options; everything after `--` or the first
@@ -89,6 +100,18 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
                 return Err(why);
             }
             o.cr.after_points = Some(n);
+        } else if a == "--control" || a.starts_with("--control=") {
+            if o.control.is_some() {
+                return Err("--control given twice".into());
+            }
+            o.control = Some(a.strip_prefix("--control=").map(std::path::PathBuf::from));
+        } else if a == "--restore-dir" || a.starts_with("--restore-dir=") {
+            let v = value(&mut i, "--restore-dir")?;
+            let (g, h) = v.split_once('=').ok_or_else(|| format!("--restore-dir needs GUEST=HOST, got `{v}`"))?;
+            o.restore_dirs.push((g.to_string(), h.to_string()));
+        } else if a == "--gate-fd" || a.starts_with("--gate-fd=") {
+            let v = value(&mut i, "--gate-fd")?;
+            o.gate_fd = Some(v.parse().map_err(|_| format!("--gate-fd needs a file descriptor number, got `{v}`"))?);
         } else if a == "--count-points" {
             o.cr.count_points = true;
         } else if a == "--help" || a == "-h" {
@@ -129,6 +152,33 @@ fn refuse(path: &std::path::Path, why: &dyn std::fmt::Display) -> ! {
 fn fail(msg: &str, code: i32) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(code)
+}
+
+/// Tell fd `fd` the program is ready to run (`R`) and wait for `G`; anything
+/// else (or the fd closing) ends the process with exit 75 before a single
+/// Wasm instruction ran.
+fn gate(fd: i32) {
+    // Everything the program does must come after the memory is whole.
+    crate::pager::settle();
+    let mut b = [b'R'];
+    // SAFETY: writing/reading one byte from/to a local buffer.
+    let ok = unsafe { libc::write(fd, b.as_ptr().cast(), 1) } == 1 && {
+        b[0] = 0;
+        loop {
+            // SAFETY: as above.
+            let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+            if n == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break n == 1 && b[0] == b'G';
+        }
+    };
+    if !ok {
+        eprintln!("note: the restore was cancelled before the program ran");
+        std::process::exit(75)
+    }
+    // SAFETY: closing the gate's descriptor, used by nothing else.
+    unsafe { libc::close(fd) };
 }
 
 /// Entry of a compiled program.
@@ -185,6 +235,13 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             if let Err(e) = snap.check_module(&info.hash) {
                 refuse(path, &e)
             }
+            let mut snap = snap;
+            for (guest, host) in &opts.restore_dirs {
+                match snap.wasi.preopens.iter_mut().find(|p| &p.guest == guest) {
+                    Some(p) => p.host = host.clone(),
+                    None => refuse(path, &format!("--restore-dir {guest}={host}: the snapshot has no preopened directory `{guest}`")),
+                }
+            }
             Some(Restoring { path: path.clone(), snap, packed, info: Some(info) })
         }
     };
@@ -211,6 +268,15 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
     };
     *wasi_host::WASI.lock().unwrap() = Some(wasi);
     checkpoint::restore_mark("wasi");
+    if let Some(c) = &opts.control {
+        if !desc.has_crmeta() {
+            fail("--control: this binary was compiled with --no-cr: it cannot checkpoint", 2);
+        }
+        if let Err(e) = crate::control::start(c.clone()) {
+            fail(&e, 2);
+        }
+    }
+    let gate_fd = opts.gate_fd;
     let cr = opts.cr;
     let wants_cr = restore.is_some() || cr.after_points.is_some() || cr.count_points;
     signals::run_on_wasm_stack(WASM_STACK, move || {
@@ -246,6 +312,9 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             checkpoint::restore_mark("install");
             checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("frames");
+        }
+        if let Some(fd) = gate_fd {
+            gate(fd);
         }
         checkpoint::enter_main();
         inst.call(start, &mut [0u64; 1]);

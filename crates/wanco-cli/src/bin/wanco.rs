@@ -6,6 +6,10 @@ mod compile;
 mod interp;
 #[path = "../wanco/run.rs"]
 mod run;
+#[path = "../wanco/migrate.rs"]
+mod migrate;
+#[path = "../wanco/agent.rs"]
+mod agent;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -25,6 +29,10 @@ enum Command {
     Run(run::Opts),
     /// Run a module in the reference interpreter.
     Interp(interp::Opts),
+    /// Move a running program (started with --control) to another host.
+    Migrate(migrate::Opts),
+    /// Receive migrated programs (over ssh: --stdio; mutual TLS: --listen).
+    Agent(agent::Opts),
     /// Print a shell completion script for wanco on stdout.
     #[command(after_help = "Examples:\n  wanco completions bash > ~/.local/share/bash-completion/completions/wanco\n  wanco completions zsh > ~/.zfunc/_wanco\n  wanco completions fish > ~/.config/fish/completions/wanco.fish\n\n`just install` and the Debian package install them for bash, zsh and fish.")]
     Completions {
@@ -53,6 +61,8 @@ fn main() {
         Command::Compile(o) => compile::run(o),
         Command::Run(o) => run::run(o),
         Command::Interp(o) => interp::run(o),
+        Command::Migrate(o) => migrate::run(o),
+        Command::Agent(o) => agent::run(o),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "wanco", &mut std::io::stdout());
             Ok(0)

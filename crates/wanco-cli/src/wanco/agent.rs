@@ -1,0 +1,537 @@
+//! `wanco agent`: the receiving side of `wanco migrate`.
+//!
+//! `--stdio` serves one migration over standard input and output (what
+//! `ssh` starts on the destination); `--listen ADDR` serves migrations over
+//! mutual TLS (or plaintext with `--insecure`), one thread per connection.
+//! The phases are those of `wanco_transport::Message`.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use wanco_transport::{Conn, Hello, Message, Prepare, Stream, TlsFiles, TlsServer, PROTOCOL_VERSION};
+
+#[derive(Args, Debug, Clone)]
+pub struct Opts {
+    /// Serve one migration on standard input/output (started by `ssh`).
+    #[arg(long, conflicts_with = "listen")]
+    stdio: bool,
+    /// Listen on ADDR (e.g. 0.0.0.0:7878) for migrations over mutual TLS.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// This agent's certificate (PEM).
+    #[arg(long, requires_all = ["key", "ca"])]
+    cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The CA that must have signed the client's certificate (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Listen in plaintext (no TLS): only on a trusted link.
+    #[arg(long)]
+    insecure: bool,
+    /// Serve one connection, then exit.
+    #[arg(long)]
+    once: bool,
+    /// The ISA restored programs run on (default: this host's).
+    #[arg(long, value_parser = ["x86_64", "aarch64"])]
+    isa: Option<String>,
+    /// Run restored programs under this command (e.g.
+    /// "qemu-aarch64 -L /usr/aarch64-linux-gnu" with --isa aarch64);
+    /// split at spaces.
+    #[arg(long, value_name = "CMD")]
+    runner: Option<String>,
+    /// Discard a restored program whose `Go` has not come after this many
+    /// seconds (a lost source or link; tls:// and plaintext only).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    go_timeout: f64,
+    /// Where binaries, snapshots and detached output go (default:
+    /// /tmp/wanco-agent-UID).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+}
+
+#[derive(Clone)]
+struct Config {
+    go_timeout: f64,
+    isa: String,
+    runner: Vec<String>,
+    work: PathBuf,
+}
+
+fn host_isa() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "aarch64"
+    } else {
+        "x86_64"
+    }
+}
+
+fn log(msg: &str) {
+    // Never a panic: after a detach the agent's stderr (ssh's) may be gone.
+    let _ = writeln!(std::io::stderr(), "wanco agent: {msg}");
+}
+
+pub fn run(o: Opts) -> Result<i32> {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let work = o.work_dir.clone().unwrap_or_else(|| PathBuf::from(format!("/tmp/wanco-agent-{uid}")));
+    std::fs::create_dir_all(work.join("bin")).with_context(|| format!("cannot create the work directory {}", work.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o700));
+    }
+    let runner: Vec<String> = o.runner.as_deref().unwrap_or("").split_whitespace().map(String::from).collect();
+    let cfg = Config { go_timeout: o.go_timeout, isa: o.isa.clone().unwrap_or_else(|| host_isa().into()), runner, work };
+    if o.stdio {
+        // The protocol owns stdout; nothing else may write there.
+        let conn = Conn::from_pair(std::io::stdin(), std::io::stdout());
+        return Ok(match session(conn, &cfg) {
+            Ok(()) => 0,
+            Err(e) => {
+                log(&format!("{e:#}"));
+                1
+            }
+        });
+    }
+    let Some(addr) = &o.listen else { bail!("wanco agent needs --stdio or --listen ADDR") };
+    let files = match (&o.cert, &o.key, &o.ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            if o.insecure {
+                bail!("--insecure and --cert/--key/--ca exclude each other");
+            }
+            Some(TlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() })
+        }
+        (None, None, None) if o.insecure => None,
+        (None, None, None) => bail!("--listen needs --cert, --key and --ca (mutual TLS), or --insecure for plaintext"),
+        _ => bail!("--cert, --key and --ca go together"),
+    };
+    let server = TlsServer::bind(addr, files.as_ref())?;
+    log(&format!(
+        "listening on {} ({}), restoring {} programs",
+        server.local_addr()?,
+        if files.is_some() { "mutual TLS" } else { "plaintext: --insecure" },
+        cfg.isa
+    ));
+    loop {
+        match server.accept() {
+            Ok((conn, peer)) => {
+                log(&format!("connection from {peer}"));
+                let cfg = cfg.clone();
+                let h = std::thread::spawn(move || {
+                    if let Err(e) = session(conn, &cfg) {
+                        log(&format!("migration from {peer} failed: {e:#}"));
+                    }
+                });
+                if o.once {
+                    let _ = h.join();
+                    return Ok(0);
+                }
+            }
+            Err(e) => log(&format!("{e}")),
+        }
+    }
+}
+
+/// Fault injection for the migration tests (`tests/tests/migrate.rs`):
+/// `WANCO_AGENT_TEST_KILL_AT=PHASE` makes the agent kill itself with
+/// `SIGKILL` at that phase (`transfer`: when the first snapshot piece arrives;
+/// `restored`: once the program waits at the gate, before saying so;
+/// `go`: after `Go` arrived, before the gate opens) — what a crash or a
+/// power cut of the destination does there.
+fn test_kill(phase: &str) {
+    if std::env::var("WANCO_AGENT_TEST_KILL_AT").is_ok_and(|p| p == phase) {
+        log(&format!("WANCO_AGENT_TEST_KILL_AT={phase}: killing myself"));
+        // SAFETY: kill(2) on this process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    // `WANCO_AGENT_TEST_PAUSE_AT=PHASE`: say so and sleep 3 s there (the
+    // test cuts the link meanwhile).
+    if std::env::var("WANCO_AGENT_TEST_PAUSE_AT").is_ok_and(|p| p == phase) {
+        log(&format!("WANCO_AGENT_TEST_PAUSE_AT={phase}: pausing"));
+        std::thread::sleep(Duration::from_secs(3));
+    }
+}
+
+/// What the output readers and the child's waiter report.
+enum Event {
+    Out(Stream, Vec<u8>),
+    Eof,
+}
+
+fn refuse(conn: &mut Conn, phase: &str, reason: String) -> Result<()> {
+    let _ = conn.send(&Message::Refused { phase: phase.into(), reason: reason.clone() });
+    bail!("refused ({phase}): {reason}")
+}
+
+fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
+    // 1. Hello.
+    let hello = match conn.recv()? {
+        Message::Hello(h) => h,
+        m => bail!("expected Hello, got {}", m.name()),
+    };
+    conn.send(&Message::Hello(Hello::new(&cfg.isa, wanco_state::snapshot::FORMAT_VERSION)))?;
+    if hello.protocol != PROTOCOL_VERSION {
+        return refuse(&mut conn, "hello", format!("the source speaks migration protocol {}, this agent {PROTOCOL_VERSION}", hello.protocol));
+    }
+    // 2. Prepare.
+    let prep = match conn.recv()? {
+        Message::Prepare(p) => p,
+        Message::Abort { reason } => bail!("the source aborted: {reason}"),
+        m => bail!("expected Prepare, got {}", m.name()),
+    };
+    if prep.mode != "stop-and-copy" {
+        return refuse(&mut conn, "prepare", format!("mode `{}` is not supported by this agent (stop-and-copy only)", prep.mode));
+    }
+    let (bin, from) = match binary(&prep, cfg) {
+        Ok(b) => b,
+        Err(e) => return refuse(&mut conn, "prepare", format!("{e:#}")),
+    };
+    for (guest, dir) in &prep.dir_map {
+        if prep.sync_dirs && !Path::new(dir).exists() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                return refuse(&mut conn, "prepare", format!("--sync-dirs: cannot create `{dir}` for {guest}: {e}"));
+            }
+        }
+        if !Path::new(dir).is_dir() {
+            return refuse(&mut conn, "prepare", format!("--dir-map {guest}={dir}: `{dir}` is not a directory at the destination"));
+        }
+    }
+    let run = tempfile::Builder::new().prefix("run-").tempdir_in(&cfg.work).context("cannot make a run directory")?;
+    conn.send(&Message::Prepared { binary_from: from.into() })?;
+    // 3. Transfer.
+    let snap = run.path().join("snapshot.wsnap");
+    let mut file = std::fs::File::create(&snap).with_context(|| format!("cannot write {}", snap.display()))?;
+    let mut expect = 0u64;
+    loop {
+        match conn.recv()? {
+            Message::SnapshotChunk { offset, data, last } => {
+                test_kill("transfer");
+                if offset != expect {
+                    return refuse(&mut conn, "transfer", format!("snapshot piece at offset {offset}, expected {expect}"));
+                }
+                if let Err(e) = file.write_all(&data) {
+                    return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
+                }
+                expect += data.len() as u64;
+                if last {
+                    break;
+                }
+            }
+            Message::FileList { dir, files } if prep.sync_dirs => {
+                if !prep.dir_map.iter().any(|(_, d)| *d == dir) {
+                    return refuse(&mut conn, "sync", format!("`{dir}` is not a directory of this migration's --dir-map"));
+                }
+                let paths = match wanted(Path::new(&dir), &files) {
+                    Ok(p) => p,
+                    Err(e) => return refuse(&mut conn, "sync", format!("{e:#}")),
+                };
+                conn.send(&Message::FileWants { paths })?;
+            }
+            Message::FileChunk { dir, path, offset, data, last, mtime_ns, mode } if prep.sync_dirs => {
+                if !prep.dir_map.iter().any(|(_, d)| *d == dir) {
+                    return refuse(&mut conn, "sync", format!("`{dir}` is not a directory of this migration's --dir-map"));
+                }
+                if let Err(e) = write_piece(Path::new(&dir), &path, offset, &data, last.then_some((mtime_ns, mode))) {
+                    return refuse(&mut conn, "sync", format!("{e:#}"));
+                }
+            }
+            Message::Abort { reason } => bail!("the source aborted: {reason}"),
+            m => bail!("expected SnapshotChunk, got {}", m.name()),
+        }
+    }
+    if let Err(e) = file.sync_all() {
+        return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
+    }
+    drop(file);
+    // 4. Restore up to the gate.
+    let t0 = Instant::now();
+    let (gate_parent, gate_child) = std::os::unix::net::UnixStream::pair().context("socketpair")?;
+    let mut cmd = match cfg.runner.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    cmd.arg("--restore").arg(&snap).arg("--control").arg("--gate-fd").arg("3");
+    for (guest, dir) in &prep.dir_map {
+        cmd.arg("--restore-dir").arg(format!("{guest}={dir}"));
+    }
+    // The whole memory in place and the checksum compared before the gate opens.
+    cmd.env("WANCO_LAZY_RESTORE", "0");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    {
+        use std::os::fd::AsRawFd;
+        let fd = gate_child.as_raw_fd();
+        // SAFETY: only async-signal-safe calls (dup2, setsid) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(fd, 3) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Its own session: it outlives the agent's ssh session if detached.
+                libc::setsid();
+                Ok(())
+            });
+        }
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return refuse(&mut conn, "restore", format!("cannot start {}: {e}", cmd.get_program().to_string_lossy())),
+    };
+    drop(gate_child);
+    let (tx, rx) = mpsc::channel::<Event>();
+    for (stream, pipe) in [
+        (Stream::Stdout, Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>),
+        (Stream::Stderr, Box::new(child.stderr.take().expect("piped"))),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut pipe = pipe;
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(Event::Out(stream, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Event::Eof);
+        });
+    }
+    drop(tx);
+    let mut gate = gate_parent;
+    let mut b = [0u8; 1];
+    let ready = loop {
+        match gate.read(&mut b) {
+            Ok(1) => break b[0] == b'R',
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => break false,
+        }
+    };
+    if !ready {
+        // The restore refused the snapshot (or crashed): say why.
+        let status = child.wait().ok();
+        let mut err = Vec::new();
+        for ev in rx.iter() {
+            if let Event::Out(Stream::Stderr, d) = ev {
+                err.extend_from_slice(&d);
+            }
+        }
+        let code = status.map(exit_code).unwrap_or(-1);
+        let text = String::from_utf8_lossy(&err).trim().to_string();
+        return refuse(&mut conn, "restore", format!("the restore failed (exit {code}): {text}"));
+    }
+    test_kill("restored");
+    conn.send(&Message::Restored { restore_us: t0.elapsed().as_micros() as u64 })?;
+    // 5. Go, or discard.
+    let _ = conn.set_read_timeout(Some(Duration::from_secs_f64(cfg.go_timeout.max(0.001))));
+    let go = conn.recv();
+    let _ = conn.set_read_timeout(None);
+    let detach = match go {
+        Ok(Message::Go) => false,
+        Ok(Message::Detach) => true,
+        other => {
+            // Abort, a lost connection, or nonsense: the program never ran.
+            let _ = child.kill();
+            let _ = child.wait();
+            return match other {
+                Ok(Message::Abort { reason }) => bail!("the source aborted: {reason}"),
+                Ok(m) => bail!("expected Go, got {}", m.name()),
+                Err(e) => Err(e).context("lost the source before Go; the restored program was discarded"),
+            };
+        }
+    };
+    test_kill("go");
+    if gate.write_all(b"G").is_err() {
+        let status = child.wait().ok();
+        return refuse(&mut conn, "go", format!("the restored program ended before it ran (exit {})", status.map(exit_code).unwrap_or(-1)));
+    }
+    let pid = child.id();
+    log(&format!("the program runs as pid {pid}"));
+    // From here on the program runs here, whatever happens to the connection.
+    let mut connected = conn.send(&Message::Running { pid }).is_ok();
+    let out_path = run.path().join("stdout.log");
+    let err_path = run.path().join("stderr.log");
+    let mut logs: Option<(std::fs::File, std::fs::File)> = None;
+    let run_dir = run.keep();
+    if detach && connected {
+        let _ = conn.send(&Message::Detached { stdout: out_path.display().to_string(), stderr: err_path.display().to_string() });
+        connected = false;
+    }
+    // 6. Relay.
+    let mut eofs = 0;
+    for ev in rx.iter() {
+        match ev {
+            Event::Eof => {
+                eofs += 1;
+                if eofs == 2 {
+                    break;
+                }
+            }
+            Event::Out(stream, data) => {
+                if connected {
+                    if conn.send(&Message::Output { stream, data: data.clone() }).is_ok() {
+                        continue;
+                    }
+                    connected = false;
+                    log(&format!("the source is gone; the program's output goes to {}", run_dir.display()));
+                }
+                if logs.is_none() {
+                    logs = Some((std::fs::File::create(&out_path)?, std::fs::File::create(&err_path)?));
+                }
+                let (o, e) = logs.as_mut().expect("opened");
+                let _ = match stream {
+                    Stream::Stdout => o.write_all(&data),
+                    Stream::Stderr => e.write_all(&data),
+                };
+            }
+        }
+    }
+    let code = child.wait().map(exit_code).unwrap_or(-1);
+    log(&format!("the program (pid {pid}) exited with {code}"));
+    if connected {
+        let _ = conn.send(&Message::Exited { code });
+    } else {
+        let _ = std::fs::write(run_dir.join("exit-code"), format!("{code}\n"));
+    }
+    if connected {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    Ok(())
+}
+
+/// `rel` as a path under a synchronised directory: relative, no `..`.
+fn under(dir: &Path, rel: &str) -> Result<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty() || !p.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+        bail!("`{rel}` is not a relative path inside the directory");
+    }
+    Ok(dir.join(p))
+}
+
+/// The files of `files` that `dir` lacks, or has with another size or
+/// modification time.
+fn wanted(dir: &Path, files: &[wanco_transport::FileEntry]) -> Result<Vec<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut want = Vec::new();
+    for f in files {
+        let same = match std::fs::symlink_metadata(under(dir, &f.path)?) {
+            Ok(m) => m.is_file() && m.len() == f.size && m.mtime() * 1_000_000_000 + m.mtime_nsec() == f.mtime_ns,
+            Err(_) => false,
+        };
+        if !same {
+            want.push(f.path.clone());
+        }
+    }
+    Ok(want)
+}
+
+/// Write one piece of a synchronised file; after the last, set its mode and time.
+fn write_piece(dir: &Path, rel: &str, offset: u64, data: &[u8], done: Option<(i64, u32)>) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = under(dir, rel)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let file = if offset == 0 {
+        std::fs::File::create(&path)
+    } else {
+        std::fs::OpenOptions::new().write(true).open(&path)
+    }
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all_at(data, offset).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some((mtime_ns, mode)) = done {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+        let t = std::time::UNIX_EPOCH + Duration::from_nanos(mtime_ns.max(0) as u64);
+        file.set_modified(t).with_context(|| format!("cannot set the time of {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn exit_code(s: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+}
+
+/// The executable for this destination: sent along, cached, or compiled
+/// from the module; checked to be of the module and ISA.
+fn binary(prep: &Prepare, cfg: &Config) -> Result<(PathBuf, &'static str)> {
+    if prep.module_hash.len() != 64 || !prep.module_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("bad module hash `{}`", prep.module_hash);
+    }
+    let cached = cfg.work.join("bin").join(format!("{}-{}", prep.module_hash, cfg.isa));
+    let check = |data: Vec<u8>, what: &str| -> Result<()> {
+        let b = wanco_translate::binary::Binary::read(data).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        if b.isa.name() != cfg.isa {
+            bail!("{what} is for {}, this destination runs {} programs", b.isa.name(), cfg.isa);
+        }
+        if b.meta.module != prep.module_hash {
+            bail!(
+                "{what} was compiled from module sha256 {}…, the program is {}…",
+                &b.meta.module[..16.min(b.meta.module.len())],
+                &prep.module_hash[..16]
+            );
+        }
+        Ok(())
+    };
+    let install = |data: &[u8]| -> Result<()> {
+        // A temporary file of its own: migrations may run side by side.
+        let mut tmp = tempfile::NamedTempFile::new_in(cfg.work.join("bin"))?;
+        tmp.write_all(data).with_context(|| format!("cannot write {}", tmp.path().display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+        tmp.persist(&cached).map_err(|e| e.error)?;
+        Ok(())
+    };
+    if let Some(data) = &prep.binary {
+        check(data.clone(), "the binary sent")?;
+        install(data)?;
+        return Ok((cached, "sent"));
+    }
+    if let Ok(data) = std::fs::read(&cached) {
+        if check(data, "the cached binary").is_ok() {
+            return Ok((cached, "cache"));
+        }
+    }
+    if let Some(module) = &prep.module {
+        let hash = hex(&sha256(module));
+        if hash != prep.module_hash {
+            bail!("the module sent has sha256 {}…, the program is {}…", &hash[..16], &prep.module_hash[..16]);
+        }
+        let dir = tempfile::tempdir_in(&cfg.work)?;
+        let wasm = dir.path().join("module.wasm");
+        let out = dir.path().join("program");
+        std::fs::write(&wasm, module)?;
+        let me = std::env::current_exe().context("cannot find the wanco executable to compile with")?;
+        let o = Command::new(me).arg("compile").arg(&wasm).arg("--target").arg(&cfg.isa).arg("-o").arg(&out).output()?;
+        if !o.status.success() {
+            bail!("compiling the module for {} failed: {}", cfg.isa, String::from_utf8_lossy(&o.stderr).trim());
+        }
+        let data = std::fs::read(&out)?;
+        check(data.clone(), "the compiled binary")?;
+        install(&data)?;
+        return Ok((cached, "compiled"));
+    }
+    bail!("no binary of module {}… for {} here: send one (--dest-binary) or the module (--module)", &prep.module_hash[..16], cfg.isa)
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,587 @@
+//! `wanco migrate PID --to DEST`: move a running compiled program (started
+//! with `--control`) to another host, stop-and-copy.
+//!
+//! The sequence (see `wanco_transport::Message` for the messages and
+//! `docs/architecture.md`, "Live migration"): hello; prepare the
+//! destination's binary while the program runs; stop the program at a
+//! migration point (control channel `stop`); send the snapshot; the
+//! destination restores up to the first instruction and says `Restored`;
+//! `hold` the source (point of no return), `Go`; on `Running` end the
+//! source (`commit`). Any failure before `hold` resumes the source.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use wanco_transport::{Conn, Dest, Hello, Message, Prepare, SshOptions, Stream, TlsFiles, PROTOCOL_VERSION};
+
+#[derive(Args, Debug)]
+pub struct Opts {
+    /// The process id of a compiled program started with `--control`.
+    pid: u32,
+    /// Where to: ssh://[user@]host[:port], tls://host:port, or tcp://host:port (with --insecure).
+    #[arg(long, value_name = "DEST")]
+    to: String,
+    /// The program's control socket (default: the one `--control` makes for PID).
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// The executable for the destination's ISA (default: the program's own
+    /// binary if the destination has the same ISA).
+    #[arg(long, value_name = "PATH")]
+    dest_binary: Option<PathBuf>,
+    /// The program's Wasm module, compiled at the destination (before the
+    /// program stops) if the destination has no binary for it.
+    #[arg(long, value_name = "PATH")]
+    module: Option<PathBuf>,
+    /// The guest directory GUEST is DEST_PATH at the destination (same data).
+    #[arg(long = "dir-map", value_name = "GUEST=DEST_PATH")]
+    dir_map: Vec<String>,
+    /// The `wanco` to run on an ssh destination (default: `wanco` on its PATH).
+    #[arg(long, value_name = "PATH", default_value = "wanco")]
+    remote_wanco: String,
+    /// An extra argument for the remote `wanco agent --stdio` (e.g.
+    /// `--runner=qemu-aarch64 -L /usr/aarch64-linux-gnu`); repeatable.
+    #[arg(long = "agent-arg", value_name = "ARG", allow_hyphen_values = true)]
+    agent_args: Vec<String>,
+    /// An extra option for the `ssh` client (e.g. `-i`, `KEY`, `-oPort=22`); repeatable.
+    #[arg(long = "ssh-arg", value_name = "ARG", allow_hyphen_values = true)]
+    ssh_args: Vec<String>,
+    /// This side's TLS certificate (PEM), for tls://.
+    #[arg(long, requires_all = ["key", "ca"])]
+    cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The CA the agent's certificate must be signed by (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Allow tcp:// (plaintext).
+    #[arg(long)]
+    insecure: bool,
+    /// Copy the preopened directories to the destination (to their
+    /// --dir-map path, else the same path): what it lacks or has with another
+    /// size or time, once while the program runs and once after it stopped.
+    #[arg(long)]
+    sync_dirs: bool,
+    /// While the program is stopped, give up on a destination (tls://,
+    /// tcp://) silent for this many seconds (ssh:// relies on ssh's
+    /// keep-alives, ~15 s).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    timeout: f64,
+    /// Do not relay the program's output after the move: exit once it runs.
+    #[arg(long)]
+    detach: bool,
+    /// Print the summary as JSON (one line on stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// The source's control channel (see `wanco_rt::control`).
+struct Control {
+    out: UnixStream,
+    lines: std::io::Lines<BufReader<UnixStream>>,
+}
+
+impl Control {
+    fn connect(path: &std::path::Path, pid: u32) -> Result<Control> {
+        let s = UnixStream::connect(path).map_err(|e| {
+            anyhow!(
+                "cannot reach process {pid}'s control channel {}: {e} (start the program with --control, or give --control PATH)",
+                path.display()
+            )
+        })?;
+        Ok(Control { out: s.try_clone()?, lines: BufReader::new(s).lines() })
+    }
+
+    fn ask(&mut self, req: &str) -> Result<String> {
+        if let Err(e) = writeln!(self.out, "{req}") {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                bail!("the program ended (its control channel closed)");
+            }
+            return Err(e).context("the program's control channel");
+        }
+        match self.lines.next() {
+            Some(Ok(l)) => Ok(l),
+            Some(Err(e)) => Err(e).context("the program's control channel"),
+            None => bail!("the program ended (its control channel closed)"),
+        }
+    }
+}
+
+/// Where a bare `--control` listens (`wanco_rt::control::default_path`).
+fn default_control_path(pid: u32) -> PathBuf {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("wanco"),
+        // SAFETY: getuid cannot fail.
+        _ => PathBuf::from(format!("/tmp/wanco-{}", unsafe { libc::getuid() })),
+    };
+    dir.join(format!("{pid}.sock"))
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace().find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+#[derive(serde::Serialize)]
+struct Summary {
+    migrated: bool,
+    pid: u32,
+    dest: String,
+    source_isa: String,
+    dest_isa: String,
+    dest_pid: Option<u32>,
+    binary_from: String,
+    migration_points: u64,
+    snapshot_bytes: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    total_ms: f64,
+    downtime_ms: f64,
+    restore_ms: f64,
+    sync_files_before_stop: u64,
+    sync_bytes_before_stop: u64,
+    sync_files_after_stop: u64,
+    sync_bytes_after_stop: u64,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Fault injection for the migration tests: `WANCO_MIGRATE_TEST_KILL_AT=restored`
+/// makes `wanco migrate` kill itself with `SIGKILL` once the destination
+/// restored the program (before the point of no return).
+fn test_kill(phase: &str) {
+    if std::env::var("WANCO_MIGRATE_TEST_KILL_AT").is_ok_and(|p| p == phase) {
+        // SAFETY: kill(2) on this process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}
+
+/// A phase begins: shown when stderr is a terminal.
+fn progress(t0: Instant, msg: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        say(&format!("[{:>7.1} ms] {msg}", ms(t0.elapsed())));
+    }
+}
+
+fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "wanco migrate: {msg}");
+}
+
+/// Exit codes: the program's own after a move (0 with `--detach`); 1 the
+/// migration failed and the program goes on at the source; 3 the connection
+/// failed after the point of no return (see the message); 4 the relay of
+/// the output was cut after the move.
+pub fn run(o: Opts) -> Result<i32> {
+    let pid = o.pid;
+    match migrate(o) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            say(&format!("error: {e:#}"));
+            if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok() {
+                say(&format!("nothing was moved: the program goes on here (process {pid})"));
+            } else {
+                say(&format!("nothing was moved: process {pid} has ended"));
+            }
+            Ok(1)
+        }
+    }
+}
+
+fn migrate(o: Opts) -> Result<i32> {
+    let t0 = Instant::now();
+    let dest: Dest = o.to.parse()?;
+    let dir_map = o
+        .dir_map
+        .iter()
+        .map(|m| m.split_once('=').map(|(g, d)| (g.to_string(), d.to_string())).ok_or_else(|| anyhow!("--dir-map needs GUEST=DEST_PATH, got `{m}`")))
+        .collect::<Result<Vec<_>>>()?;
+    let control_path = o.control.clone().unwrap_or_else(|| default_control_path(o.pid));
+    let mut ctl = Control::connect(&control_path, o.pid)?;
+    let info = ctl.ask("info")?;
+    let (Some(src_isa), Some(hash)) = (field(&info, "isa"), field(&info, "hash")) else {
+        bail!("unexpected answer from the program's control channel: `{info}`")
+    };
+    let (src_isa, hash) = (src_isa.to_string(), hash.to_string());
+    let preopens = parse_preopens(field(&info, "preopens").unwrap_or(""))?;
+    let mut dir_map = dir_map;
+    for (guest, _) in &dir_map {
+        if !preopens.iter().any(|(g, _)| g == guest) {
+            bail!("--dir-map {guest}=…: the program has no preopened directory `{guest}`");
+        }
+    }
+    // What --sync-dirs copies: (source directory, destination directory).
+    let mut sync: Vec<(PathBuf, String)> = Vec::new();
+    if o.sync_dirs {
+        for (guest, host) in &preopens {
+            let dest_dir = match dir_map.iter().find(|(g, _)| g == guest) {
+                Some((_, d)) => d.clone(),
+                None => {
+                    let abs = std::fs::canonicalize(format!("/proc/{}/cwd", o.pid)).map(|cwd| cwd.join(host)).unwrap_or_else(|_| PathBuf::from(host));
+                    let d = abs.display().to_string();
+                    dir_map.push((guest.clone(), d.clone()));
+                    d
+                }
+            };
+            let src_dir = std::fs::canonicalize(format!("/proc/{}/cwd", o.pid)).map(|cwd| cwd.join(host)).unwrap_or_else(|_| PathBuf::from(host));
+            sync.push((src_dir, dest_dir));
+        }
+    }
+    if hash.is_empty() {
+        bail!("process {} has not finished starting; try again", o.pid);
+    }
+    // The program's own binary, read now (it may be sent along below).
+    let own_exe = format!("/proc/{}/exe", o.pid);
+    let own_binary = if o.dest_binary.is_none() { std::fs::read(&own_exe).ok() } else { None };
+    // Phase 1: connect and hello.
+    let mut conn = connect(&dest, &o).with_context(|| format!("cannot connect to {dest}"))?;
+    if let Err(e) = conn.send(&Message::Hello(Hello::new(&src_isa, wanco_state::snapshot::FORMAT_VERSION))) {
+        // A TLS peer that refused this side's certificate has said why in an alert.
+        let why = match conn.recv() {
+            Err(r) => format!(" ({r})"),
+            Ok(_) => String::new(),
+        };
+        bail!("cannot talk to {dest}: {e}{why}");
+    }
+    let hello = match conn.recv().with_context(|| format!("no answer from the agent at {dest}"))? {
+        Message::Hello(h) => h,
+        Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
+        m => bail!("the destination answered {} instead of Hello", m.name()),
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        bail!("the destination speaks migration protocol {} (wanco {}), this wanco {PROTOCOL_VERSION}", hello.protocol, hello.wanco_version);
+    }
+    if hello.snapshot_format < wanco_state::snapshot::FORMAT_VERSION {
+        bail!("the destination reads snapshot format {}, this wanco writes {}", hello.snapshot_format, wanco_state::snapshot::FORMAT_VERSION);
+    }
+    let dest_isa = hello.isa.clone();
+    say(&format!("process {} ({src_isa}) -> {dest} ({dest_isa}, wanco {})", o.pid, hello.wanco_version));
+    // Phase 2: the destination's binary, while the program still runs.
+    let binary = match &o.dest_binary {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --dest-binary {}", p.display()))?),
+        None if dest_isa == src_isa && o.module.is_none() => {
+            Some(own_binary.ok_or_else(|| anyhow!("cannot read the program's binary {own_exe}"))?)
+        }
+        None => None,
+    };
+    let module = match &o.module {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --module {}", p.display()))?),
+        None => None,
+    };
+    progress(t0, "prepare: the destination gets the binary ready (the program runs)");
+    conn.send(&Message::Prepare(Prepare {
+        module_hash: hash.clone(),
+        mode: "stop-and-copy".into(),
+        binary,
+        module,
+        dir_map,
+        sync_dirs: o.sync_dirs,
+    }))?;
+    let binary_from = match conn.recv().context("the destination did not answer Prepare")? {
+        Message::Prepared { binary_from } => binary_from,
+        Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
+        m => bail!("the destination answered {} instead of Prepared", m.name()),
+    };
+    // The directories, while the program runs.
+    if !sync.is_empty() {
+        progress(t0, "sync: copying the preopened directories (the program runs)");
+    }
+    let synced_before = sync_dirs(&mut conn, &sync)?;
+    // Phase 3: stop at a migration point and send the snapshot.
+    let dir = tempfile::Builder::new().prefix("wanco-migrate-").tempdir().context("cannot make a temporary directory")?;
+    let snap_path = dir.path().join(format!("{}.wsnap", o.pid));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The program (the same user) writes its snapshot there.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+    }
+    progress(t0, "stop: waiting for the program's next migration point");
+    let t_stop = Instant::now();
+    let reply = ctl.ask(&format!("stop {}", snap_path.display())).map_err(|e| {
+        let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
+        anyhow!("{e:#}")
+    })?;
+    if !reply.starts_with("stopped") {
+        let _ = conn.send(&Message::Abort { reason: reply.clone() });
+        bail!("the program could not be stopped: {reply}");
+    }
+    let t_stopped = Instant::now();
+    // A silent destination must not keep the program stopped for long.
+    let _ = conn.set_read_timeout(Some(Duration::from_secs_f64(o.timeout.max(0.001))));
+    let points: u64 = field(&reply, "points").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let mut phase = "transfer";
+    let mut synced_after = (0, 0);
+    let transfer = (|| -> Result<(u64, Duration)> {
+        phase = "transfer (files)";
+        synced_after = sync_dirs(&mut conn, &sync)?;
+        phase = "transfer";
+        let bytes = std::fs::read(&snap_path).with_context(|| format!("cannot read the snapshot {}", snap_path.display()))?;
+        progress(t0, &format!("transfer: snapshot of {} bytes", bytes.len()));
+        const CHUNK: usize = 1 << 20;
+        let mut off = 0;
+        loop {
+            let end = (off + CHUNK).min(bytes.len());
+            conn.send(&Message::SnapshotChunk { offset: off as u64, data: bytes[off..end].to_vec(), last: end == bytes.len() })?;
+            off = end;
+            if off == bytes.len() {
+                break;
+            }
+        }
+        phase = "restore";
+        match conn.recv().context("waiting for the destination's restore")? {
+            Message::Restored { restore_us } => Ok((bytes.len() as u64, Duration::from_micros(restore_us))),
+            Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
+            m => bail!("the destination answered {} instead of Restored", m.name()),
+        }
+    })();
+    let (snapshot_bytes, restore) = match transfer {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
+            drop(conn);
+            let resumed = ctl.ask("abort");
+            return match resumed {
+                Ok(r) if r == "resumed" => {
+                    say(&format!("migration failed during the {phase}: {e:#}"));
+                    say(&format!("the program goes on here (process {})", o.pid));
+                    Ok(1)
+                }
+                other => {
+                    say(&format!("migration failed during the {phase}: {e:#}"));
+                    say(&format!("resuming the program failed too ({other:?}): check process {}", o.pid));
+                    Ok(1)
+                }
+            };
+        }
+    };
+    test_kill("restored");
+    // Phase 5: the point of no return.
+    progress(t0, &format!("restored at the destination in {:.1} ms; go", ms(restore)));
+    match ctl.ask("hold") {
+        Ok(r) if r == "held" => {}
+        other => {
+            let _ = conn.send(&Message::Abort { reason: "the source could not be held".into() });
+            let _ = ctl.ask("abort");
+            say(&format!("the program's control channel failed before the move ({other:?}); resuming it"));
+            return Ok(1);
+        }
+    }
+    let go = if o.detach { Message::Detach } else { Message::Go };
+    let running = conn.send(&go).map_err(anyhow::Error::from).and_then(|()| match conn.recv()? {
+        Message::Running { pid } => Ok(pid),
+        Message::Refused { phase, reason } => Err(anyhow!("the destination refused ({phase}): {reason}")),
+        m => Err(anyhow!("the destination answered {} instead of Running", m.name())),
+    });
+    let dest_pid = match running {
+        Ok(p) => p,
+        Err(e) => {
+            // Did the destination get `Go`? Unknown: never risk two copies.
+            say(&format!("the connection failed after the destination was told to run the program: {e:#}"));
+            let kept = dir.keep().join(format!("{}.wsnap", o.pid));
+            drop(ctl); // the source ends (exit 3), keeping its state
+            say(&format!(
+                "the program may be running at {dest} or nowhere: the source process stopped, its state is kept in {} (if the program does not run at the destination, continue it here with `BIN --restore {}`)",
+                kept.display(),
+                kept.display()
+            ));
+            return Ok(3);
+        }
+    };
+    let t_running = Instant::now();
+    let committed = ctl.ask("commit");
+    if !matches!(&committed, Ok(r) if r == "committed") {
+        say(&format!("the source did not confirm its end ({committed:?}); check process {}", o.pid));
+    }
+    let c = conn.counters();
+    let s = Summary {
+        migrated: true,
+        pid: o.pid,
+        dest: dest.to_string(),
+        source_isa: src_isa.clone(),
+        dest_isa: dest_isa.clone(),
+        dest_pid: Some(dest_pid),
+        binary_from,
+        migration_points: points,
+        snapshot_bytes,
+        bytes_sent: c.sent,
+        bytes_received: c.received,
+        total_ms: ms(t_running - t0),
+        downtime_ms: ms(t_running - t_stop),
+        restore_ms: ms(restore),
+        sync_files_before_stop: synced_before.0,
+        sync_bytes_before_stop: synced_before.1,
+        sync_files_after_stop: synced_after.0,
+        sync_bytes_after_stop: synced_after.1,
+    };
+    if o.json {
+        say(&serde_json::to_string(&s)?);
+    } else {
+        say(&format!(
+            "moved to {} as pid {dest_pid} ({src_isa} -> {dest_isa}, binary {}): total {:.1} ms, downtime {:.1} ms (stop {:.1}, restore {:.1}), snapshot {} bytes, {} bytes sent, {} received",
+            s.dest,
+            s.binary_from,
+            s.total_ms,
+            s.downtime_ms,
+            ms(t_stopped - t_stop),
+            s.restore_ms,
+            s.snapshot_bytes,
+            s.bytes_sent,
+            s.bytes_received
+        ));
+        if o.sync_dirs {
+            say(&format!(
+                "directories: {} files ({} bytes) copied while the program ran, {} ({} bytes) after it stopped",
+                s.sync_files_before_stop, s.sync_bytes_before_stop, s.sync_files_after_stop, s.sync_bytes_after_stop
+            ));
+        }
+    }
+    if o.detach {
+        return match conn.recv() {
+            Ok(Message::Detached { stdout, stderr }) => {
+                say(&format!("detached: the program's output goes to {stdout} and {stderr} at the destination"));
+                Ok(0)
+            }
+            _ => Ok(0),
+        };
+    }
+    // Phase 6: relay (the program may be silent for as long as it likes).
+    let _ = conn.set_read_timeout(None);
+    let mut out = std::io::stdout().lock();
+    loop {
+        match conn.recv() {
+            Ok(Message::Output { stream: Stream::Stdout, data }) => {
+                let _ = out.write_all(&data);
+                let _ = out.flush();
+            }
+            Ok(Message::Output { stream: Stream::Stderr, data }) => {
+                let _ = std::io::stderr().write_all(&data);
+            }
+            Ok(Message::Exited { code }) => return Ok(code),
+            Ok(m) => bail!("the destination sent {} while relaying", m.name()),
+            Err(e) => {
+                say(&format!("lost the connection to {dest} while relaying the program's output: {e}"));
+                say("the program goes on there; its output is kept in the agent's work directory");
+                return Ok(4);
+            }
+        }
+    }
+}
+
+/// `preopens=G:H,…` of the control channel's `info` (hex-encoded paths).
+fn parse_preopens(v: &str) -> Result<Vec<(String, String)>> {
+    let unhex = |h: &str| -> Result<String> {
+        let bytes = (0..h.len())
+            .step_by(2)
+            .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| anyhow!("bad preopen `{h}` from the program's control channel"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    v.split(',')
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (g, h) = e.split_once(':').ok_or_else(|| anyhow!("bad preopen `{e}` from the program's control channel"))?;
+            Ok((unhex(g)?, unhex(h)?))
+        })
+        .collect()
+}
+
+/// The regular files under `dir` (symbolic links and special files are not
+/// copied), relative paths.
+fn list_files(dir: &std::path::Path) -> Result<Vec<(PathBuf, wanco_transport::FileEntry)>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        let here = dir.join(&rel);
+        for e in std::fs::read_dir(&here).with_context(|| format!("cannot list {}", here.display()))? {
+            let e = e?;
+            let r = rel.join(e.file_name());
+            let m = e.path().symlink_metadata()?;
+            if m.is_dir() {
+                todo.push(r);
+            } else if m.is_file() {
+                let Some(path) = r.to_str() else { bail!("{} is not UTF-8: cannot be copied", e.path().display()) };
+                out.push((
+                    e.path(),
+                    wanco_transport::FileEntry {
+                        path: path.to_string(),
+                        size: m.len(),
+                        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                        mode: m.mode(),
+                    },
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One round of `--sync-dirs`: (files sent, bytes sent).
+fn sync_dirs(conn: &mut Conn, dirs: &[(PathBuf, String)]) -> Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    for (src, dest) in dirs {
+        let list = list_files(src)?;
+        conn.send(&Message::FileList { dir: dest.clone(), files: list.iter().map(|(_, f)| f.clone()).collect() })?;
+        let want = match conn.recv()? {
+            Message::FileWants { paths } => paths,
+            Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
+            m => bail!("the destination answered {} instead of FileWants", m.name()),
+        };
+        for path in want {
+            let Some((local, entry)) = list.iter().find(|(_, f)| f.path == path) else {
+                bail!("the destination asked for `{path}`, which was not listed");
+            };
+            let data = std::fs::read(local).with_context(|| format!("cannot read {}", local.display()))?;
+            const CHUNK: usize = 1 << 20;
+            let mut off = 0;
+            loop {
+                let end = (off + CHUNK).min(data.len());
+                conn.send(&Message::FileChunk {
+                    dir: dest.clone(),
+                    path: path.clone(),
+                    offset: off as u64,
+                    data: data[off..end].to_vec(),
+                    last: end == data.len(),
+                    mtime_ns: entry.mtime_ns,
+                    mode: entry.mode,
+                })?;
+                off = end;
+                if off == data.len() {
+                    break;
+                }
+            }
+            files += 1;
+            bytes += data.len() as u64;
+        }
+    }
+    Ok((files, bytes))
+}
+
+fn connect(dest: &Dest, o: &Opts) -> Result<Conn> {
+    Ok(match dest {
+        Dest::Ssh { .. } => {
+            let mut cmd = vec![o.remote_wanco.clone(), "agent".into(), "--stdio".into()];
+            cmd.extend(o.agent_args.iter().cloned());
+            wanco_transport::connect_ssh(dest, &SshOptions { ssh_args: o.ssh_args.clone() }, &cmd)?
+        }
+        Dest::Tls { host, port } => {
+            let (Some(cert), Some(key), Some(ca)) = (&o.cert, &o.key, &o.ca) else {
+                bail!("tls:// needs --cert, --key and --ca (mutual TLS)");
+            };
+            wanco_transport::connect_tls(host, *port, &TlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() })?
+        }
+        Dest::Tcp { host, port } => {
+            if !o.insecure {
+                bail!("tcp:// sends the program in plaintext: add --insecure if the link is trusted, or use tls://");
+            }
+            let tcp = wanco_transport::connect_tcp(host, *port)?;
+            let socket = tcp.try_clone()?;
+            Conn::with_socket(Box::new(tcp), socket)
+        }
+    })
+}

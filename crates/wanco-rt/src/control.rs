@@ -1,0 +1,220 @@
+//! The control channel of a running program (`--control`): a Unix socket on
+//! which `wanco migrate` (or anything else) asks for checkpoints without
+//! ending the program.
+//!
+//! The program listens on `--control=PATH`, or with a bare `--control` on
+//! [`default_path`] (`$XDG_RUNTIME_DIR/wanco/PID.sock`, or
+//! `/tmp/wanco-UID/PID.sock` without `XDG_RUNTIME_DIR`; the directory is made
+//! mode 0700). A thread of the runtime accepts one connection at a time and
+//! reads requests, one text line each; every reply is one line:
+//!
+//! * `info` → `info isa=ISA hash=HEX pid=PID points=N preopens=G:H,…`: what
+//!   the program is; each preopened directory as its guest path and host
+//!   path, both hex-encoded bytes.
+//! * `checkpoint PATH` → `ok points=N bytes=B` once a snapshot of the next
+//!   migration point is in `PATH`; the program goes on (CRIU's
+//!   `--leave-running`). `error MESSAGE` if it could not be written.
+//! * `stop PATH` → `stopped points=N bytes=B`: the program stopped at its next
+//!   migration point and wrote the snapshot to `PATH`; it stays stopped, the
+//!   Wasm thread waiting in the slow path, until the same connection says:
+//!   * `abort` → `resumed`: it goes on from where it stopped;
+//!   * `commit` → `committed`: the process exits 0 (the program now runs
+//!     elsewhere);
+//!   * `hold` → `held`: the point of no return of a migration (the
+//!     destination may be told to run). From then on a lost connection ends
+//!     the process with exit 3 and the snapshot kept in `PATH`, instead of
+//!     resuming: never two running copies.
+//!   * the connection closing without `hold` resumes the program (the
+//!     migrating side is gone; the destination never runs without being
+//!     told to).
+//!
+//! Requests are served at migration points, like `SIGUSR1`: within one batch
+//! of points, or at the first point after a host call returns. A request
+//! while the program is in the start function waits for `_start`; if the
+//! program ends first, the connection closes without a reply.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+/// What the Wasm thread is asked to do at its next migration point.
+pub(crate) struct Request {
+    /// Where to write the snapshot.
+    pub path: PathBuf,
+    /// Stop and wait for a decision (`stop`), or go on (`checkpoint`).
+    pub stop: bool,
+    /// The checkpoint's outcome: (migration points, bytes) or an error.
+    pub done: mpsc::Sender<Result<(u64, u64), String>>,
+    /// For `stop`: what to do next.
+    pub decision: mpsc::Receiver<Decision>,
+}
+
+/// What a stopped program does next.
+pub(crate) enum Decision {
+    /// Go on from the migration point.
+    Resume,
+    /// End the process with this code and message on stderr.
+    Exit(i32, String),
+}
+
+static PENDING: Mutex<Option<Request>> = Mutex::new(None);
+static SOCKET: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The socket path a bare `--control` uses for process `pid`.
+pub fn default_path(pid: u32) -> PathBuf {
+    default_dir().join(format!("{pid}.sock"))
+}
+
+/// The directory of [`default_path`].
+pub fn default_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("wanco"),
+        // SAFETY: getuid cannot fail.
+        _ => PathBuf::from(format!("/tmp/wanco-{}", unsafe { libc::getuid() })),
+    }
+}
+
+/// The request waiting for the next migration point, if any.
+pub(crate) fn take() -> Option<Request> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+extern "C" fn remove_socket() {
+    if let Ok(g) = SOCKET.try_lock() {
+        if let Some(p) = g.as_ref() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Listen on `path` (or [`default_path`]) and serve requests on a thread of
+/// their own. The socket is removed when the process exits.
+pub fn start(path: Option<PathBuf>) -> Result<PathBuf, String> {
+    let path = match path {
+        Some(p) => p,
+        None => {
+            let dir = default_dir();
+            std::fs::create_dir_all(&dir).map_err(|e| format!("--control: cannot create {}: {e}", dir.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            default_path(std::process::id())
+        }
+    };
+    // A socket left by a process that ended (or this PID's predecessor).
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    }) {
+        let _ = std::fs::remove_file(&path);
+    }
+    let listener = UnixListener::bind(&path).map_err(|e| format!("--control: cannot listen on {}: {e}", path.display()))?;
+    *SOCKET.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.clone());
+    // SAFETY: registering a plain function with atexit.
+    unsafe { libc::atexit(remove_socket) };
+    std::thread::Builder::new()
+        .name("wanco-control".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let _ = serve(conn);
+            }
+        })
+        .map_err(|e| format!("--control: cannot start its thread: {e}"))?;
+    Ok(path)
+}
+
+/// Serve one connection until it closes.
+fn serve(conn: UnixStream) -> std::io::Result<()> {
+    let mut out = conn.try_clone()?;
+    let mut lines = BufReader::new(conn).lines();
+    while let Some(line) = lines.next() {
+        let line = line?;
+        let (cmd, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        match cmd {
+            "info" => {
+                let (isa, hash) = crate::checkpoint::identity();
+                let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+                let preopens = crate::wasi_host::WASI
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map(|w| w.state().preopens.iter().map(|p| format!("{}:{}", hex(&p.guest), hex(&p.host))).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "info isa={isa} hash={hash} pid={} points={} preopens={preopens}",
+                    std::process::id(),
+                    crate::checkpoint::points()
+                )?;
+            }
+            "checkpoint" | "stop" if !arg.is_empty() => {
+                let stop = cmd == "stop";
+                let (done_tx, done_rx) = mpsc::channel();
+                let (dec_tx, dec_rx) = mpsc::channel();
+                {
+                    let mut p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+                    if p.is_some() {
+                        writeln!(out, "error another request is being served")?;
+                        continue;
+                    }
+                    *p = Some(Request { path: PathBuf::from(arg), stop, done: done_tx, decision: dec_rx });
+                }
+                crate::checkpoint::request_checkpoint();
+                // Closed without a reply if the program ends first.
+                let Ok(result) = done_rx.recv() else { return Ok(()) };
+                match result {
+                    Err(m) => {
+                        writeln!(out, "error {}", m.replace('\n', " "))?;
+                        continue;
+                    }
+                    Ok((points, bytes)) if !stop => writeln!(out, "ok points={points} bytes={bytes}")?,
+                    Ok((points, bytes)) => {
+                        // A failed reply is a lost connection: resume.
+                        let _ = writeln!(out, "stopped points={points} bytes={bytes}");
+                        let decision = decide(&mut lines, &mut out, arg);
+                        let _ = dec_tx.send(decision);
+                    }
+                }
+            }
+            _ => writeln!(out, "error unknown request `{line}` (expected: info, checkpoint PATH, stop PATH)")?,
+        }
+    }
+    Ok(())
+}
+
+/// The decision for a stopped program, read from its connection.
+fn decide(lines: &mut std::io::Lines<BufReader<UnixStream>>, out: &mut UnixStream, path: &str) -> Decision {
+    let mut held = false;
+    loop {
+        let line = match lines.next() {
+            Some(Ok(l)) => l,
+            _ if held => {
+                return Decision::Exit(
+                    3,
+                    format!(
+                        "error: the migration's control connection was lost after its point of no return; this process stops here, its state is kept in {path} (continue it with `BIN --restore {path}` if the program does not run at the destination)"
+                    ),
+                )
+            }
+            _ => return Decision::Resume,
+        };
+        match line.trim() {
+            "abort" => {
+                let _ = writeln!(out, "resumed");
+                return Decision::Resume;
+            }
+            "commit" => {
+                let _ = writeln!(out, "committed");
+                return Decision::Exit(0, "note: the program moved to another host (wanco migrate); this process ends".into());
+            }
+            "hold" => {
+                held = true;
+                let _ = writeln!(out, "held");
+            }
+            other => {
+                let _ = writeln!(out, "error unknown decision `{other}` (expected: abort, commit, hold)");
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Frames over any byte stream.
+
+use crate::{Error, Message, Result};
+use std::io::{Read, Write};
+
+/// The largest frame accepted (a snapshot travels in chunks well below it).
+pub const MAX_FRAME: u32 = 64 << 20;
+
+/// Bytes sent and received on a connection (frame headers included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Bytes written.
+    pub sent: u64,
+    /// Bytes read.
+    pub received: u64,
+}
+
+/// Anything a connection runs over.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// A connection carrying [`Message`]s, one frame each: a 4-byte big-endian
+/// length, then the MessagePack value.
+pub struct Conn {
+    stream: Box<dyn Stream>,
+    counters: Counters,
+    /// The socket under the stream, for read time limits (TCP and TLS).
+    socket: Option<std::net::TcpStream>,
+    /// Runs when the connection is dropped (e.g. waits for `ssh`).
+    on_drop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Conn {
+    /// A connection over `stream`.
+    pub fn new(stream: Box<dyn Stream>) -> Conn {
+        Conn { stream, counters: Counters::default(), socket: None, on_drop: None }
+    }
+
+    /// A connection over `stream` that runs over `socket` (a clone of the
+    /// TCP socket), so that [`Conn::set_read_timeout`] works.
+    pub fn with_socket(stream: Box<dyn Stream>, socket: std::net::TcpStream) -> Conn {
+        Conn { stream, counters: Counters::default(), socket: Some(socket), on_drop: None }
+    }
+
+    /// Fail a receive that gets no data for `limit` ([`Error::Timeout`]);
+    /// `None`: wait forever. Returns false where the transport cannot (pipes:
+    /// ssh has its own keep-alive).
+    pub fn set_read_timeout(&self, limit: Option<std::time::Duration>) -> Result<bool> {
+        match &self.socket {
+            Some(s) => s.set_read_timeout(limit).map(|()| true).map_err(Error::io("setting a time limit")),
+            None => Ok(false),
+        }
+    }
+
+    /// A connection over a reader and a writer (pipes, standard input and
+    /// output).
+    pub fn from_pair<R: Read + Send + 'static, W: Write + Send + 'static>(r: R, w: W) -> Conn {
+        Conn::new(Box::new(Pair { r, w }))
+    }
+
+    pub(crate) fn set_on_drop(&mut self, f: Box<dyn FnOnce() + Send>) {
+        self.on_drop = Some(f);
+    }
+
+    /// Bytes so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Send one message (written and flushed).
+    pub fn send(&mut self, m: &Message) -> Result<()> {
+        let body = rmp_serde::to_vec_named(m).map_err(|e| Error::Protocol(format!("cannot encode {}: {e}", m.name())))?;
+        if body.len() > MAX_FRAME as usize {
+            return Err(Error::Protocol(format!("{} of {} bytes is larger than a frame may be ({MAX_FRAME})", m.name(), body.len())));
+        }
+        let what = || format!("sending {}", m.name());
+        self.stream.write_all(&(body.len() as u32).to_be_bytes()).map_err(Error::io(what()))?;
+        self.stream.write_all(&body).map_err(Error::io(what()))?;
+        self.stream.flush().map_err(Error::io(what()))?;
+        self.counters.sent += 4 + body.len() as u64;
+        Ok(())
+    }
+
+    /// Receive one message.
+    pub fn recv(&mut self) -> Result<Message> {
+        let at = self.counters.received;
+        let mut len = [0u8; 4];
+        self.read_exact(&mut len, at, true)?;
+        let n = u32::from_be_bytes(len);
+        if n > MAX_FRAME {
+            return Err(Error::Frame { offset: at, message: format!("a frame of {n} bytes is larger than {MAX_FRAME} (not a wanco agent?)") });
+        }
+        let mut body = vec![0u8; n as usize];
+        self.read_exact(&mut body, at, false)?;
+        rmp_serde::from_slice(&body).map_err(|e| Error::Frame { offset: at, message: format!("not a message of protocol {}: {e}", crate::PROTOCOL_VERSION) })
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8], frame_at: u64, first: bool) -> Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.stream.read(&mut buf[got..]) {
+                Ok(0) if first && got == 0 => return Err(Error::Closed { offset: self.counters.received }),
+                Ok(0) => {
+                    return Err(Error::Frame { offset: frame_at, message: format!("the connection closed in the middle of a frame ({got} of {} bytes)", buf.len()) })
+                }
+                Ok(k) => {
+                    got += k;
+                    self.counters.received += k as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Err(Error::Timeout { offset: self.counters.received })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && got == 0 && first => {
+                    return Err(Error::Closed { offset: self.counters.received })
+                }
+                Err(e) => return Err(Error::Io { during: "receiving".into(), error: e }),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_drop.take() {
+            f()
+        }
+    }
+}
+
+struct Pair<R, W> {
+    r: R,
+    w: W,
+}
+
+impl<R: Read, W> Read for Pair<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.r.read(buf)
+    }
+}
+
+impl<R, W: Write> Write for Pair<R, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.w.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hello, Prepare};
+
+    /// A writer whose bytes the test reads back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn encode(msgs: &[Message]) -> Vec<u8> {
+        let out = Shared::default();
+        let mut c = Conn::from_pair(std::io::empty(), out.clone());
+        for m in msgs {
+            c.send(m).unwrap();
+        }
+        let v = out.0.lock().unwrap().clone();
+        v
+    }
+
+    #[test]
+    fn messages_round_trip_and_count_bytes() {
+        let msgs = vec![
+            Message::Hello(Hello::new("x86_64", 1)),
+            Message::Prepare(Prepare {
+                module_hash: "ab".repeat(32),
+                mode: "stop-and-copy".into(),
+                binary: Some(vec![1, 2, 3]),
+                module: None,
+                dir_map: vec![("/data".into(), "/srv/data".into())],
+                sync_dirs: true,
+            }),
+            Message::SnapshotChunk { offset: 7, data: vec![200; 1000], last: true },
+            Message::Go,
+            Message::Exited { code: 3 },
+        ];
+        let bytes = encode(&msgs);
+        let mut c = Conn::from_pair(std::io::Cursor::new(bytes.clone()), std::io::sink());
+        for m in &msgs {
+            assert_eq!(&c.recv().unwrap(), m);
+        }
+        assert_eq!(c.counters().received, bytes.len() as u64);
+        // The bytes of a chunk travel as a MessagePack bin, not an array of integers.
+        assert!(bytes.len() < 1400, "{}", bytes.len());
+        match c.recv() {
+            Err(Error::Closed { offset }) => assert_eq!(offset, bytes.len() as u64),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_refused_with_their_offset() {
+        let mut bytes = encode(&[Message::Go]);
+        let good = bytes.len() as u64;
+        // A frame that claims to be huge (e.g. an ssh banner instead of an agent).
+        bytes.extend_from_slice(b"SSH-2.0-OpenSSH");
+        let mut c = Conn::from_pair(std::io::Cursor::new(bytes), std::io::sink());
+        assert_eq!(c.recv().unwrap(), Message::Go);
+        match c.recv() {
+            Err(Error::Frame { offset, message }) => {
+                assert_eq!(offset, good);
+                assert!(message.contains("larger than"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A frame cut short.
+        let mut bytes = encode(&[Message::Exited { code: 1 }]);
+        bytes.truncate(bytes.len() - 1);
+        let mut c = Conn::from_pair(std::io::Cursor::new(bytes), std::io::sink());
+        match c.recv() {
+            Err(Error::Frame { offset: 0, message }) => assert!(message.contains("middle of a frame"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        // A frame holding something else.
+        let mut bytes = 3u32.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[0x93, 1, 2]);
+        let mut c = Conn::from_pair(std::io::Cursor::new(bytes), std::io::sink());
+        match c.recv() {
+            Err(Error::Frame { offset: 0, message }) => assert!(message.contains("not a message"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

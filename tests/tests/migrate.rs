@@ -1,0 +1,869 @@
+//! `wanco migrate` between two "hosts": two network namespaces joined by a veth pair (rate
+//! limited with `tc ... tbf`), a real `sshd` in the destination namespace for `ssh://`, and
+//! `wanco agent --listen` with mutual TLS (certificates made here with rcgen) for `tls://`.
+//!
+//! The program (`tests/programs/migrate/migrate_ticks.wat`) prints and appends to a file while it
+//! runs; it is started with `--control` in the source namespace and moved mid-run. The source's
+//! output followed by what `wanco migrate` relays must equal an uninterrupted run under wasmtime
+//! (the reference), and so must the exit code and the file. Moves: x86_64 -> x86_64 and
+//! x86_64 -> aarch64 over ssh and TLS, aarch64 (under qemu) -> x86_64 over TLS. Failures (a destination that
+//! refuses, a destination killed at each phase, a client certificate of another CA) must leave
+//! exactly one copy running — or, after the point of no return, the state kept — and the output
+//! intact.
+//!
+//! Needs root (namespaces, sshd); `just migrate-test` runs these with more repetitions.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use wanco_tests::engine::{Engine, Tools};
+
+const SRC_ADDR: &str = "10.231.0.1";
+const DST_ADDR: &str = "10.231.0.2";
+const PROGRAM: &str = "migrate/migrate_ticks.wat";
+const EXIT: i32 = 7;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+}
+
+fn tools() -> &'static Tools {
+    static T: OnceLock<Tools> = OnceLock::new();
+    T.get_or_init(|| Tools::locate(&workspace(), &[Engine::Wasmtime, Engine::AotX86_64, Engine::AotAarch64]).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(o.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn tmp() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("wanco-migrate")
+}
+
+/// A fresh directory for one test.
+fn work(name: &str) -> PathBuf {
+    let d = tmp().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create work dir");
+    d
+}
+
+/// The program compiled for x86_64 and aarch64, and another module's x86_64 binary.
+struct Bins {
+    x86_64: PathBuf,
+    aarch64: PathBuf,
+    other_x86_64: PathBuf,
+}
+
+fn bins() -> &'static Bins {
+    static B: OnceLock<Bins> = OnceLock::new();
+    B.get_or_init(|| {
+        let d = tmp().join("bins");
+        std::fs::create_dir_all(&d).unwrap();
+        let src = workspace().join("tests/programs").join(PROGRAM);
+        let compile = |src: &Path, isa: &str, out: &Path| {
+            run_ok(Command::new(&tools().wanco).arg("compile").arg(src).arg("--target").arg(isa).arg("-o").arg(out));
+        };
+        let other = d.join("other.wat");
+        std::fs::write(&other, "(module (memory (export \"memory\") 1) (func (export \"_start\")))").unwrap();
+        let b = Bins { x86_64: d.join("ticks.x86_64"), aarch64: d.join("ticks.aarch64"), other_x86_64: d.join("other.x86_64") };
+        std::thread::scope(|s| {
+            s.spawn(|| compile(&src, "x86_64", &b.x86_64));
+            s.spawn(|| compile(&src, "aarch64", &b.aarch64));
+            s.spawn(|| compile(&other, "x86_64", &b.other_x86_64));
+        });
+        b
+    })
+}
+
+/// The uninterrupted run under wasmtime: stdout, exit code, /data/out.txt.
+struct Reference {
+    stdout: String,
+    file: Vec<u8>,
+}
+
+fn reference() -> &'static Reference {
+    static R: OnceLock<Reference> = OnceLock::new();
+    R.get_or_init(|| {
+        let d = work("reference");
+        let data = d.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let o = Command::new(&tools().wasmtime)
+            .arg("run")
+            .arg("--dir")
+            .arg(format!("{}::/data", data.display()))
+            .arg(workspace().join("tests/programs").join(PROGRAM))
+            .output()
+            .expect("run wasmtime");
+        assert_eq!(o.status.code(), Some(EXIT), "wasmtime: {}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8(o.stdout).unwrap();
+        assert!(stdout.contains("tick 59 ") && stdout.contains("table checksum "), "{stdout}");
+        Reference { stdout, file: std::fs::read(data.join("out.txt")).expect("out.txt") }
+    })
+}
+
+/// Two network namespaces joined by a veth pair; removed (with what runs in them that the test
+/// started) when dropped, also when the test fails.
+struct Net {
+    src: String,
+    dst: String,
+    /// The destination's end of the veth pair.
+    dst_dev: String,
+    children: Vec<Child>,
+}
+
+impl Net {
+    fn new(tag: &str) -> Net {
+        // Names unique per test process and test (veth names: at most 15 bytes).
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}{n}", std::process::id() % 100_000);
+        let (va, vb) = (format!("wma{id}"), format!("wmb{id}"));
+        let net = Net { src: format!("wm-{tag}-s{id}"), dst: format!("wm-{tag}-d{id}"), dst_dev: vb.clone(), children: Vec::new() };
+        let ip = |args: &[&str]| {
+            run_ok(Command::new("ip").args(args));
+        };
+        ip(&["netns", "add", &net.src]);
+        ip(&["netns", "add", &net.dst]);
+        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+        ip(&["link", "set", &va, "netns", &net.src]);
+        ip(&["link", "set", &vb, "netns", &net.dst]);
+        for (ns, dev, addr) in [(&net.src, &va, SRC_ADDR), (&net.dst, &vb, DST_ADDR)] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            run_ok(Command::new("ip").args(["netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "1gbit", "burst", "64kb", "latency", "50ms"]));
+        }
+        net
+    }
+
+    /// `cmd` run in namespace `ns`.
+    fn exec(ns: &str, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(program);
+        c
+    }
+
+    /// Start a daemon in the destination namespace and wait until its stderr shows `ready`;
+    /// the rest of its stderr is kept in `log`.
+    fn daemon(&mut self, mut cmd: Command, ready: &str, log: &Path) {
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    let done = l.contains(ready);
+                    seen.push(l);
+                    if done {
+                        break;
+                    }
+                }
+                _ => panic!("{cmd:?} ended before `{ready}`: {}", seen.join("\n")),
+            }
+        }
+        let log = log.to_path_buf();
+        std::thread::spawn(move || {
+            let mut all = seen.join("\n") + "\n";
+            for l in lines.map_while(Result::ok) {
+                all += &l;
+                all.push('\n');
+                let _ = std::fs::write(&log, &all);
+            }
+            let _ = std::fs::write(&log, &all);
+        });
+        self.children.push(child);
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.src, &self.dst] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A real sshd in the destination namespace, with keys made for this test; returns the ssh
+/// client options (`--ssh-arg`s) to reach it.
+fn start_sshd(net: &mut Net, dir: &Path) -> Vec<String> {
+    let keygen = |file: &Path| {
+        run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(file));
+    };
+    let (host_key, client_key) = (dir.join("host_key"), dir.join("client_key"));
+    keygen(&host_key);
+    keygen(&client_key);
+    std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
+    let conf = dir.join("sshd_config");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port 22\nListenAddress {DST_ADDR}\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nLogLevel INFO\n\
+             AcceptEnv WANCO_AGENT_TEST_KILL_AT\n",
+            host_key.display(),
+            dir.join("authorized_keys").display()
+        ),
+    )
+    .unwrap();
+    // sshd's privilege-separation directory.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let mut cmd = Net::exec(&net.dst, Path::new("/usr/sbin/sshd"));
+    cmd.arg("-D").arg("-e").arg("-f").arg(&conf);
+    net.daemon(cmd, "Server listening on", &dir.join("sshd.log"));
+    [
+        "-i".to_string(),
+        client_key.display().to_string(),
+        "-oStrictHostKeyChecking=no".into(),
+        "-oUserKnownHostsFile=/dev/null".into(),
+        "-oLogLevel=ERROR".into(),
+    ]
+    .into()
+}
+
+/// PEM files of a CA, a certificate it signed for the agent (for DST_ADDR) and one for the
+/// client.
+struct Pki {
+    ca: PathBuf,
+    server: (PathBuf, PathBuf),
+    client: (PathBuf, PathBuf),
+}
+
+fn pki(dir: &Path, name: &str) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+    let ca = p.self_signed(&ca_key).unwrap();
+    let write = |file: &str, text: String| {
+        let path = dir.join(format!("{name}-{file}"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let leaf = |san: &str, usage: ExtendedKeyUsagePurpose, file: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec![san.to_string()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, format!("{name} {file}"));
+        p.extended_key_usages = vec![usage];
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        (write(&format!("{file}.pem"), cert.pem()), write(&format!("{file}.key"), key.serialize_pem()))
+    };
+    Pki {
+        ca: write("ca.pem", ca.pem()),
+        server: leaf(DST_ADDR, ExtendedKeyUsagePurpose::ServerAuth, "agent"),
+        client: leaf("migrate-client", ExtendedKeyUsagePurpose::ClientAuth, "client"),
+    }
+}
+
+fn start_agent(net: &mut Net, dir: &Path, pki: &Pki, aarch64: bool, kill_at: Option<&str>) -> String {
+    let env: Vec<(&str, &str)> = kill_at.map(|p| ("WANCO_AGENT_TEST_KILL_AT", p)).into_iter().collect();
+    start_agent_with(net, dir, pki, aarch64, &env, &[])
+}
+
+fn start_agent_with(net: &mut Net, dir: &Path, pki: &Pki, aarch64: bool, env: &[(&str, &str)], extra: &[&str]) -> String {
+    let mut cmd = Net::exec(&net.dst, &tools().wanco);
+    cmd.args(["agent", "--listen", &format!("{DST_ADDR}:7878")])
+        .arg("--cert")
+        .arg(&pki.server.0)
+        .arg("--key")
+        .arg(&pki.server.1)
+        .arg("--ca")
+        .arg(&pki.ca)
+        .arg("--work-dir")
+        .arg(dir.join("agent"));
+    if aarch64 {
+        cmd.args(["--isa", "aarch64", "--runner"]).arg(runner());
+    }
+    cmd.envs(env.iter().copied()).args(extra);
+    net.daemon(cmd, "listening on", &dir.join("agent.log"));
+    format!("tls://{DST_ADDR}:7878")
+}
+
+fn runner() -> String {
+    format!("{} -L {}", tools().qemu.display(), tools().aarch64_sysroot.display())
+}
+
+/// The program running in the source namespace, its stdout collected as it comes.
+struct Source {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    data: PathBuf,
+}
+
+impl Source {
+    fn start(net: &Net, dir: &Path) -> Source {
+        Source::start_at(net, dir, 3, false)
+    }
+
+    /// Start the program (the aarch64 binary under qemu if `aarch64`); return once it printed
+    /// tick `tick`.
+    fn start_at(net: &Net, dir: &Path, tick: u32, aarch64: bool) -> Source {
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let mut cmd = if aarch64 {
+            let mut c = Net::exec(&net.src, &tools().qemu);
+            c.arg("-L").arg(&tools().aarch64_sysroot).arg(&bins().aarch64);
+            c
+        } else {
+            Net::exec(&net.src, &bins().x86_64)
+        };
+        cmd.arg("--control").arg("--dir").arg(format!("{}::/data", data.display()));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start the program");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        for (pipe, buf) in [
+            (Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, stdout.clone()),
+            (Box::new(child.stderr.take().unwrap()), stderr.clone()),
+        ] {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(pipe);
+                let mut line = String::new();
+                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    buf.lock().unwrap().push_str(&line);
+                    line.clear();
+                }
+            });
+        }
+        let s = Source { child, stdout, stderr, data };
+        // Mid-run: a few ticks printed, and its control socket there.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let want = format!("tick {tick} ");
+        while !s.stdout.lock().unwrap().contains(&want) {
+            assert!(Instant::now() < deadline, "the program did not get going: {}", s.stderr.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        s
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the end: (exit code, stdout, stderr).
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the source program did not end");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The readers hit EOF right after the exit.
+        std::thread::sleep(Duration::from_millis(100));
+        let out = self.stdout.lock().unwrap().clone();
+        let err = self.stderr.lock().unwrap().clone();
+        (status.code(), out, err)
+    }
+}
+
+/// `wanco migrate` from the source namespace.
+fn migrate(net: &Net, src: &Source, dest: &str, extra: &[String]) -> Output {
+    migrate_mapped(net, src, dest, &src.data, extra)
+}
+
+/// `wanco migrate` with /data at `data` on the destination.
+fn migrate_mapped(net: &Net, src: &Source, dest: &str, data: &Path, extra: &[String]) -> Output {
+    let mut cmd = Net::exec(&net.src, &tools().wanco);
+    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(dest);
+    cmd.arg("--dir-map").arg(format!("/data={}", data.display()));
+    cmd.args(extra);
+    cmd.stdin(Stdio::null());
+    cmd.output().expect("run wanco migrate")
+}
+
+fn tls_args(p: &Pki) -> Vec<String> {
+    vec![
+        "--cert".into(),
+        p.client.0.display().to_string(),
+        "--key".into(),
+        p.client.1.display().to_string(),
+        "--ca".into(),
+        p.ca.display().to_string(),
+    ]
+}
+
+fn ssh_args(ssh: &[String], aarch64: bool) -> Vec<String> {
+    let mut a = vec!["--remote-wanco".to_string(), tools().wanco.display().to_string()];
+    for s in ssh {
+        a.push(format!("--ssh-arg={s}"));
+    }
+    if aarch64 {
+        a.push("--agent-arg=--isa=aarch64".into());
+        a.push(format!("--agent-arg=--runner={}", runner()));
+    }
+    a
+}
+
+/// A successful move: the source ends after the destination runs the program; joined output,
+/// exit code and file equal the uninterrupted run's.
+fn check_moved(src: Source, m: Output, what: &str) {
+    let r = reference();
+    let data = src.data.clone();
+    let (code, out, err) = src.finish();
+    let m_err = String::from_utf8_lossy(&m.stderr);
+    assert_eq!(m.status.code(), Some(EXIT), "{what}: wanco migrate exits with the program's code\n{m_err}");
+    assert!(m_err.contains("moved to ") || m_err.contains("\"migrated\":true"), "{what}: no summary\n{m_err}");
+    assert_eq!(code, Some(0), "{what}: the source ends once the program runs elsewhere: {err}");
+    assert!(err.contains("moved to another host"), "{what}: {err}");
+    let relayed = String::from_utf8_lossy(&m.stdout);
+    assert!(out.contains("tick 1 ") && !relayed.is_empty() && !out.contains("final hash"), "{what}: moved mid-run\nsource:\n{out}\nrelayed:\n{relayed}");
+    assert_eq!(format!("{out}{relayed}"), r.stdout, "{what}: joined output");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file, "{what}: out.txt");
+}
+
+/// A failed move: the source went on (or never stopped) and finished as if nothing happened.
+fn check_stayed(src: Source, m: Output, what: &str, message: &str) {
+    let r = reference();
+    let data = src.data.clone();
+    let (code, out, err) = src.finish();
+    let m_err = String::from_utf8_lossy(&m.stderr);
+    assert_eq!(m.status.code(), Some(1), "{what}: wanco migrate fails\n{m_err}");
+    assert!(m_err.contains(message), "{what}: expected `{message}` in\n{m_err}");
+    assert!(m.stdout.is_empty(), "{what}: nothing relayed");
+    assert_eq!(code, Some(EXIT), "{what}: the source finishes: {err}");
+    assert_eq!(out, r.stdout, "{what}: output");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file, "{what}: out.txt");
+}
+
+/// No process runs a binary of the agent's work directory (a restored copy left behind).
+fn no_copy_at_destination(dir: &Path) {
+    let agent = dir.join("agent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path().join("exe")).ok().map(|x| (e.file_name(), x)))
+            .filter(|(_, exe)| exe.starts_with(&agent))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "a restored copy still runs at the destination: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ssh_x86_64_to_x86_64() {
+    let dir = work("ssh-x86_64");
+    let mut net = Net::new("sx");
+    let ssh = start_sshd(&mut net, &dir);
+    let src = Source::start(&net, &dir);
+    let m = migrate(&net, &src, &format!("ssh://root@{DST_ADDR}"), &ssh_args(&ssh, false));
+    check_moved(src, m, "ssh x86_64 -> x86_64");
+}
+
+#[test]
+fn ssh_x86_64_to_aarch64() {
+    let dir = work("ssh-aarch64");
+    let mut net = Net::new("sa");
+    let ssh = start_sshd(&mut net, &dir);
+    let src = Source::start(&net, &dir);
+    let mut args = ssh_args(&ssh, true);
+    args.extend(["--dest-binary".into(), bins().aarch64.display().to_string(), "--json".into()]);
+    let m = migrate(&net, &src, &format!("ssh://root@{DST_ADDR}:22"), &args);
+    let err = String::from_utf8_lossy(&m.stderr).to_string();
+    let json = err.lines().find_map(|l| l.strip_prefix("wanco migrate: {")).map(|l| format!("{{{l}"));
+    let v: serde_json::Value = serde_json::from_str(&json.unwrap_or_else(|| panic!("no JSON summary:\n{err}"))).unwrap();
+    assert_eq!(v["dest_isa"], "aarch64", "{v}");
+    assert!(v["downtime_ms"].as_f64().unwrap() > 0.0 && v["snapshot_bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["bytes_sent"].as_u64().unwrap() > v["snapshot_bytes"].as_u64().unwrap(), "{v}");
+    check_moved(src, m, "ssh x86_64 -> aarch64");
+}
+
+#[test]
+fn tls_x86_64_to_x86_64() {
+    let dir = work("tls-x86_64");
+    let mut net = Net::new("tx");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let m = migrate(&net, &src, &dest, &tls_args(&p));
+    check_moved(src, m, "tls x86_64 -> x86_64");
+}
+
+#[test]
+fn tls_x86_64_to_aarch64() {
+    let dir = work("tls-aarch64");
+    let mut net = Net::new("ta");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, true, None);
+    let src = Source::start(&net, &dir);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().aarch64.display().to_string()]);
+    let m = migrate(&net, &src, &dest, &args);
+    check_moved(src, m, "tls x86_64 -> aarch64");
+}
+
+#[test]
+fn tls_aarch64_to_x86_64() {
+    let dir = work("tls-from-aarch64");
+    let mut net = Net::new("fa");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start_at(&net, &dir, 3, true);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().x86_64.display().to_string()]);
+    let m = migrate(&net, &src, &dest, &args);
+    assert!(String::from_utf8_lossy(&m.stderr).contains("(aarch64 -> x86_64"), "{}", String::from_utf8_lossy(&m.stderr));
+    check_moved(src, m, "tls aarch64 -> x86_64");
+}
+
+#[test]
+fn destination_refuses_another_module_and_a_missing_binary() {
+    let dir = work("refuse");
+    let mut net = Net::new("rf");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, true, None);
+    let src = Source::start(&net, &dir);
+    // A binary of another module.
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().other_x86_64.display().to_string()]);
+    let m = migrate(&net, &src, &dest, &args);
+    let e = String::from_utf8_lossy(&m.stderr);
+    assert_eq!(m.status.code(), Some(1), "{e}");
+    assert!(e.contains("the binary sent is for x86_64, this destination runs aarch64"), "{e}");
+    // No binary for the destination's ISA at all.
+    let m = migrate(&net, &src, &dest, &tls_args(&p));
+    check_stayed(src, m, "no binary", "no binary of module");
+    // And the other module's binary for the right ISA.
+    let dir = work("refuse-module");
+    let mut net = Net::new("rm");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().other_x86_64.display().to_string()]);
+    let m = migrate(&net, &src, &dest, &args);
+    check_stayed(src, m, "another module", "was compiled from module sha256");
+}
+
+#[test]
+fn sync_dirs_copies_what_the_destination_lacks() {
+    let dir = work("sync");
+    let mut net = Net::new("sy");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, true, None);
+    // At the source: a 3 MiB file the program never touches and one the destination already
+    // has (same size and time: not sent); the destination's directory has a file of its own.
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    let big: Vec<u8> = (0..3u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(data.join("sub/big.bin"), &big).unwrap();
+    std::fs::write(data.join("same.txt"), "same\n").unwrap();
+    let dst = dir.join("dst-data");
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::copy(data.join("same.txt"), dst.join("same.txt")).unwrap();
+    let t = std::fs::metadata(data.join("same.txt")).unwrap().modified().unwrap();
+    std::fs::File::options().write(true).open(dst.join("same.txt")).unwrap().set_modified(t).unwrap();
+    std::fs::write(dst.join("theirs.txt"), "kept\n").unwrap();
+    let src = Source::start(&net, &dir);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().aarch64.display().to_string(), "--sync-dirs".into(), "--json".into()]);
+    let m = migrate_mapped(&net, &src, &dest, &dst, &args);
+    let err = String::from_utf8_lossy(&m.stderr).to_string();
+    let json = err.lines().find_map(|l| l.strip_prefix("wanco migrate: {")).map(|l| format!("{{{l}"));
+    let v: serde_json::Value = serde_json::from_str(&json.unwrap_or_else(|| panic!("no JSON summary:\n{err}"))).unwrap();
+    // Before the stop: big.bin and out.txt (not same.txt); after: out.txt again if the program
+    // wrote to it in between (it writes once per 50 ms), nothing else.
+    assert_eq!(v["sync_files_before_stop"].as_u64(), Some(2), "{v}");
+    assert!(v["sync_files_after_stop"].as_u64().unwrap() <= 1, "{v}");
+    assert!(v["sync_bytes_before_stop"].as_u64().unwrap() > 3 << 20, "{v}");
+    assert!(v["sync_bytes_after_stop"].as_u64().unwrap() < 10_000, "{v}");
+    let (code, out, serr) = src.finish();
+    assert_eq!(code, Some(0), "{serr}");
+    assert_eq!(m.status.code(), Some(EXIT), "{err}");
+    let r = reference();
+    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&m.stdout)), r.stdout);
+    // The program went on writing at the destination: its file is whole there, cut at the source.
+    assert_eq!(std::fs::read(dst.join("out.txt")).unwrap(), r.file);
+    let at_source = std::fs::read(data.join("out.txt")).unwrap();
+    assert!(at_source.len() < r.file.len() && r.file.starts_with(&at_source), "{} of {} bytes", at_source.len(), r.file.len());
+    assert_eq!(std::fs::read(dst.join("sub/big.bin")).unwrap(), big);
+    assert_eq!(std::fs::read_to_string(dst.join("theirs.txt")).unwrap(), "kept\n");
+}
+
+#[test]
+fn failed_restore_resumes_the_source() {
+    // /data mapped to an empty directory: the restore cannot reopen out.txt there.
+    let dir = work("restore-fails");
+    let mut net = Net::new("rs");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let src = Source::start(&net, &dir);
+    let m = migrate_mapped(&net, &src, &dest, &empty, &tls_args(&p));
+    check_stayed(src, m, "failed restore", "the destination refused (restore): the restore failed (exit 2): error: cannot restore");
+    no_copy_at_destination(&dir);
+    assert!(std::fs::read_dir(&empty).unwrap().next().is_none(), "the refused restore created no file");
+}
+
+#[test]
+fn destination_killed_during_transfer_or_restore() {
+    for (phase, tag, ssh) in [("transfer", "kt", true), ("restored", "kr", false)] {
+        let dir = work(&format!("kill-{phase}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        let (dest, args) = if ssh {
+            let s = start_sshd(&mut net, &dir);
+            let mut a = ssh_args(&s, false);
+            // The agent started by ssh kills itself at the phase.
+            a.push(format!("--ssh-arg=-oSetEnv=WANCO_AGENT_TEST_KILL_AT={phase}"));
+            (format!("ssh://root@{DST_ADDR}"), a)
+        } else {
+            (start_agent(&mut net, &dir, &p, false, Some(phase)), tls_args(&p))
+        };
+        let src = Source::start(&net, &dir);
+        let m = migrate(&net, &src, &dest, &args);
+        check_stayed(src, m, &format!("agent killed at {phase}"), "the program goes on here");
+        no_copy_at_destination(&dir);
+    }
+}
+
+#[test]
+fn wanco_migrate_killed_before_go_leaves_the_source_running() {
+    let dir = work("kill-migrate");
+    let mut net = Net::new("km");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let mut cmd = Net::exec(&net.src, &tools().wanco);
+    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest);
+    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "restored").stdin(Stdio::null());
+    let m = cmd.output().unwrap();
+    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
+    // The source resumes (its control connection closed before the point of no return), the
+    // destination discards the restored program (its connection closed before Go).
+    no_copy_at_destination(&dir);
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(EXIT), "{err}");
+    assert_eq!(out, reference().stdout);
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+    let agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    assert!(agent_log.contains("restored program was discarded"), "{agent_log}");
+}
+
+#[test]
+fn link_cut_while_the_program_is_stopped_resumes_the_source() {
+    let dir = work("link-cut");
+    let mut net = Net::new("lc");
+    let p = pki(&dir, "good");
+    // The agent restores the program, then pauses 3 s before saying so; the link goes down
+    // meanwhile. It discards the program when Go has not come 4 s later.
+    let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_PAUSE_AT", "restored")], &["--go-timeout", "4"]);
+    let src = Source::start(&net, &dir);
+    let (ns, dev, log) = (net.dst.clone(), net.dst_dev.clone(), dir.join("agent.log"));
+    let cutter = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
+            assert!(Instant::now() < deadline, "the agent never reached the restore");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "down"]));
+    });
+    let mut args = tls_args(&p);
+    args.extend(["--timeout".into(), "2".into()]);
+    let m = migrate(&net, &src, &dest, &args);
+    cutter.join().unwrap();
+    let e = String::from_utf8_lossy(&m.stderr).to_string();
+    assert!(e.contains("no answer within the time limit"), "{e}");
+    check_stayed(src, m, "link cut", "the program goes on here");
+    no_copy_at_destination(&dir);
+    let agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    assert!(agent_log.contains("restored program was discarded"), "{agent_log}");
+}
+
+#[test]
+fn destination_killed_after_the_point_of_no_return_keeps_the_state() {
+    let dir = work("kill-go");
+    let mut net = Net::new("kg");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, Some("go"));
+    let src = Source::start(&net, &dir);
+    let m = migrate(&net, &src, &dest, &tls_args(&p));
+    let e = String::from_utf8_lossy(&m.stderr).to_string();
+    assert_eq!(m.status.code(), Some(3), "{e}");
+    let (code, out, err) = src.finish();
+    // Neither copy runs: the source stopped with its state kept, the destination's never ran.
+    assert_eq!(code, Some(3), "{err}");
+    no_copy_at_destination(&dir);
+    let kept = e
+        .lines()
+        .find_map(|l| l.split("its state is kept in ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no kept state named:\n{e}"));
+    assert!(err.contains(kept), "{err}");
+    // Nothing is lost: the kept state continues the program here.
+    let o = Command::new(&bins().x86_64).arg("--restore").arg(kept).output().unwrap();
+    assert_eq!(o.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&o.stdout)), reference().stdout);
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+}
+
+#[test]
+fn tls_client_certificate_of_another_ca_is_refused() {
+    let dir = work("bad-cert");
+    let mut net = Net::new("bc");
+    let good = pki(&dir, "good");
+    let rogue = pki(&dir, "rogue");
+    let dest = start_agent(&mut net, &dir, &good, false, None);
+    let src = Source::start(&net, &dir);
+    // The client trusts the agent's CA but presents a certificate of another CA.
+    let args = vec![
+        "--cert".to_string(),
+        rogue.client.0.display().to_string(),
+        "--key".into(),
+        rogue.client.1.display().to_string(),
+        "--ca".into(),
+        good.ca.display().to_string(),
+    ];
+    let m = migrate(&net, &src, &dest, &args);
+    let e = String::from_utf8_lossy(&m.stderr).to_string();
+    assert_eq!(m.status.code(), Some(1), "{e}");
+    assert!(e.contains(&format!("cannot connect to {dest}: TLS: {DST_ADDR}:7878 refused this side's certificate")), "{e}");
+    assert!(e.contains("received fatal alert"), "{e}");
+    // Nor does it accept an agent whose certificate it cannot verify.
+    let args = vec![
+        "--cert".to_string(),
+        good.client.0.display().to_string(),
+        "--key".into(),
+        good.client.1.display().to_string(),
+        "--ca".into(),
+        rogue.ca.display().to_string(),
+    ];
+    let m2 = migrate(&net, &src, &dest, &args);
+    let e2 = String::from_utf8_lossy(&m2.stderr).to_string();
+    assert_eq!(m2.status.code(), Some(1), "{e2}");
+    assert!(e2.contains("TLS: handshake") && e2.contains("UnknownIssuer"), "{e2}");
+    let r = reference();
+    let data = src.data.clone();
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(EXIT), "{err}");
+    assert_eq!(out, r.stdout);
+    assert!(!err.contains("moved"), "{err}");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file);
+}
+
+/// `just migrate-test`: moves at several moments of the run, over both transports, to both ISAs.
+#[test]
+#[ignore = "slow: run by `just migrate-test`"]
+fn matrix_of_moments() {
+    let dir = work("matrix");
+    let mut net = Net::new("mx");
+    let ssh = start_sshd(&mut net, &dir);
+    let p = pki(&dir, "good");
+    std::fs::create_dir_all(dir.join("x")).unwrap();
+    let tls_x = start_agent(&mut net, &dir.join("x"), &p, false, None);
+    // A second agent for aarch64 on another port.
+    let mut cmd = Net::exec(&net.dst, &tools().wanco);
+    cmd.args(["agent", "--listen", &format!("{DST_ADDR}:7879")])
+        .arg("--cert")
+        .arg(&p.server.0)
+        .arg("--key")
+        .arg(&p.server.1)
+        .arg("--ca")
+        .arg(&p.ca)
+        .arg("--work-dir")
+        .arg(dir.join("a"))
+        .args(["--isa", "aarch64", "--runner"])
+        .arg(runner());
+    net.daemon(cmd, "listening on", &dir.join("agent-a.log"));
+    let tls_a = format!("tls://{DST_ADDR}:7879");
+    for tick in [1u32, 8, 16] {
+        for (transport, aarch64) in [("ssh", false), ("ssh", true), ("tls", false), ("tls", true)] {
+            let what = format!("{transport} {} at tick {tick}", if aarch64 { "aarch64" } else { "x86_64" });
+            let run = dir.join(format!("{transport}-{aarch64}-{tick}"));
+            std::fs::create_dir_all(&run).unwrap();
+            let src = Source::start_at(&net, &run, tick, false);
+            let (dest, mut args) = match transport {
+                "ssh" => (format!("ssh://root@{DST_ADDR}"), ssh_args(&ssh, aarch64)),
+                _ => (if aarch64 { tls_a.clone() } else { tls_x.clone() }, tls_args(&p)),
+            };
+            if aarch64 {
+                args.extend(["--dest-binary".into(), bins().aarch64.display().to_string()]);
+            }
+            let m = migrate(&net, &src, &dest, &args);
+            eprintln!("{what}: {}", String::from_utf8_lossy(&m.stderr).lines().find(|l| l.contains("moved to")).unwrap_or("?"));
+            check_moved(src, m, &what);
+        }
+    }
+}
+
+/// The control channel by hand: `info`, a bad request, and `checkpoint PATH` — a snapshot
+/// taken while the program goes on (it finishes as if nothing happened), which restores.
+#[test]
+fn control_channel_checkpoint_leaves_the_program_running() {
+    use std::io::Write;
+    let dir = work("control");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let sock = dir.join("ctl.sock");
+    let mut child = Command::new(&bins().x86_64)
+        .arg(format!("--control={}", sock.display()))
+        .arg("--dir")
+        .arg(format!("{}::/data", data.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    while !first.contains("tick 3 ") {
+        assert!(out.read_line(&mut first).unwrap() > 0, "the program ended early: {first}");
+    }
+    let s = std::os::unix::net::UnixStream::connect(&sock).expect("the control socket");
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s).lines();
+    let mut ask = |req: &str| {
+        writeln!(w, "{req}").unwrap();
+        r.next().unwrap().unwrap()
+    };
+    let info = ask("info");
+    let hex: String = "/data".bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(info.starts_with("info isa=x86_64 hash=") && info.contains(&format!("pid={}", child.id())) && info.contains(&format!("preopens={hex}:")), "{info}");
+    assert!(ask("dance").starts_with("error unknown request `dance`"));
+    let snap = dir.join("leave-running.wsnap");
+    let ok = ask(&format!("checkpoint {}", snap.display()));
+    assert!(ok.starts_with("ok points=") && ok.contains(" bytes="), "{ok}");
+    drop(r);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let r = reference();
+    assert_eq!(status.code(), Some(EXIT));
+    assert_eq!(first + &rest, r.stdout, "the program went on as if nothing happened");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file);
+    assert!(!sock.exists(), "the socket is removed at exit");
+    // The snapshot continues the program from where it was taken: its output is the rest of
+    // the reference's. out.txt is put back as it was then (a restore refuses a file that
+    // changed since the checkpoint).
+    let taken = wanco_state::snapshot::decode(&std::fs::read(&snap).unwrap()).expect("decode the snapshot");
+    let size = taken.wasi.fds.iter().find(|f| f.rel_path == "out.txt").and_then(|f| f.size).expect("out.txt open at the checkpoint");
+    assert!(size > 0 && size < r.file.len() as u64, "{size}");
+    std::fs::File::options().write(true).open(data.join("out.txt")).unwrap().set_len(size).unwrap();
+    let o = Command::new(&bins().x86_64).arg("--restore").arg(&snap).output().unwrap();
+    assert_eq!(o.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&o.stderr));
+    let tail = String::from_utf8(o.stdout).unwrap();
+    assert!(!tail.is_empty() && r.stdout.ends_with(&tail) && tail.len() < r.stdout.len() - 60, "{tail}");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file);
+}
