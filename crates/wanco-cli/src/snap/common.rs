@@ -62,7 +62,11 @@ pub fn read_module(path: &Path) -> Result<Module> {
     let wasm = wanco_compiler::wasm_bytes(&bytes)
         .with_context(what)?
         .into_owned();
-    let info = wanco_compiler::module_info(&wasm).with_context(what)?;
+    // The interpreter reads every Wasm 2.0 module (SIMD included).
+    let info = wanco_interp::Module::new(&wasm)
+        .map(|m| m.info().clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(what)?;
     Ok(Module { wasm, info })
 }
 
