@@ -794,6 +794,28 @@ mod tests {
         }
     }
 
+    /// The interp-vs-wasmi modules use SIMD (a wasmi without SIMD refuses
+    /// many of them), and they run in both engines alike.
+    #[test]
+    fn simd_modules_are_generated_and_agree() {
+        let mut c = wasmi::Config::default();
+        c.wasm_simd(false);
+        let no_simd = wasmi::Engine::new(&c);
+        let mut with_simd = 0;
+        for seed in 0..30 {
+            let bytes = generate_simd(seed);
+            if wasmi::Module::new(&no_simd, &bytes[..]).is_err() {
+                with_simd += 1;
+            }
+            run_differential(&bytes).unwrap_or_else(|m| panic!("seed {seed}: {m}"));
+        }
+        assert!(with_simd >= 10, "{with_simd} of 30 modules use SIMD");
+        // The AOT fuzzer's modules stay without SIMD.
+        for seed in 0..10 {
+            assert!(wasmi::Module::new(&no_simd, &generate(seed)[..]).is_ok(), "seed {seed}");
+        }
+    }
+
     #[test]
     fn nan_results_agree_whatever_the_payload() {
         assert!(values_agree(
