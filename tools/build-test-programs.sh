@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the end-to-end test programs into tests/programs/wasm/:
-#   tests/programs/c/NAME.c           -> NAME.wasm   (clang-14 --target=wasm32-wasi -O2)
+#   tests/programs/c/NAME.c           -> NAME.wasm   (clang-14 --target=wasm32-wasi -O2;
+#                                                     simd*.c also with -msimd128)
 #   tests/programs/rust/src/bin/NAME.rs -> NAME.wasm (cargo, wasm32-wasip1, --release)
 #   tests/programs/sock/c/NAME.c, tests/programs/sock/rust/src/bin/NAME.rs
 #                                     -> tests/programs/sock/wasm/NAME.wasm (socket servers)
@@ -28,7 +29,9 @@ CFLAGS=(--target=wasm32-wasi -O2 -Wall -Wextra -Wno-unused-parameter
 for src in "$PROGS"/c/*.c; do
     name=$(basename "$src" .c)
     # build into a temp name and move, so an interrupted build never leaves a broken module
-    "$CC" "${CFLAGS[@]}" "$src" -o "$OUT/$name.wasm.tmp" -lm
+    extra=()
+    [[ $name == simd* ]] && extra=(-msimd128)
+    "$CC" "${CFLAGS[@]}" "${extra[@]}" "$src" -o "$OUT/$name.wasm.tmp" -lm
     mv "$OUT/$name.wasm.tmp" "$OUT/$name.wasm"
     echo "built $name.wasm (C)"
 done

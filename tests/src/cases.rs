@@ -52,6 +52,19 @@ pub struct Case {
     pub stdout_contains: Vec<String>,
     /// Per-run time limit in seconds (before the emulation factor).
     pub timeout_secs: Option<u64>,
+    /// Only these engines run the case (names as `Engine::name`, e.g.
+    /// `["wasmtime", "interp"]`); all when absent. For programs some engine
+    /// cannot run yet (SIMD on the compiled engines).
+    pub engines: Option<Vec<String>>,
+}
+
+impl Case {
+    /// Whether the engine named `engine` runs this case.
+    pub fn runs_on(&self, engine: &str) -> bool {
+        self.engines
+            .as_ref()
+            .is_none_or(|e| e.iter().any(|n| n == engine))
+    }
 }
 
 fn one() -> usize {
@@ -102,6 +115,14 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
     for case in &file.case {
         if !names.insert(case.name.as_str()) {
             return Err(format!("duplicate case name `{}`", case.name));
+        }
+        for e in case.engines.iter().flatten() {
+            if !crate::engine::Engine::ALL.iter().any(|x| x.name() == e) {
+                return Err(format!(
+                    "case `{}`: unknown engine `{e}` (expected wasmtime, aot-x86_64, aot-aarch64 or interp)",
+                    case.name
+                ));
+            }
         }
         for kv in &case.env {
             if !kv.contains('=') || kv.starts_with('=') {

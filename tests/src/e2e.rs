@@ -272,7 +272,12 @@ pub fn run_all(cfg: &Config) -> Result<Report, String> {
     let programs: BTreeSet<&str> = cases.iter().map(|c| c.program.as_str()).collect();
     let mut compile_jobs: Vec<(Engine, &str)> = Vec::new();
     for e in cfg.engines.iter().rev().filter(|e| e.isa().is_some()) {
-        compile_jobs.extend(programs.iter().map(|p| (*e, *p)));
+        compile_jobs.extend(
+            programs
+                .iter()
+                .filter(|p| cases.iter().any(|c| c.program == **p && c.runs_on(e.name())))
+                .map(|p| (*e, *p)),
+        );
     }
     let done = AtomicUsize::new(0);
     let compiled = parallel_map(&compile_jobs, cfg.jobs, |&(engine, program)| {
@@ -337,6 +342,7 @@ pub fn run_all(cfg: &Config) -> Result<Report, String> {
         run_jobs.extend(
             cases
                 .iter()
+                .filter(|c| c.runs_on(e.name()))
                 .filter(|c| artifacts.contains_key(&(*e, c.program.as_str())))
                 .map(|c| (*e, c)),
         );

@@ -1416,7 +1416,7 @@ const BYTE_EDITS: &[(&str, &str, ByteEdit)] = &[
     ),
     (
         "format version 0, re-sealed",
-        "snapshot format version 0 is not supported",
+        "snapshot format version 0 is not supported (this wanco supports 1 and 2)",
         |f| {
             let mut h = f[..HEADER_LEN].to_vec();
             h[8..12].copy_from_slice(&0u32.to_le_bytes());
@@ -1424,11 +1424,11 @@ const BYTE_EDITS: &[(&str, &str, ByteEdit)] = &[
         },
     ),
     (
-        "format version 2, re-sealed",
-        "snapshot format version 2 is newer",
+        "format version 3, re-sealed",
+        "snapshot format version 3 is newer than this wanco (supports 1 and 2)",
         |f| {
             let mut h = f[..HEADER_LEN].to_vec();
-            h[8..12].copy_from_slice(&2u32.to_le_bytes());
+            h[8..12].copy_from_slice(&3u32.to_le_bytes());
             Some(seal(&h, body(f)))
         },
     ),

@@ -75,8 +75,19 @@ fn base_args(case: &Case, data: &Path) -> Vec<String> {
 }
 
 fn check_case(case: &Case, extra_points: &[u64]) {
+    check_program(case, &program(case.program), extra_points, false);
+}
+
+/// Like [`check_case`] for the module at `prog`; with `every_point`, checkpoint at every
+/// point. Returns the snapshots taken (decoded).
+fn check_program(
+    case: &Case,
+    prog: &Path,
+    extra_points: &[u64],
+    every_point: bool,
+) -> Vec<wanco_state::snapshot::Snapshot> {
+    let mut snaps = Vec::new();
     let tmp = tempfile::tempdir().unwrap();
-    let prog = program(case.program);
     let prog = prog.to_str().unwrap();
 
     // The uninterrupted run, counting the points.
@@ -108,6 +119,9 @@ fn check_case(case: &Case, extra_points: &[u64]) {
     }
     points.push(total - 1);
     points.extend(extra_points.iter().copied().filter(|n| *n < total));
+    if every_point {
+        points = (1..total).collect();
+    }
 
     for n in points {
         let name = format!("cr{n}");
@@ -131,6 +145,7 @@ fn check_case(case: &Case, extra_points: &[u64]) {
             "{}",
             stderr(&first)
         );
+        snaps.push(wanco_state::snapshot::decode(&std::fs::read(&snap).unwrap()).unwrap());
         let second = wanco(&["interp", "--restore", &snap_s, prog]);
         let mut out = first.stdout.clone();
         out.extend_from_slice(&second.stdout);
@@ -145,6 +160,73 @@ fn check_case(case: &Case, extra_points: &[u64]) {
         assert_eq!(second.status.code(), full.status.code(), "{}: checkpoint at {n}: {}", case.program, stderr(&second));
         assert_eq!(tree(&data), full_tree, "{}: checkpoint at {n}: files differ", case.program);
     }
+    snaps
+}
+
+/// The C SIMD program (`wasm_simd128.h`, v128 values across calls, loops and recursion).
+#[test]
+fn simd_checkpoint_restore() {
+    check_case(&Case { program: "simd", args: &[], files: &[], data: false }, &[2, 3, 50, 500, 5000]);
+}
+
+/// v128 in a global, in locals across calls and loops, and on the operand stack below a call:
+/// checkpointed at every point, each snapshot holds v128 values where expected and restores.
+const SIMD_WAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $g (mut v128) (v128.const i32x4 1 2 3 4))
+  (func $step (param $v v128) (param $i i32) (result v128) (local $t v128) (local $k i32)
+    (local.set $t (i32x4.add (local.get $v) (i32x4.splat (local.get $i))))
+    (loop $in
+      (local.set $t (i32x4.add (local.get $t) (local.get $v)))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br_if $in (i32.lt_u (local.get $k) (i32.const 3))))
+    (i8x16.shuffle 4 5 6 7 8 9 10 11 12 13 14 15 0 1 2 3 (local.get $t) (local.get $t)))
+  (func (export "_start") (local $i i32) (local $acc v128) (local $f v128)
+    (local.set $f (f32x4.splat (f32.const 1.5)))
+    (local.set $acc (v128.const i64x2 -1 0x0123456789abcdef))
+    (loop $l
+      (local.set $acc
+        (v128.xor (local.get $acc)
+          (i32x4.add (global.get $g) (call $step (local.get $acc) (local.get $i)))))
+      (global.set $g (i32x4.mul (global.get $g) (i32x4.splat (i32.const 3))))
+      (local.set $f (f32x4.add (local.get $f) (f32x4.convert_i32x4_s (i32x4.shr_s (local.get $acc) (i32.const 20)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 40))))
+    (v128.store (i32.const 100) (local.get $acc))
+    (v128.store (i32.const 116) (global.get $g))
+    (v128.store (i32.const 132) (local.get $f))
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 48))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+#[test]
+fn simd_values_checkpoint_restore_at_every_point() {
+    use wanco_state::Value;
+    let tmp = tempfile::tempdir().unwrap();
+    let wat = tmp.path().join("simd_values.wat");
+    std::fs::write(&wat, SIMD_WAT).unwrap();
+    let snaps = check_program(&Case { program: "simd_values", args: &[], files: &[], data: false }, &wat, &[], true);
+    assert!(snaps.len() > 150, "{}", snaps.len());
+    let v128 = |vs: &[Value]| vs.iter().filter(|v| matches!(v, Value::V128(_))).count();
+    // The global is a v128 that changes; the callee's frame (at its loop) holds its
+    // v128 parameter and local; the caller's operand stack holds two v128s below the
+    // call, and its locals $acc and $f are v128s.
+    let mut globals = std::collections::BTreeSet::new();
+    let mut saw_stack = false;
+    for s in &snaps {
+        assert!(matches!(s.globals[0], Value::V128(_)));
+        globals.insert(format!("{}", s.globals[0]));
+        if s.frames.len() == 2 {
+            assert_eq!(v128(&s.frames[0].locals), 2, "{:?}", s.frames[0]);
+            // `local.get $acc` (for the xor) and `global.get $g` sit below the call.
+            assert_eq!(v128(&s.frames[0].stack), 2, "{:?}", s.frames[0]);
+            assert_eq!(v128(&s.frames[1].locals), 2, "{:?}", s.frames[1]);
+            saw_stack = true;
+        }
+    }
+    assert!(saw_stack);
+    assert!(globals.len() > 30, "{}", globals.len());
 }
 
 #[test]
@@ -224,7 +306,7 @@ fn damaged_snapshots_are_refused() {
     bad[8..12].copy_from_slice(&7u32.to_le_bytes());
     std::fs::write(&snap, &bad).unwrap();
     let e = restore_err(&snap, "heap");
-    assert!(e.contains("snapshot format version 7 is newer than this wanco (supports 1)"), "{e}");
+    assert!(e.contains("snapshot format version 7 is newer than this wanco (supports 1 and 2)"), "{e}");
 
     std::fs::write(&snap, b"\x7fELF not a snapshot at all").unwrap();
     let e = restore_err(&snap, "heap");

@@ -355,3 +355,64 @@ fn verify_accepts_real_snapshots() {
         }
     }
 }
+
+/// v128 values in interpreter snapshots of the SIMD program: `dump` shows them as hex and as
+/// lanes on request, `decode` → `encode` gives the same bytes, `verify` accepts them and refuses
+/// one of the wrong type, `diff --against-interp` agrees.
+#[test]
+fn v128_values_dump_roundtrip_verify_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = program("simd");
+    for n in [700u64, 6000] {
+        let file = dir.path().join(format!("simd-{n}.wsnap"));
+        let o = run(
+            env!("CARGO_BIN_EXE_wanco"),
+            &["interp", "--checkpoint-after-points", &n.to_string(), "--checkpoint-file", s(&file), s(&prog)],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let bytes = std::fs::read(&file).unwrap();
+
+        let o = snap(&["dump", s(&file)]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let t = stdout(&o);
+        assert!(t.contains("format version   | 2"), "{t}");
+        let hex = t.lines().find(|l| l.contains("v128:")).unwrap_or_else(|| panic!("no v128 in:\n{t}"));
+        assert!(hex.split("v128:").nth(1).unwrap().split_whitespace().take(4).all(|w| w.len() >= 8), "{hex}");
+        let o = snap(&["dump", "--lanes", "i32x4", s(&file)]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("v128:i32x4 ["), "{}", stdout(&o));
+        let o = snap(&["dump", "--lanes", "f64x2", s(&file)]);
+        assert!(stdout(&o).contains("v128:f64x2 ["), "{}", stdout(&o));
+
+        // decode → encode is byte-identical.
+        let o = snap(&["decode", s(&file)]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let json_text = stdout(&o);
+        assert!(json_text.contains("\"V128\": \"0x"), "{json_text}");
+        let json = dir.path().join("s.json");
+        std::fs::write(&json, &json_text).unwrap();
+        let back = dir.path().join("back.wsnap");
+        let o = snap(&["encode", s(&json), "-o", s(&back)]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(std::fs::read(&back).unwrap(), bytes, "decode → encode changed the bytes");
+
+        // verify: the types match the module; a v128 turned into an i32 does not.
+        let o = snap(&["verify", "--module", s(&prog), s(&file)]);
+        assert_eq!((o.status.code(), stdout(&o).trim()), (Some(0), "ok"), "{}{}", stdout(&o), stderr(&o));
+        let at = json_text.find("\"V128\": \"0x").unwrap();
+        let end = at + json_text[at..].find('}').unwrap();
+        let bad_text = format!("{}\"I32\": 0{}", &json_text[..at], &json_text[end..]);
+        std::fs::write(&json, bad_text).unwrap();
+        let bad = dir.path().join("bad.wsnap");
+        let o = snap(&["encode", s(&json), "-o", s(&bad)]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = snap(&["verify", "--module", s(&prog), s(&bad)]);
+        assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("v128"), "{}", stdout(&o));
+
+        // The interpreter reaches the same state at that point.
+        let o = snap(&["diff", "--against-interp", s(&prog), s(&file)]);
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    }
+}

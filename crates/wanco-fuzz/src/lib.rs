@@ -60,15 +60,21 @@ fn splitmix64(state: &mut u64) -> u64 {
 /// the instructions that could trap (so more calls run to the end and
 /// compare values); without, traps are compared.
 pub fn config(disallow_traps: bool) -> wasm_smith::Config {
+    config_with(disallow_traps, false)
+}
+
+/// Like [`config`], with 128-bit SIMD when `simd` (Wasm 2.0 complete; the
+/// interpreter runs it, the compiler does not yet).
+pub fn config_with(disallow_traps: bool, simd: bool) -> wasm_smith::Config {
     let mut c = wasm_smith::Config::default();
     c.disallow_traps = disallow_traps;
-    // Wasm 2.0 without SIMD.
+    // Wasm 2.0, with or without SIMD.
     c.bulk_memory_enabled = true;
     c.reference_types_enabled = true;
     c.multi_value_enabled = true;
     c.sign_extension_ops_enabled = true;
     c.saturating_float_to_int_enabled = true;
-    c.simd_enabled = false;
+    c.simd_enabled = simd;
     c.relaxed_simd_enabled = false;
     c.threads_enabled = false;
     c.tail_call_enabled = false;
@@ -126,6 +132,16 @@ pub fn generate(seed: u64) -> Vec<u8> {
 
 /// Like [`generate`], with an explicit fuel amount.
 pub fn generate_with_fuel(seed: u64, fuel: u32) -> Vec<u8> {
+    generate_with(seed, fuel, false)
+}
+
+/// Like [`generate`], with 128-bit SIMD (for the interpreter against wasmi).
+pub fn generate_simd(seed: u64) -> Vec<u8> {
+    generate_with(seed, DEFAULT_FUEL, true)
+}
+
+/// Like [`generate_with_fuel`], with SIMD instructions when `simd`.
+pub fn generate_with(seed: u64, fuel: u32, simd: bool) -> Vec<u8> {
     // `wasm-smith` gives up on some inputs (when the minimum counts cannot be
     // met): then derive a new input from the seed, deterministically.
     let mut state = seed;
@@ -135,7 +151,7 @@ pub fn generate_with_fuel(seed: u64, fuel: u32) -> Vec<u8> {
             data.extend_from_slice(&splitmix64(&mut state).to_le_bytes());
         }
         let mut u = arbitrary::Unstructured::new(&data);
-        let Ok(mut module) = wasm_smith::Module::new(config(seed % 2 == 1), &mut u) else {
+        let Ok(mut module) = wasm_smith::Module::new(config_with(seed % 2 == 1, simd), &mut u) else {
             continue;
         };
         module
@@ -366,7 +382,7 @@ pub fn failure_dir() -> PathBuf {
 /// module is written to [`failure_dir`]`/<seed>.wasm`. A panic in either
 /// engine is reported as a mismatch too.
 pub fn run_seed(seed: u64) -> Result<RunStats, Mismatch> {
-    let bytes = generate(seed);
+    let bytes = generate_simd(seed);
     let r = std::panic::catch_unwind(|| run_differential_stats(&bytes)).unwrap_or_else(|p| {
         let msg = p
             .downcast_ref::<String>()
@@ -418,6 +434,8 @@ fn wasmi_engine() -> wasmi::Engine {
         .wasm_multi_value(true)
         .wasm_bulk_memory(true)
         .wasm_reference_types(true)
+        .wasm_simd(true)
+        .wasm_relaxed_simd(false)
         .wasm_multi_memory(false)
         .wasm_tail_call(false)
         .wasm_extended_const(false)
@@ -581,8 +599,13 @@ fn arg_vectors(params: &[wasmi::ValType], salt: u64) -> Vec<Vec<Value>> {
                     (T::F64, _) => Value::F64(r),
                     (T::FuncRef, _) => Value::FuncRef(None),
                     (T::ExternRef, _) => Value::ExternRef(None),
-                    #[allow(unreachable_patterns)]
-                    _ => Value::I32(0), // V128: never generated (SIMD is off)
+                    (T::V128, 0) => Value::V128(0),
+                    (T::V128, 1) => Value::V128(small as u128 * 0x0001_0002_0003_0004_0005_0006_0007_0008),
+                    (T::V128, 2) => Value::V128(u128::MAX),
+                    // f32x4 NaNs and infinities, i8 lanes at their extremes.
+                    (T::V128, 3) => Value::V128(0x7fc0_0000_ff80_0000_7f80_0000_8000_0000),
+                    (T::V128, 4) => Value::V128(0x7f80_7f80_8000_8000_0102_0304_fffe_8001),
+                    (T::V128, _) => Value::V128((r as u128) << 64 | splitmix64(&mut rng) as u128),
                 }
             })
             .collect();
@@ -768,6 +791,28 @@ mod tests {
             let a = generate(seed);
             assert_eq!(a, generate(seed));
             interp::Module::new(&a).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        }
+    }
+
+    /// The interp-vs-wasmi modules use SIMD (a wasmi without SIMD refuses
+    /// many of them), and they run in both engines alike.
+    #[test]
+    fn simd_modules_are_generated_and_agree() {
+        let mut c = wasmi::Config::default();
+        c.wasm_simd(false);
+        let no_simd = wasmi::Engine::new(&c);
+        let mut with_simd = 0;
+        for seed in 0..30 {
+            let bytes = generate_simd(seed);
+            if wasmi::Module::new(&no_simd, &bytes[..]).is_err() {
+                with_simd += 1;
+            }
+            run_differential(&bytes).unwrap_or_else(|m| panic!("seed {seed}: {m}"));
+        }
+        assert!(with_simd >= 10, "{with_simd} of 30 modules use SIMD");
+        // The AOT fuzzer's modules stay without SIMD.
+        for seed in 0..10 {
+            assert!(wasmi::Module::new(&no_simd, &generate(seed)[..]).is_ok(), "seed {seed}");
         }
     }
 

@@ -8,13 +8,15 @@
 
 use crate::error::Error;
 use crate::instr::{BrTarget, FuncCode, Instr, PointInfo, NULL_REF};
+use crate::simd::simd_op;
+use crate::store::{slot_len, slots_of};
 use wanco_state::liveness::LiveSet;
 use wanco_state::module::ModuleInfo;
 use wanco_state::ValType;
 use wasmparser::{BlockType, FrameKind, FuncValidator, FunctionBody, Operator, ValidatorResources};
 
-/// Convert a wasmparser value type into ours (`v128` and typed references are
-/// not supported).
+/// Convert a wasmparser value type into ours (typed references are not
+/// supported).
 pub(crate) fn conv_valtype(ty: wasmparser::ValType, offset: usize) -> Result<ValType, Error> {
     use wasmparser::ValType as W;
     Ok(match ty {
@@ -24,12 +26,7 @@ pub(crate) fn conv_valtype(ty: wasmparser::ValType, offset: usize) -> Result<Val
         W::F64 => ValType::F64,
         W::Ref(r) if r == wasmparser::RefType::FUNCREF => ValType::FuncRef,
         W::Ref(r) if r == wasmparser::RefType::EXTERNREF => ValType::ExternRef,
-        W::V128 => {
-            return Err(Error::new(
-                offset,
-                "unsupported value type v128: the SIMD proposal is not supported",
-            ))
-        }
+        W::V128 => ValType::V128,
         W::Ref(_) => {
             return Err(Error::new(
                 offset,
@@ -76,21 +73,54 @@ struct Translator<'m> {
     instrs: Vec<Instr>,
     br_tables: Vec<BrTarget>,
     ctl: Vec<Ctl>,
+    /// Slots of all locals.
     num_locals: u32,
+    /// Types of all locals, parameters first.
+    local_types: Vec<ValType>,
+    /// Slot (relative to `fp`) of each local.
+    local_slot: Vec<u32>,
     loops: Vec<PointInfo>,
     calls: Vec<PointInfo>,
+    /// Constants of `v128.const` / `i8x16.shuffle`.
+    v128_consts: Vec<u128>,
+    /// Whether the body uses a SIMD operator or a `v128` local or global.
+    uses_v128: bool,
 }
 
-fn block_arity(info: &ModuleInfo, bt: BlockType) -> (u32, u32) {
+/// Slots of the parameters and of the results of a block of type `bt`.
+fn block_arity(info: &ModuleInfo, bt: BlockType) -> (u32, u32, u32) {
     match bt {
-        BlockType::Empty => (0, 0),
-        BlockType::Type(_) => (0, 1),
+        BlockType::Empty => (0, 0, 0),
+        BlockType::Type(t) => (0, 1, if t == wasmparser::ValType::V128 { 2 } else { 1 }),
         BlockType::FuncType(i) => info
             .types
             .get(i as usize)
-            .map(|t| (t.params.len() as u32, t.results.len() as u32))
-            .unwrap_or((0, 0)),
+            .map(|t| {
+                (
+                    slot_len(&t.params) as u32,
+                    t.results.len() as u32,
+                    slot_len(&t.results) as u32,
+                )
+            })
+            .unwrap_or((0, 0, 0)),
     }
+}
+
+/// Number of parameters of a block of type `bt`.
+fn block_params(info: &ModuleInfo, bt: BlockType) -> u32 {
+    match bt {
+        BlockType::FuncType(i) => info
+            .types
+            .get(i as usize)
+            .map(|t| t.params.len() as u32)
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Whether the operand at `depth` from the top of the validator's stack is a `v128`.
+fn operand_is_v128(v: &FuncValidator<ValidatorResources>, depth: usize) -> bool {
+    matches!(v.get_operand_type(depth), Some(Some(wasmparser::ValType::V128)))
 }
 
 /// Types of the bottom `count` entries of the validator's operand stack.
@@ -157,11 +187,12 @@ impl<'m> Translator<'m> {
         height: u32,
     ) -> Option<(usize, BrTarget, bool)> {
         let frame = v.get_control_frame(depth as usize)?;
-        let (params, results) = block_arity(self.info, frame.block_type);
-        let keep = if frame.kind == FrameKind::Loop {
-            params
+        let (param_slots, results, result_slots) = block_arity(self.info, frame.block_type);
+        let params = block_params(self.info, frame.block_type);
+        let (keep, keep_slots) = if frame.kind == FrameKind::Loop {
+            (params, param_slots)
         } else {
-            results
+            (results, result_slots)
         };
         let ctl = self.ctl.len().checked_sub(1 + depth as usize)?;
         let to = if self.ctl[ctl].kind == CtlKind::Loop {
@@ -171,12 +202,18 @@ impl<'m> Translator<'m> {
         };
         let fh = frame.height as u32;
         let adjust = height != fh + keep;
+        // The frame's height in slots: the slots of the bottom `fh` operands.
+        let base_slots = if self.uses_v128 {
+            slot_len(&stack_types(v, fh)) as u32
+        } else {
+            fh
+        };
         Some((
             ctl,
             BrTarget {
                 to,
-                keep,
-                base: self.num_locals + fh,
+                keep: keep_slots,
+                base: self.num_locals + base_slots,
             },
             adjust,
         ))
@@ -201,7 +238,6 @@ pub(crate) fn translate(
         .func_type(func_index)
         .ok_or_else(|| Error::new(body_offset, "function without a type"))?;
     let num_params = fty.params.len() as u32;
-    let num_results = fty.results.len() as u32;
     let mut local_types: Vec<ValType> = fty.params.clone();
 
     let mut locals = body.get_locals_reader()?;
@@ -212,10 +248,28 @@ pub(crate) fn translate(
         let t = conv_valtype(ty, offset as usize)?;
         local_types.extend(std::iter::repeat_n(t, count as usize));
     }
-    let local_inits: Vec<u64> = local_types[num_params as usize..]
-        .iter()
-        .map(|t| default_slot(*t))
-        .collect();
+    let mut local_inits: Vec<u64> = Vec::new();
+    for t in &local_types[num_params as usize..] {
+        local_inits.push(default_slot(*t));
+        if *t == ValType::V128 {
+            local_inits.push(0);
+        }
+    }
+    let mut local_slot = Vec::with_capacity(local_types.len());
+    let mut at = 0u32;
+    for t in &local_types {
+        local_slot.push(at);
+        at += slots_of(*t) as u32;
+    }
+    // Whether `v128` values may be on the operand stack: then heights in
+    // slots differ from heights in values.
+    let uses_v128 = local_types.contains(&ValType::V128)
+        || info
+            .types
+            .iter()
+            .any(|t| t.params.contains(&ValType::V128) || t.results.contains(&ValType::V128))
+        || (0..info.num_globals() as u32)
+            .any(|g| info.global_type(g).is_some_and(|g| g.ty == ValType::V128));
 
     let mut t = Translator {
         info,
@@ -227,9 +281,13 @@ pub(crate) fn translate(
             fixups: Vec::new(),
             else_jump: None,
         }],
-        num_locals: local_types.len() as u32,
+        num_locals: at,
+        local_types: local_types.clone(),
+        local_slot,
         loops: Vec::new(),
         calls: Vec::new(),
+        v128_consts: Vec::new(),
+        uses_v128,
     };
     let mut max_stack = 0u32;
 
@@ -253,14 +311,18 @@ pub(crate) fn translate(
         p.live = live.at_call(p.offset).cloned().unwrap_or_else(all);
     }
 
+    // A `v128` takes two slots.
+    let max_stack = if t.uses_v128 { 2 * max_stack } else { max_stack };
     Ok(FuncCode {
         instrs: t.instrs,
         br_tables: t.br_tables,
-        num_params,
-        num_results,
+        param_slots: slot_len(&fty.params) as u32,
+        result_slots: slot_len(&fty.results) as u32,
+        local_slots: t.num_locals,
         local_types,
         local_inits,
-        max_stack: max_stack + 1,
+        max_stack: max_stack + 2,
+        v128_consts: t.v128_consts,
         body_offset: body_offset as u32,
         loops: t.loops,
         calls: t.calls,
@@ -268,7 +330,7 @@ pub(crate) fn translate(
     })
 }
 
-fn mem_offset(m: &wasmparser::MemArg, offset: usize) -> Result<u32, Error> {
+pub(crate) fn mem_offset(m: &wasmparser::MemArg, offset: usize) -> Result<u32, Error> {
     u32::try_from(m.offset).map_err(|_| {
         Error::new(
             offset,
@@ -404,6 +466,17 @@ fn translate_op(
             });
             return Ok(());
         }
+        O::Drop if operand_is_v128(v, 0) => {
+            v.op(offset, op)?;
+            t.emit(I::Drop);
+            t.emit(I::Drop);
+            return Ok(());
+        }
+        O::Select | O::TypedSelect { .. } if operand_is_v128(v, 1) => {
+            v.op(offset, op)?;
+            t.emit(I::SelectV128);
+            return Ok(());
+        }
         _ => {}
     }
 
@@ -460,11 +533,37 @@ fn translate_op(
         O::Return => I::Return,
         O::Drop => I::Drop,
         O::Select | O::TypedSelect { .. } => I::Select,
-        O::LocalGet { local_index } => I::LocalGet(*local_index),
-        O::LocalSet { local_index } => I::LocalSet(*local_index),
-        O::LocalTee { local_index } => I::LocalTee(*local_index),
-        O::GlobalGet { global_index } => I::GlobalGet(*global_index),
-        O::GlobalSet { global_index } => I::GlobalSet(*global_index),
+        O::LocalGet { local_index } | O::LocalSet { local_index } | O::LocalTee { local_index } => {
+            let i = *local_index as usize;
+            let s = t.local_slot[i];
+            let v128 = t.local_types[i] == ValType::V128;
+            match (op, v128) {
+                (O::LocalGet { .. }, false) => I::LocalGet(s),
+                (O::LocalSet { .. }, false) => I::LocalSet(s),
+                (_, false) => I::LocalTee(s),
+                (O::LocalGet { .. }, true) => {
+                    t.emit(I::LocalGet(s));
+                    I::LocalGet(s + 1)
+                }
+                (O::LocalSet { .. }, true) => {
+                    t.emit(I::LocalSet(s + 1));
+                    I::LocalSet(s)
+                }
+                (_, true) => I::LocalTeeV128(s),
+            }
+        }
+        O::GlobalGet { global_index } | O::GlobalSet { global_index } => {
+            let v128 = t
+                .info
+                .global_type(*global_index)
+                .is_some_and(|g| g.ty == ValType::V128);
+            match (op, v128) {
+                (O::GlobalGet { .. }, false) => I::GlobalGet(*global_index),
+                (_, false) => I::GlobalSet(*global_index),
+                (O::GlobalGet { .. }, true) => I::GlobalGetV128(*global_index),
+                (_, true) => I::GlobalSetV128(*global_index),
+            }
+        }
         O::TableGet { table } => I::TableGet(*table),
         O::TableSet { table } => I::TableSet(*table),
         O::TableSize { table } => I::TableSize(*table),
@@ -524,12 +623,18 @@ fn translate_op(
         | O::F64ReinterpretI64 => return Ok(()),
         other => match simple(other) {
             Some(i) => i,
-            None => {
-                return Err(Error::new(
-                    off,
-                    "unsupported operator: expected a Wasm 2.0 (non-SIMD) instruction",
-                ))
-            }
+            None => match simd_op(other, &mut t.v128_consts, off)? {
+                Some((op, lane, imm)) => {
+                    t.uses_v128 = true;
+                    I::Simd { op, lane, imm }
+                }
+                None => {
+                    return Err(Error::new(
+                        off,
+                        "unsupported operator: expected a Wasm 2.0 instruction",
+                    ))
+                }
+            },
         },
     };
     t.emit(instr);

@@ -45,7 +45,7 @@ fn from_bool(b: bool) -> u64 {
 
 /// Bounds-checked read of `N` bytes at `addr + off`.
 #[inline(always)]
-fn load<const N: usize>(mem: &[u8], addr: u64, off: u32) -> Result<[u8; N], TrapCode> {
+pub(crate) fn load<const N: usize>(mem: &[u8], addr: u64, off: u32) -> Result<[u8; N], TrapCode> {
     let ea = (addr as u32 as u64) + off as u64;
     let end = ea + N as u64;
     if end > mem.len() as u64 {
@@ -58,7 +58,7 @@ fn load<const N: usize>(mem: &[u8], addr: u64, off: u32) -> Result<[u8; N], Trap
 
 /// Bounds-checked write of `N` bytes at `addr + off`.
 #[inline(always)]
-fn store<const N: usize>(mem: &mut [u8], addr: u64, off: u32, b: [u8; N]) -> Result<(), TrapCode> {
+pub(crate) fn store<const N: usize>(mem: &mut [u8], addr: u64, off: u32, b: [u8; N]) -> Result<(), TrapCode> {
     let ea = (addr as u32 as u64) + off as u64;
     let end = ea + N as u64;
     if end > mem.len() as u64 {
@@ -253,7 +253,7 @@ impl Store {
                         pc = e.to as usize;
                     }
                     Instr::Return => {
-                        let n = f.num_results as usize;
+                        let n = f.result_slots as usize;
                         let st = &mut *stack;
                         let sp = st.len();
                         if sp - n != fp {
@@ -290,6 +290,43 @@ impl Store {
                         if c == 0 {
                             top!() = b;
                         }
+                    }
+                    Instr::SelectV128 => {
+                        let c = pop!() as u32;
+                        let st = &mut *stack;
+                        let sp = st.len();
+                        if c == 0 {
+                            st.copy_within(sp - 2..sp, sp - 4);
+                        }
+                        st.truncate(sp - 2);
+                    }
+                    Instr::LocalTeeV128(i) => {
+                        let sp = stack.len();
+                        let (lo, hi) = (stack[sp - 2], stack[sp - 1]);
+                        stack[fp + i as usize] = lo;
+                        stack[fp + i as usize + 1] = hi;
+                    }
+                    Instr::GlobalGetV128(i) => {
+                        let g = self.instances[inst].globals[i as usize];
+                        let g = &self.globals[g as usize];
+                        let (lo, hi) = (g.value, g.hi);
+                        push!(lo);
+                        push!(hi);
+                    }
+                    Instr::GlobalSetV128(i) => {
+                        let hi = pop!();
+                        let lo = pop!();
+                        let g = self.instances[inst].globals[i as usize];
+                        let g = &mut self.globals[g as usize];
+                        g.value = lo;
+                        g.hi = hi;
+                    }
+                    Instr::Simd { op, lane, imm } => {
+                        let m: &mut [u8] = match self.mems.get_mut(mem) {
+                            Some(m) => &mut m.data,
+                            None => &mut [],
+                        };
+                        crate::simd::exec(op, lane, imm, stack, m, &f.v128_consts)?;
                     }
                     Instr::LocalGet(i) => {
                         let v = stack[fp + i as usize];

@@ -9,6 +9,11 @@
 //!
 //! Locals are addressed relative to the frame pointer `fp` (the index in the
 //! value stack of local 0). Branch "bases" are relative to `fp` as well.
+//!
+//! The value stack is made of 8-byte slots; a `v128` takes two (low half at
+//! the lower index, see [`crate::simd`]). Local indices, branch bases and
+//! `keep` counts of instructions are in slots, so scalar code runs exactly
+//! as without SIMD.
 
 use wanco_state::liveness::LiveSet;
 use wanco_state::ValType;
@@ -61,6 +66,21 @@ pub(crate) enum Instr {
     // ---- parametric / variables ----
     Drop,
     Select,
+    /// `select` of two `v128`s.
+    SelectV128,
+    /// `local.tee` of a `v128` local (whose low slot is the operand).
+    LocalTeeV128(u32),
+    /// `global.get` of a `v128` global.
+    GlobalGetV128(u32),
+    /// `global.set` of a `v128` global.
+    GlobalSetV128(u32),
+    /// A SIMD operator: `lane` is its lane index, `imm` its static memory
+    /// offset or the index of its `v128` in [`FuncCode::v128_consts`].
+    Simd {
+        op: crate::simd::SimdOp,
+        lane: u8,
+        imm: u32,
+    },
     LocalGet(u32),
     LocalSet(u32),
     LocalTee(u32),
@@ -289,16 +309,20 @@ pub(crate) struct FuncCode {
     pub instrs: Vec<Instr>,
     /// Entries of every `br_table`, default last.
     pub br_tables: Vec<BrTarget>,
-    /// Number of parameters.
-    pub num_params: u32,
-    /// Number of results.
-    pub num_results: u32,
+    /// Number of value-stack slots of the parameters.
+    pub param_slots: u32,
+    /// Number of value-stack slots of the results.
+    pub result_slots: u32,
     /// Types of all locals, parameters first.
     pub local_types: Vec<ValType>,
+    /// Number of value-stack slots of all locals.
+    pub local_slots: u32,
     /// Initial slot values of the non-parameter locals.
     pub local_inits: Vec<u64>,
-    /// Largest operand stack height the body reaches.
+    /// Largest operand stack height (in slots) the body reaches, or more.
     pub max_stack: u32,
+    /// Constants of `v128.const` and lane indices of `i8x16.shuffle`.
+    pub v128_consts: Vec<u128>,
     /// Byte offset in the module of the body (just after its size field):
     /// the code offset of the function-entry migration point.
     pub body_offset: u32,

@@ -1,9 +1,10 @@
 //! `wanco-interp`: the reference interpreter of wanco.
 //!
-//! It executes WebAssembly 2.0 without SIMD (MVP, mutable globals,
-//! sign-extension, non-trapping float-to-int, multi-value, bulk memory,
-//! reference types) and is the semantic yardstick the compiled code is
-//! compared against.
+//! It executes WebAssembly 2.0 (MVP, mutable globals, sign-extension,
+//! non-trapping float-to-int, multi-value, bulk memory, reference types,
+//! 128-bit SIMD) and is the semantic yardstick the compiled code is compared
+//! against. Later proposals (relaxed SIMD, multiple memories, ...) are
+//! refused by validation with the feature and offset named.
 //!
 //! # Design
 //!
@@ -55,6 +56,7 @@ mod exec;
 mod instr;
 mod module;
 mod num;
+mod simd;
 pub mod snapshot;
 pub mod state;
 mod store;

@@ -19,8 +19,8 @@ use wasmparser::{
 pub enum WasmVersion {
     /// WebAssembly 1.0: the MVP plus mutable-global import/export.
     V1,
-    /// WebAssembly 2.0 without SIMD: adds sign-extension, non-trapping
-    /// float-to-int, multi-value, bulk memory and reference types.
+    /// WebAssembly 2.0: adds sign-extension, non-trapping float-to-int,
+    /// multi-value, bulk memory, reference types and 128-bit SIMD.
     #[default]
     V2,
 }
@@ -30,7 +30,7 @@ impl WasmVersion {
     pub fn features(self) -> WasmFeatures {
         match self {
             WasmVersion::V1 => WasmFeatures::WASM1,
-            WasmVersion::V2 => WasmFeatures::WASM2.difference(WasmFeatures::SIMD),
+            WasmVersion::V2 => WasmFeatures::WASM2,
         }
     }
 }
@@ -47,19 +47,34 @@ pub(crate) struct ModuleInner {
     pub info: ModuleInfo,
     /// Translated bodies of the defined functions.
     pub code: Vec<FuncCode>,
+    /// `v128.const` initialisers of the defined globals (by defined-global
+    /// index; `None` for the others). [`ConstExpr`] has no `v128` form, so
+    /// such a global's `init` in `info` is a placeholder `i64.const 0`.
+    pub v128_inits: Vec<Option<u128>>,
+}
+
+impl ModuleInner {
+    /// The `v128.const` initialiser of defined global `def`, if it has one.
+    pub fn v128_global_init(&self, def: usize) -> Option<u128> {
+        self.v128_inits.get(def).copied().flatten()
+    }
 }
 
 impl Module {
-    /// Decode, validate (WebAssembly 2.0 without SIMD) and translate a module.
+    /// Decode, validate (WebAssembly 2.0) and translate a module.
     pub fn new(bytes: &[u8]) -> Result<Module, Error> {
         Module::with_version(bytes, WasmVersion::V2)
     }
 
     /// Like [`Module::new`], checking against the given spec version.
     pub fn with_version(bytes: &[u8], version: WasmVersion) -> Result<Module, Error> {
-        let (info, code) = load(bytes, version.features())?;
+        let (info, code, v128_inits) = load(bytes, version.features())?;
         Ok(Module {
-            inner: Arc::new(ModuleInner { info, code }),
+            inner: Arc::new(ModuleInner {
+                info,
+                code,
+                v128_inits,
+            }),
         })
     }
 
@@ -93,6 +108,15 @@ impl Module {
             .get(def as usize)
             .map(|c| c.loops.iter().map(|p| p.offset).collect())
             .unwrap_or_default()
+    }
+}
+
+/// The value of a constant expression that is a single `v128.const`.
+fn v128_const(expr: &wasmparser::ConstExpr<'_>) -> Option<u128> {
+    let mut r = expr.get_operators_reader();
+    match (r.read().ok()?, r.read().ok()?) {
+        (Operator::V128Const { value }, Operator::End) => Some(value.i128() as u128),
+        _ => None,
     }
 }
 
@@ -154,7 +178,10 @@ fn global_type(t: &wasmparser::GlobalType, offset: usize) -> Result<GlobalType, 
     })
 }
 
-fn load(bytes: &[u8], features: WasmFeatures) -> Result<(ModuleInfo, Vec<FuncCode>), Error> {
+type Loaded = (ModuleInfo, Vec<FuncCode>, Vec<Option<u128>>);
+
+fn load(bytes: &[u8], features: WasmFeatures) -> Result<Loaded, Error> {
+    let mut v128_inits = Vec::new();
     let mut validator = Validator::new_with_features(features);
     let mut parser = Parser::new(0);
     parser.set_features(features);
@@ -262,9 +289,15 @@ fn load(bytes: &[u8], features: WasmFeatures) -> Result<(ModuleInfo, Vec<FuncCod
                 for g in r.clone().into_iter_with_offsets() {
                     let (off, g) = g?;
                     let off = off as usize;
+                    let v128 = v128_const(&g.init_expr);
+                    let init = match v128 {
+                        Some(_) => ConstExpr::I64(0),
+                        None => const_expr(&g.init_expr)?,
+                    };
+                    v128_inits.push(v128);
                     info.globals.push(Global {
                         ty: global_type(&g.ty, off)?,
-                        init: const_expr(&g.init_expr)?,
+                        init,
                     });
                 }
             }
@@ -365,5 +398,5 @@ fn load(bytes: &[u8], features: WasmFeatures) -> Result<(ModuleInfo, Vec<FuncCod
             code.push(translate(&info, index, &body, v)?);
         }
     }
-    Ok((info, code))
+    Ok((info, code, v128_inits))
 }

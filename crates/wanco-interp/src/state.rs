@@ -25,7 +25,9 @@
 
 use crate::error::Error;
 use crate::instr::{FuncCode, Instr, PointInfo};
-use crate::store::{slot_to_value, value_to_slot, Activation, Frame, FuncKind, Instance, Store};
+use crate::store::{
+    slot_len, slots_of, slots_to_value, value_slots, Activation, Frame, FuncKind, Instance, Store,
+};
 use wanco_state::{ValType, Value};
 
 /// What kind of point a frame is stopped at.
@@ -88,9 +90,10 @@ impl Store {
             .map(|i| i as u32)
     }
 
-    /// Typed value of a slot, funcrefs as function indices of `inst`.
-    fn neutral_value(&self, inst: u32, slot: u64, ty: ValType) -> Result<Value, Error> {
-        match slot_to_value(slot, ty) {
+    /// Typed value of the first slot(s) of `slots`, funcrefs as function
+    /// indices of `inst`.
+    fn neutral_value(&self, inst: u32, slots: &[u64], ty: ValType) -> Result<Value, Error> {
+        match slots_to_value(slots, ty) {
             Value::FuncRef(Some(addr)) => self
                 .func_index_of(inst, addr)
                 .map(|i| Value::FuncRef(Some(i)))
@@ -104,7 +107,38 @@ impl Store {
         }
     }
 
-    fn store_slot(&self, inst: u32, v: Value, ty: ValType, what: &str) -> Result<u64, Error> {
+    /// Typed values of types `tys` laid out in `slots`.
+    fn neutral_values(&self, inst: u32, slots: &[u64], tys: &[ValType]) -> Result<Vec<Value>, Error> {
+        let mut at = 0;
+        tys.iter()
+            .map(|t| {
+                let v = self.neutral_value(inst, &slots[at..], *t);
+                at += slots_of(*t);
+                v
+            })
+            .collect()
+    }
+
+    /// Append the slot(s) of `v` (checked to be of type `ty`) to `out`.
+    fn push_slots(
+        &self,
+        out: &mut Vec<u64>,
+        inst: u32,
+        v: Value,
+        ty: ValType,
+        what: &str,
+    ) -> Result<(), Error> {
+        let [lo, hi] = self.store_slot(inst, v, ty, what)?;
+        out.push(lo);
+        if ty == ValType::V128 {
+            out.push(hi);
+        }
+        Ok(())
+    }
+
+    /// The slots of `v` (checked to be of type `ty`; the second only
+    /// meaningful for `v128`), funcrefs as store addresses.
+    fn store_slot(&self, inst: u32, v: Value, ty: ValType, what: &str) -> Result<[u64; 2], Error> {
         if v.ty() != ty {
             return Err(Error::new(
                 0,
@@ -115,9 +149,9 @@ impl Store {
             Value::FuncRef(Some(i)) => self.instances[inst as usize]
                 .funcs
                 .get(i as usize)
-                .map(|a| *a as u64)
+                .map(|a| [*a as u64, 0])
                 .ok_or_else(|| Error::new(0, format!("{what}: no function {i}"))),
-            v => Ok(value_to_slot(v)),
+            v => Ok(value_slots(v)),
         }
     }
 
@@ -162,37 +196,37 @@ impl Store {
                     (PointKind::Call, p.offset, &p.stack, &p.live)
                 };
             let fp = fr.fp as usize;
-            let nl = code.local_types.len();
+            let nl = code.local_slots as usize;
             let slots = &self.exec.stack[fp + nl..end];
-            if slots.len() != types.len() {
+            if slots.len() != slot_len(types) {
                 return Err(Error::new(
                     offset as usize,
                     format!(
-                        "internal: operand stack has {} values, the point expects {}",
+                        "internal: operand stack has {} slots, the point expects {}",
                         slots.len(),
-                        types.len()
+                        slot_len(types)
                     ),
                 ));
             }
             // A local dead at the point (never read before being written
             // from it) is zero, as in every engine's snapshot.
-            let locals = self.exec.stack[fp..fp + nl]
+            let local_slots = &self.exec.stack[fp..fp + nl];
+            let mut at = 0;
+            let locals = code
+                .local_types
                 .iter()
-                .zip(&code.local_types)
                 .enumerate()
-                .map(|(i, (s, t))| {
+                .map(|(i, t)| {
+                    let s = &local_slots[at..];
+                    at += slots_of(*t);
                     if live.contains(i) {
-                        self.neutral_value(instance, *s, *t)
+                        self.neutral_value(instance, s, *t)
                     } else {
                         Ok(Value::default_of(*t))
                     }
                 })
                 .collect::<Result<_, _>>()?;
-            let stack = slots
-                .iter()
-                .zip(types)
-                .map(|(s, t)| self.neutral_value(instance, *s, *t))
-                .collect::<Result<_, _>>()?;
+            let stack = self.neutral_values(instance, slots, types)?;
             let info = &self.instances[instance as usize].module.info;
             out.push(FrameState {
                 instance: Instance(instance),
@@ -323,10 +357,10 @@ impl Store {
             }
             let fp = stack.len() as u32;
             for (v, t) in fs.locals.iter().zip(&code.local_types) {
-                stack.push(self.store_slot(inst, *v, *t, &what)?);
+                self.push_slots(&mut stack, inst, *v, *t, &what)?;
             }
             for (v, t) in fs.stack.iter().zip(types) {
-                stack.push(self.store_slot(inst, *v, *t, &what)?);
+                self.push_slots(&mut stack, inst, *v, *t, &what)?;
             }
             built.push(Frame { func: addr, fp, pc });
         }
@@ -349,7 +383,7 @@ impl Store {
             .iter()
             .map(|g| {
                 let g = &self.globals[*g as usize];
-                self.neutral_value(instance.0, g.value, g.ty.ty)
+                self.neutral_value(instance.0, &g.slots(), g.ty.ty)
             })
             .collect::<Result<_, _>>()?;
         let tables = d
@@ -359,7 +393,7 @@ impl Store {
                 let t = &self.tables[*t as usize];
                 t.data
                     .iter()
-                    .map(|s| self.neutral_value(instance.0, *s, t.elem))
+                    .map(|s| self.neutral_value(instance.0, std::slice::from_ref(s), t.elem))
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<_, _>>()?;
@@ -411,15 +445,17 @@ impl Store {
             let ty = table.elem;
             tvals.push(
                 t.iter()
-                    .map(|v| self.store_slot(inst, *v, ty, &format!("table {i}")))
+                    .map(|v| self.store_slot(inst, *v, ty, &format!("table {i}")).map(|s| s[0]))
                     .collect::<Result<Vec<_>, _>>()?,
             );
         }
         let d = &self.instances[inst as usize];
         let (gaddrs, taddrs, maddr) =
             (d.globals.clone(), d.tables.clone(), d.mems.first().copied());
-        for (a, v) in gaddrs.iter().zip(gvals) {
-            self.globals[*a as usize].value = v;
+        for (a, [lo, hi]) in gaddrs.iter().zip(gvals) {
+            let g = &mut self.globals[*a as usize];
+            g.value = lo;
+            g.hi = hi;
         }
         for (a, v) in taddrs.iter().zip(tvals) {
             self.tables[*a as usize].data = v;

@@ -86,7 +86,17 @@ impl MemInst {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GlobalInst {
     pub ty: GlobalType,
+    /// The value's slot (for `v128`: its low 64 bits).
     pub value: u64,
+    /// The high 64 bits of a `v128` (0 for other types).
+    pub hi: u64,
+}
+
+impl GlobalInst {
+    /// The global's value as slots (one, or two for `v128`).
+    pub fn slots(&self) -> [u64; 2] {
+        [self.value, self.hi]
+    }
 }
 
 pub(crate) struct InstanceData {
@@ -207,7 +217,62 @@ pub(crate) fn slot_to_value(slot: u64, ty: ValType) -> Value {
         ValType::F64 => Value::F64(slot),
         ValType::FuncRef => Value::FuncRef((slot != NULL_REF).then_some(slot as u32)),
         ValType::ExternRef => Value::ExternRef((slot != NULL_REF).then_some(slot)),
-        ValType::V128 => unreachable!("v128 never reaches a 64-bit slot: validation refuses SIMD"),
+        // A v128 takes two slots: read with `slots_to_value`.
+        ValType::V128 => Value::V128(slot as u128),
+    }
+}
+
+/// Number of 8-byte value-stack slots a value of type `ty` takes: two for
+/// `v128` (low half first, at the lower index), one for the others.
+#[inline(always)]
+pub(crate) fn slots_of(ty: ValType) -> usize {
+    if ty == ValType::V128 {
+        2
+    } else {
+        1
+    }
+}
+
+/// Number of slots of values of types `tys`.
+pub(crate) fn slot_len(tys: &[ValType]) -> usize {
+    tys.iter().map(|t| slots_of(*t)).sum()
+}
+
+/// The typed value held by the first slot(s) of `s`.
+pub(crate) fn slots_to_value(s: &[u64], ty: ValType) -> Value {
+    if ty == ValType::V128 {
+        Value::V128(s[0] as u128 | (s[1] as u128) << 64)
+    } else {
+        slot_to_value(s[0], ty)
+    }
+}
+
+/// Values of types `tys` laid out in slots `s`.
+pub(crate) fn read_values(s: &[u64], tys: &[ValType]) -> Vec<Value> {
+    let mut at = 0;
+    tys.iter()
+        .map(|t| {
+            let v = slots_to_value(&s[at..], *t);
+            at += slots_of(*t);
+            v
+        })
+        .collect()
+}
+
+/// The slots of `v` (the second is only meaningful for `v128`).
+pub(crate) fn value_slots(v: Value) -> [u64; 2] {
+    match v {
+        Value::V128(x) => [x as u64, (x >> 64) as u64],
+        v => [value_to_slot(v), 0],
+    }
+}
+
+/// Append the slot(s) of `v`.
+pub(crate) fn push_value(out: &mut Vec<u64>, v: Value) {
+    let [lo, hi] = value_slots(v);
+    out.push(lo);
+    if v.ty() == ValType::V128 {
+        out.push(hi);
     }
 }
 
@@ -220,7 +285,8 @@ pub(crate) fn value_to_slot(v: Value) -> u64 {
         Value::F64(b) => b,
         Value::FuncRef(r) => r.map(|a| a as u64).unwrap_or(NULL_REF),
         Value::ExternRef(r) => r.unwrap_or(NULL_REF),
-        Value::V128(_) => unreachable!("v128 never reaches a 64-bit slot: validation refuses SIMD"),
+        // The low half; `value_slots` gives both.
+        Value::V128(x) => x as u64,
     }
 }
 
@@ -286,10 +352,8 @@ impl Store {
     /// Create a global and make it importable as `module.name`.
     pub fn define_global(&mut self, module: &str, name: &str, ty: GlobalType, v: Value) -> Extern {
         let addr = self.globals.len() as u32;
-        self.globals.push(GlobalInst {
-            ty,
-            value: value_to_slot(v),
-        });
+        let [value, hi] = value_slots(v);
+        self.globals.push(GlobalInst { ty, value, hi });
         let ext = Extern::Global(addr);
         self.define(module, name, ext);
         ext
@@ -503,10 +567,16 @@ impl Store {
                 data: vec![0; (l.min * PAGE_SIZE) as usize],
             });
         }
-        for g in &info.globals {
-            let value = self.eval_const(&g.init, &globals, &funcs);
+        for (def, g) in info.globals.iter().enumerate() {
+            let [value, hi] = match m.v128_global_init(def) {
+                Some(x) => [x as u64, (x >> 64) as u64],
+                None => match g.init {
+                    ConstExpr::GlobalGet(i) => self.globals[globals[i as usize] as usize].slots(),
+                    _ => [self.eval_const(&g.init, &globals, &funcs), 0],
+                },
+            };
             globals.push(self.globals.len() as u32);
-            self.globals.push(GlobalInst { ty: g.ty, value });
+            self.globals.push(GlobalInst { ty: g.ty, value, hi });
         }
         let elems: Vec<Vec<u64>> = info
             .elems
@@ -745,9 +815,9 @@ impl Store {
         }
         let base_sp = self.exec.stack.len();
         let base_frames = self.exec.frames.len();
-        self.exec
-            .stack
-            .extend(args.iter().map(|a| value_to_slot(*a)));
+        for a in args {
+            push_value(&mut self.exec.stack, *a);
+        }
         self.exec.activations.push(Activation {
             base_frames,
             base_sp,
@@ -780,11 +850,7 @@ impl Store {
     /// Pop the finished activation and collect its results.
     fn finish(&mut self) -> Result<Outcome, Trap> {
         let act = self.exec.activations.pop().expect("active");
-        let vals = self.exec.stack[act.base_sp..]
-            .iter()
-            .zip(&act.results)
-            .map(|(s, t)| slot_to_value(*s, *t))
-            .collect();
+        let vals = read_values(&self.exec.stack[act.base_sp..], &act.results);
         self.exec.stack.truncate(act.base_sp);
         Ok(Outcome::Finished(vals))
     }
@@ -814,8 +880,8 @@ impl Store {
                 if self.exec.frames.len() >= MAX_FRAMES {
                     return Err(TrapCode::StackExhausted.into());
                 }
-                let fp = stack.len() - code.num_params as usize;
-                if fp + code.local_types.len() + code.max_stack as usize > MAX_STACK_SLOTS {
+                let fp = stack.len() - code.param_slots as usize;
+                if fp + code.local_slots as usize + code.max_stack as usize > MAX_STACK_SLOTS {
                     return Err(TrapCode::StackExhausted.into());
                 }
                 stack.extend_from_slice(&code.local_inits);
@@ -831,13 +897,9 @@ impl Store {
             }
             FuncKind::Host(h) => {
                 let ty = &self.types[f.type_id as usize];
-                let n = ty.params.len();
+                let n = slot_len(&ty.params);
                 let sp = stack.len() - n;
-                let args: Vec<Value> = stack[sp..]
-                    .iter()
-                    .zip(&ty.params)
-                    .map(|(s, t)| slot_to_value(*s, *t))
-                    .collect();
+                let args: Vec<Value> = read_values(&stack[sp..], &ty.params);
                 stack.truncate(sp);
                 let mem: &mut [u8] = match caller_mem {
                     Some(m) => &mut self.mems[m as usize].data,
@@ -852,7 +914,9 @@ impl Store {
                         "host function returned results of the wrong types".into(),
                     ));
                 }
-                stack.extend(results.iter().map(|v| value_to_slot(*v)));
+                for v in &results {
+                    push_value(stack, *v);
+                }
                 Ok(false)
             }
         }
@@ -872,7 +936,7 @@ impl Store {
         match ext {
             Extern::Global(a) => {
                 let g = self.globals.get(a as usize)?;
-                Some(slot_to_value(g.value, g.ty.ty))
+                Some(slots_to_value(&g.slots(), g.ty.ty))
             }
             _ => None,
         }

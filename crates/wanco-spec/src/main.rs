@@ -10,7 +10,7 @@ use wanco_spec::engines;
 use wanco_spec::run::Outcome;
 use wanco_spec::suite::{self, Counts, ExpectedFailures};
 
-/// Run the official WebAssembly spec suite (wasm-v1, wasm-v2) against an engine.
+/// Run the official WebAssembly spec suite (wasm-v1, wasm-v2, simd = proposals/simd) against an engine.
 ///
 /// Prints one line per folder: `spec <folder> <engine>: passed P failed F skipped S`
 /// and exits non-zero if a failure is not in the engine's expected-failure list
@@ -25,7 +25,7 @@ struct Opts {
     /// Engine to test.
     #[arg(long, default_value = "interp")]
     engine: String,
-    /// Folder to run (default: all of wasm-v1 and wasm-v2).
+    /// Folder to run (default: all of wasm-v1, wasm-v2 and simd).
     #[arg(long)]
     folder: Vec<String>,
     /// Expected-failure list (default: crates/wanco-spec/expected-failures/<engine>.txt).

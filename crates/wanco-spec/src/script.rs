@@ -3,7 +3,7 @@
 
 use std::fmt;
 use wanco_state::Value;
-use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
+use wast::core::{AbstractHeapType, HeapType, NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::lexer::Lexer;
 use wast::parser::{self, ParseBuffer};
 use wast::token::Span;
@@ -153,6 +153,24 @@ pub enum Pattern {
     RefFunc,
     /// `(either ...)`.
     Either(Vec<Pattern>),
+    /// A `v128` of float lanes (`f32x4` when `wide` is false, `f64x2`
+    /// otherwise), each lane matched by its own pattern (exact bits or a
+    /// NaN class).
+    V128Lanes {
+        /// `f64x2` lanes (else `f32x4`).
+        wide: bool,
+        /// One pattern per lane, lane 0 first.
+        lanes: Vec<Pattern>,
+    },
+}
+
+/// The float lanes of a `v128` as scalar values.
+fn float_lanes(x: u128, wide: bool) -> Vec<Value> {
+    if wide {
+        (0..2).map(|i| Value::F64((x >> (64 * i)) as u64)).collect()
+    } else {
+        (0..4).map(|i| Value::F32((x >> (32 * i)) as u32)).collect()
+    }
 }
 
 impl Pattern {
@@ -178,6 +196,10 @@ impl Pattern {
             (Pattern::RefExtern(n), Value::ExternRef(Some(x))) => n.is_none_or(|n| n == *x),
             (Pattern::RefFunc, Value::FuncRef(Some(_))) => true,
             (Pattern::Either(ps), v) => ps.iter().any(|p| p.matches(v)),
+            (Pattern::V128Lanes { wide, lanes }, Value::V128(x)) => float_lanes(*x, *wide)
+                .iter()
+                .zip(lanes)
+                .all(|(v, p)| p.matches(v)),
             _ => false,
         }
     }
@@ -205,6 +227,16 @@ impl fmt::Display for Pattern {
                     write!(f, "{p}")?;
                 }
                 f.write_str(")")
+            }
+            Pattern::V128Lanes { wide, lanes } => {
+                write!(f, "v128 {} [", if *wide { "f64x2" } else { "f32x4" })?;
+                for (i, p) in lanes.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                f.write_str("]")
             }
         }
     }
@@ -240,7 +272,7 @@ fn arg(a: &WastArg<'_>) -> Result<Value, Unsupported> {
         WastArgCore::I64(v) => Value::I64(*v),
         WastArgCore::F32(v) => Value::F32(v.bits),
         WastArgCore::F64(v) => Value::F64(v.bits),
-        WastArgCore::V128(_) => return Err(Unsupported::Skip("SIMD value (v128)".into())),
+        WastArgCore::V128(c) => Value::V128(u128::from_le_bytes(c.to_le_bytes())),
         WastArgCore::RefNull(h) => match heap_type(h)? {
             wanco_state::ValType::FuncRef => Value::FuncRef(None),
             _ => Value::ExternRef(None),
@@ -262,7 +294,7 @@ fn ret_core(r: &WastRetCore<'_>) -> Result<Pattern, Unsupported> {
         WastRetCore::F64(NanPattern::Value(v)) => Pattern::Exact(Value::F64(v.bits)),
         WastRetCore::F64(NanPattern::CanonicalNan) => Pattern::CanonicalNan(true),
         WastRetCore::F64(NanPattern::ArithmeticNan) => Pattern::ArithmeticNan(true),
-        WastRetCore::V128(_) => return Err(Unsupported::Skip("SIMD value (v128)".into())),
+        WastRetCore::V128(p) => v128_pattern(p),
         WastRetCore::RefNull(None) => Pattern::RefNull(None),
         WastRetCore::RefNull(Some(h)) => Pattern::RefNull(Some(heap_type(h)?)),
         WastRetCore::RefExtern(n) => Pattern::RefExtern(n.map(|n| n as u64)),
@@ -276,6 +308,56 @@ fn ret_core(r: &WastRetCore<'_>) -> Result<Pattern, Unsupported> {
             ))
         }
     })
+}
+
+/// Lane pattern of a float lane.
+fn nan_lane<T>(p: &NanPattern<T>, wide: bool, bits: impl Fn(&T) -> u64) -> Pattern {
+    match p {
+        NanPattern::Value(v) if wide => Pattern::Exact(Value::F64(bits(v))),
+        NanPattern::Value(v) => Pattern::Exact(Value::F32(bits(v) as u32)),
+        NanPattern::CanonicalNan => Pattern::CanonicalNan(wide),
+        NanPattern::ArithmeticNan => Pattern::ArithmeticNan(wide),
+    }
+}
+
+/// Pattern of a `v128` result: integer shapes are exact 16 bytes; float
+/// shapes match lane by lane (NaN classes per lane).
+fn v128_pattern(p: &V128Pattern) -> Pattern {
+    fn bytes<const N: usize, const K: usize>(lanes: impl Fn(usize) -> [u8; N]) -> Value {
+        let mut b = [0u8; 16];
+        for i in 0..K {
+            b[i * N..(i + 1) * N].copy_from_slice(&lanes(i));
+        }
+        Value::V128(u128::from_le_bytes(b))
+    }
+    match p {
+        V128Pattern::I8x16(l) => Pattern::Exact(bytes::<1, 16>(|i| l[i].to_le_bytes())),
+        V128Pattern::I16x8(l) => Pattern::Exact(bytes::<2, 8>(|i| l[i].to_le_bytes())),
+        V128Pattern::I32x4(l) => Pattern::Exact(bytes::<4, 4>(|i| l[i].to_le_bytes())),
+        V128Pattern::I64x2(l) => Pattern::Exact(bytes::<8, 2>(|i| l[i].to_le_bytes())),
+        V128Pattern::F32x4(l) => Pattern::V128Lanes {
+            wide: false,
+            lanes: l.iter().map(|p| nan_lane(p, false, |v| v.bits as u64)).collect(),
+        },
+        V128Pattern::F64x2(l) => Pattern::V128Lanes {
+            wide: true,
+            lanes: l.iter().map(|p| nan_lane(p, true, |v| v.bits)).collect(),
+        },
+    }
+}
+
+/// Why a module that is valid with every proposal wasmparser knows is
+/// invalid in WebAssembly 2.0 (e.g. multiple memories), if it is: such a
+/// module uses a later proposal, outside what the engines implement.
+fn outside_wasm2(wasm: &[u8]) -> Option<String> {
+    use wasmparser::{Validator, WasmFeatures};
+    let e = Validator::new_with_features(WasmFeatures::WASM2)
+        .validate_all(wasm)
+        .err()?;
+    Validator::new_with_features(WasmFeatures::all())
+        .validate_all(wasm)
+        .ok()?;
+    Some(format!("module uses a proposal outside Wasm 2.0: {}", e.message()))
 }
 
 fn ret(r: &WastRet<'_>) -> Result<Pattern, Unsupported> {
@@ -298,6 +380,9 @@ struct Lower<'t> {
     text: &'t str,
     modules: Vec<Vec<u8>>,
     commands: Vec<Command>,
+    /// Set after a module outside Wasm 2.0 was skipped: the actions that
+    /// follow (until the next module) use it and are skipped too.
+    skip_rest: Option<String>,
 }
 
 impl Lower<'_> {
@@ -324,6 +409,22 @@ impl Lower<'_> {
 
     fn directive(&mut self, d: WastDirective<'_>) {
         let span = d.span();
+        let uses_current = matches!(
+            d,
+            WastDirective::Invoke(_)
+                | WastDirective::AssertReturn { .. }
+                | WastDirective::AssertTrap { .. }
+                | WastDirective::AssertExhaustion { .. }
+                | WastDirective::Register { .. }
+        );
+        if matches!(d, WastDirective::Module(_)) {
+            self.skip_rest = None;
+        }
+        if let (Some(r), true) = (&self.skip_rest, uses_current) {
+            let kind = CommandKind::Skip(format!("uses the module skipped above ({r})"));
+            self.push(span, kind);
+            return;
+        }
         let kind = match self.lower(d) {
             Ok(k) => k,
             Err(Unsupported::Skip(r)) => CommandKind::Skip(r),
@@ -345,6 +446,12 @@ impl Lower<'_> {
             WastDirective::Module(mut q) => {
                 let name = q.name().map(|id| id.name().to_string());
                 match q.encode() {
+                    Ok(wasm) if outside_wasm2(&wasm).is_some() => {
+                        // The failure of the directives using it follows
+                        // from this one; they are not run either.
+                        self.skip_rest = outside_wasm2(&wasm);
+                        return Err(Unsupported::Skip(self.skip_rest.clone().unwrap_or_default()));
+                    }
                     Ok(wasm) => CommandKind::Module {
                         module: self.add_module(wasm),
                         name,
@@ -502,6 +609,7 @@ pub fn lower(text: &str) -> Result<Script, String> {
         text,
         modules: Vec::new(),
         commands: Vec::new(),
+        skip_rest: None,
     };
     for d in wast.directives {
         l.directive(d);

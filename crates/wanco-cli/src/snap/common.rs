@@ -33,6 +33,20 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot> {
     snapshot::decode(&bytes).map_err(|e| anyhow::anyhow!("cannot read snapshot {name}: {e}"))
 }
 
+/// Like [`read_snapshot`], with the format version of the file.
+pub fn read_snapshot_versioned(path: &Path) -> Result<(Snapshot, u32)> {
+    let bytes = read_input(path)?;
+    let name = if path == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        format!("`{}`", path.display())
+    };
+    let s = snapshot::decode(&bytes).map_err(|e| anyhow::anyhow!("cannot read snapshot {name}: {e}"))?;
+    // `decode` checked the header, so the version is there.
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    Ok((s, version))
+}
+
 /// A module: its bytes and its metadata.
 pub struct Module {
     /// The Wasm bytes.
@@ -48,7 +62,11 @@ pub fn read_module(path: &Path) -> Result<Module> {
     let wasm = wanco_compiler::wasm_bytes(&bytes)
         .with_context(what)?
         .into_owned();
-    let info = wanco_compiler::module_info(&wasm).with_context(what)?;
+    // The interpreter reads every Wasm 2.0 module (SIMD included).
+    let info = wanco_interp::Module::new(&wasm)
+        .map(|m| m.info().clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(what)?;
     Ok(Module { wasm, info })
 }
 

@@ -1,14 +1,14 @@
 //! `wanco-snap dump`: show what is in a snapshot, as tables (people) or JSON
 //! (machines).
 
-use super::common::{fd_kind_name, func_label, hex, kind_name, read_module, read_snapshot, Module};
+use super::common::{fd_kind_name, func_label, hex, kind_name, read_module, read_snapshot_versioned, Module};
 use anyhow::Result;
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
-use wanco_state::snapshot::{FrameKind, NativeStack, Producer, Snapshot, FORMAT_VERSION, PAGE_SIZE};
+use wanco_state::snapshot::{FrameKind, NativeStack, Producer, Snapshot, PAGE_SIZE};
 use wanco_state::wasi::WasiState;
 use wanco_state::Value;
 
@@ -37,6 +37,63 @@ pub struct Opts {
     /// (needs --binary).
     #[arg(long, requires = "binary")]
     disasm: bool,
+    /// Show v128 values as lanes of this shape (lane 0 first) instead of
+    /// their 16 bytes in hex (memory order).
+    #[arg(long, value_enum, value_name = "SHAPE")]
+    lanes: Option<Lanes>,
+}
+
+/// A lane shape of `v128` values, for `--lanes`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Lanes {
+    /// 16 signed 8-bit integers.
+    I8x16,
+    /// 8 signed 16-bit integers.
+    I16x8,
+    /// 4 signed 32-bit integers.
+    I32x4,
+    /// 2 signed 64-bit integers.
+    I64x2,
+    /// 4 single-precision floats.
+    F32x4,
+    /// 2 double-precision floats.
+    F64x2,
+}
+
+/// `v` as text: a v128 as lanes of `shape` if given, else as `Value` shows it.
+pub fn show(v: &Value, shape: Option<Lanes>) -> String {
+    let (Value::V128(x), Some(shape)) = (v, shape) else {
+        return v.to_string();
+    };
+    let b = x.to_le_bytes();
+    let lanes: Vec<String> = match shape {
+        Lanes::I8x16 => b.iter().map(|l| (*l as i8).to_string()).collect(),
+        Lanes::I16x8 => b.chunks(2).map(|c| i16::from_le_bytes([c[0], c[1]]).to_string()).collect(),
+        Lanes::I32x4 => b
+            .chunks(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string())
+            .collect(),
+        Lanes::I64x2 => b
+            .chunks(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")).to_string())
+            .collect(),
+        Lanes::F32x4 => b
+            .chunks(4)
+            .map(|c| {
+                let f = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                if f.is_nan() { format!("nan:0x{:08x}", f.to_bits()) } else { format!("{f:?}") }
+            })
+            .collect(),
+        Lanes::F64x2 => b
+            .chunks(8)
+            .map(|c| {
+                let f = f64::from_le_bytes(c.try_into().expect("8 bytes"));
+                if f.is_nan() { format!("nan:0x{:016x}", f.to_bits()) } else { format!("{f:?}") }
+            })
+            .collect(),
+    };
+    let name = format!("{shape:?}").to_lowercase();
+    format!("v128:{name} [{}]", lanes.join(" "))
 }
 
 /// The JSON printed by `dump --json`.
@@ -83,7 +140,7 @@ struct MemoryJson {
 }
 
 pub fn run(o: Opts) -> Result<i32> {
-    let s = read_snapshot(&o.snap)?;
+    let (s, version) = read_snapshot_versioned(&o.snap)?;
     let module = match &o.module {
         Some(p) => {
             let m = read_module(p)?;
@@ -110,11 +167,11 @@ pub fn run(o: Opts) -> Result<i32> {
         None => None,
     };
     let mut out = if o.json {
-        let mut t = serde_json::to_string_pretty(&to_json(&s, module.as_ref()))?;
+        let mut t = serde_json::to_string_pretty(&to_json(&s, version, module.as_ref()))?;
         t.push('\n');
         t
     } else {
-        let mut t = render(&s, module.as_ref());
+        let mut t = render(&s, version, module.as_ref(), o.lanes);
         if let Some(n) = &s.native {
             t.push('\n');
             t.push_str(&super::native_view::render(n, &s.frames, module.as_ref(), binary.as_ref(), o.disasm)?);
@@ -134,9 +191,9 @@ fn non_null(t: &[Value]) -> usize {
         .count()
 }
 
-fn to_json<'a>(s: &'a Snapshot, module: Option<&'a Module>) -> DumpJson<'a> {
+fn to_json<'a>(s: &'a Snapshot, version: u32, module: Option<&'a Module>) -> DumpJson<'a> {
     DumpJson {
-        format_version: FORMAT_VERSION,
+        format_version: version,
         module_hash: hex(&s.module_hash),
         producer: &s.producer,
         migration_points: s.migration_points,
@@ -187,7 +244,7 @@ fn table(header: &[&str]) -> Table {
 }
 
 /// `0: i32:5` per line.
-fn values(vs: &[Value]) -> String {
+fn values(vs: &[Value], lanes: Option<Lanes>) -> String {
     if vs.is_empty() {
         return "-".into();
     }
@@ -196,7 +253,7 @@ fn values(vs: &[Value]) -> String {
         if i > 0 {
             s.push('\n');
         }
-        let _ = write!(s, "{i}: {v}");
+        let _ = write!(s, "{i}: {}", show(v, lanes));
     }
     s
 }
@@ -216,14 +273,14 @@ fn dropped(flags: &[bool]) -> String {
 }
 
 /// The tables for people.
-fn render(s: &Snapshot, module: Option<&Module>) -> String {
+fn render(s: &Snapshot, version: u32, module: Option<&Module>, lanes: Option<Lanes>) -> String {
     let mut out = String::new();
     let p = &s.producer;
 
     let mut t = table(&[]);
     t.add_row(vec![
         "format version".to_string(),
-        FORMAT_VERSION.to_string(),
+        version.to_string(),
     ]);
     t.add_row(vec!["module sha256".to_string(), hex(&s.module_hash)]);
     let isa = p.isa.as_deref().unwrap_or("-");
@@ -245,8 +302,8 @@ fn render(s: &Snapshot, module: Option<&Module>) -> String {
             func_label(module, f.func),
             kind_name(f.kind).to_string(),
             format!("0x{:x}", f.code_offset),
-            values(&f.locals),
-            values(&f.stack),
+            values(&f.locals, lanes),
+            values(&f.stack, lanes),
         ]);
     }
     right_align(&mut t, &[0, 1]);
@@ -257,7 +314,7 @@ fn render(s: &Snapshot, module: Option<&Module>) -> String {
     } else {
         let mut t = table(&["#", "value"]);
         for (i, g) in s.globals.iter().enumerate() {
-            t.add_row(vec![i.to_string(), g.to_string()]);
+            t.add_row(vec![i.to_string(), show(g, lanes)]);
         }
         right_align(&mut t, &[0]);
         let _ = writeln!(out, "globals ({})\n{t}\n", s.globals.len());

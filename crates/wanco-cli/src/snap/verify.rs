@@ -150,7 +150,7 @@ impl CodeInfo {
     /// stack at each migration point.
     fn parse(wasm: &[u8], info: &ModuleInfo) -> Result<CodeInfo> {
         let mut bodies = Vec::new();
-        let mut validator = Validator::new_with_features(wanco_compiler::features());
+        let mut validator = Validator::new_with_features(wasmparser::WasmFeatures::WASM2);
         for payload in Parser::new(0).parse_all(wasm) {
             let payload = payload?;
             let ValidPayload::Func(func, body) = validator.payload(&payload)? else {
