@@ -51,9 +51,18 @@ spec: build
 programs:
     bash tools/build-test-programs.sh
 
-# Benchmarks; results are written to bench/results.md.
+# Benchmarks: the project's programs (bench/results.md) and wasmtime's Sightglass suite
+# (bench/results-sightglass.md; $WANCO_SIGHTGLASS, default ../shared/bench/sightglass).
 bench: build
     bash tools/bench.sh
+
+# Quick benchmark pass for iterating: one run each, a Sightglass subset (bench/results*-quick.md).
+bench-quick: build
+    BENCH_QUICK=1 bash tools/bench.sh
+
+# Only the Sightglass suite (BENCH_SG_ONLY=a,b to pick programs; BENCH_SG_RUNS, BENCH_COMPILE_TIMEOUT).
+bench-sightglass: build
+    BENCH_SIGHTGLASS_ONLY=1 bash tools/bench.sh
 
 # Differential fuzzing: 20,000 wasm-smith modules on wanco-interp vs wasmi (release build).
 fuzz count="20000" seed="0":

@@ -4,10 +4,21 @@
 #     native clang -O2 where a C source exists);
 #  2. checkpoint/restore: run time with the C/R instrumentation vs --no-cr
 #     (and wasmtime), checkpoint and restore time, snapshot size;
-#  3. the reference interpreter (wanco interp) vs wasmi and wasmtime.
+#  3. the reference interpreter (wanco interp) vs wasmi and wasmtime;
+#  4. wasmtime's benchmark suite, Sightglass ($WANCO_SIGHTGLASS, default
+#     ../shared/bench/sightglass; skipped with a message where absent), by
+#     tools/bench_sightglass.py: compile and run times (CPU, min of
+#     interleaved runs), C/R overhead, checkpoint/restore -> bench/results-sightglass.md.
+# BENCH_QUICK=1: one run each and a subset of Sightglass (for iterating;
+# writes bench/results-quick.md and bench/results-sightglass-quick.md).
+# BENCH_SIGHTGLASS_ONLY=1: only section 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+QUICK=${BENCH_QUICK:-0}
+SUFFIX=""
+if [ "$QUICK" = 1 ]; then SUFFIX="-quick"; fi
 N=${BENCH_RUNS:-3}
+if [ "$QUICK" = 1 ]; then N=1; fi
 cargo build --quiet --release -p wanco-cli
 bash tools/build-runtime.sh
 WANCO=target/release/wanco
@@ -20,6 +31,13 @@ fi
 WASMTIME=$(bash tools/find-wasmtime.sh)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
+
+sightglass() {
+  mkdir -p bench
+  python3 tools/bench_sightglass.py "$WANCO" "$WASMTIME" "bench/results-sightglass$SUFFIX.md"
+  cat "bench/results-sightglass$SUFFIX.md"
+}
+if [ "${BENCH_SIGHTGLASS_ONLY:-0}" = 1 ]; then sightglass; exit 0; fi
 
 now() { date +%s%N; }
 # best_of CMD...: minimum wall time in ms over N runs (output discarded)
@@ -80,6 +98,7 @@ best_us() {
 # The C/R section runs more often: its ratios and microsecond timings are
 # what the goals are checked against, and one run on a VM varies by 10%.
 CR_N=${BENCH_CR_RUNS:-15}
+if [ "$QUICK" = 1 ]; then CR_N=1; fi
 # best_pair_us A -- B: minimum wall times (us) of two commands over CR_N
 # rounds, interleaved (A, B, A, B, ...) so that drift hits both alike.
 best_pair_us() {
@@ -187,5 +206,6 @@ for wasm in "${PROGS[@]}"; do
   echo "| $name | $ir | $wi | $tr | $ratio |" >> "$OUT/results.md"
 done
 mkdir -p bench
-cp "$OUT/results.md" bench/results.md
-cat bench/results.md
+cp "$OUT/results.md" "bench/results$SUFFIX.md"
+cat "bench/results$SUFFIX.md"
+sightglass

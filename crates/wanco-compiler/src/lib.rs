@@ -65,6 +65,10 @@ impl CompileOptions {
             cr: self.cr,
             inject_fault: self.inject_fault,
             canonicalize_nans: self.canonicalize_nans,
+            sp_register: match self.target {
+                Target::X86_64 => Some("rsp"),
+                Target::Aarch64 => None,
+            },
         }
     }
 

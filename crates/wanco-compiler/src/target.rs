@@ -98,6 +98,16 @@ fn init() {
         // register allocator put them — callee-saved registers or spill
         // slots — instead of being stored to extra stack slots at every call.
         let mut args: Vec<std::ffi::CString> = vec![c"wanco".into(), c"-use-registers-for-deopt-values".into()];
+        // The register coalescer stops joining a live interval with at least
+        // 50 value numbers after 16 joins (LLVM: 100 and 256). With the C/R
+        // instrumentation every local live across a call gets a restore phi
+        // at that call site, so a straight-line function with many calls
+        // chains hundreds of phis per local, and each join walks the whole
+        // growing interval (`clearKillFlags`, `shrinkToUses`): quadratic. A
+        // function of 80 locals around 500 calls compiled in 14.8 s with
+        // LLVM's limits, 8.7 s with these (0.4 s with `--no-cr`).
+        args.push(c"-large-interval-size-threshold=50".into());
+        args.push(c"-large-interval-freq-threshold=16".into());
         // Extra LLVM options for investigating the compiler itself (e.g.
         // `WANCO_LLVM_ARGS=-time-passes`); words with a NUL are skipped.
         if let Ok(extra) = std::env::var("WANCO_LLVM_ARGS") {

@@ -110,6 +110,11 @@ pub(super) struct FuncCr<'ctx> {
     deopt_values: usize,
     /// Code offsets of the loops that contain no call, ascending.
     call_free_loops: Vec<u32>,
+    /// Instructions the instrumentation adds to the function (an estimate
+    /// for LLVM's inliner, see `finish_cr`).
+    insts: usize,
+    /// The slow-path calls of the function's polls, the entry poll's first.
+    slow_calls: Vec<inkwell::values::CallSiteValue<'ctx>>,
 }
 
 /// Code offsets of the loops of `body` that contain no call, ascending.
@@ -163,6 +168,8 @@ impl<'ctx> FuncCr<'ctx> {
             live,
             deopt_values: 0,
             call_free_loops: call_free_loops(&body.body)?,
+            insts: 0,
+            slow_calls: Vec::new(),
         })
     }
 }
@@ -249,6 +256,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// Store the locals in `live` from the restore value buffer `buf` into
     /// their `alloca`s.
     fn restore_locals(&mut self, buf: PointerValue<'ctx>, live: &LiveSet) -> Result<()> {
+        // A load and a phi each.
+        self.crs().insts += 2 * live.iter().count();
         for i in live.iter() {
             let (p, t) = self.locals[i];
             let slot = self.value_slot(buf, RESTORE_FIXED_SLOTS + i)?;
@@ -294,6 +303,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let cond = self.b.build_int_compare(IntPredicate::EQ, c1, i64t.const_zero(), "due")?;
         let br = self.b.build_conditional_branch(cond, due, cont)?;
         self.unlikely_first(br);
+        if let Some(c) = self.cr.as_mut() {
+            c.insts += 5;
+        }
         Ok(c1)
     }
 
@@ -323,6 +335,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let call = self.b.build_direct_call_with_operand_bundles(slow_fn, &args, &[bundle], "route")?;
         call.set_tail_call_kind(inkwell::values::LLVMTailCallKind::LLVMTailCallKindNoTail);
         let r = call.try_as_basic_value().basic().expect("i32").into_int_value();
+        // The call, the counter reloaded, the dispatch's compare and branch.
+        self.crs().insts += 6;
+        self.crs().slow_calls.push(call);
         // The runtime sets the counter (a new batch, or 1 while a restore
         // rebuilds the frames); a restore route may lead into a loop.
         let c2 = self.b.build_load(i64t, counter.as_pointer_value(), "c2")?;
@@ -360,6 +375,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let rb = self.m.ctx.append_basic_block(self.f, "cr_route");
         self.b.position_at_end(rb);
         let buf = self.value_buffer()?;
+        // The buffer's address, the branch, a load and a phi per value.
+        self.crs().insts += 2 + 2 * (phis.len() + fixed.len());
         let missing = LiveSet::from_indices(self.locals.len(), live.iter().filter(|i| !parent_live.contains(*i)));
         self.restore_locals(buf, &missing)?;
         for (j, phi) in phis.iter().enumerate() {
@@ -394,6 +411,29 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let live = self.live_here(FrameKind::Entry)?;
         self.crs().regions.push((idx, point, live));
         Ok(())
+    }
+
+    /// Keep the instrumentation out of LLVM's inlining decisions, so that a
+    /// function is inlined where it is without the instrumentation (a
+    /// 128-bit multiply of `blind-sig` called in a hot loop stayed a call
+    /// with it: its polls, slow path and restore code took its cost over
+    /// the threshold; 2x the run time). The inliner reads two attributes of
+    /// the calls inside the function it weighs: each slow-path call costs
+    /// nothing (`call-inline-cost`), and the entry poll's raises the
+    /// threshold by what the rest of the instrumentation costs
+    /// (`call-threshold-bonus`, LLVM's cost of an instruction is 5). The
+    /// attributes move with the calls when the function is inlined, so its
+    /// caller's own weighing also leaves them out. All this code is cold.
+    fn inline_cost_of_instrumentation(&mut self) {
+        let ctx = self.m.ctx;
+        let c = self.crs();
+        let bonus = 5 * c.insts;
+        for (i, call) in c.slow_calls.iter().enumerate() {
+            call.add_attribute(AttributeLoc::Function, ctx.create_string_attribute("call-inline-cost", "0"));
+            if i == 0 {
+                call.add_attribute(AttributeLoc::Function, ctx.create_string_attribute("call-threshold-bonus", &bonus.to_string()));
+            }
+        }
     }
 
     /// Push the frame of the loop whose header block `header` (with `phis`
@@ -593,6 +633,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let cur = self.b.get_insert_block();
         let polls = std::mem::take(&mut self.crs().polls);
         for p in &polls {
+            self.crs().insts += 1 + p.routes.len();
             self.b.position_at_end(p.dispatch);
             let cases: Vec<(IntValue<'ctx>, BasicBlock<'ctx>)> =
                 p.routes.iter().map(|(i, bb)| (self.i32().const_int(*i as u64, false), *bb)).collect();
@@ -609,6 +650,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             max_height: c.max_height as u32,
         };
         self.m.cr.as_ref().expect("checkpointing enabled").funcs.borrow_mut().push(func);
+        self.inline_cost_of_instrumentation();
+        let c = self.cr.as_ref().expect("checkpointing enabled");
         if c.deopt_values > SLP_DEOPT_LIMIT {
             // Keeps the SLP vectorizer (and with it the loop vectorizer) out
             // of this function: see `SLP_DEOPT_LIMIT`.
@@ -750,6 +793,46 @@ mod tests {
         assert!(polls >= 2, "entry and loop polls expected:\n{work}");
         assert_eq!(marked, polls, "{work}");
         assert!(ir.contains(r#"!{!"branch_weights", i32 1, i32 1048576}"#), "{ir}");
+    }
+
+    /// A small function called in a loop is inlined with the
+    /// instrumentation as without: its polls, slow path and restore code do
+    /// not count against LLVM's inline threshold (the 128-bit multiply
+    /// below, as `blind-sig`'s, stayed a call before).
+    #[test]
+    fn instrumentation_does_not_block_inlining() {
+        let wat = r#"(module
+  (memory 1)
+  (func $mul128 (param $out i32) (param $a i64) (param $b i64) (param $c i64) (param $d i64)
+    (local $lo i64) (local $mid i64) (local $t i64)
+    (local.set $lo (i64.mul (i64.and (local.get $c) (i64.const 0xffffffff)) (i64.and (local.get $a) (i64.const 0xffffffff))))
+    (local.set $mid (i64.add (i64.mul (i64.shr_u (local.get $c) (i64.const 32)) (i64.and (local.get $a) (i64.const 0xffffffff)))
+                             (i64.mul (i64.and (local.get $c) (i64.const 0xffffffff)) (i64.shr_u (local.get $a) (i64.const 32)))))
+    (local.set $t (i64.add (i64.shl (local.get $mid) (i64.const 32)) (local.get $lo)))
+    (i64.store (local.get $out) (local.get $t))
+    (i64.store offset=8 (local.get $out)
+      (i64.add (i64.add (i64.add (i64.mul (local.get $d) (local.get $a)) (i64.mul (local.get $c) (local.get $b)))
+                        (i64.mul (i64.shr_u (local.get $c) (i64.const 32)) (i64.shr_u (local.get $a) (i64.const 32))))
+               (i64.add (i64.shr_u (local.get $mid) (i64.const 32))
+                        (i64.add (select (i64.const 0x100000000) (i64.const 0) (i64.lt_u (local.get $mid) (local.get $lo)))
+                                 (i64.extend_i32_u (i64.lt_u (local.get $t) (local.get $lo))))))))
+  (func $work (param $n i32) (result i64) (local $i i32) (local $acc i64)
+    (loop $l
+      (call $mul128 (i32.const 16) (i64.extend_i32_u (local.get $i)) (local.get $acc) (i64.load (i32.const 16)) (i64.load (i32.const 24)))
+      (local.set $acc (i64.add (local.get $acc) (i64.load (i32.const 16))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc))
+  (func (export "_start") (drop (call $work (i32.const 1000)))))"#;
+        let wasm = wat::parse_str(wat).expect("wat");
+        for cr in [true, false] {
+            let opts = crate::CompileOptions { cr, ..Default::default() };
+            let ir = crate::compile_ir(&wasm, &opts).expect("compile");
+            let work = function_ir(&ir, "f1");
+            assert!(!work.contains("@f0"), "cr {cr}: $mul128 is not inlined into the loop:\n{work}");
+            // The inlined entry poll keeps its slow path (a migration point).
+            assert_eq!(work.contains("@wanco_cr_slow"), cr, "cr {cr}:\n{work}");
+        }
     }
 
     /// Whether function `name` of optimised IR `ir` has attribute `attr`.
