@@ -65,6 +65,7 @@ impl CompileOptions {
             cr: self.cr,
             inject_fault: self.inject_fault,
             canonicalize_nans: self.canonicalize_nans,
+            x86: self.target == Target::X86_64,
         }
     }
 

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+pub mod cpu;
 pub mod helper;
 pub mod instance;
 pub mod libcalls;

@@ -56,6 +56,16 @@ pub struct NativeFrame {
     pub frames: Vec<VirtualFrame>,
 }
 
+/// Number of stack map locations a value of type `ty` takes: a v128 is two
+/// 64-bit halves (low first), every other value one.
+pub fn locations_of(ty: ValType) -> usize {
+    if ty == ValType::V128 {
+        2
+    } else {
+        1
+    }
+}
+
 /// Width in bytes of a value of type `ty` in a stack map location.
 fn width(ty: ValType) -> u8 {
     match ty {
@@ -83,9 +93,13 @@ fn read_value(
 ) -> Result<RawValue, Error> {
     let w = width(ty);
     if w > 8 {
-        // Native frames hold 64-bit raw values; a v128 needs the
-        // translator to carry 128 bits (compiled SIMD is not supported yet).
-        return Err(Error::Decode(format!("{}: {ty} values in native frames are not supported", what())));
+        // A v128 is two 64-bit locations in the record; a raw value of
+        // the translator carries 64 bits: capturing v128 values is not
+        // supported yet.
+        return Err(Error::Decode(format!(
+            "{}: checkpointing a frame with a live {ty} value is not supported yet",
+            what()
+        )));
     }
     let small = |size: u8| {
         Error::Decode(format!(
@@ -215,7 +229,8 @@ pub(crate) fn record_layout<'m>(meta: &'m CrMeta, rec: &CrRecord) -> Result<Vec<
                 own.func
             )));
         }
-        let need = func.locals.len() + point.stack.len();
+        // A v128 takes two locations (its low and high 64 bits).
+        let need: usize = func.locals.iter().chain(point.stack.iter()).map(|t| locations_of(*t)).sum();
         if locs.len() - i < need {
             return Err(Error::Decode(format!(
                 "{}: point {point_id} needs {} locals and {} stack values, only {} locations \
@@ -255,13 +270,13 @@ pub fn decode_record(
         for (k, ty) in func.locals.iter().enumerate() {
             let what = || format!("{}: point {point_id}, local {k}", here());
             locals.push(read_value(&rec.locations[i], *ty, regs, mem, &what)?);
-            i += 1;
+            i += locations_of(*ty);
         }
         let mut stack = Vec::with_capacity(point.stack.len());
         for (k, ty) in point.stack.iter().enumerate() {
             let what = || format!("{}: point {point_id}, stack slot {k}", here());
             stack.push(read_value(&rec.locations[i], *ty, regs, mem, &what)?);
-            i += 1;
+            i += locations_of(*ty);
         }
         frames.push(VirtualFrame {
             point: point_id,

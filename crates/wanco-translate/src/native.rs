@@ -253,6 +253,9 @@ pub fn layout(
                 if v.ty() != *ty {
                     return Err(Error::Decode(format!("{}: the snapshot has {v}, the target expects {ty}", describe())));
                 }
+                if *ty == ValType::V128 {
+                    return Err(Error::Decode(format!("{}: restoring a v128 value into a native frame is not supported yet", describe())));
+                }
                 let loc = rec.locations[*first + k];
                 slots.push(NativeSlot { location: loc, bits: slot_bits(&loc, v, &describe)? });
             }
@@ -364,6 +367,9 @@ pub fn check(meta: &CrMeta, native: &NativeStack, frames: &[Frame]) -> Result<()
             for (i, v) in f.locals.iter().chain(&f.stack).enumerate() {
                 let loc = rec.locations[first + i];
                 let describe = || format!("{}, slot {}", here(), first + i);
+                if v.ty() == ValType::V128 {
+                    return Err(Error::Decode(format!("{}: restoring a v128 value into a native frame is not supported yet", describe())));
+                }
                 slot_bits(&loc, v, &describe)?;
             }
         }
