@@ -596,6 +596,15 @@ impl Instance {
         })
     }
 
+    /// Raw 128-bit entry of a typed value: a v128's bits, other values'
+    /// [`Instance::raw_value`] zero-extended.
+    pub fn raw_value128(&self, v: &wanco_state::Value) -> Result<u128, String> {
+        match *v {
+            wanco_state::Value::V128(x) => Ok(x),
+            _ => self.raw_value(v).map(u128::from),
+        }
+    }
+
     /// A converter from raw slots to typed values (function references to
     /// function indices, looked up in a map built once).
     pub fn value_reader(&self) -> ValueReader {

@@ -155,8 +155,9 @@ pub mod symbols {
     /// `fn(vmctx, point: u32) -> u32`: the slow path of a migration point;
     /// returns a route (see [`crate::crmeta`]).
     pub const CR_SLOW: &str = "wanco_cr_slow";
-    /// `*mut u64` global: the restore value buffer (fixed slots, locals,
-    /// operand stack) the restore routes load from.
+    /// `*mut u128` global: the restore value buffer (fixed slots, locals,
+    /// operand stack; 16-byte entries, a value at the start of its entry,
+    /// a v128 filling it) the restore routes load from.
     pub const CR_VALUES: &str = "wanco_cr_values";
     /// Suffix of the checkpoint metadata symbol: `<descriptor symbol>_crmeta`.
     pub const CRMETA_SUFFIX: &str = "_crmeta";

@@ -286,7 +286,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     fn value_slot(&mut self, buf: PointerValue<'ctx>, i: usize) -> Result<PointerValue<'ctx>> {
         // SAFETY (LLVM IR semantics): the runtime sizes the buffer for every
         // slot a route of this function loads (`CrFunc::max_height`).
-        Ok(unsafe { self.b.build_in_bounds_gep(self.i64(), buf, &[self.i64().const_int(i as u64, false)], "vs")? })
+        // Entries are 16 bytes (a v128 fills one; other values sit at its start).
+        Ok(unsafe { self.b.build_in_bounds_gep(self.m.ctx.i128_type(), buf, &[self.i64().const_int(i as u64, false)], "vs")? })
     }
 
     fn value_buffer(&mut self) -> Result<PointerValue<'ctx>> {
