@@ -5,9 +5,10 @@ use wanco_state::module::*;
 use wanco_state::ValType;
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
-/// The Wasm features wanco compiles: Wasm 2.0 without SIMD.
+/// The Wasm features wanco compiles: Wasm 2.0, including 128-bit SIMD
+/// (relaxed SIMD and later proposals are refused).
 pub fn features() -> WasmFeatures {
-    WasmFeatures::WASM2.difference(WasmFeatures::SIMD)
+    WasmFeatures::WASM2
 }
 
 /// A function body to compile.
@@ -37,7 +38,7 @@ pub fn validate(wasm: &[u8]) -> Result<()> {
         let msg = e.message().to_string();
         if msg.contains("support is not enabled") || msg.contains("proposal not enabled") {
             CompileError::Unsupported {
-                what: format!("{msg} — wanco supports WebAssembly 2.0 without SIMD"),
+                what: format!("{msg} — wanco supports WebAssembly 2.0 (with 128-bit SIMD, without relaxed SIMD or later proposals)"),
                 offset: e.offset(),
             }
         } else {
@@ -53,6 +54,7 @@ pub(crate) fn val_type(t: wasmparser::ValType, offset: u64) -> Result<ValType> {
         W::I64 => ValType::I64,
         W::F32 => ValType::F32,
         W::F64 => ValType::F64,
+        W::V128 => ValType::V128,
         W::Ref(r) if r == wasmparser::RefType::FUNCREF => ValType::FuncRef,
         W::Ref(r) if r == wasmparser::RefType::EXTERNREF => ValType::ExternRef,
         other => {
@@ -205,9 +207,19 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
                 let off = r.range().start;
                 for g in r {
                     let g = g?;
+                    // `v128.const`: kept beside the globals (see `ModuleInfo::v128_global_inits`).
+                    let init = match g.init_expr.get_operators_reader().read()? {
+                        wasmparser::Operator::V128Const { value } => {
+                            let x = u128::from_le_bytes(*value.bytes());
+                            let def = info.globals.len() as u32;
+                            info.v128_global_inits.push((def, x as u64, (x >> 64) as u64));
+                            ConstExpr::I64(0)
+                        }
+                        _ => const_expr(&g.init_expr, off)?,
+                    };
                     info.globals.push(Global {
                         ty: GlobalType { ty: val_type(g.ty.content_type, off)?, mutable: g.ty.mutable },
-                        init: const_expr(&g.init_expr, off)?,
+                        init,
                     });
                 }
             }
@@ -307,8 +319,8 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
             _ => {}
         }
     }
-    // Offset plus the widest access (8 bytes), rounded up to whole pages.
-    info.memory_guard_bytes = (max_offset + 8 + 0xffff) & !0xffff;
+    // Offset plus the widest access (16 bytes: v128), rounded up to whole pages.
+    info.memory_guard_bytes = (max_offset + 16 + 0xffff) & !0xffff;
     Ok(Decoded { info, bodies })
 }
 
@@ -338,7 +350,29 @@ pub(crate) fn memarg(op: &wasmparser::Operator) -> Option<wasmparser::MemArg> {
         | O::I32Store16 { memarg }
         | O::I64Store8 { memarg }
         | O::I64Store16 { memarg }
-        | O::I64Store32 { memarg } => Some(*memarg),
+        | O::I64Store32 { memarg }
+        | O::V128Load { memarg }
+        | O::V128Load8x8S { memarg }
+        | O::V128Load8x8U { memarg }
+        | O::V128Load16x4S { memarg }
+        | O::V128Load16x4U { memarg }
+        | O::V128Load32x2S { memarg }
+        | O::V128Load32x2U { memarg }
+        | O::V128Load8Splat { memarg }
+        | O::V128Load16Splat { memarg }
+        | O::V128Load32Splat { memarg }
+        | O::V128Load64Splat { memarg }
+        | O::V128Load32Zero { memarg }
+        | O::V128Load64Zero { memarg }
+        | O::V128Store { memarg }
+        | O::V128Load8Lane { memarg, .. }
+        | O::V128Load16Lane { memarg, .. }
+        | O::V128Load32Lane { memarg, .. }
+        | O::V128Load64Lane { memarg, .. }
+        | O::V128Store8Lane { memarg, .. }
+        | O::V128Store16Lane { memarg, .. }
+        | O::V128Store32Lane { memarg, .. }
+        | O::V128Store64Lane { memarg, .. } => Some(*memarg),
         _ => None,
     }
 }

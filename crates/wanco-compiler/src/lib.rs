@@ -69,6 +69,7 @@ impl CompileOptions {
                 Target::X86_64 => Some("rsp"),
                 Target::Aarch64 => None,
             },
+            x86: self.target == Target::X86_64,
         }
     }
 

@@ -80,7 +80,7 @@ fn next_batch(passed: u64) {
 
 /// The restore value buffer: fixed slots, locals, operand stack.
 #[no_mangle]
-pub static wanco_cr_values: AtomicPtr<u64> = AtomicPtr::new(std::ptr::null_mut());
+pub static wanco_cr_values: AtomicPtr<u128> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The ISA this runtime is built for.
 pub const ISA: Isa = if cfg!(target_arch = "aarch64") { Isa::Aarch64 } else { Isa::X86_64 };
@@ -92,8 +92,9 @@ struct RestoreFrame {
     /// its route (what its parent's slow path returns to jump to it).
     chain: Vec<(u32, u32)>,
     /// The value buffer of the frame: fixed slots (the callee of an
-    /// indirect call), locals, operand stack, zero padding.
-    values: Vec<u64>,
+    /// indirect call), locals, operand stack, zero padding; 16-byte
+    /// entries (a v128 fills one, other values sit in the low bits).
+    values: Vec<u128>,
 }
 
 struct Restore {
@@ -114,7 +115,7 @@ struct State {
     restore: Option<Restore>,
     /// The buffer compiled code loads restored values from (kept alive
     /// until the next frame replaces it).
-    values: Vec<u64>,
+    values: Vec<u128>,
     count_points: bool,
 }
 
@@ -705,7 +706,9 @@ fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64, 
         let native = wanco_translate::decode::walk(meta, &natives, &cfi, regs, &stack).map_err(|e| e.to_string())?;
         let rd = inst.value_reader();
         let typed = |vals: &[wanco_translate::decode::RawValue]| -> Result<Vec<Value>, String> {
-            vals.iter().map(|v| rd.typed(v.ty, v.bits)).collect()
+            vals.iter()
+                .map(|v| if v.ty == wanco_state::ValType::V128 { Ok(Value::V128(v.bits128())) } else { rd.typed(v.ty, v.bits) })
+                .collect()
         };
         let mut frames = Vec::new();
         for vf in native.iter().rev().flat_map(|nf| &nf.frames) {
@@ -815,12 +818,12 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
         if f.locals.len() != func.locals.len() {
             return Err(format!("{at}: {} locals in the snapshot, the function has {}", f.locals.len(), func.locals.len()));
         }
-        let mut values = vec![0u64; RESTORE_FIXED_SLOTS + func.locals.len() + (func.max_height as usize).max(f.stack.len())];
+        let mut values = vec![0u128; RESTORE_FIXED_SLOTS + func.locals.len() + (func.max_height as usize).max(f.stack.len())];
         for (k, (v, t)) in f.locals.iter().zip(&func.locals).enumerate() {
             if v.ty() != *t {
                 return Err(format!("{at}: local {k} is {} in the snapshot, the function declares {t}", v.ty()));
             }
-            values[RESTORE_FIXED_SLOTS + k] = inst.raw_value(v).map_err(|e| format!("{at}: local {k}: {e}"))?;
+            values[RESTORE_FIXED_SLOTS + k] = inst.raw_value128(v).map_err(|e| format!("{at}: local {k}: {e}"))?;
         }
         if f.stack.len() != p.stack.len() {
             return Err(format!("{at}: {} operand-stack values in the snapshot, the module has {} there", f.stack.len(), p.stack.len()));
@@ -830,7 +833,7 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
                 return Err(format!("{at}: operand-stack slot {k} is {} in the snapshot, the module has {t} there", v.ty()));
             }
             values[RESTORE_FIXED_SLOTS + func.locals.len() + k] =
-                inst.raw_value(v).map_err(|e| format!("{at}: operand-stack slot {k}: {e}"))?;
+                inst.raw_value128(v).map_err(|e| format!("{at}: operand-stack slot {k}: {e}"))?;
         }
         if i == 0 && f.func != st.start_func {
             return Err(format!("{at}: the outermost frame must be `_start` (function {})", st.start_func));
@@ -850,8 +853,8 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
                     let fr = inst.func_ref(next.func);
                     // SAFETY: FuncRefs of a live instance are valid.
                     unsafe {
-                        values[0] = (*fr).native as u64;
-                        values[1] = (*fr).vmctx as u64;
+                        values[0] = (*fr).native as u128;
+                        values[1] = (*fr).vmctx as u128;
                     }
                 }
                 _ => {}

@@ -167,7 +167,9 @@ pub struct Instance {
     tables: Vec<*mut Table>,
     own_tables: Vec<Box<Table>>,
     globals: Vec<*mut u64>,
-    own_globals: Box<[u64]>,
+    /// 16-byte cells (a v128 global fills one; others use the first 8
+    /// bytes), 16-byte aligned.
+    own_globals: Box<[u128]>,
     memory: Option<*mut Memory>,
     own_memory: Option<Box<Memory>>,
     /// Evaluated element segments (`None` once dropped).
@@ -249,7 +251,7 @@ impl Instance {
             tables: Vec::new(),
             own_tables: Vec::new(),
             globals: Vec::new(),
-            own_globals: vec![0u64; info.globals.len()].into_boxed_slice(),
+            own_globals: vec![0u128; info.globals.len()].into_boxed_slice(),
             memory: None,
             own_memory: None,
             elems: Vec::new(),
@@ -375,11 +377,20 @@ impl Instance {
         let own = self.own_globals.as_mut_ptr();
         for i in 0..self.info.globals.len() {
             // SAFETY: i < own_globals.len().
-            self.globals.push(unsafe { own.add(i) });
+            self.globals.push(unsafe { own.add(i) } as *mut u64);
         }
         for (i, g) in self.info.globals.clone().iter().enumerate() {
-            let v = self.eval(&g.init);
+            let v = match (g.ty.ty, &g.init) {
+                // SAFETY: a v128 global's cell (validated: the imported global is a v128) has 16 bytes.
+                (wanco_state::ValType::V128, ConstExpr::GlobalGet(j)) => unsafe { (self.globals[*j as usize] as *const u128).read_unaligned() },
+                _ => self.eval(&g.init) as u128,
+            };
             self.own_globals[i] = v;
+        }
+        for &(def, lo, hi) in &self.info.v128_global_inits {
+            if let Some(cell) = self.own_globals.get_mut(def as usize) {
+                *cell = lo as u128 | (hi as u128) << 64;
+            }
         }
         Ok(())
     }
@@ -585,6 +596,15 @@ impl Instance {
         })
     }
 
+    /// Raw 128-bit entry of a typed value: a v128's bits, other values'
+    /// [`Instance::raw_value`] zero-extended.
+    pub fn raw_value128(&self, v: &wanco_state::Value) -> Result<u128, String> {
+        match *v {
+            wanco_state::Value::V128(x) => Ok(x),
+            _ => self.raw_value(v).map(u128::from),
+        }
+    }
+
     /// A converter from raw slots to typed values (function references to
     /// function indices, looked up in a map built once).
     pub fn value_reader(&self) -> ValueReader {
@@ -596,6 +616,11 @@ impl Instance {
         let mut globals = Vec::new();
         for (i, cell) in self.globals.iter().enumerate() {
             let ty = self.info.global_type(i as u32).ok_or("global without a type")?.ty;
+            if ty == wanco_state::ValType::V128 {
+                // SAFETY: a v128 global's cell has 16 bytes and lives as long as its instance.
+                globals.push(wanco_state::Value::V128(unsafe { (*cell as *const u128).read_unaligned() }));
+                continue;
+            }
             // SAFETY: global cells live as long as their instances.
             globals.push(rd.typed(ty, unsafe { **cell })?);
         }
@@ -628,6 +653,11 @@ impl Instance {
             let ty = self.info.global_type(i as u32).ok_or("global without a type")?.ty;
             if v.ty() != ty {
                 return Err(format!("global {i} is {} in the snapshot, the module declares {ty}", v.ty()));
+            }
+            if let wanco_state::Value::V128(x) = *v {
+                // SAFETY: a v128 global's cell has 16 bytes and lives as long as its instance.
+                unsafe { (self.globals[i] as *mut u128).write_unaligned(x) };
+                continue;
             }
             let raw = self.raw_value(v)?;
             // SAFETY: global cells live as long as their instances.

@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod control;
+pub mod cpu;
 pub mod helper;
 pub mod instance;
 pub mod libcalls;

@@ -193,6 +193,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) }.to_string_lossy().into_owned())
         .collect();
     let prog = argv.first().cloned().unwrap_or_else(|| "wasm".into());
+    crate::cpu::require_baseline();
     signals::ignore_sigpipe();
     if desc.has_crmeta() {
         // Before anything else: a SIGUSR1 during start-up or a restore is

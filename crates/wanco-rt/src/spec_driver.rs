@@ -10,7 +10,8 @@
 //! | `invoke ID NAMEHEX ARGS..` | `ok RESULTS..` / `trap MSG` / `error MSG` |
 //! | `get ID NAMEHEX` | `ok VALUE` / `error MSG` |
 //!
-//! Values: `i32:U32` `i64:U64` `f32:BITS` `f64:BITS` (decimal), `funcref:null`,
+//! Values: `i32:U32` `i64:U64` `f32:BITS` `f64:BITS` `v128:U128` (decimal; a
+//! v128 as `wanco_state::Value::V128` holds it), `funcref:null`,
 //! `funcref:ref`, `externref:null`, `externref:N`.
 
 use crate::instance::{type_id, Descriptor, Extern, HostFunc, InstantiateError, Instance};
@@ -33,26 +34,31 @@ fn unhex(s: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
-fn parse_value(s: &str) -> Option<u64> {
+/// The value and its type (a v128 fills two slots, others one: the low 64 bits).
+fn parse_value(s: &str) -> Option<(ValType, u128)> {
     let (ty, v) = s.split_once(':')?;
     Some(match (ty, v) {
-        ("i32", v) => v.parse::<u32>().ok()? as u64,
-        ("i64" | "f64", v) => v.parse::<u64>().ok()?,
-        ("f32", v) => v.parse::<u32>().ok()? as u64,
-        ("funcref" | "externref", "null") => 0,
-        ("externref", n) => n.parse::<u64>().ok()? + 1,
+        ("i32", v) => (ValType::I32, v.parse::<u32>().ok()? as u128),
+        ("i64", v) => (ValType::I64, v.parse::<u64>().ok()? as u128),
+        ("f64", v) => (ValType::F64, v.parse::<u64>().ok()? as u128),
+        ("f32", v) => (ValType::F32, v.parse::<u32>().ok()? as u128),
+        ("v128", v) => (ValType::V128, v.parse::<u128>().ok()?),
+        ("funcref", "null") => (ValType::FuncRef, 0),
+        ("externref", "null") => (ValType::ExternRef, 0),
+        ("externref", n) => (ValType::ExternRef, n.parse::<u64>().ok()? as u128 + 1),
         _ => return None,
     })
 }
 
-fn format_value(ty: ValType, v: u64) -> String {
+fn format_value(ty: ValType, v: u128) -> String {
+    let v128 = v;
+    let v = v as u64;
     match ty {
         ValType::I32 => format!("i32:{}", v as u32),
         ValType::I64 => format!("i64:{v}"),
         ValType::F32 => format!("f32:{}", v as u32),
         ValType::F64 => format!("f64:{v}"),
-        // A 64-bit slot cannot hold one; compiled SIMD is not supported yet.
-        ValType::V128 => "v128:unsupported".into(),
+        ValType::V128 => format!("v128:{v128}"),
         ValType::FuncRef => if v == 0 { "funcref:null".into() } else { "funcref:ref".into() },
         ValType::ExternRef => if v == 0 { "externref:null".into() } else { format!("externref:{}", v - 1) },
     }
@@ -105,14 +111,21 @@ impl Driver {
                 let Some(inst) = self.instances.get_mut(*id) else { return "error no such instance".into() };
                 let Some(f) = inst.export_func(&name) else { return format!("error no function export {name}") };
                 let ft = inst.info.func_type(f).cloned().unwrap_or(FuncType { params: vec![], results: vec![] });
-                let mut vals = vec![0u64; ft.params.len().max(ft.results.len()).max(1)];
+                let (pat, pn) = wanco_state::abi::slot_layout(&ft.params);
+                let (rat, rn) = wanco_state::abi::slot_layout(&ft.results);
+                let mut vals = vec![0u64; pn.max(rn).max(1)];
                 if args.len() != ft.params.len() {
                     return "error wrong argument count".into();
                 }
                 for (i, a) in args.iter().enumerate() {
                     match parse_value(a) {
-                        Some(v) => vals[i] = v,
-                        None => return format!("error bad value {a}"),
+                        Some((t, v)) if (t == ValType::V128) == (ft.params[i] == ValType::V128) => {
+                            vals[pat[i]] = v as u64;
+                            if t == ValType::V128 {
+                                vals[pat[i] + 1] = (v >> 64) as u64;
+                            }
+                        }
+                        _ => return format!("error bad value {a}"),
                     }
                 }
                 let p: *mut Instance = &mut **inst;
@@ -126,7 +139,9 @@ impl Driver {
                         let mut s = String::from("ok");
                         for (i, t) in ft.results.iter().enumerate() {
                             s.push(' ');
-                            s.push_str(&format_value(*t, vals[i]));
+                            let lo = vals[rat[i]] as u128;
+                            let v = if *t == ValType::V128 { lo | (vals[rat[i] + 1] as u128) << 64 } else { lo };
+                            s.push_str(&format_value(*t, v));
                         }
                         s
                     }
@@ -138,7 +153,11 @@ impl Driver {
                 let Some(inst) = self.instances.get(*id) else { return "error no such instance".into() };
                 match inst.export(&name) {
                     // SAFETY: global cells live as long as their instances.
-                    Some(Extern::Global(cell, gt)) => format!("ok {}", format_value(gt.ty, unsafe { *cell })),
+                    Some(Extern::Global(cell, gt)) => {
+                        // SAFETY: as above; a v128 global's cell has 16 bytes.
+                        let v = unsafe { if gt.ty == ValType::V128 { (cell as *const u128).read_unaligned() } else { *cell as u128 } };
+                        format!("ok {}", format_value(gt.ty, v))
+                    }
                     _ => format!("error no global export {name}"),
                 }
             }
@@ -192,6 +211,7 @@ fn spectest() -> HashMap<String, Extern> {
 pub unsafe extern "C" fn wanco_spec_main(_argc: i32, _argv: *const *const c_char, descs: *const &'static Descriptor, n: u64) -> i32 {
     // SAFETY: guaranteed by the caller (the generated main).
     let descs: Vec<&'static Descriptor> = unsafe { std::slice::from_raw_parts(descs, n as usize) }.to_vec();
+    crate::cpu::require_baseline();
     for d in &descs {
         if let Ok(info) = Instance::module_info(d) {
             crate::memory::require_guard(info.memory_guard_bytes);

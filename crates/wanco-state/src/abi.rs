@@ -7,22 +7,53 @@
 //!
 //! *Native*: a function of Wasm type `[p0..pn] -> [r0..rm]` is the native
 //! function `fn(vmctx: *mut VMContext, p0, .., pn [, out: *mut u64]) -> r`, where
-//! `r` is the result if `m == 1`, nothing otherwise; with `m > 1` every result
-//! `ri` is stored into the 8-byte slot `out[i]` (integers and floats stored with
-//! their own width at the start of the slot, references as pointers).
+//! `r` is the result if `m == 1`, nothing otherwise; with `m > 1` the results
+//! are stored into the 8-byte slots of `out` laid out by [`slot_layout`]
+//! (integers and floats stored with their own width at the start of their
+//! slot, references as pointers, a v128 in two consecutive slots).
 //!
 //! *Array*: `fn(ctx: *mut c_void, values: *mut u64)`: parameters are read from
-//! `values[0..n]`, results written to `values[0..m]` (the buffer holds
-//! `max(n, m)` slots). Every defined function has an array trampoline; host
-//! functions are array functions.
+//! the slots of `values` laid out by [`slot_layout`] of the parameter types,
+//! results written to those of the result types (the buffer holds the larger
+//! of the two slot counts, at least 1). Without v128 values, value `i` is in
+//! slot `i`. Every defined function has an array trampoline; host functions
+//! are array functions.
 //!
 //! # Values
-//! `i32`/`i64`/`f32`/`f64` are passed as themselves. `funcref` is a pointer to a
+//! `i32`/`i64`/`f32`/`f64` are passed as themselves, `v128` as an LLVM
+//! `<4 x i32>` (a vector register: xmm on x86_64, q on aarch64); in memory
+//! (slots, global cells, the restore buffer) it is its 16 bytes in Wasm's
+//! little-endian lane order. `funcref` is a pointer to a
 //! [`FuncRef`] record (null = null). `externref` is an opaque pointer-sized
 //! value (0 = null).
+//!
+//! # Globals
+//! Each global has a cell of its own: 8 bytes, 16 for a v128 global (the
+//! runtime aligns every cell to 16 bytes).
 
 /// Version of this ABI; the runtime refuses objects built for another one.
-pub const ABI_VERSION: u64 = 2;
+pub const ABI_VERSION: u64 = 3;
+
+/// Number of 8-byte slots a value of type `t` takes in a value buffer: 2
+/// for a v128, else 1.
+pub fn slot_width(t: crate::ValType) -> usize {
+    if t == crate::ValType::V128 { 2 } else { 1 }
+}
+
+/// Slot index of each of `types` laid out one after another in a value
+/// buffer, and the number of slots they take.
+pub fn slot_layout(types: &[crate::ValType]) -> (Vec<usize>, usize) {
+    let mut at = 0;
+    let idx = types
+        .iter()
+        .map(|t| {
+            let i = at;
+            at += slot_width(*t);
+            i
+        })
+        .collect();
+    (idx, at)
+}
 
 /// Offsets of fields in the instance context (`VMContext`). Every field is 8 bytes.
 pub mod vmctx {
@@ -37,7 +68,8 @@ pub mod vmctx {
     pub const TYPE_IDS: u32 = 24;
     /// `*const *mut Table`: one pointer per table index (imported first).
     pub const TABLES: u32 = 32;
-    /// `*const *mut u64`: one pointer to an 8-byte cell per global index.
+    /// `*const *mut u64`: one pointer to a cell per global index (8 bytes,
+    /// 16 for a v128 global).
     pub const GLOBALS: u32 = 40;
     /// `*mut c_void`: the runtime's instance object.
     pub const INSTANCE: u32 = 48;
@@ -123,8 +155,9 @@ pub mod symbols {
     /// `fn(vmctx, point: u32) -> u32`: the slow path of a migration point;
     /// returns a route (see [`crate::crmeta`]).
     pub const CR_SLOW: &str = "wanco_cr_slow";
-    /// `*mut u64` global: the restore value buffer (fixed slots, locals,
-    /// operand stack) the restore routes load from.
+    /// `*mut u128` global: the restore value buffer (fixed slots, locals,
+    /// operand stack; 16-byte entries, a value at the start of its entry,
+    /// a v128 filling it) the restore routes load from.
     pub const CR_VALUES: &str = "wanco_cr_values";
     /// Suffix of the checkpoint metadata symbol: `<descriptor symbol>_crmeta`.
     pub const CRMETA_SUFFIX: &str = "_crmeta";

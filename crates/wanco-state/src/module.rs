@@ -211,6 +211,13 @@ pub struct ModuleInfo {
     /// Function names from the name section, `(index, name)` (borrowed,
     /// not copied, by [`ModuleInfo::from_static`]).
     pub func_names: Vec<(u32, Name)>,
+    /// Initial values of the defined globals initialised by `v128.const`:
+    /// `(defined global index, low 64 bits, high 64 bits)` of the value as
+    /// [`crate::Value::V128`] holds it. Such a global's [`Global::init`] is
+    /// a placeholder `I64(0)` (a [`ConstExpr`] has no v128 form, so that
+    /// consumers matching on it need no change).
+    #[serde(default)]
+    pub v128_global_inits: Vec<(u32, u64, u64)>,
 }
 
 impl ModuleInfo {

@@ -247,6 +247,7 @@ impl<'de> Deserialize<'de> for NativeSlot {
 impl NativeStack {
     /// Check that the view holds exactly `frames`: the Wasm frame counts add
     /// up, each native frame has one slot per point id, local and stack value
+    /// (two for a v128: its low, then its high 64 bits)
     /// of the Wasm frames it holds, and every non-reference value's bits
     /// equal the slot's. Errors name the native frame and slot.
     pub fn check_frames(&self, frames: &[Frame]) -> Result<(), String> {
@@ -264,7 +265,10 @@ impl NativeStack {
             if nf.wasm_frames == 0 {
                 return Err(format!("native frame {k} holds no Wasm frame"));
             }
-            let need: usize = held.iter().map(|f| 1 + f.locals.len() + f.stack.len()).sum();
+            // A v128 takes two slots (its low, then its high 64 bits).
+            let width = |v: &Value| if matches!(v, Value::V128(_)) { 2 } else { 1 };
+            let need: usize =
+                held.iter().map(|f| 1 + f.locals.iter().chain(&f.stack).map(width).sum::<usize>()).sum();
             if nf.slots.len() != need {
                 return Err(format!(
                     "native frame {k} (function {}, pc {:#x}) has {} slots, its {} Wasm frame(s) need {need}",
@@ -289,7 +293,22 @@ impl NativeStack {
                 for (what, v) in values {
                     let (i, slot) = slots.next().expect("counted");
                     let idx = if what == "local" { &mut counts.0 } else { &mut counts.1 };
-                    if slot.bits != v.raw_bits() {
+                    let want = match *v {
+                        Value::V128(x) => {
+                            let (i, hi) = slots.next().expect("counted");
+                            if hi.bits != Some((x >> 64) as u64) {
+                                return Err(format!(
+                                    "native frame {k}, slot {i} ({what} {} of Wasm frame {}): holds {}, the frame has {v} (high half)",
+                                    *idx,
+                                    next - held.len() + j,
+                                    hi.bits.map_or_else(|| "a reference".to_string(), |b| format!("{b:#x}"))
+                                ));
+                            }
+                            Some(x as u64)
+                        }
+                        _ => v.raw_bits(),
+                    };
+                    if slot.bits != want {
                         return Err(format!(
                             "native frame {k}, slot {i} ({what} {} of Wasm frame {}): holds {}, the frame has {v}",
                             *idx,
@@ -1369,6 +1388,37 @@ mod tests {
         let mut n = native_view(&s);
         n.frames[0].slots[3].bits = Some(5); // a funcref has no bits
         assert!(refuse(n).contains("stack slot 0 of Wasm frame 0"));
+    }
+
+    /// A v128 local takes two slots of the native view: its low, then its
+    /// high 64 bits; a view with one slot for it, or a wrong half, is refused.
+    #[test]
+    fn native_view_v128_is_two_slots() {
+        let mut s = sample();
+        let x: u128 = 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10;
+        s.frames[1].locals.push(Value::V128(x));
+        let reg = |r| Location::Register { reg: r, size: 8 };
+        let mut n = native_view(&s);
+        // `native_view` gave the v128 one slot without bits: make it the two halves.
+        n.frames[1].slots.pop();
+        n.frames[1].slots.push(NativeSlot { location: reg(20), bits: Some(x as u64) });
+        n.frames[1].slots.push(NativeSlot { location: reg(21), bits: Some((x >> 64) as u64) });
+        let mut t = s.clone();
+        t.native = Some(n.clone());
+        assert_eq!(decode(&encode(&t)).unwrap(), t);
+        let refuse = |n: NativeStack| {
+            let mut t = s.clone();
+            t.native = Some(n);
+            decode(&encode(&t)).unwrap_err().message
+        };
+        let mut bad = n.clone();
+        bad.frames[1].slots[4].bits = Some(0);
+        let e = refuse(bad);
+        assert!(e.contains("slot 4") && e.contains("high half"), "{e}");
+        let mut short = n;
+        short.frames[1].slots.pop();
+        let e = refuse(short);
+        assert!(e.contains("has 4 slots, its 1 Wasm frame(s) need 5"), "{e}");
     }
 
     #[test]

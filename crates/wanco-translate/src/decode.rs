@@ -24,8 +24,22 @@ pub struct RawValue {
     /// Its Wasm type.
     pub ty: ValType,
     /// `i32`/`f32`: the 32 bits, zero-extended; `i64`/`f64`: the 64 bits;
-    /// references: the raw pointer bits.
+    /// references: the raw pointer bits; a v128: its low 64 bits.
     pub bits: u64,
+    /// A v128: its high 64 bits; 0 for other types.
+    pub hi: u64,
+}
+
+impl RawValue {
+    /// A value of a type other than v128.
+    pub fn new(ty: ValType, bits: u64) -> RawValue {
+        RawValue { ty, bits, hi: 0 }
+    }
+
+    /// All its bits (a v128's 128; others zero-extended).
+    pub fn bits128(&self) -> u128 {
+        u128::from(self.bits) | u128::from(self.hi) << 64
+    }
 }
 
 /// One Wasm frame held by a native frame.
@@ -56,6 +70,16 @@ pub struct NativeFrame {
     pub frames: Vec<VirtualFrame>,
 }
 
+/// Number of stack map locations a value of type `ty` takes: a v128 is two
+/// 64-bit halves (low first), every other value one.
+pub fn locations_of(ty: ValType) -> usize {
+    if ty == ValType::V128 {
+        2
+    } else {
+        1
+    }
+}
+
 /// Width in bytes of a value of type `ty` in a stack map location.
 fn width(ty: ValType) -> u8 {
     match ty {
@@ -83,9 +107,13 @@ fn read_value(
 ) -> Result<RawValue, Error> {
     let w = width(ty);
     if w > 8 {
-        // Native frames hold 64-bit raw values; a v128 needs the
-        // translator to carry 128 bits (compiled SIMD is not supported yet).
-        return Err(Error::Decode(format!("{}: {ty} values in native frames are not supported", what())));
+        // A v128 is two 64-bit locations in the record; a raw value of
+        // the translator carries 64 bits: capturing v128 values is not
+        // supported yet.
+        return Err(Error::Decode(format!(
+            "{}: checkpointing a frame with a live {ty} value is not supported yet",
+            what()
+        )));
     }
     let small = |size: u8| {
         Error::Decode(format!(
@@ -134,7 +162,25 @@ fn read_value(
             )))
         }
     };
-    Ok(RawValue { ty, bits })
+    Ok(RawValue::new(ty, bits))
+}
+
+/// Read the value of type `ty` whose first location is `locs[i]` (a v128:
+/// two 64-bit locations, low half first).
+fn read_typed(
+    locs: &[Location],
+    i: usize,
+    ty: ValType,
+    regs: &Regs,
+    mem: &impl Memory,
+    what: &dyn Fn() -> String,
+) -> Result<RawValue, Error> {
+    if ty != ValType::V128 {
+        return read_value(&locs[i], ty, regs, mem, what);
+    }
+    let lo = read_value(&locs[i], ValType::I64, regs, mem, &|| format!("{} (low half)", what()))?;
+    let hi = read_value(&locs[i + 1], ValType::I64, regs, mem, &|| format!("{} (high half)", what()))?;
+    Ok(RawValue { ty, bits: lo.bits, hi: hi.bits })
 }
 
 /// The virtual frames a statepoint record describes, outermost first: for
@@ -215,7 +261,8 @@ pub(crate) fn record_layout<'m>(meta: &'m CrMeta, rec: &CrRecord) -> Result<Vec<
                 own.func
             )));
         }
-        let need = func.locals.len() + point.stack.len();
+        // A v128 takes two locations (its low and high 64 bits).
+        let need: usize = func.locals.iter().chain(point.stack.iter()).map(|t| locations_of(*t)).sum();
         if locs.len() - i < need {
             return Err(Error::Decode(format!(
                 "{}: point {point_id} needs {} locals and {} stack values, only {} locations \
@@ -254,14 +301,14 @@ pub fn decode_record(
         let mut locals = Vec::with_capacity(func.locals.len());
         for (k, ty) in func.locals.iter().enumerate() {
             let what = || format!("{}: point {point_id}, local {k}", here());
-            locals.push(read_value(&rec.locations[i], *ty, regs, mem, &what)?);
-            i += 1;
+            locals.push(read_typed(&rec.locations, i, *ty, regs, mem, &what)?);
+            i += locations_of(*ty);
         }
         let mut stack = Vec::with_capacity(point.stack.len());
         for (k, ty) in point.stack.iter().enumerate() {
             let what = || format!("{}: point {point_id}, stack slot {k}", here());
-            stack.push(read_value(&rec.locations[i], *ty, regs, mem, &what)?);
-            i += 1;
+            stack.push(read_typed(&rec.locations, i, *ty, regs, mem, &what)?);
+            i += locations_of(*ty);
         }
         frames.push(VirtualFrame {
             point: point_id,
@@ -475,7 +522,7 @@ mod tests {
         let (r, m) = regs_and_mem();
         let meta = meta(vec![]);
         let frames = decode_record(&meta, &rec(good_locations()), &r, &m).expect("decode");
-        let v = |ty, bits| RawValue { ty, bits };
+        let v = |ty, bits| RawValue::new(ty, bits);
         assert_eq!(
             frames,
             vec![

@@ -64,6 +64,10 @@ pub fn capture(meta: &CrMeta, walked: &[WalkedFrame], load_bias: u64) -> Result<
                     ValType::FuncRef | ValType::ExternRef => None,
                     _ => Some(v.bits),
                 });
+                if v.ty == ValType::V128 {
+                    // Its second location: the high half.
+                    values.push(Some(v.hi));
+                }
             }
         }
         if values.len() != rec.locations.len() {
@@ -187,6 +191,15 @@ fn match_records<'m>(index: &Index<'m>, frames: &[Frame]) -> Result<Vec<(&'m CrR
 
 /// The bits a slot at `loc` holds for `v`; fails if `loc` is a constant
 /// that differs from `v` (the target cannot hold that value there).
+/// The values of `v`'s stack map locations: a v128 is two (its low and
+/// high 64 bits, as `i64`), other values one.
+fn halves(v: &Value) -> Vec<Value> {
+    match *v {
+        Value::V128(x) => vec![Value::I64(x as u64 as i64), Value::I64((x >> 64) as u64 as i64)],
+        ref other => vec![other.clone()],
+    }
+}
+
 fn slot_bits(loc: &Location, v: &Value, what: &dyn Fn() -> String) -> Result<Option<u64>, Error> {
     if let Location::Constant(c) = *loc {
         let fits = match v.raw_bits() {
@@ -245,7 +258,8 @@ pub fn layout(
             let types = func.locals.iter().chain(&point.stack);
             let values = f.locals.iter().map(|v| ("local", v)).chain(f.stack.iter().map(|v| ("stack slot", v)));
             let mut counts = [0usize; 2];
-            for (k, ((what, v), ty)) in values.zip(types).enumerate() {
+            let mut at = *first;
+            for ((what, v), ty) in values.zip(types) {
                 let c = &mut counts[usize::from(what != "local")];
                 let idx = *c;
                 *c += 1;
@@ -253,8 +267,11 @@ pub fn layout(
                 if v.ty() != *ty {
                     return Err(Error::Decode(format!("{}: the snapshot has {v}, the target expects {ty}", describe())));
                 }
-                let loc = rec.locations[*first + k];
-                slots.push(NativeSlot { location: loc, bits: slot_bits(&loc, v, &describe)? });
+                for h in halves(v) {
+                    let loc = rec.locations[at];
+                    at += 1;
+                    slots.push(NativeSlot { location: loc, bits: slot_bits(&loc, &h, &describe)? });
+                }
             }
         }
         let start = func_start(rec.func).ok_or_else(|| {
@@ -361,10 +378,15 @@ pub fn check(meta: &CrMeta, native: &NativeStack, frames: &[Frame]) -> Result<()
             if nf.slots[first - 1].bits != Some(u64::from(*pid)) {
                 return Err(Error::Decode(format!("{}, slot {}: expected point id {pid}", here(), first - 1)));
             }
-            for (i, v) in f.locals.iter().chain(&f.stack).enumerate() {
-                let loc = rec.locations[first + i];
-                let describe = || format!("{}, slot {}", here(), first + i);
-                slot_bits(&loc, v, &describe)?;
+            let mut at = *first;
+            for v in f.locals.iter().chain(&f.stack) {
+                for h in halves(v) {
+                    let (loc, i) = (rec.locations.get(at).copied(), at);
+                    at += 1;
+                    let describe = || format!("{}, slot {}", here(), i);
+                    let loc = loc.ok_or_else(|| Error::Decode(format!("{}: the record has no location there", describe())))?;
+                    slot_bits(&loc, &h, &describe)?;
+                }
             }
         }
         next += nf.wasm_frames as usize;

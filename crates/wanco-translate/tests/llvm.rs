@@ -602,7 +602,7 @@ fn multi_meta(isa: Isa, records: Vec<CrRecord>) -> CrMeta {
 }
 
 fn raw(ty: ValType, bits: u64) -> RawValue {
-    RawValue { ty, bits }
+    RawValue::new(ty, bits)
 }
 
 fn expected_walk(fs: Funcs, isa: Isa) -> Vec<NativeFrame> {

@@ -5,6 +5,7 @@
 //! blocks whose results are `phi` nodes built when the block ends.
 
 mod cr;
+mod simd;
 
 pub(crate) use cr::ModuleCr;
 use super::ModuleCodegen;
@@ -45,6 +46,9 @@ pub struct FuncOptions {
     /// The stack pointer's name for `llvm.read_register` (`rsp` on
     /// x86_64), read by the entry's stack check; `None`: `llvm.stacksave`.
     pub sp_register: Option<&'static str>,
+    /// Code for x86_64 (else aarch64): the one SIMD instruction without a
+    /// target-independent form (`i8x16.swizzle`) uses the ISA's own.
+    pub x86: bool,
 }
 
 enum Kind<'ctx> {
@@ -102,6 +106,7 @@ struct FuncCx<'a, 'ctx, 'w> {
     inject_fault: Option<u64>,
     canonicalize_nans: bool,
     sp_register: Option<&'static str>,
+    x86: bool,
 }
 
 pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: &Body<'_>, opts: &FuncOptions) -> Result<()> {
@@ -137,6 +142,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         inject_fault: opts.inject_fault,
         canonicalize_nans: opts.canonicalize_nans,
         sp_register: opts.sp_register,
+        x86: opts.x86,
     };
     // Locals.
     for (i, t) in ft.params.iter().enumerate() {
@@ -205,23 +211,43 @@ fn keep_unused_loads(f: FunctionValue<'_>) {
         let mut inst = bb.get_first_instruction();
         while let Some(i) = inst {
             inst = i.get_next_instruction();
-            let load = match i.get_opcode() {
-                InstructionOpcode::Load if i.get_first_use().is_none() => Some(i),
-                // A narrow load extended and then unused.
-                InstructionOpcode::SExt | InstructionOpcode::ZExt if i.get_first_use().is_none() => {
-                    match i.get_operand(0) {
-                        Some(inkwell::values::Operand::Value(v)) => {
-                            v.as_instruction_value().filter(|l| l.get_opcode() == InstructionOpcode::Load)
-                        }
-                        _ => None,
-                    }
-                }
-                _ => None,
-            };
-            if let Some(l) = load {
-                let _ = l.set_volatile(true);
+            if i.get_first_use().is_none() {
+                mark_dead_load(i, 0);
             }
         }
+    }
+}
+
+/// Make the load `i` stands for volatile: `i` itself, or a load that only
+/// reaches an unused value through extensions, bit casts and lane
+/// insertions/shuffles (a narrow or SIMD load: `v128.load8_splat` is a
+/// load, an `insertelement` and a `shufflevector`).
+fn mark_dead_load(i: inkwell::values::InstructionValue<'_>, depth: u32) {
+    match i.get_opcode() {
+        InstructionOpcode::Load => {
+            // Not a local's load (volatile would keep it from becoming a register).
+            let local = matches!(i.get_operand(0), Some(inkwell::values::Operand::Value(p))
+                if p.as_instruction_value().is_some_and(|a| a.get_opcode() == InstructionOpcode::Alloca));
+            if !local {
+                let _ = i.set_volatile(true);
+            }
+        }
+        InstructionOpcode::SExt
+        | InstructionOpcode::ZExt
+        | InstructionOpcode::BitCast
+        | InstructionOpcode::InsertElement
+        | InstructionOpcode::ShuffleVector
+            if depth < 4 =>
+        {
+            for k in 0..i.get_num_operands() {
+                if let Some(inkwell::values::Operand::Value(v)) = i.get_operand(k) {
+                    if let Some(op) = v.as_instruction_value() {
+                        mark_dead_load(op, depth + 1);
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -765,7 +791,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 Some(i) => self.b.position_before(&i),
                 None => self.b.position_at_end(self.entry_bb),
             }
-            let ty = self.i64().array_type(ft.results.len() as u32);
+            let ty = self.i64().array_type(abi::slot_layout(&ft.results).1 as u32);
             let buf = self.b.build_alloca(ty, "mr")?;
             self.b.position_at_end(cur);
             all.push(buf.into());
@@ -803,10 +829,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 self.push(r);
             }
             (_, Some(buf)) => {
+                let (at, _) = abi::slot_layout(&ft.results);
                 for (i, t) in ft.results.iter().enumerate() {
-                    // SAFETY (LLVM IR semantics): the buffer has one slot per result.
-                    let p = unsafe { self.b.build_in_bounds_gep(self.i64(), buf, &[self.i64().const_int(i as u64, false)], "rp")? };
+                    // SAFETY (LLVM IR semantics): the buffer has the slots of every result.
+                    let p = unsafe { self.b.build_in_bounds_gep(self.i64(), buf, &[self.i64().const_int(at[i] as u64, false)], "rp")? };
                     let v = self.b.build_load(self.m.llvm_type(*t), p, "r")?;
+                    v.as_instruction_value().unwrap().set_alignment(8).map_err(|e| CompileError::Llvm(e.to_string()))?;
                     self.push(v);
                 }
             }
@@ -932,14 +960,14 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         }
         self.reachable = true;
         if matches!(c.kind, Kind::Function) {
-            self.emit_return(&vals)?;
+            self.emit_return(&vals, &c.results)?;
             return Ok(());
         }
         self.stack = vals;
         Ok(())
     }
 
-    fn emit_return(&mut self, vals: &[BasicValueEnum<'ctx>]) -> Result<()> {
+    fn emit_return(&mut self, vals: &[BasicValueEnum<'ctx>], results: &[ValType]) -> Result<()> {
         match vals.len() {
             0 => {
                 self.b.build_return(None)?;
@@ -949,10 +977,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             }
             _ => {
                 let out = self.out_ptr.unwrap();
+                let (at, _) = abi::slot_layout(results);
                 for (i, v) in vals.iter().enumerate() {
-                    // SAFETY (LLVM IR semantics): caller passes one slot per result.
-                    let p = unsafe { self.b.build_in_bounds_gep(self.i64(), out, &[self.i64().const_int(i as u64, false)], "op")? };
-                    self.b.build_store(p, *v)?;
+                    // SAFETY (LLVM IR semantics): caller passes the slots of every result.
+                    let p = unsafe { self.b.build_in_bounds_gep(self.i64(), out, &[self.i64().const_int(at[i] as u64, false)], "op")? };
+                    let st = self.b.build_store(p, *v)?;
+                    st.set_alignment(8).map_err(|e| CompileError::Llvm(e.to_string()))?;
                 }
                 self.b.build_return(None)?;
             }
@@ -1429,7 +1459,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 let r = self.b.build_int_s_extend(t, v.get_type(), "sx")?;
                 self.push(r);
             }
-            ref other => return Err(self.unsupported(&format!("instruction {other:?}"))),
+            ref other => {
+                if !self.simd_op(other)? {
+                    return Err(self.unsupported(&format!("instruction {other:?}")));
+                }
+            }
         }
         Ok(())
     }

@@ -98,7 +98,9 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
         let i64t = self.ctx.i64_type();
         // SAFETY (LLVM IR semantics, not Rust): the buffer has at least i+1 slots.
         let p = unsafe { b.build_in_bounds_gep(i64t, slots, &[i64t.const_int(i as u64, false)], "slot")? };
-        b.build_store(p, v)?;
+        let st = b.build_store(p, v)?;
+        // A v128 slot pair is only 8-byte aligned.
+        st.set_alignment(8).map_err(|e| CompileError::Llvm(e.to_string()))?;
         Ok(())
     }
 
@@ -106,7 +108,10 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
         let i64t = self.ctx.i64_type();
         // SAFETY (LLVM IR semantics, not Rust): the buffer has at least i+1 slots.
         let p = unsafe { b.build_in_bounds_gep(i64t, slots, &[i64t.const_int(i as u64, false)], "slot")? };
-        Ok(b.build_load(self.llvm_type(t), p, "v")?)
+        let v = b.build_load(self.llvm_type(t), p, "v")?;
+        // A v128 slot pair is only 8-byte aligned.
+        v.as_instruction_value().unwrap().set_alignment(8).map_err(|e| CompileError::Llvm(e.to_string()))?;
+        Ok(v)
     }
 
     /// Array trampoline for defined function `f`: `fn(vmctx, values)`.
@@ -122,8 +127,9 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
         let vmctx = f.get_nth_param(0).unwrap().into_pointer_value();
         let vals = f.get_nth_param(1).unwrap().into_pointer_value();
         let mut args: Vec<BasicMetadataValueEnum> = vec![vmctx.into()];
+        let (at, _) = abi::slot_layout(&ft.params);
         for (i, t) in ft.params.iter().enumerate() {
-            args.push(self.load_slot(&b, vals, i, *t)?.into());
+            args.push(self.load_slot(&b, vals, at[i], *t)?.into());
         }
         if ft.results.len() > 1 {
             args.push(vals.into());
@@ -149,11 +155,14 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
         let bb = self.ctx.append_basic_block(f, "entry");
         b.position_at_end(bb);
         let i64t = self.ctx.i64_type();
-        let n = ft.params.len().max(ft.results.len()).max(1);
+        let (pat, pn) = abi::slot_layout(&ft.params);
+        let (rat, rn) = abi::slot_layout(&ft.results);
+        let n = pn.max(rn).max(1);
         let buf = b.build_array_alloca(i64t, i64t.const_int(n as u64, false), "buf")?;
+        buf.as_instruction().unwrap().set_alignment(16).map_err(|e| CompileError::Llvm(e.to_string()))?;
         for i in 0..ft.params.len() {
             let v = f.get_nth_param(1 + i as u32).unwrap();
-            self.store_slot(&b, buf, i, v)?;
+            self.store_slot(&b, buf, pat[i], v)?;
         }
         let fr = f.get_nth_param(0).unwrap().into_pointer_value();
         let array = self.load_field(&b, fr, abi::funcref::ARRAY, false)?;
@@ -171,8 +180,8 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
             m => {
                 let out = f.get_nth_param(1 + ft.params.len() as u32).unwrap().into_pointer_value();
                 for i in 0..m {
-                    let r = self.load_slot(&b, buf, i, ft.results[i])?;
-                    self.store_slot(&b, out, i, r)?;
+                    let r = self.load_slot(&b, buf, rat[i], ft.results[i])?;
+                    self.store_slot(&b, out, rat[i], r)?;
                 }
                 b.build_return(None)?;
             }

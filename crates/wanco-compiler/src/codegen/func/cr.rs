@@ -226,29 +226,53 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let kind = self.m.cr.as_ref().expect("checkpointing enabled").points.borrow()[point as usize].kind;
         let live = self.live_here(kind)?;
         let mut vals: Vec<AnyValueEnum<'ctx>> = vec![self.i32().const_int(point as u64, false).into()];
+        let mut constants = 1;
         for (i, (p, t)) in self.locals.clone().into_iter().enumerate() {
             if !live.contains(i) {
                 vals.push(self.dead_value(t));
+                if t == ValType::V128 {
+                    vals.push(self.dead_value(t));
+                }
+                constants += if t == ValType::V128 { 2 } else { 1 };
                 continue;
             }
             let v = self.b.build_load(self.m.llvm_type(t), p, "dl")?;
-            vals.push(v.into());
+            self.push_deopt_value(&mut vals, v)?;
         }
-        vals.extend(stack.iter().map(|v| AnyValueEnum::from(*v)));
-        let constants = 1 + self.locals.len() - (0..self.locals.len()).filter(|i| live.contains(*i)).count();
+        for v in stack {
+            self.push_deopt_value(&mut vals, *v)?;
+        }
         self.crs().deopt_values += vals.len() - constants;
         Ok(OperandBundle::create("deopt", &vals))
     }
 
-    /// What a dead local of type `t` is in a deopt bundle: an integer
+    /// Add `v` to a deopt bundle: a v128 as two `i64` values, its low then
+    /// its high 64 bits (vector registers are not callee-saved in full on
+    /// either ISA, and a stackmap location of 16 bytes in a register would
+    /// need the unwinder to recover vector registers: two integers live in
+    /// general registers or 8-byte spill slots, like every other value).
+    fn push_deopt_value(&mut self, vals: &mut Vec<AnyValueEnum<'ctx>>, v: BasicValueEnum<'ctx>) -> Result<()> {
+        if v.is_vector_value() {
+            let w = self.b.build_bit_cast(v, self.i64().vec_type(2), "v2")?.into_vector_value();
+            for k in 0..2 {
+                let x = self.b.build_extract_element(w, self.i32().const_int(k, false), "vh")?;
+                vals.push(x.into());
+            }
+        } else {
+            vals.push(v.into());
+        }
+        Ok(())
+    }
+
+    /// What a dead local of type `t` is in a deopt bundle (a v128: two of
+    /// the `i64` zero): an integer
     /// constant zero of the type's width (floats too: an FP constant would
     /// be materialised in a register, an integer one is a stackmap
     /// `Constant`, which decodes as the all-zero bits), null for references.
     fn dead_value(&self, t: ValType) -> AnyValueEnum<'ctx> {
         match t {
             ValType::I32 | ValType::F32 => self.i32().const_zero().into(),
-            ValType::I64 | ValType::F64 => self.i64().const_zero().into(),
-            ValType::V128 => self.m.ctx.i32_type().vec_type(4).const_zero().into(),
+            ValType::I64 | ValType::F64 | ValType::V128 => self.i64().const_zero().into(),
             ValType::FuncRef | ValType::ExternRef => self.m.ptr().const_null().into(),
         }
     }
@@ -271,7 +295,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     fn value_slot(&mut self, buf: PointerValue<'ctx>, i: usize) -> Result<PointerValue<'ctx>> {
         // SAFETY (LLVM IR semantics): the runtime sizes the buffer for every
         // slot a route of this function loads (`CrFunc::max_height`).
-        Ok(unsafe { self.b.build_in_bounds_gep(self.i64(), buf, &[self.i64().const_int(i as u64, false)], "vs")? })
+        // Entries are 16 bytes (a v128 fills one; other values sit at its start).
+        Ok(unsafe { self.b.build_in_bounds_gep(self.m.ctx.i128_type(), buf, &[self.i64().const_int(i as u64, false)], "vs")? })
     }
 
     fn value_buffer(&mut self) -> Result<PointerValue<'ctx>> {
