@@ -41,11 +41,9 @@ migrate-test: build
     cargo test -p wanco-tests --test migrate -- --include-ignored
 
 # The full official spec suite (wasm-v1, wasm-v2 and simd = proposals/simd) on every engine.
-# The compiled engines do not run SIMD yet: they run wasm-v1 and wasm-v2 only.
 spec: build
     cargo build -p wanco-spec
-    ./target/debug/wanco-spec --engine interp
-    for e in aot-x86_64 aot-aarch64 aot-x86_64-checked aot-aarch64-checked; do ./target/debug/wanco-spec --engine $e --folder wasm-v1 --folder wasm-v2 || exit 1; done
+    for e in interp aot-x86_64 aot-aarch64 aot-x86_64-checked aot-aarch64-checked; do ./target/debug/wanco-spec --engine $e || exit 1; done
 
 # Rebuild the test programs' .wasm from their C and Rust sources.
 programs:
