@@ -208,7 +208,9 @@ fn version_names_wanco_llvm_and_snapshot_format() {
     // The LLVM wanco was built against, as its own llvm-config reports it.
     let llvm = Command::new("/usr/lib/llvm-19/bin/llvm-config").arg("--version").output().unwrap();
     let llvm = String::from_utf8(llvm.stdout).unwrap();
-    let format = format!("snapshot format {}", wanco_state::snapshot::FORMAT_VERSION);
+    use wanco_state::snapshot::{FORMAT_VERSION, MIN_FORMAT_VERSION};
+    // Both the version written and the oldest version still read are named.
+    let format = format!("snapshot format: writes {FORMAT_VERSION}, reads {MIN_FORMAT_VERSION}-{FORMAT_VERSION}");
     assert!(v.starts_with(&format!("wanco {} ", env!("CARGO_PKG_VERSION"))), "{v}");
     assert!(v.contains(&format!("LLVM {}", llvm.trim())), "{v} vs llvm-config {llvm}");
     assert!(v.contains(&format), "{v}");

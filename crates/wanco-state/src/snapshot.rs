@@ -38,6 +38,12 @@ pub const FORMAT_VERSION: u32 = 2;
 /// The oldest format version this code still reads: version 1 (no `v128`
 /// values), decoded as a version-2 snapshot.
 pub const MIN_FORMAT_VERSION: u32 = 1;
+
+/// The snapshot versions this build handles, as `--version` prints them:
+/// `snapshot format: writes 2, reads 1-2`.
+pub fn format_versions_text() -> String {
+    format!("snapshot format: writes {FORMAT_VERSION}, reads {MIN_FORMAT_VERSION}-{FORMAT_VERSION}")
+}
 /// Length of the fixed header (magic, version, module hash, body length).
 pub const HEADER_LEN: usize = 52;
 /// Length of the trailing checksum (SHA-256).

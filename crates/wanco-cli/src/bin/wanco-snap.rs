@@ -65,9 +65,9 @@ enum Command {
 /// it reads and writes.
 fn command() -> clap::Command {
     let v = format!(
-        "{} (snapshot format {}, written and read)",
+        "{} ({})",
         env!("CARGO_PKG_VERSION"),
-        wanco_state::snapshot::FORMAT_VERSION
+        wanco_state::snapshot::format_versions_text()
     );
     // clap wants a 'static version string; it is made once per process.
     Cli::command().version(&*Box::leak(v.into_boxed_str()))

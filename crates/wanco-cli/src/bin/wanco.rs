@@ -45,8 +45,8 @@ enum Command {
 /// and the snapshot format version it writes and reads.
 fn version() -> String {
     let (major, minor, patch) = inkwell::support::get_llvm_version();
-    let format = wanco_state::snapshot::FORMAT_VERSION;
-    format!("{} (LLVM {major}.{minor}.{patch}; snapshot format {format}, written and read)", env!("CARGO_PKG_VERSION"))
+    let format = wanco_state::snapshot::format_versions_text();
+    format!("{} (LLVM {major}.{minor}.{patch}; {format})", env!("CARGO_PKG_VERSION"))
 }
 
 fn command() -> clap::Command {
