@@ -62,8 +62,7 @@ bench-quick: build
 bench-sightglass: build
     BENCH_SIGHTGLASS_ONLY=1 bash tools/bench.sh
 
-# Every Sightglass program under `wanco interp` (release), one at a time, nice 15, 60 s CPU each
-# (SG_INTERP_CPU, SG_ONLY=a,b): pass / fail / timeout -> bench/results-sightglass-interp.md.
+# Sightglass under `wanco interp`, nice 15, 60 s CPU each (SG_INTERP_CPU, SG_ONLY=a,b) -> bench/results-sightglass-interp.md.
 sightglass-interp:
     cargo build --release -p wanco-cli
     python3 tools/sightglass_interp.py target/release/wanco bench/results-sightglass-interp.md
