@@ -18,7 +18,10 @@ default ../shared/bench/sightglass next to the repository):
 * checkpoint at half the program's migration points, restore, and the
   two outputs together compared with `expected.stdout`; checkpoint and
   restore times as the runtime reports them (`WANCO_CR_TIMING=1`), the
-  snapshot's size.
+  snapshot's size;
+* a section on the programs that use 128-bit SIMD (wasmtime refuses them
+  with `-W simd=n`): run time of the C/R and `--no-cr` builds against
+  wasmtime's, with geometric means.
 
 Each program runs in a copy of its folder (preopened as `.`).
 Environment: `BENCH_QUICK=1` (a subset of 8 programs, 1 round),
