@@ -62,6 +62,11 @@ bench-quick: build
 bench-sightglass: build
     BENCH_SIGHTGLASS_ONLY=1 bash tools/bench.sh
 
+# Sightglass under `wanco interp`, nice 15, 60 s CPU each (SG_INTERP_CPU, SG_ONLY=a,b) -> bench/results-sightglass-interp.md.
+sightglass-interp:
+    cargo build --release -p wanco-cli
+    python3 tools/sightglass_interp.py target/release/wanco bench/results-sightglass-interp.md
+
 # Differential fuzzing: 20,000 wasm-smith modules on wanco-interp vs wasmi (release build).
 fuzz count="20000" seed="0":
     cargo run --release -p wanco-fuzz -- --count {{count}} --seed {{seed}}

@@ -8,7 +8,8 @@
 #  4. wasmtime's benchmark suite, Sightglass ($WANCO_SIGHTGLASS, default
 #     ../shared/bench/sightglass; skipped with a message where absent), by
 #     tools/bench_sightglass.py: compile and run times (CPU, min of
-#     interleaved runs), C/R overhead, checkpoint/restore -> bench/results-sightglass.md.
+#     interleaved runs), C/R overhead, checkpoint/restore, and a SIMD section (the
+#     programs using 128-bit SIMD: C/R and --no-cr run time / wasmtime) -> bench/results-sightglass.md.
 # BENCH_QUICK=1: one run each and a subset of Sightglass (for iterating;
 # writes bench/results-quick.md and bench/results-sightglass-quick.md).
 # BENCH_SIGHTGLASS_ONLY=1: only section 4.

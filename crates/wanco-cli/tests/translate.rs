@@ -274,3 +274,86 @@ fn bad_inputs_are_refused() {
         }
     }
 }
+
+/// Number of v128 values in the snapshot's Wasm frames (locals and operand
+/// stacks), from `decode`'s JSON.
+fn v128_in_frames(p: &Prog, cp: &str) -> usize {
+    let d = snap(&["decode", cp]);
+    assert!(d.status.success(), "decode {cp}: {}", stderr(&d));
+    let v: serde_json::Value = serde_json::from_slice(&d.stdout).unwrap();
+    let _ = p;
+    v["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .flat_map(|f| {
+            ["locals", "stack"].into_iter().flat_map(move |k| f[k].as_array().cloned().unwrap_or_default())
+        })
+        .filter(|x| x.get("V128").is_some())
+        .count()
+}
+
+/// Run the interpreter on `src` in the program's directory.
+fn interp(p: &Prog, args: &[&str]) -> Output {
+    run(Command::new(env!("CARGO_BIN_EXE_wanco")).arg("interp").args(args).current_dir(p.dir.path()), &format!("interp {args:?}"))
+}
+
+/// 128-bit SIMD state across ISAs and engines: `cr_simd` (v128 locals,
+/// operand-stack values below calls, a v128 global, v128 loop parameters)
+/// checkpointed at several points on x86_64 and on aarch64, translated to
+/// the other ISA's layout and restored there (and back, byte for byte); the
+/// native captures and their translations restored in the interpreter; and
+/// the interpreter's snapshots translated to each ISA's layout and restored
+/// natively. Every pair of outputs makes the uninterrupted run's.
+#[test]
+fn v128_state_translates_across_isas_and_the_interpreter() {
+    let p = Prog::compile("cr_simd");
+    let src = root().join("tests/programs/cr/cr_simd.wat");
+    let src = src.to_str().unwrap();
+    let (full, n) = full_run(&p);
+    let ifull = interp(&p, &[src]);
+    assert!(ifull.status.success() && ifull.stdout == full.stdout, "interp full run: {}", stderr(&ifull));
+    let mut with_v128 = 0;
+    for k in [n / 4, n / 2 + 1, 3 * n / 4 + 3] {
+        for (from, to) in [(Isa::X86, Isa::Arm), (Isa::Arm, Isa::X86)] {
+            across(&p, &full, from, to, k);
+            let tag = format!("{}-{}-{k}", from.name(), to.name());
+            let cp = p.path(&format!("{tag}.wsnap"));
+            let tr = p.path(&format!("{tag}.translated.wsnap"));
+            with_v128 += (v128_in_frames(&p, &cp) > 0) as usize;
+            // The same state as the interpreter's at that point.
+            let icp = p.path(&format!("interp-{k}.wsnap"));
+            let ipart1 = interp(&p, &["--checkpoint-after-points", &k.to_string(), "--checkpoint-file", &icp, src]);
+            assert!(ipart1.status.success(), "interp checkpoint at {k}: {}", stderr(&ipart1));
+            let o = snap(&["diff", &icp, &cp]);
+            let d = String::from_utf8_lossy(&o.stdout).into_owned();
+            // Only the producer, the native view, the program name (args[0])
+            // and the clock may differ: every value, v128 ones included, agrees.
+            let allowed = ["same", "producer ", "native view", "wasi args", "wasi monotonic clock"];
+            assert!(
+                d.lines().all(|l| allowed.iter().any(|a| l.starts_with(a))),
+                "{tag}: interp and {} snapshots at {k} differ:\n{d}",
+                from.name()
+            );
+            // Native capture and its translation restore in the interpreter.
+            for s in [&cp, &tr] {
+                let part2 = interp(&p, &["--restore", s, src]);
+                let mut out = ipart1.stdout.clone();
+                out.extend_from_slice(&part2.stdout);
+                assert!(part2.status.success(), "{tag}: interp --restore {s}: {}", stderr(&part2));
+                assert!(out == full.stdout, "{tag}: interp restore of {s}: the outputs differ from the uninterrupted run");
+            }
+            // The interpreter's snapshot, laid out for `to`, restores there.
+            let it = p.path(&format!("interp-{k}-{}.wsnap", to.name()));
+            let o = snap(&["translate", &icp, "--to", to.name(), "--binary", p.bin(to).to_str().unwrap(), "-o", &it]);
+            assert!(o.status.success(), "interp {k} -> {}: translate: {}", to.name(), stderr(&o));
+            let part2 = p.exec(to, &["--restore", &it]);
+            let mut out = ipart1.stdout.clone();
+            out.extend_from_slice(&part2.stdout);
+            assert!(part2.status.success(), "interp {k} -> {}: restore: {}", to.name(), stderr(&part2));
+            assert!(out == full.stdout, "interp {k} -> {}: the outputs differ from the uninterrupted run", to.name());
+        }
+    }
+    // The points are ones with v128 values live in frames, not only in the global.
+    assert!(with_v128 >= 4, "only {with_v128} of 6 captures hold v128 values in frames");
+}

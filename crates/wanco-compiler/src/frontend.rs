@@ -84,6 +84,7 @@ fn const_expr(e: &wasmparser::ConstExpr, offset: u64) -> Result<ConstExpr> {
         }),
         O::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
         O::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
+        O::V128Const { value } => ConstExpr::V128(u128::from_le_bytes(*value.bytes())),
         other => {
             return Err(CompileError::Unsupported {
                 what: format!("constant expression {other:?}"),
@@ -207,16 +208,7 @@ pub fn decode(wasm: &[u8]) -> Result<Decoded<'_>> {
                 let off = r.range().start;
                 for g in r {
                     let g = g?;
-                    // `v128.const`: kept beside the globals (see `ModuleInfo::v128_global_inits`).
-                    let init = match g.init_expr.get_operators_reader().read()? {
-                        wasmparser::Operator::V128Const { value } => {
-                            let x = u128::from_le_bytes(*value.bytes());
-                            let def = info.globals.len() as u32;
-                            info.v128_global_inits.push((def, x as u64, (x >> 64) as u64));
-                            ConstExpr::I64(0)
-                        }
-                        _ => const_expr(&g.init_expr, off)?,
-                    };
+                    let init = const_expr(&g.init_expr, off)?;
                     info.globals.push(Global {
                         ty: GlobalType { ty: val_type(g.ty.content_type, off)?, mutable: g.ty.mutable },
                         init,

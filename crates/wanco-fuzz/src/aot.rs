@@ -1,7 +1,9 @@
 //! Differential fuzzing of the AOT compiler: wasm-smith modules run in the
 //! reference interpreter and as compiled code (x86_64 natively, aarch64 under
 //! qemu), through the spec runner's engines. A batch of modules is compiled
-//! and linked into one driver, so the per-module cost is LLVM only.
+//! and linked into one driver, so the per-module cost is LLVM only. The
+//! modules use 128-bit SIMD ([`crate::generate_simd`], wasm-smith's
+//! `simd_enabled`), as the interpreter-against-wasmi fuzzer's do.
 
 use std::fmt;
 use wanco_spec::engine::{FileInfo, InstantiateError, InvokeError, SpecVersion};
@@ -13,6 +15,8 @@ use wanco_state::{ValType, Value};
 pub struct AotStats {
     /// Modules generated.
     pub modules: u64,
+    /// Modules that use 128-bit SIMD (refused by a validator without it).
+    pub simd_modules: u64,
     /// Modules instantiated in both engines.
     pub instantiated: u64,
     /// Calls compared.
@@ -88,7 +92,7 @@ fn show(r: &Result<Vec<Value>, InvokeError>) -> String {
 pub fn run_batch(engine: &str, seeds: std::ops::Range<u64>) -> Result<AotStats, AotMismatch> {
     let mut interp = wanco_spec::engines::by_name("interp").expect("interp engine");
     let mut aot = wanco_spec::engines::by_name(engine).map_err(|e| AotMismatch { seed: seeds.start, what: e, saved: None })?;
-    let modules: Vec<Vec<u8>> = seeds.clone().map(crate::generate).collect();
+    let modules: Vec<Vec<u8>> = seeds.clone().map(crate::generate_simd).collect();
     let file = FileInfo { folder: "fuzz".into(), name: format!("seeds {}..{}", seeds.start, seeds.end), version: SpecVersion::V2 };
     let fail = |seed: u64, what: String, wasm: &[u8]| {
         let dir = crate::failure_dir();
@@ -101,6 +105,12 @@ pub fn run_batch(engine: &str, seeds: std::ops::Range<u64>) -> Result<AotStats, 
     interp.prepare(&file, &modules).map_err(|e| fail(seeds.start, e, &[]))?;
     aot.prepare(&file, &modules).map_err(|e| fail(seeds.start, e, &[]))?;
     let mut st = AotStats { modules: modules.len() as u64, ..Default::default() };
+    let no_simd = {
+        let mut c = wasmi::Config::default();
+        c.wasm_simd(false);
+        wasmi::Engine::new(&c)
+    };
+    st.simd_modules = modules.iter().filter(|m| wasmi::Module::new(&no_simd, &m[..]).is_err()).count() as u64;
     let guard_pages = !engine.ends_with("-checked");
     for (i, wasm) in modules.iter().enumerate() {
         let seed = seeds.start + i as u64;
@@ -205,6 +215,7 @@ mod tests {
     fn compiled_code_agrees_with_the_interpreter() {
         let st = super::run_batch("aot-x86_64", 1_000_000..1_000_060).unwrap_or_else(|m| panic!("{m}"));
         assert_eq!(st.modules, 60);
+        assert!(st.simd_modules >= 15, "{st:?}");
         assert!(st.instantiated > 30, "{st:?}");
         assert!(st.calls > 300, "{st:?}");
     }

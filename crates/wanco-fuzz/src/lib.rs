@@ -63,8 +63,7 @@ pub fn config(disallow_traps: bool) -> wasm_smith::Config {
     config_with(disallow_traps, false)
 }
 
-/// Like [`config`], with 128-bit SIMD when `simd` (Wasm 2.0 complete; the
-/// interpreter runs it, the compiler does not yet).
+/// Like [`config`], with 128-bit SIMD when `simd` (Wasm 2.0 complete).
 pub fn config_with(disallow_traps: bool, simd: bool) -> wasm_smith::Config {
     let mut c = wasm_smith::Config::default();
     c.disallow_traps = disallow_traps;
@@ -135,7 +134,7 @@ pub fn generate_with_fuel(seed: u64, fuel: u32) -> Vec<u8> {
     generate_with(seed, fuel, false)
 }
 
-/// Like [`generate`], with 128-bit SIMD (for the interpreter against wasmi).
+/// Like [`generate`], with 128-bit SIMD (what both differential fuzzers run).
 pub fn generate_simd(seed: u64) -> Vec<u8> {
     generate_with(seed, DEFAULT_FUEL, true)
 }
@@ -810,7 +809,7 @@ mod tests {
             run_differential(&bytes).unwrap_or_else(|m| panic!("seed {seed}: {m}"));
         }
         assert!(with_simd >= 10, "{with_simd} of 30 modules use SIMD");
-        // The AOT fuzzer's modules stay without SIMD.
+        // `generate` stays without SIMD.
         for seed in 0..10 {
             assert!(wasmi::Module::new(&no_simd, &generate(seed)[..]).is_ok(), "seed {seed}");
         }

@@ -52,10 +52,11 @@ fn main() {
                 Ok(st) => {
                     total.modules += st.modules;
                     total.instantiated += st.instantiated;
+                    total.simd_modules += st.simd_modules;
                     total.calls += st.calls;
                     total.trap_kind_differs += st.trap_kind_differs;
                     total.memory_trap_lost += st.memory_trap_lost;
-                    eprintln!("seeds {s}..{e}: {} modules, {} calls agree", st.modules, st.calls);
+                    eprintln!("seeds {s}..{e}: {} modules ({} with SIMD), {} calls agree", st.modules, st.simd_modules, st.calls);
                 }
                 Err(m) => {
                     println!("MISMATCH {m}");
@@ -66,8 +67,9 @@ fn main() {
             s = e;
         }
         println!(
-            "fuzz {engine}: {} modules ({} instantiated), {} calls, 0 mismatches; known imprecisions: {} different trap kind, {} memory trap lost; {:.1} s",
+            "fuzz {engine}: {} modules ({} with SIMD, {} instantiated), {} calls, 0 mismatches; known imprecisions: {} different trap kind, {} memory trap lost; {:.1} s",
             total.modules,
+            total.simd_modules,
             total.instantiated,
             total.calls,
             total.trap_kind_differs,

@@ -47,17 +47,9 @@ pub(crate) struct ModuleInner {
     pub info: ModuleInfo,
     /// Translated bodies of the defined functions.
     pub code: Vec<FuncCode>,
-    /// `v128.const` initialisers of the defined globals (by defined-global
-    /// index; `None` for the others). [`ConstExpr`] has no `v128` form, so
-    /// such a global's `init` in `info` is a placeholder `i64.const 0`.
-    pub v128_inits: Vec<Option<u128>>,
 }
 
 impl ModuleInner {
-    /// The `v128.const` initialiser of defined global `def`, if it has one.
-    pub fn v128_global_init(&self, def: usize) -> Option<u128> {
-        self.v128_inits.get(def).copied().flatten()
-    }
 }
 
 impl Module {
@@ -68,13 +60,9 @@ impl Module {
 
     /// Like [`Module::new`], checking against the given spec version.
     pub fn with_version(bytes: &[u8], version: WasmVersion) -> Result<Module, Error> {
-        let (info, code, v128_inits) = load(bytes, version.features())?;
+        let (info, code) = load(bytes, version.features())?;
         Ok(Module {
-            inner: Arc::new(ModuleInner {
-                info,
-                code,
-                v128_inits,
-            }),
+            inner: Arc::new(ModuleInner { info, code }),
         })
     }
 
@@ -111,15 +99,6 @@ impl Module {
     }
 }
 
-/// The value of a constant expression that is a single `v128.const`.
-fn v128_const(expr: &wasmparser::ConstExpr<'_>) -> Option<u128> {
-    let mut r = expr.get_operators_reader();
-    match (r.read().ok()?, r.read().ok()?) {
-        (Operator::V128Const { value }, Operator::End) => Some(value.i128() as u128),
-        _ => None,
-    }
-}
-
 fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
     let mut r = expr.get_operators_reader();
     let start = r.original_position() as usize;
@@ -141,6 +120,7 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
         }
         Operator::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
         Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
+        Operator::V128Const { value } => ConstExpr::V128(u128::from_le_bytes(*value.bytes())),
         _ => {
             return Err(Error::new(
                 start,
@@ -178,10 +158,7 @@ fn global_type(t: &wasmparser::GlobalType, offset: usize) -> Result<GlobalType, 
     })
 }
 
-type Loaded = (ModuleInfo, Vec<FuncCode>, Vec<Option<u128>>);
-
-fn load(bytes: &[u8], features: WasmFeatures) -> Result<Loaded, Error> {
-    let mut v128_inits = Vec::new();
+fn load(bytes: &[u8], features: WasmFeatures) -> Result<(ModuleInfo, Vec<FuncCode>), Error> {
     let mut validator = Validator::new_with_features(features);
     let mut parser = Parser::new(0);
     parser.set_features(features);
@@ -289,12 +266,7 @@ fn load(bytes: &[u8], features: WasmFeatures) -> Result<Loaded, Error> {
                 for g in r.clone().into_iter_with_offsets() {
                     let (off, g) = g?;
                     let off = off as usize;
-                    let v128 = v128_const(&g.init_expr);
-                    let init = match v128 {
-                        Some(_) => ConstExpr::I64(0),
-                        None => const_expr(&g.init_expr)?,
-                    };
-                    v128_inits.push(v128);
+                    let init = const_expr(&g.init_expr)?;
                     info.globals.push(Global {
                         ty: global_type(&g.ty, off)?,
                         init,
@@ -398,5 +370,5 @@ fn load(bytes: &[u8], features: WasmFeatures) -> Result<Loaded, Error> {
             code.push(translate(&info, index, &body, v)?);
         }
     }
-    Ok((info, code, v128_inits))
+    Ok((info, code))
 }

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::exec::{load, store};
 use crate::num::{fmax32, fmax64, fmin32, fmin64, nearest32, nearest64, quiet};
 use wanco_state::abi::TrapCode;
+use wanco_state::LaneShape;
 use wasmparser::Operator;
 
 /// A SIMD operator (the names of wasmparser's `Operator`).
@@ -631,20 +632,20 @@ fn pop_s(s: &mut Vec<u64>) -> u64 {
     s.pop().unwrap_or(0)
 }
 
-/// Replace bytes `lane * N..` of `v` with `b`.
+/// `v` with lane `lane` of the `N`-byte integer shape replaced by `b`
+/// (the lane forms of loads: `v128.loadN_lane`).
 fn set_bytes<const N: usize>(v: u128, lane: u8, b: [u8; N]) -> u128 {
-    let mut x = v.to_le_bytes();
-    let at = lane as usize * N;
-    x[at..at + N].copy_from_slice(&b);
-    u128::from_le_bytes(x)
+    let mut x = [0u8; 8];
+    x[..N].copy_from_slice(&b);
+    LaneShape::int_of_bytes(N).map_or(v, |s| s.with_lane(v, lane as u32, u64::from_le_bytes(x)))
 }
 
-/// Bytes `lane * N..` of `v`.
+/// Lane `lane` of the `N`-byte integer shape of `v`, as bytes in memory
+/// order (the lane forms of stores: `v128.storeN_lane`).
 fn get_bytes<const N: usize>(v: u128, lane: u8) -> [u8; N] {
-    let x = v.to_le_bytes();
-    let at = lane as usize * N;
+    let x = LaneShape::int_of_bytes(N).map_or(0, |s| s.lane(v, lane as u32)).to_le_bytes();
     let mut b = [0u8; N];
-    b.copy_from_slice(&x[at..at + N]);
+    b.copy_from_slice(&x[..N]);
     b
 }
 

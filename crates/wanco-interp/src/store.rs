@@ -567,13 +567,11 @@ impl Store {
                 data: vec![0; (l.min * PAGE_SIZE) as usize],
             });
         }
-        for (def, g) in info.globals.iter().enumerate() {
-            let [value, hi] = match m.v128_global_init(def) {
-                Some(x) => [x as u64, (x >> 64) as u64],
-                None => match g.init {
-                    ConstExpr::GlobalGet(i) => self.globals[globals[i as usize] as usize].slots(),
-                    _ => [self.eval_const(&g.init, &globals, &funcs), 0],
-                },
+        for g in &info.globals {
+            let [value, hi] = match g.init {
+                ConstExpr::V128(x) => [x as u64, (x >> 64) as u64],
+                ConstExpr::GlobalGet(i) => self.globals[globals[i as usize] as usize].slots(),
+                _ => [self.eval_const(&g.init, &globals, &funcs), 0],
             };
             globals.push(self.globals.len() as u32);
             self.globals.push(GlobalInst { ty: g.ty, value, hi });
@@ -655,6 +653,9 @@ impl Store {
             ConstExpr::RefNull(_) => NULL_REF,
             ConstExpr::RefFunc(i) => funcs[i as usize] as u64,
             ConstExpr::GlobalGet(i) => self.globals[globals[i as usize] as usize].value,
+            // Validation allows `v128.const` only in a v128 global's
+            // initialiser, which `instantiate` handles: its low 64 bits.
+            ConstExpr::V128(x) => x as u64,
         }
     }
 

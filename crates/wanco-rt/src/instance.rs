@@ -381,16 +381,12 @@ impl Instance {
         }
         for (i, g) in self.info.globals.clone().iter().enumerate() {
             let v = match (g.ty.ty, &g.init) {
+                (_, ConstExpr::V128(x)) => *x,
                 // SAFETY: a v128 global's cell (validated: the imported global is a v128) has 16 bytes.
                 (wanco_state::ValType::V128, ConstExpr::GlobalGet(j)) => unsafe { (self.globals[*j as usize] as *const u128).read_unaligned() },
                 _ => self.eval(&g.init) as u128,
             };
             self.own_globals[i] = v;
-        }
-        for &(def, lo, hi) in &self.info.v128_global_inits {
-            if let Some(cell) = self.own_globals.get_mut(def as usize) {
-                *cell = lo as u128 | (hi as u128) << 64;
-            }
         }
         Ok(())
     }
@@ -408,7 +404,9 @@ impl Instance {
         v.instance = me;
     }
 
-    /// Evaluate a constant expression to a raw slot value.
+    /// Evaluate a constant expression to a raw slot value (a `v128.const`,
+    /// which validation allows only in a v128 global's initialiser, handled
+    /// by the caller there, gives its low 64 bits).
     pub fn eval(&self, e: &ConstExpr) -> u64 {
         match *e {
             ConstExpr::I32(v) => v as u32 as u64,
@@ -419,6 +417,7 @@ impl Instance {
             ConstExpr::RefFunc(i) => self.func_refs[i as usize] as u64,
             // SAFETY: global cells live as long as their instances.
             ConstExpr::GlobalGet(i) => unsafe { *self.globals[i as usize] },
+            ConstExpr::V128(x) => x as u64,
         }
     }
 

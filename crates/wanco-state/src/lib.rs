@@ -23,4 +23,4 @@ pub mod snapshot;
 pub mod value;
 pub mod wasi;
 
-pub use value::{ValType, Value};
+pub use value::{LaneShape, ValType, Value};

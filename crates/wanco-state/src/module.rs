@@ -109,6 +109,9 @@ pub enum ConstExpr {
     RefFunc(u32),
     /// `global.get` of an (imported) global.
     GlobalGet(u32),
+    /// `v128.const`, the value as [`crate::Value::V128`] holds it (lane 0 in
+    /// the lowest bits); only a v128 global's initialiser (validation).
+    V128(#[serde(with = "crate::value::v128_serde")] u128),
 }
 
 /// A defined global.
@@ -211,13 +214,6 @@ pub struct ModuleInfo {
     /// Function names from the name section, `(index, name)` (borrowed,
     /// not copied, by [`ModuleInfo::from_static`]).
     pub func_names: Vec<(u32, Name)>,
-    /// Initial values of the defined globals initialised by `v128.const`:
-    /// `(defined global index, low 64 bits, high 64 bits)` of the value as
-    /// [`crate::Value::V128`] holds it. Such a global's [`Global::init`] is
-    /// a placeholder `I64(0)` (a [`ConstExpr`] has no v128 form, so that
-    /// consumers matching on it need no change).
-    #[serde(default)]
-    pub v128_global_inits: Vec<(u32, u64, u64)>,
 }
 
 impl ModuleInfo {

@@ -133,10 +133,178 @@ impl fmt::Display for V128Hex {
     }
 }
 
+/// A lane interpretation of a `v128` (the SIMD proposal's shapes): how many
+/// lanes of which width and kind. One type for every consumer: the
+/// compiler's lowering, the interpreter's lane accesses and
+/// `wanco-snap dump --lanes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LaneShape {
+    /// 16 8-bit integers.
+    I8x16,
+    /// 8 16-bit integers.
+    I16x8,
+    /// 4 32-bit integers.
+    I32x4,
+    /// 2 64-bit integers.
+    I64x2,
+    /// 4 single-precision floats.
+    F32x4,
+    /// 2 double-precision floats.
+    F64x2,
+}
+
+impl LaneShape {
+    /// Every shape, integers first.
+    pub const ALL: [LaneShape; 6] = [
+        LaneShape::I8x16,
+        LaneShape::I16x8,
+        LaneShape::I32x4,
+        LaneShape::I64x2,
+        LaneShape::F32x4,
+        LaneShape::F64x2,
+    ];
+
+    /// The shape's name in Wasm text (`i32x4`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LaneShape::I8x16 => "i8x16",
+            LaneShape::I16x8 => "i16x8",
+            LaneShape::I32x4 => "i32x4",
+            LaneShape::I64x2 => "i64x2",
+            LaneShape::F32x4 => "f32x4",
+            LaneShape::F64x2 => "f64x2",
+        }
+    }
+
+    /// Number of lanes.
+    pub fn lanes(self) -> u32 {
+        match self {
+            LaneShape::I8x16 => 16,
+            LaneShape::I16x8 => 8,
+            LaneShape::I32x4 | LaneShape::F32x4 => 4,
+            LaneShape::I64x2 | LaneShape::F64x2 => 2,
+        }
+    }
+
+    /// Width of one lane in bits.
+    pub fn lane_bits(self) -> u32 {
+        128 / self.lanes()
+    }
+
+    /// Width of one lane in bytes.
+    pub fn lane_bytes(self) -> usize {
+        16 / self.lanes() as usize
+    }
+
+    /// Whether the lanes are floats.
+    pub fn is_float(self) -> bool {
+        matches!(self, LaneShape::F32x4 | LaneShape::F64x2)
+    }
+
+    /// The integer shape whose lanes are `bytes` wide (1, 2, 4 or 8), as the
+    /// lane forms of loads and stores (`v128.load8_lane` ...) see a v128.
+    pub fn int_of_bytes(bytes: usize) -> Option<LaneShape> {
+        match bytes {
+            1 => Some(LaneShape::I8x16),
+            2 => Some(LaneShape::I16x8),
+            4 => Some(LaneShape::I32x4),
+            8 => Some(LaneShape::I64x2),
+            _ => None,
+        }
+    }
+
+    /// The integer shape of twice the lane width (the result of the
+    /// widening operations; `I64x2` for 32- and 64-bit lanes).
+    pub fn wider(self) -> LaneShape {
+        match self {
+            LaneShape::I8x16 => LaneShape::I16x8,
+            LaneShape::I16x8 => LaneShape::I32x4,
+            _ => LaneShape::I64x2,
+        }
+    }
+
+    /// The bits of lane `i` of `v` (zero-extended; lane 0 is the lowest).
+    /// Lanes past the last read as 0.
+    pub fn lane(self, v: u128, i: u32) -> u64 {
+        if i >= self.lanes() {
+            return 0;
+        }
+        let bits = self.lane_bits();
+        let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        (v >> (i * bits)) as u64 & mask
+    }
+
+    /// `v` with lane `i` replaced by the low bits of `x` (lanes past the
+    /// last leave `v` as it is).
+    pub fn with_lane(self, v: u128, i: u32, x: u64) -> u128 {
+        if i >= self.lanes() {
+            return v;
+        }
+        let bits = self.lane_bits();
+        let mask = if bits == 64 { u64::MAX as u128 } else { (1u128 << bits) - 1 } << (i * bits);
+        (v & !mask) | (((x as u128) << (i * bits)) & mask)
+    }
+
+    /// The lanes of `v` as text, lane 0 first: signed integers, floats as
+    /// Rust prints them (`1.5`, `-0.0`, `inf`) and NaNs with their bits
+    /// (`nan:0x7fc00000`), e.g. `v128:i32x4 [1 -2 3 4]`.
+    pub fn format(self, v: u128) -> String {
+        let lanes: Vec<String> = (0..self.lanes())
+            .map(|i| {
+                let x = self.lane(v, i);
+                match self {
+                    LaneShape::I8x16 => (x as u8 as i8).to_string(),
+                    LaneShape::I16x8 => (x as u16 as i16).to_string(),
+                    LaneShape::I32x4 => (x as u32 as i32).to_string(),
+                    LaneShape::I64x2 => (x as i64).to_string(),
+                    LaneShape::F32x4 => {
+                        let f = f32::from_bits(x as u32);
+                        if f.is_nan() { format!("nan:0x{x:08x}") } else { format!("{f:?}") }
+                    }
+                    LaneShape::F64x2 => {
+                        let f = f64::from_bits(x);
+                        if f.is_nan() { format!("nan:0x{x:016x}") } else { format!("{f:?}") }
+                    }
+                }
+            })
+            .collect();
+        format!("v128:{} [{}]", self.name(), lanes.join(" "))
+    }
+}
+
+impl fmt::Display for LaneShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A lane-shape name that is none of `i8x16 i16x8 i32x4 i64x2 f32x4 f64x2`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownLaneShape(pub String);
+
+impl fmt::Display for UnknownLaneShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown lane shape {:?}: expected one of i8x16, i16x8, i32x4, i64x2, f32x4, f64x2", self.0)
+    }
+}
+
+impl std::error::Error for UnknownLaneShape {}
+
+impl std::str::FromStr for LaneShape {
+    type Err = UnknownLaneShape;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LaneShape::ALL
+            .into_iter()
+            .find(|l| l.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownLaneShape(s.to_string()))
+    }
+}
+
 /// Serde for a `v128` payload: 16 little-endian bytes in binary formats
 /// (MessagePack `bin 8`), a `"0x…"` string of 32 hex digits (the `u128`,
 /// most significant digit first) in human-readable ones.
-mod v128_serde {
+pub(crate) mod v128_serde {
     use serde::de::{Error, Visitor};
     use serde::{Deserializer, Serializer};
     use std::fmt;
@@ -201,6 +369,34 @@ mod v128_serde {
 
 #[cfg(test)]
 mod tests {
+    use super::LaneShape;
+
+    #[test]
+    fn lane_shapes_read_write_and_format_lanes() {
+        let v: u128 = 0x0f0e_0d0c_0b0a_0908_0706_0504_0302_0180;
+        assert_eq!(LaneShape::I8x16.lane(v, 0), 0x80);
+        assert_eq!(LaneShape::I16x8.lane(v, 1), 0x0302);
+        assert_eq!(LaneShape::I32x4.lane(v, 3), 0x0f0e_0d0c);
+        assert_eq!(LaneShape::I64x2.lane(v, 1), 0x0f0e_0d0c_0b0a_0908);
+        assert_eq!(LaneShape::I64x2.lane(v, 2), 0);
+        let w = LaneShape::I16x8.with_lane(v, 7, 0xffff_1234);
+        assert_eq!(w, (v & !(0xffffu128 << 112)) | (0x1234u128 << 112));
+        assert_eq!(LaneShape::I64x2.with_lane(0, 1, u64::MAX), u128::MAX << 64);
+        assert_eq!(LaneShape::I8x16.with_lane(v, 16, 1), v);
+        assert_eq!(LaneShape::I8x16.format(v).split(' ').nth(1), Some("[-128"));
+        let f = (f32::NAN.to_bits() as u128) | ((1.5f32.to_bits() as u128) << 32) | ((-0.0f32).to_bits() as u128) << 64;
+        assert_eq!(LaneShape::F32x4.format(f), "v128:f32x4 [nan:0x7fc00000 1.5 -0.0 0.0]");
+        assert_eq!(LaneShape::I32x4.format(u128::MAX), "v128:i32x4 [-1 -1 -1 -1]");
+        for s in LaneShape::ALL {
+            assert_eq!(s.name().parse::<LaneShape>(), Ok(s));
+            assert_eq!(s.lane_bits() * s.lanes(), 128);
+            assert_eq!(LaneShape::int_of_bytes(s.lane_bytes()).map(|i| i.lane_bits()), Some(s.lane_bits()));
+        }
+        assert!("i8x8".parse::<LaneShape>().unwrap_err().to_string().contains("expected one of"));
+        assert_eq!(LaneShape::I8x16.wider(), LaneShape::I16x8);
+        assert_eq!(LaneShape::I32x4.wider(), LaneShape::I64x2);
+    }
+
     use super::*;
 
     #[test]

@@ -10,7 +10,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use wanco_state::snapshot::{FrameKind, NativeStack, Producer, Snapshot, PAGE_SIZE};
 use wanco_state::wasi::WasiState;
-use wanco_state::Value;
+use clap::builder::TypedValueParser as _;
+use wanco_state::{LaneShape, Value};
 
 /// Show a snapshot: header, frames (with locals and operand stacks), globals,
 /// tables, memory, segment drop flags and the WASI state.
@@ -39,61 +40,17 @@ pub struct Opts {
     disasm: bool,
     /// Show v128 values as lanes of this shape (lane 0 first) instead of
     /// their 16 bytes in hex (memory order).
-    #[arg(long, value_enum, value_name = "SHAPE")]
-    lanes: Option<Lanes>,
-}
-
-/// A lane shape of `v128` values, for `--lanes`.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Lanes {
-    /// 16 signed 8-bit integers.
-    I8x16,
-    /// 8 signed 16-bit integers.
-    I16x8,
-    /// 4 signed 32-bit integers.
-    I32x4,
-    /// 2 signed 64-bit integers.
-    I64x2,
-    /// 4 single-precision floats.
-    F32x4,
-    /// 2 double-precision floats.
-    F64x2,
+    #[arg(long, value_name = "SHAPE", value_parser = clap::builder::PossibleValuesParser::new(LaneShape::ALL.map(LaneShape::name))
+        .try_map(|s| s.parse::<LaneShape>()))]
+    lanes: Option<LaneShape>,
 }
 
 /// `v` as text: a v128 as lanes of `shape` if given, else as `Value` shows it.
-pub fn show(v: &Value, shape: Option<Lanes>) -> String {
-    let (Value::V128(x), Some(shape)) = (v, shape) else {
-        return v.to_string();
-    };
-    let b = x.to_le_bytes();
-    let lanes: Vec<String> = match shape {
-        Lanes::I8x16 => b.iter().map(|l| (*l as i8).to_string()).collect(),
-        Lanes::I16x8 => b.chunks(2).map(|c| i16::from_le_bytes([c[0], c[1]]).to_string()).collect(),
-        Lanes::I32x4 => b
-            .chunks(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string())
-            .collect(),
-        Lanes::I64x2 => b
-            .chunks(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")).to_string())
-            .collect(),
-        Lanes::F32x4 => b
-            .chunks(4)
-            .map(|c| {
-                let f = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                if f.is_nan() { format!("nan:0x{:08x}", f.to_bits()) } else { format!("{f:?}") }
-            })
-            .collect(),
-        Lanes::F64x2 => b
-            .chunks(8)
-            .map(|c| {
-                let f = f64::from_le_bytes(c.try_into().expect("8 bytes"));
-                if f.is_nan() { format!("nan:0x{:016x}", f.to_bits()) } else { format!("{f:?}") }
-            })
-            .collect(),
-    };
-    let name = format!("{shape:?}").to_lowercase();
-    format!("v128:{name} [{}]", lanes.join(" "))
+pub fn show(v: &Value, shape: Option<LaneShape>) -> String {
+    match (v, shape) {
+        (Value::V128(x), Some(shape)) => shape.format(*x),
+        _ => v.to_string(),
+    }
 }
 
 /// The JSON printed by `dump --json`.
@@ -244,7 +201,7 @@ fn table(header: &[&str]) -> Table {
 }
 
 /// `0: i32:5` per line.
-fn values(vs: &[Value], lanes: Option<Lanes>) -> String {
+fn values(vs: &[Value], lanes: Option<LaneShape>) -> String {
     if vs.is_empty() {
         return "-".into();
     }
@@ -273,7 +230,7 @@ fn dropped(flags: &[bool]) -> String {
 }
 
 /// The tables for people.
-fn render(s: &Snapshot, version: u32, module: Option<&Module>, lanes: Option<Lanes>) -> String {
+fn render(s: &Snapshot, version: u32, module: Option<&Module>, lanes: Option<LaneShape>) -> String {
     let mut out = String::new();
     let p = &s.producer;
 

@@ -21,40 +21,9 @@ use inkwell::values::{BasicMetadataValueEnum, BasicValue, BasicValueEnum, IntVal
 use inkwell::{FloatPredicate, IntPredicate};
 use wasmparser::Operator as O;
 
-/// The lane interpretation of a v128.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Shape {
-    I8x16,
-    I16x8,
-    I32x4,
-    I64x2,
-    F32x4,
-    F64x2,
-}
-
-use Shape::*;
-
-impl Shape {
-    fn lanes(self) -> u32 {
-        match self {
-            I8x16 => 16,
-            I16x8 => 8,
-            I32x4 | F32x4 => 4,
-            I64x2 | F64x2 => 2,
-        }
-    }
-    fn bits(self) -> u32 {
-        128 / self.lanes()
-    }
-    /// The integer shape of twice the lane width.
-    fn wider(self) -> Shape {
-        match self {
-            I8x16 => I16x8,
-            I16x8 => I32x4,
-            _ => I64x2,
-        }
-    }
-}
+// The lane interpretation of a v128: the one type shared with the
+// interpreter and `wanco-snap`.
+use wanco_state::LaneShape::{self, *};
 
 enum Sh {
     Shl,
@@ -64,7 +33,7 @@ enum Sh {
 
 impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// Lane type of `s`.
-    fn lane_ty(&self, s: Shape) -> BasicTypeEnum<'ctx> {
+    fn lane_ty(&self, s: LaneShape) -> BasicTypeEnum<'ctx> {
         let c = self.m.ctx;
         match s {
             I8x16 => c.i8_type().into(),
@@ -77,7 +46,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     }
 
     /// `<n x lane>` for `n` lanes of shape `s`'s lane type.
-    fn vty_n(&self, s: Shape, n: u32) -> VectorType<'ctx> {
+    fn vty_n(&self, s: LaneShape, n: u32) -> VectorType<'ctx> {
         match self.lane_ty(s) {
             BasicTypeEnum::IntType(t) => t.vec_type(n),
             BasicTypeEnum::FloatType(t) => t.vec_type(n),
@@ -85,7 +54,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         }
     }
 
-    fn vty(&self, s: Shape) -> VectorType<'ctx> {
+    fn vty(&self, s: LaneShape) -> VectorType<'ctx> {
         self.vty_n(s, s.lanes())
     }
 
@@ -102,7 +71,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     }
 
     /// Pop a v128 seen as shape `s`.
-    fn popv(&mut self, s: Shape) -> Result<VectorValue<'ctx>> {
+    fn popv(&mut self, s: LaneShape) -> Result<VectorValue<'ctx>> {
         let v = self.pop();
         self.cast(v, self.vty(s))
     }
@@ -131,23 +100,23 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
 
     /// A vector of shape `s` (with `n` lanes) whose lanes are all `x` (a
     /// value of the lane type).
-    fn splat_n(&self, x: BasicValueEnum<'ctx>, s: Shape, n: u32) -> Result<VectorValue<'ctx>> {
+    fn splat_n(&self, x: BasicValueEnum<'ctx>, s: LaneShape, n: u32) -> Result<VectorValue<'ctx>> {
         let t = self.vty_n(s, n);
         let v = self.b.build_insert_element(t.get_undef(), x, self.lane_idx(0), "ins")?;
         self.shuffle(v, t.get_undef(), std::iter::repeat(0).take(n as usize))
     }
 
-    fn splat(&self, x: BasicValueEnum<'ctx>, s: Shape) -> Result<VectorValue<'ctx>> {
+    fn splat(&self, x: BasicValueEnum<'ctx>, s: LaneShape) -> Result<VectorValue<'ctx>> {
         self.splat_n(x, s, s.lanes())
     }
 
     /// A constant integer vector of shape `s` with every lane `x`.
-    fn const_splat(&self, s: Shape, x: u64) -> VectorValue<'ctx> {
+    fn const_splat(&self, s: LaneShape, x: u64) -> VectorValue<'ctx> {
         self.const_splat_n(s, s.lanes(), x)
     }
 
     /// A constant vector of `n` lanes of `s`'s integer lane type, all `x`.
-    fn const_splat_n(&self, s: Shape, n: u32, x: u64) -> VectorValue<'ctx> {
+    fn const_splat_n(&self, s: LaneShape, n: u32, x: u64) -> VectorValue<'ctx> {
         let t = self.lane_ty(s).into_int_type();
         let v: Vec<IntValue<'ctx>> = (0..n).map(|_| t.const_int(x, false)).collect();
         VectorType::const_vector(&v)
@@ -157,33 +126,33 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok(self.call_intr(name, tys, args)?.into_vector_value())
     }
 
-    fn vbin(&mut self, s: Shape, f: impl Fn(&Self, VectorValue<'ctx>, VectorValue<'ctx>) -> Result<VectorValue<'ctx>>) -> Result<()> {
+    fn vbin(&mut self, s: LaneShape, f: impl Fn(&Self, VectorValue<'ctx>, VectorValue<'ctx>) -> Result<VectorValue<'ctx>>) -> Result<()> {
         let r = self.popv(s)?;
         let l = self.popv(s)?;
         let v = f(self, l, r)?;
         self.pushv(v)
     }
 
-    fn vun(&mut self, s: Shape, f: impl Fn(&Self, VectorValue<'ctx>) -> Result<VectorValue<'ctx>>) -> Result<()> {
+    fn vun(&mut self, s: LaneShape, f: impl Fn(&Self, VectorValue<'ctx>) -> Result<VectorValue<'ctx>>) -> Result<()> {
         let a = self.popv(s)?;
         let v = f(self, a)?;
         self.pushv(v)
     }
 
     /// A binary LLVM intrinsic overloaded on the vector type.
-    fn vbin_intr(&mut self, s: Shape, name: &str) -> Result<()> {
+    fn vbin_intr(&mut self, s: LaneShape, name: &str) -> Result<()> {
         let t: BasicTypeEnum = self.vty(s).into();
         self.vbin(s, |cx, l, r| cx.vcall(name, &[t], &[l.into(), r.into()]))
     }
 
-    fn vcmp_i(&mut self, s: Shape, p: IntPredicate) -> Result<()> {
+    fn vcmp_i(&mut self, s: LaneShape, p: IntPredicate) -> Result<()> {
         self.vbin(s, |cx, l, r| {
             let c = cx.b.build_int_compare(p, l, r, "vc")?;
             Ok(cx.b.build_int_s_extend(c, cx.vty(s), "m")?)
         })
     }
 
-    fn vcmp_f(&mut self, s: Shape, p: FloatPredicate) -> Result<()> {
+    fn vcmp_f(&mut self, s: LaneShape, p: FloatPredicate) -> Result<()> {
         let it = if s == F32x4 { I32x4 } else { I64x2 };
         self.vbin(s, |cx, l, r| {
             let c = cx.b.build_float_compare(p, l, r, "vc")?;
@@ -191,13 +160,13 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         })
     }
 
-    fn vshift(&mut self, s: Shape, kind: Sh) -> Result<()> {
+    fn vshift(&mut self, s: LaneShape, kind: Sh) -> Result<()> {
         let n = self.pop_i();
         let v = self.popv(s)?;
         // The count modulo the lane width.
-        let n = self.b.build_and(n, self.i32().const_int(s.bits() as u64 - 1, false), "sm")?;
+        let n = self.b.build_and(n, self.i32().const_int(s.lane_bits() as u64 - 1, false), "sm")?;
         let lt = self.lane_ty(s).into_int_type();
-        let n = match s.bits() {
+        let n = match s.lane_bits() {
             64 => self.b.build_int_z_extend(n, lt, "sz")?,
             32 => n,
             _ => self.b.build_int_truncate(n, lt, "st")?,
@@ -212,21 +181,21 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     }
 
     /// Lanes `lo..lo+n` of `v`.
-    fn half(&self, v: VectorValue<'ctx>, s: Shape, high: bool) -> Result<VectorValue<'ctx>> {
+    fn half(&self, v: VectorValue<'ctx>, s: LaneShape, high: bool) -> Result<VectorValue<'ctx>> {
         let n = s.lanes() / 2;
         let lo = if high { n } else { 0 };
         self.shuffle(v, v, lo..lo + n)
     }
 
     /// Extend the low or high half of `v` (shape `s`) to the wider shape.
-    fn extend_half(&self, v: VectorValue<'ctx>, s: Shape, high: bool, signed: bool) -> Result<VectorValue<'ctx>> {
+    fn extend_half(&self, v: VectorValue<'ctx>, s: LaneShape, high: bool, signed: bool) -> Result<VectorValue<'ctx>> {
         let h = self.half(v, s, high)?;
         let t = self.vty(s.wider());
         Ok(if signed { self.b.build_int_s_extend(h, t, "sx")? } else { self.b.build_int_z_extend(h, t, "zx")? })
     }
 
     /// Extend every lane of `v` (shape `s`) to twice its width (`2 * 128` bits).
-    fn extend_all(&self, v: VectorValue<'ctx>, s: Shape, signed: bool) -> Result<VectorValue<'ctx>> {
+    fn extend_all(&self, v: VectorValue<'ctx>, s: LaneShape, signed: bool) -> Result<VectorValue<'ctx>> {
         let t = self.vty_n(s.wider(), v.get_type().get_size());
         Ok(if signed { self.b.build_int_s_extend(v, t, "sx")? } else { self.b.build_int_z_extend(v, t, "zx")? })
     }
@@ -273,7 +242,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     }
 
     /// Float lane arithmetic (`add` ... `div`): NaN rules as the scalar ones.
-    fn vfarith(&mut self, s: Shape, f: impl Fn(&Self, VectorValue<'ctx>, VectorValue<'ctx>) -> Result<VectorValue<'ctx>>) -> Result<()> {
+    fn vfarith(&mut self, s: LaneShape, f: impl Fn(&Self, VectorValue<'ctx>, VectorValue<'ctx>) -> Result<VectorValue<'ctx>>) -> Result<()> {
         let r = self.popv(s)?;
         let l = self.popv(s)?;
         // LLVM folds an operation with an identity constant to the other
@@ -291,7 +260,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     }
 
     /// A unary float intrinsic that computes (rounding, `sqrt`).
-    fn vfun_arith(&mut self, s: Shape, name: &str) -> Result<()> {
+    fn vfun_arith(&mut self, s: LaneShape, name: &str) -> Result<()> {
         let a = self.popv(s)?;
         let t: BasicTypeEnum = self.vty(s).into();
         let v = self.vcall(name, &[t], &[a.into()])?;
@@ -300,7 +269,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     }
 
     /// `min`/`max`: IEEE 754-2019 minimum/maximum, NaN lanes quiet.
-    fn vfminmax(&mut self, s: Shape, name: &str) -> Result<()> {
+    fn vfminmax(&mut self, s: LaneShape, name: &str) -> Result<()> {
         let r = self.popv(s)?;
         let l = self.popv(s)?;
         let t: BasicTypeEnum = self.vty(s).into();
@@ -382,13 +351,13 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     O::V128Load32Splat { .. } => I32x4,
                     _ => I64x2,
                 };
-                let x = self.vload(&memarg, self.lane_ty(s), s.bits() as u64 / 8)?;
+                let x = self.vload(&memarg, self.lane_ty(s), s.lane_bits() as u64 / 8)?;
                 let v = self.splat(x, s)?;
                 self.pushv(v)?;
             }
             O::V128Load32Zero { memarg } | O::V128Load64Zero { memarg } => {
                 let s = if matches!(op, O::V128Load32Zero { .. }) { I32x4 } else { I64x2 };
-                let x = self.vload(&memarg, self.lane_ty(s), s.bits() as u64 / 8)?;
+                let x = self.vload(&memarg, self.lane_ty(s), s.lane_bits() as u64 / 8)?;
                 let v = self.b.build_insert_element(self.vty(s).const_zero(), x, self.lane_idx(0), "lz")?;
                 self.pushv(v)?;
             }
@@ -408,7 +377,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     _ => I64x2,
                 };
                 let v = self.popv(s)?;
-                let x = self.vload(&memarg, self.lane_ty(s), s.bits() as u64 / 8)?;
+                let x = self.vload(&memarg, self.lane_ty(s), s.lane_bits() as u64 / 8)?;
                 let r = self.b.build_insert_element(v, x, self.lane_idx(lane as u32), "ll")?;
                 self.pushv(r)?;
             }
@@ -424,7 +393,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 };
                 let v = self.popv(s)?;
                 let x = self.b.build_extract_element(v, self.lane_idx(lane as u32), "sl")?;
-                let p = self.vaddr(&memarg, s.bits() as u64 / 8)?;
+                let p = self.vaddr(&memarg, s.lane_bits() as u64 / 8)?;
                 self.vstore(p, x)?;
             }
             // ---- constants, lanes, shuffles
@@ -479,7 +448,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     _ => F64x2,
                 };
                 let x = self.pop();
-                let x = if s.bits() < 32 {
+                let x = if s.lane_bits() < 32 {
                     self.b.build_int_truncate(x.into_int_value(), self.lane_ty(s).into_int_type(), "tr")?.into()
                 } else {
                     x
@@ -498,7 +467,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     _ => F64x2,
                 };
                 let x = self.pop();
-                let x = if s.bits() < 32 {
+                let x = if s.lane_bits() < 32 {
                     self.b.build_int_truncate(x.into_int_value(), self.lane_ty(s).into_int_type(), "tr")?.into()
                 } else {
                     x
@@ -712,7 +681,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 let r = self.popv(from)?;
                 let l = self.popv(from)?;
                 let both = self.shuffle(l, r, 0..2 * from.lanes())?;
-                let bits = to.bits();
+                let bits = to.lane_bits();
                 let (lo, hi) = if signed { (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1) } else { (0, (1i64 << bits) - 1) };
                 let cl = self.smin_smax(both, lo, hi)?;
                 let v = self.b.build_int_truncate(cl, self.vty(to), "nar")?;
