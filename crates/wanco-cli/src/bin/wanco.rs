@@ -10,6 +10,8 @@ mod run;
 mod migrate;
 #[path = "../wanco/agent.rs"]
 mod agent;
+#[path = "../wanco/tls_opts.rs"]
+mod tls_opts;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
