@@ -83,6 +83,9 @@ struct Client {
     /// Guest bytes to drop (sent again by a restored guest).
     skip: u64,
     prog_fin: bool,
+    /// When it connected: a client waits at most the timeout for a program
+    /// from then (or from the program's detach, whichever is later).
+    since: Instant,
 }
 
 impl Client {
@@ -147,7 +150,11 @@ impl Gateway {
                 return Err(Error::Config(format!("program `{id}` is given twice")));
             }
             let l = TcpListener::bind(addr).map_err(Error::io(format!("cannot listen on {addr} for the clients of `{id}`")))?;
-            programs.insert(id.clone(), Program { clients: BTreeMap::new(), link: None, next_id: 1, detached_since: Instant::now() });
+            // Connection ids differ from those of an earlier gateway (a
+            // restarted one), so that a runtime's old connection is never
+            // taken for a new one: they start at the time in nanoseconds.
+            let first = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1;
+            programs.insert(id.clone(), Program { clients: BTreeMap::new(), link: None, next_id: first, detached_since: Instant::now() });
             clients.push((id.clone(), l));
         }
         Ok(Gateway {
@@ -222,7 +229,7 @@ fn accept_clients(shared: Arc<Shared>, program: String, l: TcpListener) {
             }
             p.clients.insert(
                 id,
-                Client { peer: peer.to_string(), sock, tx, held: Vec::new(), held_from: 0, received: 0, client_eof: false, from_prog: 0, skip: 0, prog_fin: false },
+                Client { peer: peer.to_string(), sock, tx, held: Vec::new(), held_from: 0, received: 0, client_eof: false, from_prog: 0, skip: 0, prog_fin: false, since: Instant::now() },
             );
             id
         };
@@ -308,13 +315,21 @@ fn watch_timeouts(shared: Arc<Shared>) {
         std::thread::sleep(Duration::from_millis(100));
         let mut g = shared.programs.lock().unwrap_or_else(|e| e.into_inner());
         for (name, p) in g.iter_mut() {
-            if p.link.is_none() && !p.clients.is_empty() && p.detached_since.elapsed() > shared.timeout {
-                log(&format!(
-                    "program `{name}` has not attached for {:.1} s (--timeout): resetting its {} client connection(s)",
-                    p.detached_since.elapsed().as_secs_f64(),
-                    p.clients.len()
-                ));
-                for (_, c) in std::mem::take(&mut p.clients) {
+            if p.link.is_some() {
+                continue;
+            }
+            let waited = |c: &Client| p.detached_since.max(c.since).elapsed();
+            let late: Vec<u64> = p.clients.iter().filter(|(_, c)| waited(c) > shared.timeout).map(|(&id, _)| id).collect();
+            if late.is_empty() {
+                continue;
+            }
+            log(&format!(
+                "program `{name}` has not attached for {:.1} s (--timeout): resetting its {} client connection(s) that waited that long",
+                shared.timeout.as_secs_f64(),
+                late.len()
+            ));
+            for id in late {
+                if let Some(c) = p.clients.remove(&id) {
                     c.reset();
                 }
             }
