@@ -177,35 +177,36 @@ fn with_credentials(c: &mut Command, cert: &(PathBuf, PathBuf), ca: &Path) {
     c.env("WANCO_GATEWAY_CERT", &cert.0).env("WANCO_GATEWAY_KEY", &cert.1).env("WANCO_GATEWAY_CA", ca);
 }
 
-/// `sock_kv CONNS` on `engine` behind the gateway at `link` (or restored from `restore`).
-fn server(engine: Engine, link: &str, snap: &Path, restore: bool, conns: usize) -> Command {
+/// `sock_kv CONNS` on `engine` behind the gateway at `link`, checkpointing to `snap`; or, with
+/// `restore`, restored from that snapshot (and checkpointing to `snap` again).
+fn server(engine: Engine, link: &str, snap: &Path, restore: Option<&Path>, conns: usize) -> Command {
     let t = tools();
     let listen = format!("tls://{link}/kv");
-    let snap = snap.to_str().unwrap();
-    let rt_args: Vec<String> = if restore {
-        vec!["--restore".into(), snap.into()]
-    } else {
-        vec!["--tcplisten".into(), listen, "--checkpoint-file".into(), snap.into(), "--".into(), conns.to_string()]
+    let mut rt_args: Vec<String> = vec!["--checkpoint-file".into(), snap.to_str().unwrap().into()];
+    let guest: Vec<String> = match restore {
+        Some(from) => {
+            rt_args.extend(["--restore".into(), from.to_str().unwrap().into()]);
+            vec![]
+        }
+        None => {
+            rt_args.extend(["--tcplisten".into(), listen]);
+            vec!["--".into(), conns.to_string()]
+        }
     };
     match engine {
         Engine::Interp => {
             let mut c = Command::new(&t.wanco);
-            c.arg("interp");
-            if restore {
-                c.args(&rt_args).arg(module());
-            } else {
-                c.args(&rt_args[..4]).arg(module()).args(&rt_args[4..]);
-            }
+            c.arg("interp").args(&rt_args).arg(module()).args(&guest);
             c
         }
         Engine::AotX86_64 => {
             let mut c = Command::new(compiled("x86_64"));
-            c.args(&rt_args);
+            c.args(&rt_args).args(&guest);
             c
         }
         _ => {
             let mut c = Command::new(&t.qemu);
-            c.arg("-L").arg(&t.aarch64_sysroot).arg(compiled("aarch64")).args(&rt_args);
+            c.arg("-L").arg(&t.aarch64_sysroot).arg(compiled("aarch64")).args(&rt_args).args(&guest);
             c
         }
     }
@@ -285,13 +286,15 @@ fn sixteen_clients_keep_their_connections_while_the_server_moves_across_isas() {
     let dir = work("moves");
     let p = pki(&dir);
     let gw = start_gateway(&dir, &p, "120");
-    let snap = dir.join("kv.wsnap");
+    let snaps: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("kv{i}.wsnap"))).collect();
     let engines = [Engine::AotX86_64, Engine::AotAarch64, Engine::Interp];
     // Compile before the clock starts.
     compiled("x86_64");
     compiled("aarch64");
-    let start = |e: Engine, restore: bool| {
-        let mut c = server(e, &gw.link, &snap, restore, CLIENTS + 1);
+    // Stage i checkpoints to snaps[i]; stage i + 1 is restored from it.
+    let start = |i: usize| {
+        let e = engines[i];
+        let mut c = server(e, &gw.link, &snaps[i], i.checked_sub(1).map(|j| snaps[j].as_path()), CLIENTS + 1);
         with_credentials(&mut c, &p.kv, &p.ca);
         c.current_dir(&dir);
         Proc::start(c, &format!("sock_kv on {e}"), dir.join(format!("server-{}.log", e.name())))
@@ -300,7 +303,7 @@ fn sixteen_clients_keep_their_connections_while_the_server_moves_across_isas() {
     let stats = Stats::default();
     let (addr, stop_r, stats_r) = (gw.client.as_str(), &stop, &stats);
     let (results, mut s) = std::thread::scope(|sc| {
-        let mut s = start(engines[0], false);
+        let mut s = start(0);
         let hs: Vec<_> = (0..CLIENTS).map(|id| sc.spawn(move || client(addr, id, stop_r, stats_r))).collect();
         let mut late = None;
         for (i, &e) in engines.iter().enumerate() {
@@ -314,7 +317,7 @@ fn sixteen_clients_keep_their_connections_while_the_server_moves_across_isas() {
                 late = Some(sc.spawn(move || client(addr, CLIENTS, stop_r, stats_r)));
                 std::thread::sleep(Duration::from_millis(300));
             }
-            s = start(engines[i + 1], true);
+            s = start(i + 1);
         }
         stop_r.store(true, Ordering::Relaxed);
         let mut r: Vec<_> = hs.into_iter().map(|h| h.join().expect("client thread")).collect();
@@ -338,7 +341,7 @@ fn sixteen_clients_keep_their_connections_while_the_server_moves_across_isas() {
 
 /// Starts `sock_kv CONNS` in the interpreter behind `gw` with `cert`.
 fn interp_server(dir: &Path, gw: &Gateway, cert: &(PathBuf, PathBuf), ca: &Path, conns: usize, what: &str) -> Proc {
-    let mut c = server(Engine::Interp, &gw.link, &dir.join(format!("{what}.wsnap")), false, conns);
+    let mut c = server(Engine::Interp, &gw.link, &dir.join(format!("{what}.wsnap")), None, conns);
     with_credentials(&mut c, cert, ca);
     Proc::start(c, what, dir.join(format!("{what}.log")))
 }
