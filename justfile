@@ -55,6 +55,12 @@ bench: build
     bash tools/bench.sh
 
 # Quick benchmark pass for iterating: one run each, a Sightglass subset (bench/results*-quick.md).
+# wanco gateway: added latency and throughput vs a direct connection, the clients' longest
+# pause during a move (bench/results-gateway.md).
+gateway-bench: build
+    cargo build --release -p wanco-cli
+    python3 tools/gateway_bench.py
+
 bench-quick: build
     BENCH_QUICK=1 bash tools/bench.sh
 

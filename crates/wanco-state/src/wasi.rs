@@ -146,6 +146,19 @@ pub struct SocketState {
     /// with `CONNRESET`; poll reports it ready with `HANGUP`.
     #[serde(default)]
     pub reset: bool,
+    /// Behind a gateway (`--tcplisten tls://HOST:PORT/PROGRAM`): the
+    /// gateway's address, for the listener and its connections; empty for
+    /// a socket of the host's own. A restore attaches to that gateway
+    /// again and its connections continue at `bytes_in`/`bytes_out`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gateway: String,
+    /// A gateway connection: the gateway's id of it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conn_id: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Clock state that must survive a migration.
@@ -234,7 +247,14 @@ mod tests {
             shut_wr: true,
             peer_eof: true,
             reset: false,
+            gateway: String::new(),
+            conn_id: 0,
         });
+        let bytes = rmp_serde::to_vec_named(&e).unwrap();
+        assert_eq!(rmp_serde::from_slice::<FdEntry>(&bytes).unwrap(), e);
+        let s = e.socket.as_mut().unwrap();
+        s.gateway = "tls://gw:7000/kv".into();
+        s.conn_id = 12;
         let bytes = rmp_serde::to_vec_named(&e).unwrap();
         assert_eq!(rmp_serde::from_slice::<FdEntry>(&bytes).unwrap(), e);
     }

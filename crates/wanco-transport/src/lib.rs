@@ -28,7 +28,9 @@ mod tls;
 pub use conn::{Conn, Counters};
 pub use dest::{connect_ssh, shell_quote, Dest, SshOptions};
 pub use message::{FileEntry, Hello, Message, Prepare, Stream, PROTOCOL_VERSION};
-pub use tls::{connect_tcp, connect_tls, TlsFiles, TlsServer};
+pub use tls::{connect_tcp, connect_tls, tls_client, TlsFiles, TlsServer};
+/// The TLS library, for callers of [`tls_client`] and [`TlsServer::handshake`].
+pub use rustls;
 
 /// What went wrong, and where.
 #[derive(Debug, thiserror::Error)]

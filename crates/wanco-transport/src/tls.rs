@@ -55,6 +55,15 @@ fn roots(path: &Path) -> Result<Arc<rustls::RootCertStore>> {
 /// Connect to `host:port` and do the TLS handshake, presenting `files.cert`
 /// and checking the agent's certificate (for `host`) against `files.ca`.
 pub fn connect_tls(host: &str, port: u16, files: &TlsFiles) -> Result<Conn> {
+    let (conn, tcp) = tls_client(host, port, files)?;
+    let socket = tcp.try_clone().map_err(Error::io("socket"))?;
+    Ok(Conn::with_socket(Box::new(rustls::StreamOwned::new(conn, tcp)), socket))
+}
+
+/// Connect to `host:port` and do the mutual-TLS handshake (as
+/// [`connect_tls`]), giving the TLS state and the socket separately, for a
+/// caller that reads and writes from different threads (`wanco-gateway`).
+pub fn tls_client(host: &str, port: u16, files: &TlsFiles) -> Result<(rustls::ClientConnection, TcpStream)> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
@@ -62,30 +71,25 @@ pub fn connect_tls(host: &str, port: u16, files: &TlsFiles) -> Result<Conn> {
         .with_client_auth_cert(certs(&files.cert)?, key(&files.key)?)
         .map_err(|e| Error::Tls(format!("{} / {}: {e}", files.cert.display(), files.key.display())))?;
     let name = ServerName::try_from(host.to_string()).map_err(|e| Error::Tls(format!("`{host}` is not a valid server name: {e}")))?;
-    let tls = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| Error::Tls(e.to_string()))?;
-    let tcp = connect_tcp(host, port)?;
-    let socket = tcp.try_clone().map_err(Error::io("socket"))?;
-    let mut stream = rustls::StreamOwned::new(tls, tcp);
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| Error::Tls(e.to_string()))?;
+    let mut tcp = connect_tcp(host, port)?;
     // Finish the handshake now, so that a refused certificate is reported as such.
-    while stream.conn.is_handshaking() {
-        stream
-            .conn
-            .complete_io(&mut stream.sock)
-            .map_err(|e| Error::Tls(format!("handshake with {host}:{port} failed: {e}")))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| Error::Tls(format!("handshake with {host}:{port} failed: {e}")))?;
     }
     // In TLS 1.3 the agent judges this side's certificate after the client's
     // handshake is over: it answers with session tickets, or with an alert.
     // Read that answer now, so that a refused certificate is reported as such
     // (not as a broken pipe on the first message).
-    let _ = stream.sock.set_read_timeout(Some(std::time::Duration::from_secs(2)));
-    match stream.conn.complete_io(&mut stream.sock) {
+    let _ = tcp.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    match conn.complete_io(&mut tcp) {
         Err(e) if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
             return Err(Error::Tls(format!("{host}:{port} refused this side's certificate ({}): {e}", files.cert.display())))
         }
         _ => {}
     }
-    let _ = stream.sock.set_read_timeout(None);
-    Ok(Conn::with_socket(Box::new(stream), socket))
+    let _ = tcp.set_read_timeout(None);
+    Ok((conn, tcp))
 }
 
 /// A plain TCP connection (`tcp://`; also under [`connect_tls`]).
@@ -144,20 +148,38 @@ impl TlsServer {
     /// Accept the next connection and finish its handshake (a client without
     /// a valid certificate is an error here, for this connection only).
     pub fn accept(&self) -> Result<(Conn, std::net::SocketAddr)> {
+        let (tcp, peer) = self.accept_tcp()?;
+        let socket = tcp.try_clone().map_err(Error::io("socket"))?;
+        if self.config.is_none() {
+            return Ok((Conn::with_socket(Box::new(tcp), socket), peer));
+        }
+        let (tls, tcp) = self.handshake(tcp, peer)?;
+        Ok((Conn::with_socket(Box::new(rustls::StreamOwned::new(tls, tcp)), socket), peer))
+    }
+
+    /// Accept the next TCP connection (no handshake yet: do it with
+    /// [`TlsServer::handshake`], e.g. on a thread of its own).
+    pub fn accept_tcp(&self) -> Result<(TcpStream, std::net::SocketAddr)> {
         let (tcp, peer) = self.listener.accept().map_err(Error::io("accept"))?;
         let _ = tcp.set_nodelay(true);
-        let socket = tcp.try_clone().map_err(Error::io("socket"))?;
+        Ok((tcp, peer))
+    }
+
+    /// The server side of the mutual-TLS handshake on an accepted
+    /// connection: the TLS state (the client's certificate is in
+    /// `peer_certificates()`) and the socket, separately. An error on a
+    /// plaintext server.
+    pub fn handshake(&self, mut tcp: TcpStream, peer: std::net::SocketAddr) -> Result<(rustls::ServerConnection, TcpStream)> {
         let Some(config) = &self.config else {
-            return Ok((Conn::with_socket(Box::new(tcp), socket), peer));
+            return Err(Error::Tls("this server has no certificate (plaintext)".into()));
         };
-        let tls = rustls::ServerConnection::new(config.clone()).map_err(|e| Error::Tls(e.to_string()))?;
-        let mut stream = rustls::StreamOwned::new(tls, tcp);
+        let mut tls = rustls::ServerConnection::new(config.clone()).map_err(|e| Error::Tls(e.to_string()))?;
         // A peer that never completes the handshake must not block the agent forever.
-        let _ = stream.sock.set_read_timeout(Some(std::time::Duration::from_secs(30)));
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).map_err(|e| Error::Tls(format!("handshake with {peer} failed: {e}")))?;
+        let _ = tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp).map_err(|e| Error::Tls(format!("handshake with {peer} failed: {e}")))?;
         }
-        let _ = stream.sock.set_read_timeout(None);
-        Ok((Conn::with_socket(Box::new(stream), socket), peer))
+        let _ = tcp.set_read_timeout(None);
+        Ok((tls, tcp))
     }
 }

@@ -150,6 +150,18 @@ pub struct WasiCtx {
     /// Host instant at which the guest's monotonic clock read `mono_base`.
     mono_start: Instant,
     mono_base: u64,
+    /// The link to the gateway of a `--tcplisten tls://…` listener.
+    gateway: Option<wanco_gateway::client::Client>,
+}
+
+impl Drop for WasiCtx {
+    fn drop(&mut self) {
+        // The guest's gateway connections close with this context; that
+        // is not the guest closing them (see `Client::detach`).
+        if let Some(g) = &self.gateway {
+            g.detach();
+        }
+    }
 }
 
 fn open_preopen(p: &Preopen) -> Result<File, WasiError> {
@@ -254,6 +266,7 @@ impl WasiCtx {
             free: BTreeSet::new(),
             mono_start: Instant::now(),
             mono_base: 0,
+            gateway: None,
         })
     }
 

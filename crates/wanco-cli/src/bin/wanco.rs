@@ -10,6 +10,10 @@ mod run;
 mod migrate;
 #[path = "../wanco/agent.rs"]
 mod agent;
+#[path = "../wanco/tls_opts.rs"]
+mod tls_opts;
+#[path = "../wanco/gateway.rs"]
+mod gateway;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -33,6 +37,8 @@ enum Command {
     Migrate(migrate::Opts),
     /// Receive migrated programs (over ssh: --stdio; mutual TLS: --listen).
     Agent(agent::Opts),
+    /// The stable address clients of a migrating server connect to.
+    Gateway(gateway::Opts),
     /// Print a shell completion script for wanco on stdout.
     #[command(after_help = "Examples:\n  wanco completions bash > ~/.local/share/bash-completion/completions/wanco\n  wanco completions zsh > ~/.zfunc/_wanco\n  wanco completions fish > ~/.config/fish/completions/wanco.fish\n\n`just install` and the Debian package install them for bash, zsh and fish.")]
     Completions {
@@ -63,6 +69,7 @@ fn main() {
         Command::Interp(o) => interp::run(o),
         Command::Migrate(o) => migrate::run(o),
         Command::Agent(o) => agent::run(o),
+        Command::Gateway(o) => gateway::run(o),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "wanco", &mut std::io::stdout());
             Ok(0)

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use wanco_transport::{Conn, Hello, Message, Prepare, Stream, TlsFiles, TlsServer, PROTOCOL_VERSION};
+use wanco_transport::{Conn, Hello, Message, Prepare, Stream, TlsServer, PROTOCOL_VERSION};
 
 #[derive(Args, Debug, Clone)]
 pub struct Opts {
@@ -23,18 +23,8 @@ pub struct Opts {
     /// Listen on ADDR (e.g. 0.0.0.0:7878) for migrations over mutual TLS.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// This agent's certificate (PEM).
-    #[arg(long, requires_all = ["key", "ca"])]
-    cert: Option<PathBuf>,
-    /// Its private key (PEM).
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// The CA that must have signed the client's certificate (PEM).
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// Listen in plaintext (no TLS): only on a trusted link.
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    tls: crate::tls_opts::TlsOpts,
     /// Serve one connection, then exit.
     #[arg(long)]
     once: bool,
@@ -100,17 +90,7 @@ pub fn run(o: Opts) -> Result<i32> {
         });
     }
     let Some(addr) = &o.listen else { bail!("wanco agent needs --stdio or --listen ADDR") };
-    let files = match (&o.cert, &o.key, &o.ca) {
-        (Some(cert), Some(key), Some(ca)) => {
-            if o.insecure {
-                bail!("--insecure and --cert/--key/--ca exclude each other");
-            }
-            Some(TlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() })
-        }
-        (None, None, None) if o.insecure => None,
-        (None, None, None) => bail!("--listen needs --cert, --key and --ca (mutual TLS), or --insecure for plaintext"),
-        _ => bail!("--cert, --key and --ca go together"),
-    };
+    let files = o.tls.server_files("--listen")?;
     let server = TlsServer::bind(addr, files.as_ref())?;
     log(&format!(
         "listening on {} ({}), restoring {} programs",

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use wanco_transport::{Conn, Dest, Hello, Message, Prepare, SshOptions, Stream, TlsFiles, PROTOCOL_VERSION};
+use wanco_transport::{Conn, Dest, Hello, Message, Prepare, SshOptions, Stream, PROTOCOL_VERSION};
 
 #[derive(Args, Debug)]
 pub struct Opts {
@@ -48,18 +48,9 @@ pub struct Opts {
     /// An extra option for the `ssh` client (e.g. `-i`, `KEY`, `-oPort=22`); repeatable.
     #[arg(long = "ssh-arg", value_name = "ARG", allow_hyphen_values = true)]
     ssh_args: Vec<String>,
-    /// This side's TLS certificate (PEM), for tls://.
-    #[arg(long, requires_all = ["key", "ca"])]
-    cert: Option<PathBuf>,
-    /// Its private key (PEM).
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// The CA the agent's certificate must be signed by (PEM).
-    #[arg(long)]
-    ca: Option<PathBuf>,
-    /// Allow tcp:// (plaintext).
-    #[arg(long)]
-    insecure: bool,
+    /// TLS (tls://): --cert/--key/--ca; --insecure allows tcp://.
+    #[command(flatten)]
+    tls: crate::tls_opts::TlsOpts,
     /// Copy the preopened directories to the destination (to their
     /// --dir-map path, else the same path): what it lacks or has with another
     /// size or time, once while the program runs and once after it stopped.
@@ -570,13 +561,10 @@ fn connect(dest: &Dest, o: &Opts) -> Result<Conn> {
             wanco_transport::connect_ssh(dest, &SshOptions { ssh_args: o.ssh_args.clone() }, &cmd)?
         }
         Dest::Tls { host, port } => {
-            let (Some(cert), Some(key), Some(ca)) = (&o.cert, &o.key, &o.ca) else {
-                bail!("tls:// needs --cert, --key and --ca (mutual TLS)");
-            };
-            wanco_transport::connect_tls(host, *port, &TlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() })?
+            wanco_transport::connect_tls(host, *port, &o.tls.required("tls://")?)?
         }
         Dest::Tcp { host, port } => {
-            if !o.insecure {
+            if !o.tls.insecure {
                 bail!("tcp:// sends the program in plaintext: add --insecure if the link is trusted, or use tls://");
             }
             let tcp = wanco_transport::connect_tcp(host, *port)?;

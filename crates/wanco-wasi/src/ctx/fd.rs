@@ -143,6 +143,18 @@ impl WasiCtx {
         m.write_u32(nread, n as u32)
     }
 
+    /// The file behind `fd` for positional I/O: `SPIPE` for the stdio fds
+    /// of the direction (`stdio` is `Stdin` for reads, `Stdout` for writes,
+    /// which stands for stderr too), `BADF` for anything else.
+    fn positional(&self, fd: u32, stdio: FdKind) -> Result<&File, Errno> {
+        let d = self.desc(fd)?;
+        match (d.entry.kind, stdio) {
+            (FdKind::File, _) => d.host(),
+            (FdKind::Stdin, FdKind::Stdin) | (FdKind::Stdout | FdKind::Stderr, FdKind::Stdout) => Err(Errno::SPIPE),
+            _ => Err(Errno::BADF),
+        }
+    }
+
     pub(super) fn fd_pread(
         &self,
         m: &mut Mem<'_>,
@@ -152,12 +164,7 @@ impl WasiCtx {
         offset: u64,
         nread: Ptr,
     ) -> Result<(), Errno> {
-        let d = self.desc(fd)?;
-        let f = match d.entry.kind {
-            FdKind::File => d.host()?,
-            FdKind::Stdin => return Err(Errno::SPIPE),
-            _ => return Err(Errno::BADF),
-        };
+        let f = self.positional(fd, FdKind::Stdin)?;
         let (buf, len) = m.first_nonempty_iovec(iovs, iovs_len)?;
         m.check(nread, 4)?;
         let n = f
@@ -213,17 +220,12 @@ impl WasiCtx {
         offset: u64,
         nwritten: Ptr,
     ) -> Result<(), Errno> {
-        let d = self.desc(fd)?;
-        let f = match d.entry.kind {
-            FdKind::File => d.host()?,
-            FdKind::Stdout | FdKind::Stderr => return Err(Errno::SPIPE),
-            _ => return Err(Errno::BADF),
-        };
+        let f = self.positional(fd, FdKind::Stdout)?;
         let (buf, len) = m.first_nonempty_iovec(iovs, iovs_len)?;
         m.check(nwritten, 4)?;
         let data = m.slice(buf, len)?;
         // Like Linux pwrite(2) on an O_APPEND file, append mode wins.
-        let n = if d.entry.fdflags & FDFLAGS_APPEND != 0 {
+        let n = if self.desc(fd)?.entry.fdflags & FDFLAGS_APPEND != 0 {
             sys::pwrite_append(f, data).map_err(host_err)?
         } else {
             f.write_at(data, offset).map_err(errno::from_io)?

@@ -3,6 +3,15 @@
 use super::stat::*;
 use super::*;
 
+/// Whether `lookupflags` ask to follow a final symlink (`INVAL` for any
+/// other bit).
+fn lookup_follow(flags: u32) -> Result<bool, Errno> {
+    if flags & !LOOKUP_SYMLINK_FOLLOW != 0 {
+        return Err(Errno::INVAL);
+    }
+    Ok(flags & LOOKUP_SYMLINK_FOLLOW != 0)
+}
+
 impl WasiCtx {
     // ---- path_* ----------------------------------------------------------
 
@@ -22,13 +31,11 @@ impl WasiCtx {
         l: u32,
         out: Ptr,
     ) -> Result<(), Errno> {
-        if flags & !LOOKUP_SYMLINK_FOLLOW != 0 {
-            return Err(Errno::INVAL);
-        }
+        let follow = lookup_follow(flags)?;
         let dir = self.dir_fd(fd)?;
         let path = m.read_str(p, l)?;
         m.check(out, 64)?;
-        let meta = stat_at(dir, path.as_bytes(), flags & LOOKUP_SYMLINK_FOLLOW != 0)?;
+        let meta = stat_at(dir, path.as_bytes(), follow)?;
         Filestat::of(&meta).write(m, out)
     }
 
@@ -45,12 +52,10 @@ impl WasiCtx {
         fst: u32,
     ) -> Result<(), Errno> {
         let (a, mt) = time_specs(atim, mtim, fst)?;
-        if flags & !LOOKUP_SYMLINK_FOLLOW != 0 {
-            return Err(Errno::INVAL);
-        }
+        let follow = lookup_follow(flags)?;
         let dir = self.dir_fd(fd)?;
         let path = m.read_str(p, l)?;
-        if flags & LOOKUP_SYMLINK_FOLLOW != 0 {
+        if follow {
             // Like cap-std: open for writing, else for reading, then futimens.
             let nb = libc::O_NONBLOCK;
             let f = match open_beneath(dir, path.as_bytes(), libc::O_WRONLY | nb, 0, true) {
@@ -78,14 +83,12 @@ impl WasiCtx {
         np: Ptr,
         nl: u32,
     ) -> Result<(), Errno> {
-        if old_flags & !LOOKUP_SYMLINK_FOLLOW != 0 {
-            return Err(Errno::INVAL);
-        }
+        let follow = lookup_follow(old_flags)?;
         let old_dir = self.dir_fd(old_fd)?;
         let new_dir = self.dir_fd(new_fd)?;
         let old = m.read_str(op, ol)?;
         let new = m.read_str(np, nl)?;
-        if old_flags & LOOKUP_SYMLINK_FOLLOW != 0 {
+        if follow {
             return Err(Errno::INVAL);
         }
         let op = open_parent(old_dir, old.as_bytes())?;

@@ -49,7 +49,15 @@ impl WasiCtx {
     /// not: a file open on an fd was removed (no path leads to it, so a
     /// restore cannot reopen it, and what was written to it would be lost).
     /// Checkpointers refuse to write such a snapshot.
+    ///
+    /// With a gateway listener, this is also the checkpoint barrier: it
+    /// waits until the gateway holds every byte the guest sent (so that
+    /// the snapshot's counts are where the streams continue), and reports
+    /// an unreachable gateway as the reason (the program then carries on).
     pub fn unrestorable(&self) -> Option<String> {
+        if let Some(why) = self.gateway_sync() {
+            return Some(why);
+        }
         self.fds.values().find_map(|d| {
             let f = d.file.as_ref().filter(|_| d.entry.kind == FdKind::File)?;
             let m = f.metadata().ok()?;
@@ -101,6 +109,7 @@ impl WasiCtx {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let (gateway, mut gw_streams) = sock::reattach_gateway(state)?;
         let mut fds = BTreeMap::new();
         for e in &state.fds {
             if fds.contains_key(&e.fd) {
@@ -122,7 +131,7 @@ impl WasiCtx {
                 )));
             }
             if sock::is_socket(e.kind) {
-                let (entry, sock) = sock::reopen_socket(e)?;
+                let (entry, sock) = sock::reopen_socket(e, gateway.as_ref(), &mut gw_streams)?;
                 fds.insert(e.fd, Desc { entry, file: None, sock });
                 continue;
             }
@@ -200,6 +209,7 @@ impl WasiCtx {
                 .collect(),
             mono_start: Instant::now(),
             mono_base: state.clock.monotonic_last_ns,
+            gateway,
         })
     }
 }

@@ -51,8 +51,11 @@ const SOCKET_RIGHTS: u64 = rights::FD_READ | rights::FD_WRITE;
 pub(super) enum Sock {
     /// A listening socket.
     Listener(TcpListener),
-    /// A connection.
+    /// A connection (for a gateway connection: the guest's end of a local
+    /// socket pair, see `wanco_gateway::client`).
     Stream(TcpStream),
+    /// A listener behind a gateway: connections come over the link.
+    Gateway(wanco_gateway::client::Client),
 }
 
 impl Sock {
@@ -60,6 +63,7 @@ impl Sock {
         match self {
             Sock::Listener(l) => l.as_fd(),
             Sock::Stream(s) => s.as_fd(),
+            Sock::Gateway(g) => g.notify_fd(),
         }
     }
 
@@ -67,6 +71,8 @@ impl Sock {
         match self {
             Sock::Listener(l) => l.set_nonblocking(on),
             Sock::Stream(s) => s.set_nonblocking(on),
+            // `sock_accept` reads the fd's flags.
+            Sock::Gateway(_) => Ok(()),
         }
     }
 }
@@ -108,7 +114,11 @@ fn bind(addr: &str) -> std::io::Result<(TcpListener, String)> {
 /// Re-creates a snapshot's socket fd: a listener is bound again on its
 /// address (with its blocking mode); a connection has lost its peer and is
 /// restored as reset.
-pub(super) fn reopen_socket(e: &FdEntry) -> Result<(FdEntry, Option<Sock>), WasiError> {
+pub(super) fn reopen_socket(
+    e: &FdEntry,
+    gateway: Option<&GwClient>,
+    gw_streams: &mut BTreeMap<u64, TcpStream>,
+) -> Result<(FdEntry, Option<Sock>), WasiError> {
     let Some(s) = &e.socket else {
         return Err(WasiError::new(format!(
             "fd {} is a socket ({:?}) but the snapshot gives no address for it",
@@ -116,6 +126,27 @@ pub(super) fn reopen_socket(e: &FdEntry) -> Result<(FdEntry, Option<Sock>), Wasi
         )));
     };
     let mut entry = e.clone();
+    if !s.gateway.is_empty() {
+        // Behind the gateway (attached again in `reattach_gateway`).
+        let g = gateway.ok_or_else(|| WasiError::new(format!("fd {} is a connection of gateway `{}`, but the snapshot has no listener of it", e.fd, s.gateway)))?;
+        if e.kind == FdKind::TcpListener {
+            return Ok((entry, Some(Sock::Gateway(g.clone()))));
+        }
+        return match gw_streams.remove(&s.conn_id) {
+            Some(stream) => {
+                stream
+                    .set_nonblocking(e.fdflags & FDFLAGS_NONBLOCK != 0)
+                    .map_err(|err| WasiError::new(format!("fd {}: {err}", e.fd)))?;
+                Ok((entry, Some(Sock::Stream(stream))))
+            }
+            None => {
+                if let Some(s) = entry.socket.as_mut() {
+                    s.reset = true;
+                }
+                Ok((entry, None))
+            }
+        };
+    }
     match e.kind {
         FdKind::TcpListener => {
             let l = TcpListener::bind(&s.local_addr).map_err(|err| {
@@ -141,13 +172,67 @@ pub(super) fn reopen_socket(e: &FdEntry) -> Result<(FdEntry, Option<Sock>), Wasi
     }
 }
 
+type GwClient = wanco_gateway::client::Client;
+
+/// A restore's gateway: attaches again to the gateway of the snapshot's
+/// gateway listener (credentials from `WANCO_GATEWAY_*`) with where each of
+/// its connections stands (`bytes_in`: client bytes the guest has read,
+/// `bytes_out`: bytes it sent). Returns the link and the guest end of each
+/// connection, by id. A connection restored as reset is not resumed.
+pub(super) fn reattach_gateway(state: &WasiState) -> Result<(Option<GwClient>, BTreeMap<u64, TcpStream>), WasiError> {
+    let gw = |e: &&FdEntry| e.socket.as_ref().is_some_and(|s| !s.gateway.is_empty());
+    let Some(listener) = state.fds.iter().filter(gw).find(|e| e.kind == FdKind::TcpListener) else {
+        return Ok((None, BTreeMap::new()));
+    };
+    let url = &listener.socket.as_ref().expect("filtered").gateway;
+    let conns: Vec<_> = state
+        .fds
+        .iter()
+        .filter(gw)
+        .filter(|e| e.kind == FdKind::TcpStream)
+        .filter_map(|e| e.socket.as_ref())
+        .filter(|s| !s.reset)
+        .map(|s| wanco_gateway::proto::ConnPos { id: s.conn_id, delivered: s.bytes_in, accepted: s.bytes_out })
+        .collect();
+    let err = |e: wanco_gateway::Error| WasiError::new(format!("the listener behind the gateway `{url}`: {e}"));
+    let addr = wanco_gateway::client::GatewayAddr::parse(url).map_err(err)?;
+    let files = wanco_gateway::client::credentials_from_env().map_err(err)?;
+    let (client, streams) = GwClient::connect(&addr, &files, Some(&conns)).map_err(err)?;
+    Ok((Some(client), conns.iter().map(|c| c.id).zip(streams).collect()))
+}
+
 impl WasiCtx {
+    /// The checkpoint barrier of a gateway listener ([`WasiCtx::unrestorable`]).
+    pub(super) fn gateway_sync(&self) -> Option<String> {
+        let g = self.gateway.as_ref()?;
+        let conns: Vec<(u64, u64, u64)> = self
+            .fds
+            .values()
+            .filter(|d| d.entry.kind == FdKind::TcpStream && d.sock.is_some())
+            .filter_map(|d| d.entry.socket.as_ref())
+            .filter(|s| !s.gateway.is_empty())
+            .map(|s| (s.conn_id, s.bytes_out, s.bytes_in))
+            .collect();
+        g.sync(&conns, std::time::Duration::from_secs(10))
+            .err()
+            .map(|e| format!("the gateway {} does not confirm it holds the connections' bytes ({e}): a snapshot now could lose them", g.addr()))
+    }
+
     /// Gives the guest a TCP socket listening on `addr` (`HOST:PORT`) at
     /// the next free fd (after stdio and the preopened directories, so the
     /// first of them is fd 3 when no directory is preopened), non-blocking,
     /// as `wasmtime run -S tcplisten=ADDR` does. Returns the fd. Call it
     /// before the guest runs.
+    ///
+    /// `tls://HOST:PORT/PROGRAM` instead listens behind `wanco gateway`:
+    /// the runtime attaches to that gateway as program `PROGRAM` (mutual
+    /// TLS, credentials from `WANCO_GATEWAY_CERT`, `WANCO_GATEWAY_KEY`,
+    /// `WANCO_GATEWAY_CA`) and the guest accepts the gateway's client
+    /// connections; they survive a checkpoint and restore elsewhere.
     pub fn preopen_listener(&mut self, addr: &str) -> Result<u32, WasiError> {
+        if addr.starts_with("tls://") {
+            return self.preopen_gateway_listener(addr);
+        }
         let (l, local) = bind(addr)
             .map_err(|e| WasiError::new(format!("cannot listen on `{addr}`: {e}")))?;
         let fd = self
@@ -165,6 +250,30 @@ impl WasiCtx {
                 sock: Some(Sock::Listener(l)),
             },
         );
+        Ok(fd)
+    }
+
+    fn preopen_gateway_listener(&mut self, url: &str) -> Result<u32, WasiError> {
+        let err = |e: wanco_gateway::Error| WasiError::new(format!("--tcplisten {url}: {e}"));
+        if self.gateway.is_some() {
+            return Err(WasiError::new(format!("--tcplisten {url}: a program has one gateway listener")));
+        }
+        let addr = wanco_gateway::client::GatewayAddr::parse(url).map_err(err)?;
+        let files = wanco_gateway::client::credentials_from_env().map_err(err)?;
+        let (client, _) = GwClient::connect(&addr, &files, None).map_err(err)?;
+        let fd = self
+            .alloc_fd()
+            .map_err(|_| WasiError::new("no free fd for the listener".into()))?;
+        let socket = SocketState { local_addr: addr.to_string(), gateway: addr.to_string(), ..SocketState::default() };
+        self.fds.insert(
+            fd,
+            Desc {
+                entry: socket_entry(fd, FdKind::TcpListener, FDFLAGS_NONBLOCK, socket),
+                file: None,
+                sock: Some(Sock::Gateway(client.clone())),
+            },
+        );
+        self.gateway = Some(client);
         Ok(fd)
     }
 
@@ -195,11 +304,18 @@ impl WasiCtx {
             return Err(Errno::INVAL);
         }
         let d = self.fds.get_mut(&fd).ok_or(Errno::BADF)?;
-        let Some(Sock::Listener(l)) = &d.sock else {
-            return Err(Errno::BADF);
-        };
         m.check(out, 4)?;
-        let (stream, peer) = l.accept().map_err(net_err)?;
+        let (stream, peer, conn_id) = match &d.sock {
+            Some(Sock::Listener(l)) => {
+                let (s, peer) = l.accept().map_err(net_err)?;
+                (s, peer.to_string(), 0)
+            }
+            Some(Sock::Gateway(g)) => {
+                let (id, peer, s) = retry_intr(|| g.accept(d.entry.fdflags & FDFLAGS_NONBLOCK == 0)).map_err(net_err)?;
+                (s, peer, id)
+            }
+            _ => return Err(Errno::BADF),
+        };
         let flags = flags as u16;
         // As wasmtime: exactly NONBLOCK or nothing, checked once accepted.
         match flags {
@@ -210,10 +326,12 @@ impl WasiCtx {
         let listener = d.entry.socket.get_or_insert_with(SocketState::default);
         listener.seq += 1;
         let socket = SocketState {
-            local_addr: stream.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            peer_addr: peer.to_string(),
+            local_addr: if conn_id != 0 { listener.local_addr.clone() } else { stream.local_addr().map(|a| a.to_string()).unwrap_or_default() },
+            peer_addr: peer,
             listener: listener.local_addr.clone(),
             seq: listener.seq,
+            gateway: listener.gateway.clone(),
+            conn_id,
             ..SocketState::default()
         };
         let new_fd = self.alloc_fd()?;
@@ -283,6 +401,9 @@ impl WasiCtx {
                 Ok(n) => {
                     got += n;
                     st.bytes_in += n as u64;
+                    if let (Some(g), true) = (&self.gateway, st.conn_id != 0) {
+                        g.delivered(st.conn_id, st.bytes_in);
+                    }
                     if n == 0 && !dst.is_empty() {
                         st.peer_eof = true;
                     }
