@@ -100,6 +100,9 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions)
     }
     chunks.reverse();
     let fopts = opts.func_options();
+    // Investigating the compiler itself: time of each part's steps.
+    let timing = std::env::var_os("WANCO_PARTS_TIMING").is_some();
+    let weights = &weights;
     let progress = opts.progress.clone();
     if let Some(p) = &progress {
         (p.0)(0, num_defined);
@@ -121,6 +124,7 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions)
                     // The checkpoint state of the parts before: none if one failed
                     // (its own error is reported).
                     let cr = my_rx.recv().map_err(|_| CompileError::Llvm(format!("part {k} not compiled: an earlier part failed")))?;
+                    let c0 = thread_cpu();
                     let ctx = Context::create();
                     let spec = PartSpec { first: range.start, bodies: &bodies, num_defined, shared: k == 0, split };
                     let built = codegen::build_part(&ctx, info_ref, &spec, &opts.entry, fopts, cr, || {})?;
@@ -130,7 +134,19 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions)
                         let _ = tx.send(cr.take());
                     }
                     drop(tx);
+                    let c1 = thread_cpu();
                     let obj = crate::target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr)?;
+                    if timing {
+                        let c2 = thread_cpu();
+                        eprintln!(
+                            "wanco: part {k}: functions {}..{} ({} bytes of code): thread CPU seconds: IR {:.3}, optimisation + code generation {:.3}",
+                            range.start,
+                            range.end,
+                            range.clone().map(|i| weights[i] - 64).sum::<usize>(),
+                            c1 - c0,
+                            c2 - c1
+                        );
+                    }
                     let d = done.fetch_add(range.len(), std::sync::atomic::Ordering::SeqCst) + range.len();
                     if let Some(p) = progress {
                         (p.0)(d, num_defined);
@@ -166,6 +182,16 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions)
         }
     })?;
     Ok(Compiled { objects, cr, info })
+}
+
+/// CPU time of the calling thread in seconds (Linux `schedstat`; 0 if
+/// unreadable): for `WANCO_PARTS_TIMING`, which measures each part's own
+/// work on a machine other programs load.
+fn thread_cpu() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0.0, |ns| ns as f64 / 1e9)
 }
 
 #[cfg(test)]
