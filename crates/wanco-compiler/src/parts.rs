@@ -24,6 +24,9 @@ use std::sync::mpsc;
 /// `objcopy` (some milliseconds), more than such a module's compile gains.
 pub(crate) const SMALL_MODULE: usize = 32 * 1024;
 
+/// Stack size of a part's thread.
+const PART_STACK: usize = 64 << 20;
+
 /// Weight of a function for balancing: its body size plus a fixed cost.
 fn weight(body: &Body<'_>) -> usize {
     body_len(body) + 64
@@ -120,6 +123,10 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions)
             let my_rx = std::mem::replace(&mut rx, next_rx);
             let handle = std::thread::Builder::new()
                 .name(format!("wanco-part{k}"))
+                // LLVM recurses over deeply nested code: the stack of a main
+                // thread (8 MiB), not the 2 MiB of a spawned one. Reserved,
+                // committed only as used.
+                .stack_size(PART_STACK)
                 .spawn_scoped(s, move || -> Result<(Vec<u8>, Option<ModuleCr>)> {
                     // The checkpoint state of the parts before: none if one failed
                     // (its own error is reported).
@@ -197,6 +204,64 @@ fn thread_cpu() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::partition;
+    use crate::{compile_object, CompileOptions, Entry};
+    use object::{Object, ObjectSymbol};
+
+    /// A library module compiled in parts: its functions are local symbols
+    /// again (two modules can be linked together), only the descriptor is
+    /// global, and the metadata has the records of the functions of every
+    /// part.
+    #[test]
+    fn parts_merge_into_one_object_with_local_functions() {
+        let wat = r#"(module
+          (func $a (param i32) (result i32) (loop (br_if 0 (i32.eqz (local.get 0)))) (call $b (local.get 0)))
+          (func $b (param i32) (result i32) (call $c (i32.add (local.get 0) (i32.const 1))))
+          (func $c (param i32) (result i32) (loop (br_if 0 (i32.eqz (local.get 0)))) (local.get 0))
+          (export "a" (func $a)))"#;
+        let wasm = wat::parse_str(wat).expect("wat");
+        let opts = |jobs| CompileOptions { jobs: Some(jobs), entry: Entry::Library { symbol: "wanco_test_lib".into() }, ..Default::default() };
+        let one = compile_object(&wasm, &opts(1)).expect("compile -j1");
+        let three = compile_object(&wasm, &opts(3)).expect("compile -j3");
+        assert_ne!(one, three, "-j3 gave the -j1 object");
+        assert_eq!(three, compile_object(&wasm, &opts(3)).expect("compile -j3 again"), "two -j3 objects differ");
+        let file = object::File::parse(three.as_slice()).expect("object");
+        let mut funcs = Vec::new();
+        for sym in file.symbols() {
+            let name = sym.name().expect("name");
+            if name.strip_prefix('f').is_some_and(|n| n.parse::<u32>().is_ok()) {
+                assert!(sym.is_local() && sym.is_definition(), "{name} is not a local definition");
+                funcs.push(name.to_string());
+            }
+            if sym.is_global() && sym.is_definition() {
+                assert_eq!(name, "wanco_test_lib", "global symbol besides the descriptor");
+            }
+        }
+        funcs.sort();
+        assert_eq!(funcs, ["f0", "f1", "f2"]);
+        // The metadata: the same points for both, records from every part.
+        let (m1, m3) = (crmeta(&one), crmeta(&three));
+        assert_eq!(m1.points, m3.points);
+        assert_eq!(m1.funcs, m3.funcs);
+        let with_records = |m: &wanco_state::crmeta::CrMeta| {
+            let mut f: Vec<u32> = m.records.iter().map(|r| r.func).collect();
+            f.dedup();
+            f
+        };
+        assert_eq!(with_records(&m3), with_records(&m1));
+        assert!(with_records(&m3).len() >= 2, "records of {:?} only", with_records(&m3));
+    }
+
+    /// The checkpoint metadata blob of a library object.
+    fn crmeta(obj: &[u8]) -> wanco_state::crmeta::CrMeta {
+        use object::ObjectSection;
+        let file = object::File::parse(obj).expect("object");
+        let sym = file.symbols().find(|s| s.name() == Ok("wanco_test_lib_crmeta")).expect("metadata symbol");
+        let sec = file.section_by_index(sym.section_index().expect("in a section")).expect("section");
+        let data = sec.data().expect("data");
+        let at = (sym.address() - sec.address()) as usize;
+        let len = u64::from_le_bytes(data[at..at + 8].try_into().unwrap()) as usize;
+        wanco_state::crmeta::CrMeta::from_bytes(&data[at + 8..at + 8 + len]).expect("metadata")
+    }
 
     #[test]
     fn partitions_are_contiguous_non_empty_and_balanced() {
