@@ -88,3 +88,9 @@ snap-test:
 
 snap-bless:
     BLESS=1 cargo test -p wanco-cli --test snap golden_dump
+
+# Compiling in parts: compile and run time of -j1 against -j2 on a few Sightglass programs
+# (bench/results-jobs.md; BENCH_JOBS_ONLY=a,b, BENCH_JOBS_N, BENCH_JOBS_COMPILES, BENCH_JOBS_RUNS).
+bench-jobs:
+    cargo build --quiet --release -p wanco-cli
+    python3 tools/bench_jobs.py target/release/wanco bench/results-jobs.md

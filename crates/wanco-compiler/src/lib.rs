@@ -13,6 +13,7 @@ mod crmeta;
 mod error;
 mod frontend;
 mod link;
+mod parts;
 mod target;
 
 pub use codegen::Entry;
@@ -50,11 +51,40 @@ pub struct CompileOptions {
     /// on every ISA. Off by default: it costs a compare and a select after
     /// each float operation, up to 2.3x on float-heavy loops.
     pub canonicalize_nans: bool,
+    /// Number of parts the module's functions are split into, each
+    /// compiled on its own thread into its own object (clamped to the
+    /// number of defined functions). `None`: one per core, or one for a
+    /// module of less than 32 KiB of code. The output is the same for the
+    /// same number of parts (and behaves the same for every number).
+    pub jobs: Option<usize>,
+    /// Called with (functions compiled, defined functions) at the start
+    /// and as parts finish.
+    pub progress: Option<Progress>,
+}
+
+/// A progress callback: `(functions compiled, defined functions)`.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { target: Target::host(), opt_level: 2, entry: Entry::Program, explicit_bounds_checks: false, cr: true, inject_fault: None, canonicalize_nans: false }
+        CompileOptions {
+            target: Target::host(),
+            opt_level: 2,
+            entry: Entry::Program,
+            explicit_bounds_checks: false,
+            cr: true,
+            inject_fault: None,
+            canonicalize_nans: false,
+            jobs: None,
+            progress: None,
+        }
     }
 }
 
@@ -110,15 +140,26 @@ pub fn wasm_bytes(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 }
 
 /// Compile a binary module to a relocatable object file for `opts.target`.
+///
+/// The module is compiled in [`CompileOptions::jobs`] parts side by side;
+/// their objects (and the checkpoint metadata) are merged into one.
 pub fn compile_object(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>> {
     let decoded = opts.decode(wasm)?;
-    let ctx = Context::create();
-    let built = codegen::build(&ctx, &decoded, &opts.entry, &opts.func_options())?;
-    let obj = target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr)?;
-    match built.cr {
-        None => Ok(obj),
-        Some((symbol, funcs, points)) => crmeta::attach(&obj, opts.target, &symbol, &decoded.info, funcs, points),
+    let parts = parts::part_count(&decoded, opts);
+    let compiled = parts::compile(decoded, parts, opts)?;
+    let info = compiled.info;
+    let split = compiled.objects.len() > 1;
+    let mut objects = compiled.objects;
+    if let Some(cr) = compiled.cr {
+        let symbol = codegen::crmeta_symbol(&opts.entry);
+        let meta = crmeta::metadata_object(&objects, opts.target, &symbol, &info, cr.funcs.into_inner(), cr.points.into_inner())?;
+        objects.push(meta);
     }
+    if objects.len() == 1 {
+        return Ok(objects.pop().expect("one object"));
+    }
+    let refs: Vec<&[u8]> = objects.iter().map(Vec::as_slice).collect();
+    link::merge(opts.target, &refs, split)
 }
 
 /// Whether byte offset `offset` of `wasm` is an `i32`/`i64` `add`, `sub` or
@@ -145,11 +186,14 @@ fn fault_site(decoded: &frontend::Decoded<'_>, offset: u64) -> Result<bool> {
     Ok(false)
 }
 
-/// Compile to textual LLVM IR (after optimisation), for debugging.
+/// Compile to textual LLVM IR (after optimisation), for debugging: the
+/// whole module in one LLVM module, whatever [`CompileOptions::jobs`] says.
 pub fn compile_ir(wasm: &[u8], opts: &CompileOptions) -> Result<String> {
     let decoded = opts.decode(wasm)?;
     let ctx = Context::create();
-    let built = codegen::build(&ctx, &decoded, &opts.entry, &opts.func_options())?;
+    let part = codegen::PartSpec { first: 0, bodies: &decoded.bodies, num_defined: decoded.bodies.len(), shared: true, split: false };
+    let cr = opts.cr.then(codegen::ModuleCr::default);
+    let built = codegen::build_part(&ctx, &decoded.info, &part, &opts.entry, &opts.func_options(), cr, || {})?;
     target::optimize(&built.module, opts.target, opts.opt_level, opts.cr)?;
     Ok(built.module.print_to_string().to_string())
 }

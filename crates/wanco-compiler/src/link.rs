@@ -120,3 +120,55 @@ pub fn link_executable(inputs: &LinkInputs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `ld -r` of `objs` into one relocatable object; with `localize`, then
+/// `objcopy --localize-hidden`: the hidden symbols the parts of a module
+/// share (its functions `f<N>`, its metadata blob) become local, as in a
+/// module compiled in one part, so that several modules can be linked into
+/// one executable.
+pub(crate) fn merge(target: Target, objs: &[&[u8]], localize: bool) -> Result<Vec<u8>> {
+    let dir = tempfile_dir()?;
+    let result = (|| {
+        let mut inputs = Vec::new();
+        for (i, o) in objs.iter().enumerate() {
+            let p = dir.join(format!("part{i}.o"));
+            std::fs::write(&p, o).map_err(|e| CompileError::Link(format!("cannot write {}: {e}", p.display())))?;
+            inputs.push(p);
+        }
+        let out = dir.join("merged.o");
+        let ld = target.ld();
+        let o = Command::new(ld)
+            .arg("-r")
+            .arg("-o")
+            .arg(&out)
+            .args(&inputs)
+            .output()
+            .map_err(|e| CompileError::Link(format!("cannot run `{ld}`: {e} (is binutils for {target} installed?)")))?;
+        if !o.status.success() {
+            return Err(CompileError::Link(format!("`{ld} -r` failed ({}):\n{}", o.status, String::from_utf8_lossy(&o.stderr))));
+        }
+        if localize {
+            let objcopy = target.objcopy();
+            let o = Command::new(objcopy)
+                .arg("--localize-hidden")
+                .arg(&out)
+                .output()
+                .map_err(|e| CompileError::Link(format!("cannot run `{objcopy}`: {e} (is binutils for {target} installed?)")))?;
+            if !o.status.success() {
+                return Err(CompileError::Link(format!("`{objcopy} --localize-hidden` failed ({}):\n{}", o.status, String::from_utf8_lossy(&o.stderr))));
+            }
+        }
+        std::fs::read(&out).map_err(|e| CompileError::Link(format!("cannot read {}: {e}", out.display())))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// A fresh private temporary directory.
+fn tempfile_dir() -> Result<PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!("wanco-ld-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir).map_err(|e| CompileError::Link(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}

@@ -53,6 +53,15 @@ impl Target {
         }
     }
 
+    /// `objcopy` for this target (binutils, next to [`Target::ld`]).
+    pub fn objcopy(self) -> &'static str {
+        match (self, Target::host()) {
+            (a, b) if a == b => "objcopy",
+            (Target::Aarch64, _) => "aarch64-linux-gnu-objcopy",
+            (Target::X86_64, _) => "x86_64-linux-gnu-objcopy",
+        }
+    }
+
     /// The C compiler driver used to link for this target.
     pub fn linker(self) -> &'static str {
         match (self, Target::host()) {

@@ -45,6 +45,12 @@ pub struct Opts {
     /// the module file (decimal or 0x-hex) so that its result is one too big.
     #[arg(long, hide = true, value_name = "OFFSET", value_parser = parse_offset)]
     pub inject_fault: Option<u64>,
+    /// Compile the module's functions in N parts side by side, one thread
+    /// each (at most one per function). Default: one per core, and one part
+    /// for a module of less than 32 KiB of code. The executable is the same
+    /// for the same N and behaves the same for every N.
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub jobs: Option<u32>,
 }
 
 fn parse_offset(s: &str) -> Result<u64, String> {
@@ -125,6 +131,34 @@ pub fn check_imports(info: &ModuleInfo) -> Result<()> {
     Ok(())
 }
 
+/// Modules of at least this size get a progress bar (when stderr is a
+/// terminal): their compile takes seconds to minutes.
+const LARGE_MODULE: usize = 256 * 1024;
+
+/// `opts` with a progress bar on stderr (functions compiled / defined
+/// functions) if stderr is a terminal and the module is large; the bar to
+/// clear when done.
+fn with_progress(wasm: &[u8], opts: &CompileOptions) -> (CompileOptions, Option<indicatif::ProgressBar>) {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use std::io::IsTerminal;
+    let mut opts = opts.clone();
+    if opts.progress.is_some() || wasm.len() < LARGE_MODULE || !std::io::stderr().is_terminal() {
+        return (opts, None);
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("wanco: compiling [{elapsed}] {bar:30} {pos}/{len} functions") {
+        bar.set_style(style);
+    }
+    // The count moves as parts finish: keep the elapsed time ticking.
+    bar.enable_steady_tick(std::time::Duration::from_millis(500));
+    let b = bar.clone();
+    opts.progress = Some(wanco_compiler::Progress(std::sync::Arc::new(move |done, total| {
+        b.set_length(total as u64);
+        b.set_position(done as u64);
+    })));
+    (opts, Some(bar))
+}
+
 /// Compile `wasm` into an executable at `out`.
 pub fn compile_to(wasm: &[u8], out: &Path, opts: &CompileOptions) -> Result<()> {
     let info = wanco_compiler::module_info(wasm)?;
@@ -132,7 +166,12 @@ pub fn compile_to(wasm: &[u8], out: &Path, opts: &CompileOptions) -> Result<()> 
     let target = opts.target;
     // Before spending time in LLVM: the tools the compile and the link run.
     check_linker(target)?;
-    let obj = wanco_compiler::compile_object(wasm, opts)?;
+    let (opts, bar) = with_progress(wasm, opts);
+    let obj = wanco_compiler::compile_object(wasm, &opts);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let obj = obj?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let obj_path = dir.path().join("module.o");
     std::fs::write(&obj_path, obj)?;
@@ -177,7 +216,7 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
 /// executable; gcc's package brings binutils' `ld`), naming the command
 /// that installs them.
 fn check_linker(target: Target) -> Result<()> {
-    for tool in [target.linker(), target.ld()] {
+    for tool in [target.linker(), target.ld(), target.objcopy()] {
         if find_on_path(tool).is_none() {
             bail!(
                 "cannot link the {target} executable: `{tool}` (the C toolchain wanco links with) is not installed \
@@ -218,7 +257,17 @@ pub fn run(o: Opts) -> Result<i32> {
         })
     });
     let explicit = o.bounds_checks == BoundsChecks::Explicit;
-    let opts = CompileOptions { target, opt_level: o.opt_level, entry: Entry::Program, explicit_bounds_checks: explicit, cr: !o.no_cr, inject_fault: o.inject_fault, canonicalize_nans: o.canonicalize_nans };
+    let opts = CompileOptions {
+        target,
+        opt_level: o.opt_level,
+        entry: Entry::Program,
+        explicit_bounds_checks: explicit,
+        cr: !o.no_cr,
+        inject_fault: o.inject_fault,
+        canonicalize_nans: o.canonicalize_nans,
+        jobs: o.jobs.map(|j| j as usize),
+        progress: None,
+    };
     if let Some(off) = o.inject_fault {
         if !wanco_compiler::is_fault_site(&wasm, off)? {
             bail!("--inject-fault: no i32/i64 add/sub/mul at offset 0x{off:x}");
@@ -226,7 +275,14 @@ pub fn run(o: Opts) -> Result<i32> {
     }
     match o.emit {
         Emit::Exe => compile_to(&wasm, &out, &opts)?,
-        Emit::Obj => std::fs::write(&out, wanco_compiler::compile_object(&wasm, &opts)?)?,
+        Emit::Obj => {
+            let (opts, bar) = with_progress(&wasm, &opts);
+            let obj = wanco_compiler::compile_object(&wasm, &opts);
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            std::fs::write(&out, obj?)?
+        }
         Emit::LlvmIr => std::fs::write(&out, wanco_compiler::compile_ir(&wasm, &opts)?)?,
     }
     Ok(0)

@@ -9,7 +9,7 @@
 mod func;
 
 use crate::error::{CompileError, Result};
-use crate::frontend::Decoded;
+use crate::frontend::Body;
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::builder::Builder;
 use inkwell::context::Context;
@@ -21,11 +21,18 @@ use wanco_state::abi::{self, symbols};
 use wanco_state::module::FuncType;
 use wanco_state::ValType;
 
+/// What code generation reads of the decoded module (the function bodies
+/// are handed to each part separately).
+#[derive(Clone, Copy)]
+pub(crate) struct ModuleRef<'w> {
+    pub info: &'w wanco_state::module::ModuleInfo,
+}
+
 /// Per-module code generation state.
 pub(crate) struct ModuleCodegen<'ctx, 'w> {
     pub ctx: &'ctx Context,
     pub module: Module<'ctx>,
-    pub decoded: &'w Decoded<'w>,
+    pub decoded: ModuleRef<'w>,
     /// Native LLVM function of each *defined* function.
     pub funcs: Vec<FunctionValue<'ctx>>,
     pub invariant_kind: u32,
@@ -231,30 +238,77 @@ pub enum Entry {
     },
 }
 
-/// An LLVM module built from a Wasm module.
+/// An LLVM module built from a Wasm module (or from one part of it).
 pub(crate) struct Built<'ctx> {
     pub module: Module<'ctx>,
-    /// With checkpointing: the symbol the metadata blob must define, the
-    /// functions and the points (records come from the object).
-    pub cr: Option<(String, Vec<wanco_state::crmeta::CrFunc>, Vec<wanco_state::crmeta::CrPoint>)>,
+    /// With checkpointing: the points and functions so far (in function
+    /// order: each part continues the previous part's).
+    pub cr: Option<func::ModuleCr>,
 }
 
-/// Build the LLVM module for a decoded Wasm module.
-pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Entry, opts: &func::FuncOptions) -> Result<Built<'ctx>> {
+/// One part of a module to build into its own LLVM module.
+pub(crate) struct PartSpec<'a, 'w> {
+    /// The defined functions this part defines: `bodies[i]` is defined
+    /// function `first + i`.
+    pub first: usize,
+    /// Their bodies.
+    pub bodies: &'a [Body<'w>],
+    /// Number of defined functions of the whole module.
+    pub num_defined: usize,
+    /// Whether this part holds the module-level definitions (metadata,
+    /// function tables, trampolines, adapters, descriptor, `main`).
+    pub shared: bool,
+    /// Whether the module is split into several parts: every defined
+    /// function is then a hidden global symbol (defined in one part,
+    /// declared in the others); otherwise internal.
+    pub split: bool,
+}
+
+/// The symbol of the module descriptor for `entry`.
+pub(crate) fn descriptor_symbol(entry: &Entry) -> String {
+    match entry {
+        Entry::Program => "wanco_program_module".to_string(),
+        Entry::Library { symbol } => symbol.clone(),
+    }
+}
+
+/// The symbol of the checkpoint metadata blob for `entry`.
+pub(crate) fn crmeta_symbol(entry: &Entry) -> String {
+    format!("{}{}", descriptor_symbol(entry), symbols::CRMETA_SUFFIX)
+}
+
+/// Build the LLVM module of one part of a decoded Wasm module. `cr` is the
+/// checkpoint state of the parts before it (`None` without C/R).
+pub(crate) fn build_part<'ctx>(
+    ctx: &'ctx Context,
+    info: &wanco_state::module::ModuleInfo,
+    part: &PartSpec<'_, '_>,
+    entry: &Entry,
+    opts: &func::FuncOptions,
+    cr: Option<func::ModuleCr>,
+    mut on_function: impl FnMut(),
+) -> Result<Built<'ctx>> {
     let module = ctx.create_module("wasm");
     let mut cg = ModuleCodegen {
         ctx,
         module,
-        decoded,
+        decoded: ModuleRef { info },
         funcs: Vec::new(),
         invariant_kind: ctx.get_kind_id("invariant.load"),
-        cr: if opts.cr { Some(func::ModuleCr::default()) } else { None },
+        cr,
     };
-    let info = &decoded.info;
-    // Declare all defined functions first (calls may go forward).
-    for body in &decoded.bodies {
-        let ft = info.func_type(body.func_index).expect("validated");
-        let f = cg.module.add_function(&format!("f{}", body.func_index), cg.native_type(ft), Some(Linkage::Internal));
+    // Declare all defined functions first (calls may go forward, or to
+    // another part).
+    for defined in 0..part.num_defined {
+        let index = info.num_imported_funcs + defined as u32;
+        let ft = info.func_type(index).expect("validated");
+        let linkage = if part.split { Linkage::External } else { Linkage::Internal };
+        let f = cg.module.add_function(&format!("f{index}"), cg.native_type(ft), Some(linkage));
+        if part.split {
+            // Linked statically into the same executable: direct calls, and
+            // made local again once the parts are merged (`link::merge`).
+            f.as_global_value().set_visibility(inkwell::GlobalVisibility::Hidden);
+        }
         if opts.cr {
             // Calls become statepoints (`rewrite-statepoints-for-gc`).
             f.set_gc("statepoint-example");
@@ -264,10 +318,23 @@ pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Ent
         }
         cg.funcs.push(f);
     }
-    for (i, body) in decoded.bodies.iter().enumerate() {
-        func::compile_function(&cg, i, body, opts)?;
+    for (i, body) in part.bodies.iter().enumerate() {
+        func::compile_function(&cg, part.first + i, body, opts)?;
+        on_function();
     }
-    let arrays: Vec<_> = (0..decoded.bodies.len()).map(|i| cg.array_trampoline(i)).collect::<Result<_>>()?;
+    if part.shared {
+        shared_definitions(&cg, entry, opts)?;
+    }
+    cg.module.verify().map_err(|e| CompileError::Llvm(e.to_string()))?;
+    Ok(Built { module: cg.module, cr: cg.cr.take() })
+}
+
+/// The module-level definitions: trampolines, adapters, metadata, tables,
+/// the descriptor and (for a program) `main`.
+fn shared_definitions(cg: &ModuleCodegen<'_, '_>, entry: &Entry, opts: &func::FuncOptions) -> Result<()> {
+    let ctx = cg.ctx;
+    let info = cg.decoded.info;
+    let arrays: Vec<_> = (0..cg.funcs.len()).map(|i| cg.array_trampoline(i)).collect::<Result<_>>()?;
     let adapters: Vec<_> = (0..info.num_imported_funcs).map(|i| cg.import_adapter(i)).collect::<Result<_>>()?;
 
     // Embedded metadata.
@@ -282,14 +349,10 @@ pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Ent
     let arrays = cg.const_ptr_array("wanco_arrays", &arrays);
     let adapters = cg.const_ptr_array("wanco_adapters", &adapters);
     let i64t = ctx.i64_type();
-    let desc_name = match entry {
-        Entry::Program => "wanco_program_module".to_string(),
-        Entry::Library { symbol } => symbol.clone(),
-    };
-    let crmeta_name = format!("{desc_name}{}", symbols::CRMETA_SUFFIX);
+    let desc_name = descriptor_symbol(entry);
     let crmeta_ptr = if opts.cr {
         // Defined by the metadata object the compiler adds after code generation.
-        let g = cg.module.add_global(ctx.i8_type(), None, &crmeta_name);
+        let g = cg.module.add_global(ctx.i8_type(), None, &crmeta_symbol(entry));
         g.set_linkage(Linkage::External);
         g.set_visibility(inkwell::GlobalVisibility::Hidden);
         g.as_pointer_value()
@@ -334,9 +397,7 @@ pub(crate) fn build<'ctx>(ctx: &'ctx Context, decoded: &Decoded<'_>, entry: &Ent
         }
         Entry::Library { .. } => desc_g.set_linkage(Linkage::External),
     }
-    cg.module.verify().map_err(|e| CompileError::Llvm(e.to_string()))?;
-    let cr = cg.cr.take().map(|c| (crmeta_name, c.funcs.into_inner(), c.points.into_inner()));
-    Ok(Built { module: cg.module, cr })
+    Ok(())
 }
 
-pub(crate) use func::FuncOptions;
+pub(crate) use func::{FuncOptions, ModuleCr};

@@ -215,6 +215,8 @@ impl Engine for AotEngine {
                 // explicit-bounds-check variant tests that mode alone (and
                 // keeps the full CI run short).
                 cr: !self.explicit_bounds_checks,
+                jobs: None,
+                progress: None,
             };
             match wanco_compiler::compile_object(wasm, &opts) {
                 Ok(obj) => {
