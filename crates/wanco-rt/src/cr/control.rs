@@ -133,7 +133,7 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
         let (cmd, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
         match cmd {
             "info" => {
-                let (isa, hash) = crate::checkpoint::identity();
+                let (isa, hash) = super::points::identity();
                 let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
                 let preopens = crate::wasi_host::WASI
                     .lock()
@@ -145,7 +145,7 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
                     out,
                     "info isa={isa} hash={hash} pid={} points={} preopens={preopens}",
                     std::process::id(),
-                    crate::checkpoint::points()
+                    super::points::points()
                 )?;
             }
             "checkpoint" | "stop" if !arg.is_empty() => {
@@ -160,7 +160,7 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
                     }
                     *p = Some(Request { path: PathBuf::from(arg), stop, done: done_tx, decision: dec_rx });
                 }
-                crate::checkpoint::request_checkpoint();
+                super::points::request_checkpoint();
                 // Closed without a reply if the program ends first.
                 let Ok(result) = done_rx.recv() else { return Ok(()) };
                 match result {
