@@ -52,7 +52,41 @@ fn write_snapshot(path: &std::path::Path, bytes: &[u8]) -> Result<Option<PathBuf
 }
 
 
-pub(crate) fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(PathBuf, u64, Option<PathBuf>), String> {
+/// How a checkpoint is taken.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    /// A full snapshot; the program ends after it (nothing tracked).
+    Final,
+    /// A full snapshot; the program goes on, and writes to its memory are
+    /// tracked from here for a later [`Kind::Incremental`] one.
+    Full,
+    /// Only the pages written since the last snapshot of this process, which
+    /// it names as its parent; a full one where there is no parent or no
+    /// tracking ([`super::dirty`]).
+    Incremental,
+}
+
+/// What a checkpoint wrote.
+pub(crate) struct Written {
+    /// The snapshot file.
+    pub path: PathBuf,
+    /// Migration points crossed.
+    pub points: u64,
+    /// The file it replaced, to remove (see [`write_snapshot`]).
+    pub replaced: Option<PathBuf>,
+    /// Its id ([`wanco_state::snapshot::snapshot_id`]).
+    pub id: [u8; 32],
+    /// Its parent's id if it is incremental.
+    pub parent: Option<[u8; 32]>,
+    /// Memory pages stored.
+    pub pages: usize,
+}
+
+/// The last snapshot this process wrote with tracking on: its id and its
+/// memory's size in pages (the parent of the next incremental one).
+static LAST: std::sync::Mutex<Option<([u8; 32], u32)>> = std::sync::Mutex::new(None);
+
+pub(crate) fn checkpoint(st: &mut State, regs: Regs, points: u64, kind: Kind) -> Result<Written, String> {
     // After a lazy restore, the memory must be whole before it is read.
     super::pager::settle();
     let mut phases = Phases::start();
@@ -71,7 +105,23 @@ pub(crate) fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(Pat
         let t = touched.get_or_init(|| bytes.and_then(crate::memory::touched_pages));
         t.as_ref().is_some_and(|t| !t.get(p as usize).copied().unwrap_or(true))
     };
-    let packer = bytes.map(|b| PagePacker::new(b, max, known_zero));
+    // An incremental snapshot: the pages written since the parent (read
+    // while the program is stopped here, so none is missed) below the
+    // parent's size, what is not zero above it.
+    let last = *LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let written = match (kind, bytes, last) {
+        (Kind::Incremental, Some(b), Some(_)) => super::dirty::take(b),
+        _ => None,
+    };
+    let parent = written.as_ref().and(last);
+    type Skip<'a> = Box<dyn Fn(u32) -> bool + Sync + 'a>;
+    let packer = bytes.map(|b| match (&written, parent) {
+        (Some(w), Some((_, parent_pages))) => {
+            let skip: Skip = Box::new(move |p: u32| !w.get(p as usize).copied().unwrap_or(true));
+            PagePacker::incremental(b, max, parent_pages, skip)
+        }
+        _ => PagePacker::new(b, max, Box::new(known_zero) as Skip),
+    });
     let share = mem.is_some_and(|m| crate::memory::share_packing(m.pages() as usize));
     let helper_part = || packer.as_ref().map(|p| p.work());
     let main_part = || -> Result<_, String> {
@@ -130,11 +180,24 @@ pub(crate) fn checkpoint(st: &mut State, regs: Regs, points: u64) -> Result<(Pat
         wasi,
         native: Some(native_view),
     };
-    let bytes = wanco_state::snapshot::encode_packed(&snap, memory.as_ref());
+    let stored = memory.as_ref().map_or(0, |m| m.stored_count());
+    let size = memory.as_ref().map_or(0, |m| m.pages);
+    let file_bytes = match parent {
+        Some((id, _)) => wanco_state::snapshot::encode_incremental(&snap, memory.as_ref(), &id),
+        None => wanco_state::snapshot::encode_packed(&snap, memory.as_ref()),
+    };
+    let bytes = file_bytes;
     phases.mark("encode");
     let path = st.file.clone();
     let replaced = write_snapshot(&path, &bytes)?;
+    let id = wanco_state::snapshot::snapshot_id(&bytes).unwrap_or_default();
+    if kind != Kind::Final {
+        // Track from here: a full snapshot (re)starts tracking; after an
+        // incremental one `dirty::take` has protected the pages again.
+        let tracking = written.is_some() || mem.is_some_and(|m| super::dirty::start(m.bytes()).is_ok());
+        *LAST.lock().unwrap_or_else(|e| e.into_inner()) = tracking.then_some((id, size));
+    }
     phases.mark("write");
     phases.report();
-    Ok((path, points, replaced))
+    Ok(Written { path, points, replaced, id, parent: parent.map(|(p, _)| p), pages: stored })
 }

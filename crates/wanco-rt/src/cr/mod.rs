@@ -11,6 +11,8 @@
 //!   * [`pager`]: lazy restore of linear memory with `userfaultfd`;
 //!   * [`points`]: the migration-point counter compiled code polls,
 //!     `SIGUSR1`, the checkpoint target, `at_exit`;
+//!   * [`dirty`]: which pages of linear memory were written since the last
+//!     snapshot (incremental snapshots, pre-copy).
 //! * **Upper layer** (depends on the lower layer, [`crate::instance`] and
 //!   [`crate::wasi_host`]; only [`crate::program`] uses it):
 //!   * `armed`: the armed state (instance, metadata, a restore under way);
@@ -24,7 +26,8 @@
 //! `timing` ← `pager` ← `points` ← (`instance`, `signals`, `wasi_host`) ←
 //! `armed` ← `native` ← `capture`/`restore` ← `control` ← `slow`.
 //!
-//! `unsafe` lives in `pager` (userfaultfd),
+//! `unsafe` lives in `pager` (userfaultfd), `dirty` (userfaultfd
+//! write-protection, `PAGEMAP_SCAN`),
 //! `points` (the signal handler), `native` and `slow` (raw reads of this
 //! process: registers, stack, unwind tables; the trampolines), `armed`,
 //! `capture` and `restore` (the armed instance pointer, `renameat2`) and
@@ -33,6 +36,7 @@
 pub(crate) mod armed;
 pub mod capture;
 pub mod control;
+pub mod dirty;
 pub(crate) mod native;
 pub mod pager;
 pub mod points;

@@ -9,7 +9,7 @@
 //! registers they saved.
 
 use super::armed::STATE;
-use super::capture::checkpoint;
+use super::capture::{checkpoint, Kind};
 use super::native::caller_regs;
 use super::points::{next_batch, points_now, wanco_cr_pending, RESTORING, TARGET};
 use super::restore::restore_step;
@@ -130,13 +130,15 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
             // stop there (see `super::control`).
             wanco_cr_pending.store(0, Ordering::SeqCst);
             let file = std::mem::replace(&mut st.file, req.path.clone());
-            let r = checkpoint(st, regs, points);
+            let kind = if req.incremental { Kind::Incremental } else { Kind::Full };
+            let r = checkpoint(st, regs, points, kind);
             st.file = file;
-            let r = r.map(|(path, n, replaced)| {
-                if let Some(old) = replaced {
+            let r = r.map(|w| {
+                if let Some(old) = w.replaced {
                     let _ = std::fs::remove_file(old);
                 }
-                (n, std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0))
+                let bytes = std::fs::metadata(&w.path).map(|m| m.len()).unwrap_or(0);
+                super::control::Done { points: w.points, bytes, id: w.id, parent: w.parent, pages: w.pages }
             });
             let ok = r.is_ok();
             let _ = req.done.send(r);
@@ -153,8 +155,8 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
             return ROUTE_CONTINUE;
         }
     }
-    match checkpoint(st, regs, points) {
-        Ok((path, n, replaced)) => {
+    match checkpoint(st, regs, points, Kind::Final) {
+        Ok(super::capture::Written { path, points: n, replaced, .. }) => {
             if timing() {
                 let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 eprintln!("wanco-timing: checkpoint {} us, {size} bytes", t0.elapsed().as_micros());
