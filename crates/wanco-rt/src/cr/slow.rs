@@ -131,8 +131,7 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
             wanco_cr_pending.store(0, Ordering::SeqCst);
             let file = std::mem::replace(&mut st.file, req.path.clone());
             let kind = if req.incremental { Kind::Incremental } else { Kind::Full };
-            let r = checkpoint(st, regs, points, kind);
-            st.file = file;
+            let r = checkpoint(st, regs.clone(), points, kind);
             let r = r.map(|w| {
                 if let Some(old) = w.replaced {
                     let _ = std::fs::remove_file(old);
@@ -145,12 +144,26 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
             if ok && req.stop {
                 match req.decision.recv() {
                     Ok(super::control::Decision::Exit(code, msg)) => {
+                        if code == 3 && req.incremental {
+                            // The state is kept for the operator to continue the
+                            // program from: a full snapshot (the increment's
+                            // parents are gone), written over the increment.
+                            match checkpoint(st, regs, points, Kind::Final) {
+                                Ok(w) => {
+                                    if let Some(old) = w.replaced {
+                                        let _ = std::fs::remove_file(old);
+                                    }
+                                }
+                                Err(e) => eprintln!("error: cannot write the full snapshot of the kept state: {e}"),
+                            }
+                        }
                         eprintln!("{msg}");
                         std::process::exit(code)
                     }
                     Ok(super::control::Decision::Resume) | Err(_) => {}
                 }
             }
+            st.file = file;
             next_batch(points);
             return ROUTE_CONTINUE;
         }
