@@ -77,3 +77,8 @@ snap-test:
 
 snap-bless:
     BLESS=1 cargo test -p wanco-cli --test snap golden_dump
+
+# Live-migration benchmark: heaps of 16 MiB, 256 MiB, 1 GiB (1 MiB working set) and a 64 MiB
+# working set, stop-and-copy vs pre-copy (bench/results-migrate.md).
+migrate-bench:
+    bash tools/migrate-bench.sh
