@@ -94,3 +94,8 @@ snap-bless:
 bench-jobs:
     cargo build --quiet --release -p wanco-cli
     python3 tools/bench_jobs.py target/release/wanco bench/results-jobs.md
+
+# Live-migration benchmark: heaps of 16 MiB, 256 MiB, 1 GiB (1 MiB working set) and a 64 MiB
+# working set, stop-and-copy vs pre-copy (bench/results-migrate.md).
+migrate-bench:
+    bash tools/migrate-bench.sh

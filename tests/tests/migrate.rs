@@ -311,6 +311,11 @@ impl Source {
     /// Start the program (the aarch64 binary under qemu if `aarch64`); return once it printed
     /// tick `tick`.
     fn start_at(net: &Net, dir: &Path, tick: u32, aarch64: bool) -> Source {
+        Source::start_program(net, dir, tick, aarch64, None)
+    }
+
+    /// [`Source::start_at`] with another x86_64 binary than the ticks program's.
+    fn start_program(net: &Net, dir: &Path, tick: u32, aarch64: bool, binary: Option<&Path>) -> Source {
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
         let mut cmd = if aarch64 {
@@ -318,7 +323,7 @@ impl Source {
             c.arg("-L").arg(&tools().aarch64_sysroot).arg(&bins().aarch64);
             c
         } else {
-            Net::exec(&net.src, &bins().x86_64)
+            Net::exec(&net.src, binary.unwrap_or(&bins().x86_64))
         };
         cmd.arg("--control").arg("--dir").arg(format!("{}::/data", data.display()));
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -468,8 +473,21 @@ fn ssh_x86_64_to_x86_64() {
     let mut net = Net::new("sx");
     let ssh = start_sshd(&mut net, &dir);
     let src = Source::start(&net, &dir);
-    let m = migrate(&net, &src, &format!("ssh://root@{DST_ADDR}"), &ssh_args(&ssh, false));
+    let mut args = ssh_args(&ssh, false);
+    args.push("--json".into());
+    let m = migrate(&net, &src, &format!("ssh://root@{DST_ADDR}"), &args);
+    let v = summary(&m);
+    // Pre-copy is the default: memory went in rounds while the program ran.
+    assert_eq!(v["mode"], "precopy", "{v}");
+    assert!(v["rounds"].as_u64().unwrap() >= 1, "{v}");
     check_moved(src, m, "ssh x86_64 -> x86_64");
+}
+
+/// The JSON summary `wanco migrate --json` prints on stderr.
+fn summary(m: &Output) -> serde_json::Value {
+    let err = String::from_utf8_lossy(&m.stderr).to_string();
+    let json = err.lines().find_map(|l| l.strip_prefix("wanco migrate: {")).map(|l| format!("{{{l}"));
+    serde_json::from_str(&json.unwrap_or_else(|| panic!("no JSON summary:\n{err}"))).unwrap()
 }
 
 #[test]
@@ -481,10 +499,9 @@ fn ssh_x86_64_to_aarch64() {
     let mut args = ssh_args(&ssh, true);
     args.extend(["--dest-binary".into(), bins().aarch64.display().to_string(), "--json".into()]);
     let m = migrate(&net, &src, &format!("ssh://root@{DST_ADDR}:22"), &args);
-    let err = String::from_utf8_lossy(&m.stderr).to_string();
-    let json = err.lines().find_map(|l| l.strip_prefix("wanco migrate: {")).map(|l| format!("{{{l}"));
-    let v: serde_json::Value = serde_json::from_str(&json.unwrap_or_else(|| panic!("no JSON summary:\n{err}"))).unwrap();
+    let v = summary(&m);
     assert_eq!(v["dest_isa"], "aarch64", "{v}");
+    assert_eq!(v["mode"], "precopy", "{v}");
     assert!(v["downtime_ms"].as_f64().unwrap() > 0.0 && v["snapshot_bytes"].as_u64().unwrap() > 0, "{v}");
     assert!(v["bytes_sent"].as_u64().unwrap() > v["snapshot_bytes"].as_u64().unwrap(), "{v}");
     check_moved(src, m, "ssh x86_64 -> aarch64");
@@ -497,8 +514,12 @@ fn tls_x86_64_to_x86_64() {
     let p = pki(&dir, "good");
     let dest = start_agent(&mut net, &dir, &p, false, None);
     let src = Source::start(&net, &dir);
-    let m = migrate(&net, &src, &dest, &tls_args(&p));
-    check_moved(src, m, "tls x86_64 -> x86_64");
+    let mut args = tls_args(&p);
+    args.extend(["--stop-and-copy".into(), "--json".into()]);
+    let m = migrate(&net, &src, &dest, &args);
+    let v = summary(&m);
+    assert!(v["mode"] == "stop-and-copy" && v["rounds"] == 0, "{v}");
+    check_moved(src, m, "tls x86_64 -> x86_64 (stop-and-copy)");
 }
 
 #[test]
@@ -601,6 +622,41 @@ fn sync_dirs_copies_what_the_destination_lacks() {
     assert_eq!(std::fs::read_to_string(dst.join("theirs.txt")).unwrap(), "kept\n");
 }
 
+/// Pre-copy of a program with a 32 MiB heap of pseudo-random bytes that rewrites 1 MiB of it
+/// per tick: the heap goes in the rounds while the program runs, the final snapshot (sent
+/// while it is stopped) holds little more than the working set; output and exit code equal
+/// wasmtime's uninterrupted run.
+#[test]
+fn precopy_large_heap_x86_64_to_x86_64() {
+    let dir = work("precopy-heap");
+    let src_wat = workspace().join("tests/programs/migrate/migrate_heap.wat");
+    let bin = dir.join("heap.x86_64");
+    run_ok(Command::new(&tools().wanco).arg("compile").arg(&src_wat).arg("--target").arg("x86_64").arg("-o").arg(&bin));
+    let r = Command::new(&tools().wasmtime).arg("run").arg(&src_wat).output().unwrap();
+    assert_eq!(r.status.code(), Some(EXIT));
+    let want = String::from_utf8(r.stdout).unwrap();
+    let mut net = Net::new("ph");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start_program(&net, &dir, 3, false, Some(&bin));
+    let mut args = tls_args(&p);
+    args.push("--json".into());
+    let m = migrate(&net, &src, &dest, &args);
+    let v = summary(&m);
+    let (code, out, err) = src.finish();
+    assert_eq!(m.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&m.stderr));
+    assert_eq!(code, Some(0), "the source ends once the program runs elsewhere: {err}");
+    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&m.stdout)), want, "joined output");
+    assert_eq!(v["mode"], "precopy", "{v}");
+    let rounds: Vec<u64> = v["round_pages"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+    assert!(rounds[0] >= 512, "the first round has the whole heap: {v}");
+    assert!(rounds.len() >= 2 && *rounds.last().unwrap() <= 40, "later rounds only the working set: {v}");
+    // The heap is 32 MiB of incompressible bytes; while stopped only what changed since the
+    // last round went.
+    assert!(v["snapshot_bytes"].as_u64().unwrap() < 8 << 20, "{v}");
+    assert!(v["bytes_sent"].as_u64().unwrap() > 32 << 20, "{v}");
+}
+
 #[test]
 fn failed_restore_resumes_the_source() {
     // /data mapped to an empty directory: the restore cannot reopen out.txt there.
@@ -618,8 +674,8 @@ fn failed_restore_resumes_the_source() {
 }
 
 #[test]
-fn destination_killed_during_transfer_or_restore() {
-    for (phase, tag, ssh) in [("transfer", "kt", true), ("restored", "kr", false)] {
+fn destination_killed_during_precopy_transfer_or_restore() {
+    for (phase, tag, ssh) in [("precopy", "kp", false), ("transfer", "kt", true), ("restored", "kr", false)] {
         let dir = work(&format!("kill-{phase}"));
         let mut net = Net::new(tag);
         let p = pki(&dir, "good");
@@ -689,7 +745,13 @@ fn link_cut_while_the_program_is_stopped_resumes_the_source() {
     assert!(e.contains("no answer within the time limit"), "{e}");
     check_stayed(src, m, "link cut", "the program goes on here");
     no_copy_at_destination(&dir);
-    let agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    // The agent says so once it has killed the gated program.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut agent_log = String::new();
+    while !agent_log.contains("restored program was discarded") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    }
     assert!(agent_log.contains("restored program was discarded"), "{agent_log}");
 }
 
@@ -866,4 +928,94 @@ fn control_channel_checkpoint_leaves_the_program_running() {
     let tail = String::from_utf8(o.stdout).unwrap();
     assert!(!tail.is_empty() && r.stdout.ends_with(&tail) && tail.len() < r.stdout.len() - 60, "{tail}");
     assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file);
+}
+
+/// Incremental checkpoints over the control channel: a full snapshot, then two that each name
+/// the one before as their parent; `wanco-snap chain` shows and checks them, `wanco-snap merge`
+/// makes one full snapshot of them that continues the program like the reference. A chain with
+/// a link left out, or an increment restored by itself, is refused saying which.
+#[test]
+fn incremental_checkpoints_chain_and_merge() {
+    use std::io::Write;
+    let dir = work("incremental");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let sock = dir.join("ctl.sock");
+    let mut child = Command::new(&bins().x86_64)
+        .arg(format!("--control={}", sock.display()))
+        .arg("--dir")
+        .arg(format!("{}::/data", data.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut wait_for = |tick: u32, seen: &mut String| {
+        while !seen.contains(&format!("tick {tick} ")) {
+            assert!(out.read_line(seen).unwrap() > 0, "the program ended early: {seen}");
+        }
+    };
+    wait_for(3, &mut seen);
+    let s = std::os::unix::net::UnixStream::connect(&sock).expect("the control socket");
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s).lines();
+    let mut ask = |req: &str| {
+        writeln!(w, "{req}").unwrap();
+        r.next().unwrap().unwrap()
+    };
+    let field = |reply: &str, key: &str| -> String {
+        reply.split(' ').find_map(|f| f.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("no {key}= in {reply}")).to_string()
+    };
+    let snaps: Vec<PathBuf> = (0..3).map(|k| dir.join(format!("s{k}.wsnap"))).collect();
+    let base = ask(&format!("checkpoint {}", snaps[0].display()));
+    assert!(base.starts_with("ok ") && field(&base, "parent") == "none", "{base}");
+    wait_for(5, &mut seen);
+    let r1 = ask(&format!("checkpoint-incremental {}", snaps[1].display()));
+    assert_eq!(field(&r1, "parent"), field(&base, "id"), "the increment names the full snapshot: {r1}");
+    wait_for(7, &mut seen);
+    let r2 = ask(&format!("checkpoint-incremental {}", snaps[2].display()));
+    assert_eq!(field(&r2, "parent"), field(&r1, "id"), "{r2}");
+    // Each id is the file's checksum.
+    for (k, reply) in [&base, &r1, &r2].into_iter().enumerate() {
+        let id: String = wanco_state::snapshot::snapshot_id(&std::fs::read(&snaps[k]).unwrap()).unwrap().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(field(reply, "id"), id);
+    }
+    drop(ask);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(EXIT));
+    let reference = reference();
+    assert_eq!(seen + &rest, reference.stdout, "the program went on as if nothing happened");
+
+    let snap_tool = tools().wanco.with_file_name("wanco-snap");
+    let chain = run_ok(Command::new(&snap_tool).arg("chain").args(&snaps));
+    let text = String::from_utf8_lossy(&chain.stdout);
+    assert!(text.contains("ok: a chain of 3 snapshots") && text.contains("parent none (full)"), "{text}");
+    // A link left out: s2's parent is s1, not s0.
+    let o = Command::new(&snap_tool).arg("merge").arg(&snaps[0]).arg(&snaps[2]).arg("-o").arg(dir.join("bad.wsnap")).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("s2.wsnap (snapshot 1 of the chain)") && e.contains("foreign parent") && e.contains(&field(&r1, "id")[..16]), "{e}");
+    // The parent missing at the start.
+    let o = Command::new(&snap_tool).arg("chain").arg(&snaps[1]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && e.contains("is missing") && e.contains(&field(&r1, "parent")[..16]), "{e}");
+    // An increment is not restored by itself.
+    let o = Command::new(&bins().x86_64).arg("--restore").arg(&snaps[2]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && e.contains("incremental snapshot") && e.contains("wanco-snap merge"), "{e}");
+
+    // The merged chain continues the program from the last increment.
+    let merged = dir.join("merged.wsnap");
+    run_ok(Command::new(&snap_tool).arg("merge").args(&snaps).arg("-o").arg(&merged));
+    let taken = wanco_state::snapshot::decode(&std::fs::read(&merged).unwrap()).expect("the merged snapshot is a full one");
+    let size = taken.wasi.fds.iter().find(|f| f.rel_path == "out.txt").and_then(|f| f.size).expect("out.txt open");
+    std::fs::File::options().write(true).open(data.join("out.txt")).unwrap().set_len(size).unwrap();
+    let o = Command::new(&bins().x86_64).arg("--restore").arg(&merged).output().unwrap();
+    assert_eq!(o.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&o.stderr));
+    let tail = String::from_utf8(o.stdout).unwrap();
+    assert!(tail.starts_with("tick ") && tail.len() > 100, "{tail}");
+    assert!(reference.stdout.ends_with(&tail), "{tail}");
+    assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), reference.file);
 }

@@ -1416,7 +1416,7 @@ const BYTE_EDITS: &[(&str, &str, ByteEdit)] = &[
     ),
     (
         "format version 0, re-sealed",
-        "snapshot format version 0 is not supported (this wanco supports 1 and 2)",
+        "snapshot format version 0 is not supported (this wanco supports 1 to 3)",
         |f| {
             let mut h = f[..HEADER_LEN].to_vec();
             h[8..12].copy_from_slice(&0u32.to_le_bytes());
@@ -1424,8 +1424,17 @@ const BYTE_EDITS: &[(&str, &str, ByteEdit)] = &[
         },
     ),
     (
-        "format version 3, re-sealed",
-        "snapshot format version 3 is newer than this wanco (supports 1 and 2)",
+        "format version 4, re-sealed",
+        "snapshot format version 4 is newer than this wanco (supports 1 to 3)",
+        |f| {
+            let mut h = f[..HEADER_LEN].to_vec();
+            h[8..12].copy_from_slice(&4u32.to_le_bytes());
+            Some(seal(&h, body(f)))
+        },
+    ),
+    (
+        "a full snapshot's body as format version 3 (incremental), re-sealed",
+        "a format version 3 (incremental) snapshot must name its parent",
         |f| {
             let mut h = f[..HEADER_LEN].to_vec();
             h[8..12].copy_from_slice(&3u32.to_le_bytes());

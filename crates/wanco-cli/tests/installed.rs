@@ -208,9 +208,11 @@ fn version_names_wanco_llvm_and_snapshot_format() {
     // The LLVM wanco was built against, as its own llvm-config reports it.
     let llvm = Command::new("/usr/lib/llvm-19/bin/llvm-config").arg("--version").output().unwrap();
     let llvm = String::from_utf8(llvm.stdout).unwrap();
-    use wanco_state::snapshot::{FORMAT_VERSION, MIN_FORMAT_VERSION};
-    // Both the version written and the oldest version still read are named.
-    let format = format!("snapshot format: writes {FORMAT_VERSION}, reads {MIN_FORMAT_VERSION}-{FORMAT_VERSION}");
+    use wanco_state::snapshot::{FORMAT_VERSION, INCREMENTAL_VERSION, MIN_FORMAT_VERSION};
+    // The versions written (full and incremental) and the range still read are named.
+    let format = format!(
+        "snapshot format: writes {FORMAT_VERSION} ({INCREMENTAL_VERSION} for incremental snapshots), reads {MIN_FORMAT_VERSION}-{INCREMENTAL_VERSION}"
+    );
     assert!(v.starts_with(&format!("wanco {} ", env!("CARGO_PKG_VERSION"))), "{v}");
     assert!(v.contains(&format!("LLVM {}", llvm.trim())), "{v} vs llvm-config {llvm}");
     assert!(v.contains(&format), "{v}");

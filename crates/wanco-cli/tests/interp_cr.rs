@@ -306,7 +306,7 @@ fn damaged_snapshots_are_refused() {
     bad[8..12].copy_from_slice(&7u32.to_le_bytes());
     std::fs::write(&snap, &bad).unwrap();
     let e = restore_err(&snap, "heap");
-    assert!(e.contains("snapshot format version 7 is newer than this wanco (supports 1 and 2)"), "{e}");
+    assert!(e.contains("snapshot format version 7 is newer than this wanco (supports 1 to 3)"), "{e}");
 
     std::fs::write(&snap, b"\x7fELF not a snapshot at all").unwrap();
     let e = restore_err(&snap, "heap");

@@ -50,7 +50,7 @@ pub fn available() -> bool {
 }
 
 /// Hand `job` to the helper and go on without waiting for it (a lazy
-/// restore's pager, [`crate::pager`]); the job is given back if there is
+/// restore's pager, [`crate::cr::pager`]); the job is given back if there is
 /// no helper.
 pub fn spawn(job: Job) -> Result<(), Job> {
     let Some(tx) = JOBS.lock().unwrap_or_else(|e| e.into_inner()).clone() else {

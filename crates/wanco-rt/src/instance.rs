@@ -83,7 +83,7 @@ unsafe extern "C" fn host_trampoline(hc: *mut c_void, values: *mut u64) {
             std::process::exit(70);
         }
     }
-    crate::checkpoint::after_host_call();
+    crate::cr::points::after_host_call();
 }
 
 /// What an import resolves to.
@@ -686,7 +686,7 @@ impl Instance {
             t.elems_mut().copy_from_slice(&raws);
         }
         self.install_segments(snap)?;
-        let max = crate::checkpoint::memory_max(&self.info);
+        let max = crate::cr::armed::memory_max(&self.info);
         match (memory, self.memory()) {
             (None, None) => {}
             (Some(m), Some(mem)) => {
@@ -704,13 +704,13 @@ impl Instance {
                 // The memory is fresh (no data segments were copied): zero
                 // wherever the snapshot stores no page. Where the system
                 // allows it, the pages are put in lazily, while the
-                // program runs (`crate::pager`). Else half the pages are
+                // program runs (`crate::cr::pager`). Else half the pages are
                 // unpacked on the helper thread; each side backs its runs
                 // of stored pages in one system call per run, then
                 // decompresses into them.
-                let m = match crate::pager::start(mem.bytes_mut(), m, snapshot) {
-                    crate::pager::Started::Lazy => return Ok(()),
-                    crate::pager::Started::Eager(m) => m,
+                let m = match crate::cr::pager::start(mem.bytes_mut(), m, snapshot) {
+                    crate::cr::pager::Started::Lazy => return Ok(()),
+                    crate::cr::pager::Started::Eager(m) => m,
                 };
                 let n = if crate::memory::share_packing(m.stored_count()) { 2 } else { 1 };
                 let mut shares = m.unpack_shares(mem.bytes_mut(), n).map_err(|e| e.to_string())?;

@@ -7,7 +7,7 @@
 //! ```
 
 use crate::instance::{Descriptor, Instance};
-use crate::checkpoint;
+use crate::cr as checkpoint; // the checkpoint-and-restore API
 use crate::signals;
 use crate::wasi_host;
 use std::ffi::{c_char, CStr};
@@ -32,10 +32,10 @@ pub struct Options {
     /// `--restore SNAP`.
     pub restore: Option<std::path::PathBuf>,
     /// Checkpointing options.
-    pub cr: crate::checkpoint::CrOptions,
+    pub cr: crate::cr::CrOptions,
     /// `--help`/`-h`: print the usage on stdout and exit 0.
     pub help: bool,
-    /// `--control[=PATH]`: listen for control requests (`crate::control`);
+    /// `--control[=PATH]`: listen for control requests (`crate::cr::control`);
     /// `Some(None)` on the default path.
     pub control: Option<Option<std::path::PathBuf>>,
     /// `--restore-dir GUEST=HOST`: with `--restore`, the preopen `GUEST`
@@ -143,7 +143,7 @@ struct Restoring {
 /// Refuse a snapshot: `cannot restore `PATH`: WHY`, exit 2 (or, if its
 /// checksum was not compared yet and does not match, that it is damaged).
 fn refuse(path: &std::path::Path, why: &dyn std::fmt::Display) -> ! {
-    if let Err(damaged) = crate::pager::verify_before_refusing() {
+    if let Err(damaged) = crate::cr::pager::verify_before_refusing() {
         fail(&format!("cannot restore `{}`: {damaged}", path.display()), 2)
     }
     fail(&format!("cannot restore `{}`: {why}", path.display()), 2)
@@ -159,7 +159,7 @@ fn fail(msg: &str, code: i32) -> ! {
 /// Wasm instruction ran.
 fn gate(fd: i32) {
     // Everything the program does must come after the memory is whole.
-    crate::pager::settle();
+    crate::cr::pager::settle();
     let mut b = [b'R'];
     // SAFETY: writing/reading one byte from/to a local buffer.
     let ok = unsafe { libc::write(fd, b.as_ptr().cast(), 1) } == 1 && {
@@ -224,11 +224,11 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             let file = crate::memory::read_file(path).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("read");
             // The checksum is compared while the program already runs
-            // (`crate::pager`), or before anything else where it does not.
+            // (`crate::cr::pager`), or before anything else where it does not.
             let (snap, packed, checksum) = wanco_state::snapshot::decode_shared(file, wanco_state::snapshot::Checksum::Later)
                 .unwrap_or_else(|e| refuse(path, &e));
             if let Some(c) = checksum {
-                crate::pager::defer_checksum(c);
+                crate::cr::pager::defer_checksum(c);
             }
             checkpoint::restore_mark("decode");
             let info = Instance::module_info(desc).unwrap_or_else(|e| refuse(path, &e));
@@ -273,7 +273,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         if !desc.has_crmeta() {
             fail("--control: this binary was compiled with --no-cr: it cannot checkpoint", 2);
         }
-        if let Err(e) = crate::control::start(c.clone()) {
+        if let Err(e) = crate::cr::control::start(c.clone()) {
             fail(&e, 2);
         }
     }
@@ -309,7 +309,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         if let Some(Restoring { path, snap, packed, .. }) = &mut restore {
             inst.install(snap, packed.take(), &path.display().to_string()).unwrap_or_else(|e| refuse(path, &e));
             // Unless a pager took it over, the checksum is compared now.
-            crate::pager::verify_unless_paged().unwrap_or_else(|e| refuse(path, &e));
+            crate::cr::pager::verify_unless_paged().unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("install");
             checkpoint::prepare_restore(snap).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("frames");

@@ -42,14 +42,14 @@ pub fn raise(code: TrapCode) -> ! {
 fn die(code: TrapCode) -> ! {
     // A trap right after a lazy restore is reported once the restore is
     // known to be sound (a damaged snapshot is refused instead).
-    crate::pager::settle_in_handler();
+    crate::cr::pager::settle_in_handler();
     // `--count-points` and the notes of a run that ends, as at a normal
     // end and as `wanco interp` prints them on a trap: at an `unreachable`
     // (abort, a panic), where compiled code stores its count. At other traps
     // part of the count is still in registers: nothing rather than a wrong
     // number.
     if code == TrapCode::Unreachable {
-        crate::checkpoint::at_exit();
+        crate::cr::points::at_exit();
     }
     let msg = format!("wasm trap: {}\n", code.message());
     write_stderr(msg.as_bytes());

@@ -19,7 +19,7 @@ pub fn is_wasi_module(name: &str) -> bool {
 unsafe fn call_wasi(ctx: *mut c_void, inst: &mut Instance, vals: &mut [u64]) {
     // The kernel may read or write linear memory in this call: it must all
     // be in place after a lazy restore.
-    crate::pager::settle();
+    crate::cr::pager::settle();
     let func = WasiFunc::ALL[ctx as usize];
     let (params, results) = func.signature();
     // An i32 occupies the low half of its slot; the high half is undefined.
@@ -44,7 +44,7 @@ unsafe fn call_wasi(ctx: *mut c_void, inst: &mut Instance, vals: &mut [u64]) {
             }
         }
         Err(WasiTrap::Exit(code)) => {
-            crate::checkpoint::at_exit();
+            crate::cr::points::at_exit();
             std::process::exit(code as i32)
         }
     }

@@ -35,14 +35,22 @@ pub const MAGIC: [u8; 8] = *b"WSNAP\0\r\n";
 /// The format version this code writes (and reads). Version 2 added `v128`
 /// values; a version-1 file is the same layout without them.
 pub const FORMAT_VERSION: u32 = 2;
+/// The format version of an **incremental** snapshot: one that names its
+/// parent (the id of the snapshot it continues, [`snapshot_id`]) and stores
+/// only the memory pages written since it. Full snapshots are still written
+/// as [`FORMAT_VERSION`]; a reader that knows only version 2 thus refuses an
+/// incremental one instead of taking its few pages for the whole memory.
+pub const INCREMENTAL_VERSION: u32 = 3;
 /// The oldest format version this code still reads: version 1 (no `v128`
 /// values), decoded as a version-2 snapshot.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 
 /// The snapshot versions this build handles, as `--version` prints them:
-/// `snapshot format: writes 2, reads 1-2`.
+/// `snapshot format: writes 2 (3 for incremental snapshots), reads 1-3`.
 pub fn format_versions_text() -> String {
-    format!("snapshot format: writes {FORMAT_VERSION}, reads {MIN_FORMAT_VERSION}-{FORMAT_VERSION}")
+    format!(
+        "snapshot format: writes {FORMAT_VERSION} ({INCREMENTAL_VERSION} for incremental snapshots), reads {MIN_FORMAT_VERSION}-{INCREMENTAL_VERSION}"
+    )
 }
 /// Length of the fixed header (magic, version, module hash, body length).
 pub const HEADER_LEN: usize = 52;
@@ -771,6 +779,12 @@ impl PackedMemory {
         self.chunks.get(k).map(|c| c.page)
     }
 
+    /// The `k`-th stored page: its index and its LZ4 bytes as stored (for
+    /// sending pages without decompressing them, e.g. pre-copy rounds).
+    pub fn stored_lz4(&self, k: usize) -> Option<(u32, &[u8])> {
+        self.chunks.get(k).map(|c| (c.page, self.lz4(c)))
+    }
+
     /// Where page `page` is among the stored pages ([`PackedMemory::stored_pages`]
     /// order), or `None` if it is not stored (it is zero).
     pub fn stored_index(&self, page: u32) -> Option<usize> {
@@ -878,6 +892,10 @@ pub struct PagePacker<'a, Z> {
     data: &'a [u8],
     max: Option<u32>,
     known_zero: Z,
+    /// Pages below this index are stored even when all zero (an
+    /// incremental snapshot: a written page that became zero must replace
+    /// the parent's page).
+    keep_zero_below: u32,
     next: std::sync::atomic::AtomicUsize,
 }
 
@@ -887,7 +905,16 @@ pub struct PackedPart(Vec<WireChunk>);
 impl<'a, Z: Fn(u32) -> bool + Sync> PagePacker<'a, Z> {
     /// Pack `data` as [`PackedMemory::pack`] does.
     pub fn new(data: &'a [u8], max: Option<u32>, known_zero: Z) -> PagePacker<'a, Z> {
-        PagePacker { data, max, known_zero, next: std::sync::atomic::AtomicUsize::new(0) }
+        PagePacker { data, max, known_zero, keep_zero_below: 0, next: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// Pack the pages of an incremental snapshot whose parent had
+    /// `parent_pages` pages: below that, only the pages `skip` does not
+    /// skip (those written since the parent), each stored even when all
+    /// zero; from there on (the memory grew since) every page that is not
+    /// all zero, as the parent had zeros there.
+    pub fn incremental(data: &'a [u8], max: Option<u32>, parent_pages: u32, skip: Z) -> PagePacker<'a, Z> {
+        PagePacker { data, max, known_zero: skip, keep_zero_below: parent_pages, next: std::sync::atomic::AtomicUsize::new(0) }
     }
 
     /// Compress pages until every page is taken.
@@ -902,7 +929,13 @@ impl<'a, Z: Fn(u32) -> bool + Sync> PagePacker<'a, Z> {
                 break;
             }
             let page = &self.data[i * PAGE_SIZE..((i + 1) * PAGE_SIZE).min(self.data.len())];
-            if (self.known_zero)(i as u32) || is_zero(page) {
+            let skip = if (i as u32) < self.keep_zero_below {
+                // Incremental, within the parent's size: the written pages.
+                (self.known_zero)(i as u32)
+            } else {
+                (self.keep_zero_below == 0 && (self.known_zero)(i as u32)) || is_zero(page)
+            };
+            if skip {
                 continue;
             }
             let page = if page.len() == PAGE_SIZE {
@@ -963,6 +996,25 @@ struct BodyRef<'a> {
     wasi: &'a WasiState,
     #[serde(skip_serializing_if = "Option::is_none")]
     native: Option<&'a NativeStack>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_bin_ref")]
+    parent: Option<&'a [u8]>,
+}
+
+fn opt_bin_ref<S: Serializer>(v: &Option<&[u8]>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(b) => s.serialize_bytes(b),
+        None => s.serialize_none(),
+    }
+}
+
+/// The optional `parent` field as read: a MessagePack `bin`.
+#[derive(Default)]
+struct ParentIn(Option<Vec<u8>>);
+
+impl<'de> Deserialize<'de> for ParentIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ParentIn, D::Error> {
+        bin::deserialize(d).map(|v| ParentIn(Some(v)))
+    }
 }
 
 /// The body as read, the memory pages borrowed from it. Field order and
@@ -980,6 +1032,8 @@ struct Body<M> {
     wasi: WasiState,
     #[serde(default)]
     native: Option<NativeStack>,
+    #[serde(default)]
+    parent: ParentIn,
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
@@ -997,6 +1051,30 @@ pub fn encode(snap: &Snapshot) -> Vec<u8> {
 
 /// Write `snap` with `memory` (already packed) in place of `snap.memory`.
 pub fn encode_packed(snap: &Snapshot, memory: Option<&PackedMemory>) -> Vec<u8> {
+    encode_with_parent(snap, memory, None)
+}
+
+/// Write an incremental snapshot (format version [`INCREMENTAL_VERSION`]):
+/// `memory` holds only the pages written since the snapshot whose id
+/// ([`snapshot_id`]) is `parent` (packed with [`PagePacker::incremental`]);
+/// everything else is whole, as in a full snapshot.
+pub fn encode_incremental(snap: &Snapshot, memory: Option<&PackedMemory>, parent: &[u8; 32]) -> Vec<u8> {
+    encode_with_parent(snap, memory, Some(parent))
+}
+
+/// The id of a snapshot file: its trailing SHA-256 checksum (what an
+/// incremental snapshot names as its parent). `None` if the file is
+/// shorter than a header and a checksum.
+pub fn snapshot_id(bytes: &[u8]) -> Option<[u8; 32]> {
+    if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
+        return None;
+    }
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&bytes[bytes.len() - CHECKSUM_LEN..]);
+    Some(id)
+}
+
+fn encode_with_parent(snap: &Snapshot, memory: Option<&PackedMemory>, parent: Option<&[u8; 32]>) -> Vec<u8> {
     let body = BodyRef {
         producer: &snap.producer,
         migration_points: snap.migration_points,
@@ -1008,12 +1086,14 @@ pub fn encode_packed(snap: &Snapshot, memory: Option<&PackedMemory>) -> Vec<u8> 
         elem_dropped: &snap.elem_dropped,
         wasi: &snap.wasi,
         native: snap.native.as_ref(),
+        parent: parent.map(|p| &p[..]),
     };
     // Serializing plain data into a Vec cannot fail.
     let body = rmp_serde::to_vec_named(&body).unwrap_or_default();
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + CHECKSUM_LEN);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let version = if parent.is_some() { INCREMENTAL_VERSION } else { FORMAT_VERSION };
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&snap.module_hash);
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
     out.extend_from_slice(&body);
@@ -1106,6 +1186,33 @@ pub fn decode_shared(
     file: SharedBytes,
     checksum: Checksum,
 ) -> Result<(Snapshot, Option<PackedMemory>, Option<PendingChecksum>), SnapshotError> {
+    let (snap, memory, pending, parent) = decode_any(file, checksum)?;
+    if let Some(p) = parent {
+        return Err(SnapshotError::new(
+            8,
+            format!(
+                "this is an incremental snapshot (format version {INCREMENTAL_VERSION}): it holds only the memory pages written since its parent {}; merge its chain into one full snapshot first (`wanco-snap merge`)",
+                short_hex(&p)
+            ),
+        ));
+    }
+    Ok((snap, memory, pending))
+}
+
+/// Read a full or an incremental snapshot (checksum compared): the
+/// snapshot, its memory (for an incremental one only the pages written
+/// since its parent, see [`PagePacker::incremental`]) and the parent's id
+/// if it is incremental.
+pub fn decode_link(bytes: &[u8]) -> Result<(Snapshot, Option<PackedMemory>, Option<[u8; 32]>), SnapshotError> {
+    let (snap, memory, _, parent) = decode_any(std::sync::Arc::new(bytes.to_vec()), Checksum::Now)?;
+    Ok((snap, memory, parent))
+}
+
+#[allow(clippy::type_complexity)]
+fn decode_any(
+    file: SharedBytes,
+    checksum: Checksum,
+) -> Result<(Snapshot, Option<PackedMemory>, Option<PendingChecksum>, Option<[u8; 32]>), SnapshotError> {
     let bytes: &[u8] = (*file).as_ref();
     // Magic.
     let n = bytes.len().min(MAGIC.len());
@@ -1126,18 +1233,18 @@ pub fn decode_shared(
     }
     // Version.
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version > FORMAT_VERSION {
+    if version > INCREMENTAL_VERSION {
         return Err(SnapshotError::new(
             8,
             format!(
-                "snapshot format version {version} is newer than this wanco (supports {MIN_FORMAT_VERSION} and {FORMAT_VERSION})"
+                "snapshot format version {version} is newer than this wanco (supports {MIN_FORMAT_VERSION} to {INCREMENTAL_VERSION})"
             ),
         ));
     }
     if version < MIN_FORMAT_VERSION {
         return Err(SnapshotError::new(
             8,
-            format!("snapshot format version {version} is not supported (this wanco supports {MIN_FORMAT_VERSION} and {FORMAT_VERSION})"),
+            format!("snapshot format version {version} is not supported (this wanco supports {MIN_FORMAT_VERSION} to {INCREMENTAL_VERSION})"),
         ));
     }
     let mut module_hash = [0u8; 32];
@@ -1229,6 +1336,32 @@ pub fn decode_shared(
             )
         })?;
     }
+    let parent = match (version, body.parent.0) {
+        (INCREMENTAL_VERSION, Some(p)) if p.len() == 32 => {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&p);
+            Some(id)
+        }
+        (INCREMENTAL_VERSION, Some(p)) => {
+            return Err(SnapshotError::new(
+                HEADER_LEN as u64,
+                format!("invalid snapshot body: the parent id has {} bytes, expected 32", p.len()),
+            ))
+        }
+        (INCREMENTAL_VERSION, None) => {
+            return Err(SnapshotError::new(
+                HEADER_LEN as u64,
+                format!("invalid snapshot body: a format version {INCREMENTAL_VERSION} (incremental) snapshot must name its parent"),
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(SnapshotError::new(
+                HEADER_LEN as u64,
+                format!("invalid snapshot body: a format version {version} snapshot cannot name a parent (only version {INCREMENTAL_VERSION} does)"),
+            ))
+        }
+        (_, None) => None,
+    };
     let snap = Snapshot {
         producer: body.producer,
         module_hash,
@@ -1242,7 +1375,229 @@ pub fn decode_shared(
         wasi: body.wasi,
         native: body.native,
     };
-    Ok((snap, memory, pending))
+    Ok((snap, memory, pending, parent))
+}
+
+/// Why a chain of snapshots could not be merged: which link (0 is the
+/// full snapshot the chain starts with) and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainError {
+    /// Index of the snapshot in the chain.
+    pub link: usize,
+    /// What is wrong (for a snapshot that does not decode, with its byte
+    /// offset).
+    pub message: String,
+}
+
+impl fmt::Display for ChainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "snapshot {} of the chain: {}", self.link, self.message)
+    }
+}
+
+impl std::error::Error for ChainError {}
+
+/// One link of a checked chain ([`check_chain`]).
+#[derive(Debug)]
+pub struct ChainLink {
+    /// The snapshot (memory `None`: see `memory`).
+    pub snapshot: Snapshot,
+    /// Its memory as stored (for an incremental link, the pages written
+    /// since its parent).
+    pub memory: Option<PackedMemory>,
+    /// Its id ([`snapshot_id`]).
+    pub id: [u8; 32],
+    /// Its parent's id, if it is incremental.
+    pub parent: Option<[u8; 32]>,
+}
+
+/// Decode a chain, oldest first, and check that it is one: the first is a
+/// full snapshot, each later one is incremental and names the one before it
+/// as its parent, all are of one module. A missing or foreign parent is
+/// refused naming the link and both ids.
+pub fn check_chain(files: &[&[u8]]) -> Result<Vec<ChainLink>, ChainError> {
+    let mut out: Vec<ChainLink> = Vec::with_capacity(files.len());
+    if files.is_empty() {
+        return Err(ChainError { link: 0, message: "the chain is empty".into() });
+    }
+    for (k, bytes) in files.iter().enumerate() {
+        let err = |message: String| ChainError { link: k, message };
+        let (snapshot, memory, parent) = decode_link(bytes).map_err(|e| err(e.to_string()))?;
+        let id = snapshot_id(bytes).ok_or_else(|| err("too short to be a snapshot".into()))?;
+        match (out.last(), parent) {
+            (None, Some(p)) => {
+                return Err(err(format!(
+                    "it is incremental: its parent {} is missing (a chain starts with a full snapshot)",
+                    short_hex(&p)
+                )))
+            }
+            (Some(prev), None) => {
+                return Err(err(format!(
+                    "it is a full snapshot, not an increment of snapshot {} ({}); a chain has one full snapshot, first",
+                    k - 1,
+                    short_hex(&prev.id)
+                )))
+            }
+            (Some(prev), Some(p)) if p != prev.id => {
+                return Err(err(format!(
+                    "its parent is {}, but the snapshot before it is {}: a foreign parent (or a missing link in between)",
+                    short_hex(&p),
+                    short_hex(&prev.id)
+                )))
+            }
+            _ => {}
+        }
+        if let Some(prev) = out.last() {
+            if prev.snapshot.module_hash != snapshot.module_hash {
+                return Err(err(format!(
+                    "it is of module {}, its parent of module {}",
+                    short_hex(&snapshot.module_hash),
+                    short_hex(&prev.snapshot.module_hash)
+                )));
+            }
+            if prev.memory.is_some() != memory.is_some() {
+                return Err(err("it and its parent disagree on whether the module has a memory".into()));
+            }
+        }
+        out.push(ChainLink { snapshot, memory, id, parent });
+    }
+    Ok(out)
+}
+
+/// The memory of a chain being received link by link (pre-copy migration:
+/// rounds of pages while the program runs, then its final snapshot): the
+/// pages that are not zero, as LZ4 bytes.
+#[derive(Default, Debug)]
+pub struct PageImage {
+    pages: std::collections::BTreeMap<u32, Vec<u8>>,
+    /// The id of the last link applied.
+    last: Option<[u8; 32]>,
+}
+
+impl PageImage {
+    /// An empty image (no link applied).
+    pub fn new() -> PageImage {
+        PageImage::default()
+    }
+
+    /// The id of the last link applied, if any.
+    pub fn last_id(&self) -> Option<[u8; 32]> {
+        self.last
+    }
+
+    /// Pages held (not zero).
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// No page held.
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// Start a link: the snapshot `id` whose parent is `parent` (`None`: a
+    /// full one, which replaces everything held). Refused if `parent` is
+    /// not the last link applied (a foreign or missing parent).
+    pub fn begin(&mut self, id: [u8; 32], parent: Option<[u8; 32]>) -> Result<(), String> {
+        match (parent, self.last) {
+            (None, _) => self.pages.clear(),
+            (Some(p), Some(l)) if p == l => {}
+            (Some(p), Some(l)) => {
+                return Err(format!("its parent is {}, but the last snapshot received is {}: a foreign parent", short_hex(&p), short_hex(&l)))
+            }
+            (Some(p), None) => return Err(format!("it is incremental: its parent {} was never received", short_hex(&p))),
+        }
+        self.last = Some(id);
+        Ok(())
+    }
+
+    /// Apply one page of the current link (its LZ4 bytes as stored). A page
+    /// that does not decompress to one page is refused.
+    pub fn apply(&mut self, page: u32, lz4: &[u8]) -> Result<(), String> {
+        let mut buf = vec![0u8; PAGE_SIZE];
+        match lz4_flex::block::decompress_into(lz4, &mut buf) {
+            Ok(PAGE_SIZE) => {}
+            _ => return Err(format!("page {page} does not decompress to {PAGE_SIZE} bytes")),
+        }
+        if is_zero(&buf) {
+            self.pages.remove(&page);
+        } else {
+            self.pages.insert(page, lz4.to_vec());
+        }
+        Ok(())
+    }
+
+    /// The full snapshot (format version [`FORMAT_VERSION`]) of the chain
+    /// ending in `last`, the bytes of its last link (full or incremental;
+    /// an incremental one must name the last link applied).
+    pub fn finish(mut self, last: &[u8]) -> Result<Vec<u8>, String> {
+        let (snap, memory, parent) = decode_link(last).map_err(|e| e.to_string())?;
+        let id = snapshot_id(last).unwrap_or_default();
+        self.begin(id, parent)?;
+        let memory = match memory {
+            None => None,
+            Some(m) => {
+                for k in 0..m.stored_count() {
+                    if let Some((page, lz4)) = m.stored_lz4(k) {
+                        self.apply(page, lz4)?;
+                    }
+                }
+                if let Some((&p, _)) = self.pages.range(m.pages..).next() {
+                    return Err(format!("page {p} is beyond the memory's {} pages", m.pages));
+                }
+                Some(PackedMemory {
+                    pages: m.pages,
+                    max: m.max,
+                    chunks: std::mem::take(&mut self.pages).into_iter().map(|(page, lz4)| WireChunk { page, lz4: Lz4::Owned(lz4) }).collect(),
+                    file: None,
+                })
+            }
+        };
+        Ok(encode_packed(&snap, memory.as_ref()))
+    }
+}
+
+/// Merge a chain (oldest first, see [`check_chain`]) into one full snapshot:
+/// the last link's state with the memory of every link applied in turn. The
+/// result is a full snapshot's bytes (format version [`FORMAT_VERSION`]),
+/// equal to the one a full checkpoint at the last link's moment writes.
+pub fn merge_chain(files: &[&[u8]]) -> Result<Vec<u8>, ChainError> {
+    let links = check_chain(files)?;
+    let mut pages: std::collections::BTreeMap<u32, Vec<u8>> = std::collections::BTreeMap::new();
+    let mut last = None;
+    let mut final_state = None;
+    for (k, link) in links.into_iter().enumerate() {
+        if let Some(m) = &link.memory {
+            let parent_pages = last.as_ref().map_or(0, |(p, _): &(u32, Option<u32>)| p.to_owned());
+            if m.pages < parent_pages {
+                return Err(ChainError {
+                    link: k,
+                    message: format!("its memory has {} pages, its parent's {parent_pages}: a memory never shrinks", m.pages),
+                });
+            }
+            let mut page = vec![0u8; PAGE_SIZE];
+            for c in &m.chunks {
+                unpack_page(c, m.lz4(c), &mut page).map_err(|e| ChainError { link: k, message: e.to_string() })?;
+                if is_zero(&page) {
+                    pages.remove(&c.page);
+                } else {
+                    pages.insert(c.page, m.lz4(c).to_vec());
+                }
+            }
+            last = Some((m.pages, m.max));
+        }
+        final_state = Some(link.snapshot);
+    }
+    let Some(snap) = final_state else {
+        return Err(ChainError { link: 0, message: "the chain is empty".into() });
+    };
+    let memory = last.map(|(n, max)| PackedMemory {
+        pages: n,
+        max,
+        chunks: pages.into_iter().map(|(page, lz4)| WireChunk { page, lz4: Lz4::Owned(lz4) }).collect(),
+        file: None,
+    });
+    Ok(encode_packed(&snap, memory.as_ref()))
 }
 
 /// Whether the deserializer has read all of its input.
@@ -1272,6 +1627,105 @@ fn body_error(body: &[u8]) -> SnapshotError {
 
 #[cfg(test)]
 mod tests {
+
+    /// An incremental snapshot of `after` over `before`'s file: the pages
+    /// `written` (and what grew) only.
+    fn increment(before: &[u8], after: &Snapshot, written: &[u32]) -> Vec<u8> {
+        let data = after.memory.as_ref().map(|m| m.to_bytes()).unwrap_or_default();
+        let (_, pm, _) = decode_link(before).unwrap();
+        let parent_pages = pm.map_or(0, |m| m.pages);
+        let packer = PagePacker::incremental(&data, Some(10), parent_pages, |p| !written.contains(&p));
+        let part = packer.work();
+        let mem = packer.finish([part]);
+        encode_incremental(after, Some(&mem), &snapshot_id(before).unwrap())
+    }
+
+    #[test]
+    fn a_merged_chain_equals_the_full_snapshot() {
+        let a = sample();
+        let full_a = encode(&a);
+        // b: page 1 changed, page 2 became zero, the memory grew by 2
+        // pages of which page 4 is not zero; a global changed.
+        let mut b = sample();
+        let mut data = a.memory.as_ref().unwrap().to_bytes();
+        data[PAGE_SIZE + 3] ^= 0x55;
+        data[3 * PAGE_SIZE - 1] = 0;
+        data.resize(5 * PAGE_SIZE, 0);
+        data[4 * PAGE_SIZE + 7] = 1;
+        b.memory = Some(Memory::from_bytes(&data, Some(10)));
+        b.globals[0] = Value::I32(7);
+        b.migration_points += 100;
+        let inc_b = increment(&full_a, &b, &[1, 2]);
+        assert_eq!(u32::from_le_bytes(inc_b[8..12].try_into().unwrap()), INCREMENTAL_VERSION);
+        let (_, m, parent) = decode_link(&inc_b).unwrap();
+        assert_eq!(parent, snapshot_id(&full_a));
+        // Pages 1 and 2 (the zero one too) and the grown non-zero page 4.
+        assert_eq!(m.unwrap().stored_pages().collect::<Vec<_>>(), vec![1, 2, 4]);
+        // c: nothing written but page 0.
+        let mut c = b.clone();
+        let mut data_c = data.clone();
+        data_c[0] = 42;
+        c.memory = Some(Memory::from_bytes(&data_c, Some(10)));
+        let inc_c = increment(&inc_b, &c, &[0]);
+        let merged = merge_chain(&[&full_a, &inc_b, &inc_c]).unwrap();
+        assert_eq!(merged, encode(&c));
+        assert_eq!(merge_chain(&[&full_a, &inc_b]).unwrap(), encode(&b));
+        assert_eq!(merge_chain(&[&full_a]).unwrap(), full_a);
+        // The same chain received as pre-copy rounds of pages, then the last link.
+        let mut image = PageImage::new();
+        for link in [&full_a, &inc_b] {
+            let (_, m, parent) = decode_link(link).unwrap();
+            image.begin(snapshot_id(link).unwrap(), parent).unwrap();
+            let m = m.unwrap();
+            for k in 0..m.stored_count() {
+                let (page, lz4) = m.stored_lz4(k).unwrap();
+                image.apply(page, lz4).unwrap();
+            }
+        }
+        assert_eq!(image.finish(&inc_c).unwrap(), encode(&c));
+        // A last link whose parent is not the last round is refused.
+        let mut image = PageImage::new();
+        image.begin(snapshot_id(&full_a).unwrap(), None).unwrap();
+        let e = image.finish(&inc_c).unwrap_err();
+        assert!(e.contains("foreign parent"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_chain_is_refused_naming_the_link() {
+        let a = sample();
+        let full_a = encode(&a);
+        let mut b = sample();
+        b.migration_points += 1;
+        let inc_b = increment(&full_a, &b, &[1]);
+        let inc_c = increment(&inc_b, &b, &[]);
+        // The parent missing at the start.
+        let e = merge_chain(&[&inc_b]).unwrap_err();
+        assert_eq!(e.link, 0);
+        assert!(e.message.contains("its parent") && e.message.contains("is missing"), "{e}");
+        // A missing link in between: c's parent is b, not a.
+        let e = merge_chain(&[&full_a, &inc_c]).unwrap_err();
+        assert_eq!(e.link, 1);
+        assert!(e.message.contains("foreign parent"), "{e}");
+        assert!(e.to_string().contains(&short_hex(&snapshot_id(&inc_b).unwrap())), "{e}");
+        // A foreign full snapshot as the parent.
+        let mut other = sample();
+        other.migration_points = 1;
+        let e = merge_chain(&[&encode(&other), &inc_b]).unwrap_err();
+        assert_eq!(e.link, 1);
+        assert!(e.message.contains("foreign parent"), "{e}");
+        // Two full snapshots.
+        let e = merge_chain(&[&full_a, &full_a]).unwrap_err();
+        assert!(e.message.contains("is a full snapshot"), "{e}");
+        // Another module.
+        let mut m = sample();
+        m.module_hash = [1; 32];
+        let inc_m = increment(&full_a, &m, &[]);
+        let e = merge_chain(&[&full_a, &inc_m]).unwrap_err();
+        assert!(e.message.contains("of module"), "{e}");
+        // Restoring an increment by itself is refused with what to do.
+        let e = decode(&inc_b).unwrap_err();
+        assert!(e.message.contains("incremental snapshot") && e.message.contains("wanco-snap merge"), "{e}");
+    }
     use super::*;
     use crate::wasi::{ClockState, FdEntry, FdKind, Preopen};
 
@@ -1475,7 +1929,7 @@ mod tests {
         let e = decode(&with_version(&snap, 0)).unwrap_err();
         assert_eq!(
             e.message,
-            "snapshot format version 0 is not supported (this wanco supports 1 and 2)"
+            "snapshot format version 0 is not supported (this wanco supports 1 to 3)"
         );
         assert_eq!(e.offset, 8);
     }
@@ -1491,7 +1945,7 @@ mod tests {
         let e = decode(&bad).unwrap_err();
         assert_eq!(
             e.message,
-            "snapshot format version 7 is newer than this wanco (supports 1 and 2)"
+            "snapshot format version 7 is newer than this wanco (supports 1 to 3)"
         );
         assert_eq!(e.offset, 8);
         let e = decode(&good[..good.len() - 1]).unwrap_err();

@@ -17,8 +17,8 @@ pub struct Hello {
     /// The ISA programs run on at the sender (`x86_64`, `aarch64`): for the
     /// destination, the ISA its restored programs run on.
     pub isa: String,
-    /// The migration modes the sender supports (`stop-and-copy`; later
-    /// `precopy`, `postcopy`).
+    /// The migration modes the sender supports (`stop-and-copy`,
+    /// `precopy`; later `postcopy`).
     pub modes: Vec<String>,
 }
 
@@ -155,13 +155,23 @@ pub enum Message {
         /// Permission bits.
         mode: u32,
     },
-    /// Reserved for pre-copy: a round of linear-memory pages sent while the
-    /// program runs (not sent by this version).
+    /// Pre-copy: (a piece of) a round of linear-memory pages sent while the
+    /// program runs: the pages of snapshot `id` (a full one when `parent`
+    /// is `None`, else the pages written since snapshot `parent`, the
+    /// previous round's). A round larger than a frame is sent in several
+    /// messages with the same `round` and `id`; each is applied as it comes.
     MemoryRound {
         /// Round number, from 1.
         round: u32,
         /// (Wasm page index, its 65,536 bytes compressed with LZ4).
         pages: Vec<(u32, serde_bytes::ByteBuf)>,
+        /// The id of the round's snapshot (its SHA-256 checksum).
+        #[serde(default)]
+        id: Option<serde_bytes::ByteBuf>,
+        /// The id of its parent (the previous round's snapshot), `None` for
+        /// a full round.
+        #[serde(default)]
+        parent: Option<serde_bytes::ByteBuf>,
     },
     /// Reserved for post-copy: D asks for a page it does not have yet.
     PageRequest {
@@ -254,7 +264,7 @@ impl Hello {
             wanco_version: env!("CARGO_PKG_VERSION").into(),
             snapshot_format,
             isa: isa.into(),
-            modes: vec!["stop-and-copy".into()],
+            modes: vec!["stop-and-copy".into(), "precopy".into()],
         }
     }
 }

@@ -6,6 +6,8 @@
 
 #[path = "../snap/against.rs"]
 mod against;
+#[path = "../snap/chain.rs"]
+mod chain;
 #[path = "../snap/common.rs"]
 mod common;
 #[path = "../snap/decode.rs"]
@@ -33,7 +35,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
     name = "wanco-snap",
     about,
     long_about = None,
-    after_help = "Examples:\n  wanco-snap dump --module app.wasm checkpoint.wsnap\n  wanco-snap verify --module app.wasm checkpoint.wsnap\n  wanco-snap diff a.wsnap b.wsnap\n  wanco-snap translate cp.wsnap --to aarch64 --binary app.aarch64 -o cp-arm.wsnap\n  wanco-snap decode checkpoint.wsnap > cp.json && wanco-snap encode cp.json -o cp.wsnap\n\nExit codes: 0 success, 1 differences/problems found, 2 bad input."
+    after_help = "Examples:\n  wanco-snap dump --module app.wasm checkpoint.wsnap\n  wanco-snap verify --module app.wasm checkpoint.wsnap\n  wanco-snap diff a.wsnap b.wsnap\n  wanco-snap translate cp.wsnap --to aarch64 --binary app.aarch64 -o cp-arm.wsnap\n  wanco-snap decode checkpoint.wsnap > cp.json && wanco-snap encode cp.json -o cp.wsnap\n  wanco-snap merge base.wsnap r1.wsnap r2.wsnap -o whole.wsnap\n\nExit codes: 0 success, 1 differences/problems found, 2 bad input."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -54,6 +56,10 @@ enum Command {
     Diff(diff::Opts),
     /// Lay a snapshot's frames out in the native frames of another binary/ISA.
     Translate(translate::Opts),
+    /// Show and check a chain of incremental snapshots (full one first).
+    Chain(chain::ChainOpts),
+    /// Merge a chain of incremental snapshots into one full snapshot.
+    Merge(chain::MergeOpts),
     /// Print a shell completion script for wanco-snap on stdout.
     Completions {
         /// The shell.
@@ -82,6 +88,8 @@ fn main() {
         Command::Verify(o) => verify::run(o),
         Command::Diff(o) => diff::run(o),
         Command::Translate(o) => translate::run(o),
+        Command::Chain(o) => chain::run_chain(o),
+        Command::Merge(o) => chain::run_merge(o),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "wanco-snap", &mut std::io::stdout());
             Ok(0)

@@ -120,7 +120,8 @@ pub fn run(o: Opts) -> Result<i32> {
 
 /// Fault injection for the migration tests (`tests/tests/migrate.rs`):
 /// `WANCO_AGENT_TEST_KILL_AT=PHASE` makes the agent kill itself with
-/// `SIGKILL` at that phase (`transfer`: when the first snapshot piece arrives;
+/// `SIGKILL` at that phase (`precopy`: when the first pre-copy memory round
+/// arrives; `transfer`: when the first snapshot piece arrives;
 /// `restored`: once the program waits at the gate, before saying so;
 /// `go`: after `Go` arrived, before the gate opens) — what a crash or a
 /// power cut of the destination does there.
@@ -165,8 +166,8 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         Message::Abort { reason } => bail!("the source aborted: {reason}"),
         m => bail!("expected Prepare, got {}", m.name()),
     };
-    if prep.mode != "stop-and-copy" {
-        return refuse(&mut conn, "prepare", format!("mode `{}` is not supported by this agent (stop-and-copy only)", prep.mode));
+    if prep.mode != "stop-and-copy" && prep.mode != "precopy" {
+        return refuse(&mut conn, "prepare", format!("mode `{}` is not supported by this agent (stop-and-copy, precopy)", prep.mode));
     }
     let (bin, from) = match binary(&prep, cfg) {
         Ok(b) => b,
@@ -188,8 +189,31 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     let snap = run.path().join("snapshot.wsnap");
     let mut file = std::fs::File::create(&snap).with_context(|| format!("cannot write {}", snap.display()))?;
     let mut expect = 0u64;
+    // Pre-copy: the memory received in rounds while the program runs.
+    let mut image = wanco_state::snapshot::PageImage::new();
+    let mut rounds = 0u32;
     loop {
         match conn.recv()? {
+            Message::MemoryRound { round, pages, id, parent } if prep.mode == "precopy" => {
+                test_kill("precopy");
+                let id32 = |b: Option<serde_bytes::ByteBuf>| -> Option<[u8; 32]> { b.and_then(|b| <[u8; 32]>::try_from(&b[..]).ok()) };
+                let Some(id) = id32(id) else {
+                    return refuse(&mut conn, "precopy", format!("memory round {round} has no snapshot id"));
+                };
+                if round != rounds {
+                    if let Err(e) = image.begin(id, id32(parent)) {
+                        return refuse(&mut conn, "precopy", format!("memory round {round}: {e}"));
+                    }
+                    rounds = round;
+                } else if image.last_id() != Some(id) {
+                    return refuse(&mut conn, "precopy", format!("memory round {round} continues with another snapshot"));
+                }
+                for (page, lz4) in pages {
+                    if let Err(e) = image.apply(page, &lz4) {
+                        return refuse(&mut conn, "precopy", format!("memory round {round}: {e}"));
+                    }
+                }
+            }
             Message::SnapshotChunk { offset, data, last } => {
                 test_kill("transfer");
                 if offset != expect {
@@ -225,10 +249,24 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
             m => bail!("expected SnapshotChunk, got {}", m.name()),
         }
     }
-    if let Err(e) = file.sync_all() {
+    drop(file);
+    if rounds > 0 {
+        // The final snapshot names the last round as its parent: with the
+        // rounds' pages it makes the full snapshot the program restores from.
+        let last = std::fs::read(&snap).with_context(|| format!("cannot read {}", snap.display()))?;
+        match image.finish(&last) {
+            Ok(full) => {
+                if let Err(e) = std::fs::write(&snap, full) {
+                    return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
+                }
+            }
+            Err(e) => return refuse(&mut conn, "transfer", format!("the final snapshot does not continue the pre-copy rounds: {e}")),
+        }
+    }
+    let synced = std::fs::File::open(&snap).and_then(|f| f.sync_all());
+    if let Err(e) = synced {
         return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
     }
-    drop(file);
     // 4. Restore up to the gate.
     let t0 = Instant::now();
     let (gate_parent, gate_child) = std::os::unix::net::UnixStream::pair().context("socketpair")?;

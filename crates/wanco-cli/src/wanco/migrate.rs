@@ -1,9 +1,13 @@
 //! `wanco migrate PID --to DEST`: move a running compiled program (started
-//! with `--control`) to another host, stop-and-copy.
+//! with `--control`) to another host: pre-copy (the default: memory sent in
+//! rounds while the program runs) or stop-and-copy.
 //!
 //! The sequence (see `wanco_transport::Message` for the messages and
 //! `docs/architecture.md`, "Live migration"): hello; prepare the
-//! destination's binary while the program runs; stop the program at a
+//! destination's binary while the program runs; pre-copy: rounds of memory
+//! pages (control channel `checkpoint`, then `checkpoint-incremental`: the
+//! pages written since the round before) while the program runs, until a
+//! round is small or stops shrinking; stop the program at a
 //! migration point (control channel `stop`); send the snapshot; the
 //! destination restores up to the first instruction and says `Restored`;
 //! `hold` the source (point of no return), `Go`; on `Running` end the
@@ -67,6 +71,19 @@ pub struct Opts {
     /// Print the summary as JSON (one line on stderr).
     #[arg(long)]
     json: bool,
+    /// Pre-copy (the default): send the memory in rounds while the program
+    /// runs, then stop it and send only what changed since the last round.
+    #[arg(long, conflicts_with = "stop_and_copy")]
+    precopy: bool,
+    /// Stop the program first and send its whole state (the baseline).
+    #[arg(long)]
+    stop_and_copy: bool,
+    /// Pre-copy: stop once a round has at most this many 64 KiB pages.
+    #[arg(long, value_name = "PAGES", default_value_t = 16)]
+    precopy_pages: usize,
+    /// Pre-copy: at most this many rounds before the stop.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    precopy_rounds: u32,
 }
 
 /// The source's control channel (see `wanco_rt::control`).
@@ -126,6 +143,9 @@ struct Summary {
     binary_from: String,
     migration_points: u64,
     snapshot_bytes: u64,
+    mode: String,
+    rounds: u32,
+    round_pages: Vec<usize>,
     bytes_sent: u64,
     bytes_received: u64,
     total_ms: f64,
@@ -135,6 +155,63 @@ struct Summary {
     sync_bytes_before_stop: u64,
     sync_files_after_stop: u64,
     sync_bytes_after_stop: u64,
+}
+
+/// Pre-copy: rounds of memory pages while the program runs — a full
+/// snapshot first, then the pages written since the round before — until a
+/// round has at most `--precopy-pages` pages, stops shrinking, or
+/// `--precopy-rounds` were sent. Returns the pages of each round. The
+/// snapshots are written to `dir` and removed once sent.
+fn precopy_rounds(ctl: &mut Control, conn: &mut Conn, dir: &std::path::Path, o: &Opts, t0: Instant) -> Result<Vec<usize>> {
+    let mut sizes: Vec<usize> = Vec::new();
+    for round in 1..=o.precopy_rounds.max(1) {
+        let path = dir.join(format!("round-{round}.wsnap"));
+        let req = if round == 1 { "checkpoint" } else { "checkpoint-incremental" };
+        let reply = ctl.ask(&format!("{req} {}", path.display()))?;
+        if !reply.starts_with("ok ") {
+            bail!("pre-copy round {round}: the program could not write its snapshot: {reply}");
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let _ = std::fs::remove_file(&path);
+        let (_, memory, parent) = wanco_state::snapshot::decode_link(&bytes).map_err(|e| anyhow!("pre-copy round {round}: {e}"))?;
+        let id = wanco_state::snapshot::snapshot_id(&bytes).unwrap_or_default();
+        let n = memory.as_ref().map_or(0, |m| m.stored_count());
+        progress(t0, &format!("pre-copy round {round}: {n} pages ({} bytes) while the program runs", bytes.len()));
+        // Pieces of at most ~16 MiB (a frame holds 64 MiB).
+        let mut piece: Vec<(u32, serde_bytes::ByteBuf)> = Vec::new();
+        let mut piece_bytes = 0usize;
+        let mut flush = |piece: &mut Vec<(u32, serde_bytes::ByteBuf)>| -> Result<()> {
+            conn.send(&Message::MemoryRound {
+                round,
+                pages: std::mem::take(piece),
+                id: Some(serde_bytes::ByteBuf::from(id.to_vec())),
+                parent: parent.map(|p| serde_bytes::ByteBuf::from(p.to_vec())),
+            })?;
+            Ok(())
+        };
+        if let Some(m) = &memory {
+            for k in 0..m.stored_count() {
+                let Some((page, lz4)) = m.stored_lz4(k) else { continue };
+                piece_bytes += lz4.len();
+                piece.push((page, serde_bytes::ByteBuf::from(lz4.to_vec())));
+                if piece_bytes >= 16 << 20 {
+                    flush(&mut piece)?;
+                    piece_bytes = 0;
+                }
+            }
+        }
+        flush(&mut piece)?;
+        test_kill("precopy");
+        sizes.push(n);
+        // Without tracking (parent=none after the first round) every round
+        // is whole: one is enough.
+        let untracked = round > 1 && parent.is_none();
+        let shrinking = sizes.len() < 2 || n < sizes[sizes.len() - 2];
+        if n <= o.precopy_pages || !shrinking || untracked {
+            break;
+        }
+    }
+    Ok(sizes)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -263,10 +340,15 @@ fn migrate(o: Opts) -> Result<i32> {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --module {}", p.display()))?),
         None => None,
     };
+    let precopy = !o.stop_and_copy && hello.modes.iter().any(|m| m == "precopy");
+    if !o.stop_and_copy && !precopy {
+        say("the destination does not support pre-copy: stop-and-copy");
+    }
+    let mode = if precopy { "precopy" } else { "stop-and-copy" };
     progress(t0, "prepare: the destination gets the binary ready (the program runs)");
     conn.send(&Message::Prepare(Prepare {
         module_hash: hash.clone(),
-        mode: "stop-and-copy".into(),
+        mode: mode.into(),
         binary,
         module,
         dir_map,
@@ -290,9 +372,13 @@ fn migrate(o: Opts) -> Result<i32> {
         // The program (the same user) writes its snapshot there.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
     }
+    // Pre-copy rounds, while the program runs. A failure here leaves it
+    // running (it was never stopped); the destination discards what it got.
+    let round_pages = if precopy { precopy_rounds(&mut ctl, &mut conn, dir.path(), &o, t0)? } else { Vec::new() };
     progress(t0, "stop: waiting for the program's next migration point");
     let t_stop = Instant::now();
-    let reply = ctl.ask(&format!("stop {}", snap_path.display())).map_err(|e| {
+    let stop = if precopy { "stop-incremental" } else { "stop" };
+    let reply = ctl.ask(&format!("{stop} {}", snap_path.display())).map_err(|e| {
         let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
         anyhow!("{e:#}")
     })?;
@@ -398,6 +484,9 @@ fn migrate(o: Opts) -> Result<i32> {
         binary_from,
         migration_points: points,
         snapshot_bytes,
+        mode: mode.into(),
+        rounds: round_pages.len() as u32,
+        round_pages: round_pages.clone(),
         bytes_sent: c.sent,
         bytes_received: c.received,
         total_ms: ms(t_running - t0),
@@ -412,8 +501,10 @@ fn migrate(o: Opts) -> Result<i32> {
         say(&serde_json::to_string(&s)?);
     } else {
         say(&format!(
-            "moved to {} as pid {dest_pid} ({src_isa} -> {dest_isa}, binary {}): total {:.1} ms, downtime {:.1} ms (stop {:.1}, restore {:.1}), snapshot {} bytes, {} bytes sent, {} received",
+            "moved to {} as pid {dest_pid} ({src_isa} -> {dest_isa}, binary {}, {}{}): total {:.1} ms, downtime {:.1} ms (stop {:.1}, restore {:.1}), snapshot {} bytes, {} bytes sent, {} received",
             s.dest,
+            s.mode,
+            if precopy { format!(", {} rounds of {:?} pages", s.rounds, s.round_pages) } else { String::new() },
             s.binary_from,
             s.total_ms,
             s.downtime_ms,

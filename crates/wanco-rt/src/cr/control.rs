@@ -14,7 +14,16 @@
 //! * `checkpoint PATH` → `ok points=N bytes=B` once a snapshot of the next
 //!   migration point is in `PATH`; the program goes on (CRIU's
 //!   `--leave-running`). `error MESSAGE` if it could not be written.
-//! * `stop PATH` → `stopped points=N bytes=B`: the program stopped at its next
+//!   The reply goes on with `id=HEX parent=HEX|none pages=P`: the
+//!   snapshot's id (its SHA-256 checksum, what an incremental snapshot
+//!   names as its parent), its parent's, and how many memory pages it
+//!   stores. From a `checkpoint` (or `stop`) on, writes to linear memory
+//!   are tracked (`super::dirty`) where the kernel can.
+//! * `checkpoint-incremental PATH` → as `checkpoint`, but an incremental
+//!   snapshot (format version 3): only the pages written since this
+//!   process's last snapshot, which it names as `parent=`. Without a
+//!   parent or without tracking it is a full one (`parent=none`).
+//! * `stop PATH` (or `stop-incremental PATH`) → `stopped points=N bytes=B …`: the program stopped at its next
 //!   migration point and wrote the snapshot to `PATH`; it stays stopped, the
 //!   Wasm thread waiting in the slow path, until the same connection says:
 //!   * `abort` → `resumed`: it goes on from where it stopped;
@@ -45,10 +54,40 @@ pub(crate) struct Request {
     pub path: PathBuf,
     /// Stop and wait for a decision (`stop`), or go on (`checkpoint`).
     pub stop: bool,
-    /// The checkpoint's outcome: (migration points, bytes) or an error.
-    pub done: mpsc::Sender<Result<(u64, u64), String>>,
+    /// Only what changed since the last snapshot.
+    pub incremental: bool,
+    /// The checkpoint's outcome or an error.
+    pub done: mpsc::Sender<Result<Done, String>>,
     /// For `stop`: what to do next.
     pub decision: mpsc::Receiver<Decision>,
+}
+
+/// What a checkpoint wrote, for the reply.
+pub(crate) struct Done {
+    /// Migration points crossed.
+    pub points: u64,
+    /// Size of the snapshot file.
+    pub bytes: u64,
+    /// The snapshot's id.
+    pub id: [u8; 32],
+    /// Its parent's id if it is incremental.
+    pub parent: Option<[u8; 32]>,
+    /// Memory pages stored.
+    pub pages: usize,
+}
+
+impl Done {
+    fn fields(&self) -> String {
+        let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        format!(
+            "points={} bytes={} id={} parent={} pages={}",
+            self.points,
+            self.bytes,
+            hex(&self.id),
+            self.parent.as_ref().map_or_else(|| "none".to_string(), hex),
+            self.pages
+        )
+    }
 }
 
 /// What a stopped program does next.
@@ -133,7 +172,7 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
         let (cmd, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
         match cmd {
             "info" => {
-                let (isa, hash) = crate::checkpoint::identity();
+                let (isa, hash) = super::points::identity();
                 let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
                 let preopens = crate::wasi_host::WASI
                     .lock()
@@ -145,11 +184,12 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
                     out,
                     "info isa={isa} hash={hash} pid={} points={} preopens={preopens}",
                     std::process::id(),
-                    crate::checkpoint::points()
+                    super::points::points()
                 )?;
             }
-            "checkpoint" | "stop" if !arg.is_empty() => {
-                let stop = cmd == "stop";
+            "checkpoint" | "stop" | "checkpoint-incremental" | "stop-incremental" if !arg.is_empty() => {
+                let stop = cmd.starts_with("stop");
+                let incremental = cmd.ends_with("-incremental");
                 let (done_tx, done_rx) = mpsc::channel();
                 let (dec_tx, dec_rx) = mpsc::channel();
                 {
@@ -158,9 +198,9 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
                         writeln!(out, "error another request is being served")?;
                         continue;
                     }
-                    *p = Some(Request { path: PathBuf::from(arg), stop, done: done_tx, decision: dec_rx });
+                    *p = Some(Request { path: PathBuf::from(arg), stop, incremental, done: done_tx, decision: dec_rx });
                 }
-                crate::checkpoint::request_checkpoint();
+                super::points::request_checkpoint();
                 // Closed without a reply if the program ends first.
                 let Ok(result) = done_rx.recv() else { return Ok(()) };
                 match result {
@@ -168,16 +208,16 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
                         writeln!(out, "error {}", m.replace('\n', " "))?;
                         continue;
                     }
-                    Ok((points, bytes)) if !stop => writeln!(out, "ok points={points} bytes={bytes}")?,
-                    Ok((points, bytes)) => {
+                    Ok(done) if !stop => writeln!(out, "ok {}", done.fields())?,
+                    Ok(done) => {
                         // A failed reply is a lost connection: resume.
-                        let _ = writeln!(out, "stopped points={points} bytes={bytes}");
+                        let _ = writeln!(out, "stopped {}", done.fields());
                         let decision = decide(&mut lines, &mut out, arg);
                         let _ = dec_tx.send(decision);
                     }
                 }
             }
-            _ => writeln!(out, "error unknown request `{line}` (expected: info, checkpoint PATH, stop PATH)")?,
+            _ => writeln!(out, "error unknown request `{line}` (expected: info, checkpoint PATH, checkpoint-incremental PATH, stop PATH, stop-incremental PATH)")?,
         }
     }
     Ok(())

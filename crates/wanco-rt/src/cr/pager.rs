@@ -325,7 +325,7 @@ impl Pager {
             // SAFETY: restoring this thread's own CPU set, as it was.
             unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
         }
-        crate::checkpoint::lazy_memory_in(self.packed.stored_count(), self.on_demand, t0.elapsed());
+        super::timing::lazy_memory_in(self.packed.stored_count(), self.on_demand, t0.elapsed());
         drop(self.packed);
         ACTIVE.store(false, Ordering::Release);
         *DONE.lock().unwrap_or_else(|e| e.into_inner()) = true;
