@@ -111,10 +111,19 @@ pub fn wasm_bytes(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 
 /// Compile a binary module to a relocatable object file for `opts.target`.
 pub fn compile_object(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>> {
+    match compile_object_with(wasm, opts, true) {
+        // Never fail on a valid module: LLVM's register allocator can run out
+        // of registers with deopt values in registers, never without them.
+        Err(e) if opts.cr && target::is_register_exhaustion(&e) => compile_object_with(wasm, opts, false),
+        r => r,
+    }
+}
+
+fn compile_object_with(wasm: &[u8], opts: &CompileOptions, deopt_in_registers: bool) -> Result<Vec<u8>> {
     let decoded = opts.decode(wasm)?;
     let ctx = Context::create();
     let built = codegen::build(&ctx, &decoded, &opts.entry, &opts.func_options())?;
-    let obj = target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr)?;
+    let obj = target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr, deopt_in_registers)?;
     match built.cr {
         None => Ok(obj),
         Some((symbol, funcs, points)) => crmeta::attach(&obj, opts.target, &symbol, &decoded.info, funcs, points),
@@ -197,5 +206,5 @@ pub fn bundle_main_object(target: Target, entry: &str, descriptor_symbols: &[Str
         "r",
     )?;
     b.build_return(Some(&r.try_as_basic_value().basic().expect("i32")))?;
-    target::emit_object(&module, target, 0, false)
+    target::emit_object(&module, target, 0, false, true)
 }
