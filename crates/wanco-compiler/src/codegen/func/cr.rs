@@ -49,6 +49,10 @@
 //! already hold restored values there, which flow to the target unchanged):
 //! `mem2reg` adds restore phis only for live locals, and only where the
 //! restored value differs from the one already flowing in.
+//!
+//! **Huge functions.** Where those restore phis would be too many (a local
+//! live at thousands of return sites makes a chain of thousands of phis),
+//! the long-lived locals stay in memory: see [`memory_locals`].
 
 use super::{FuncCx, Kind};
 use crate::error::{CompileError, Result};
