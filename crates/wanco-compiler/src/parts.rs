@@ -90,7 +90,7 @@ pub(crate) struct Compiled {
 }
 
 /// Compile `decoded` in `parts` parts on as many threads.
-pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions) -> Result<Compiled> {
+pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions, deopt_in_registers: bool) -> Result<Compiled> {
     let Decoded { info, mut bodies } = decoded;
     let num_defined = bodies.len();
     let weights: Vec<usize> = bodies.iter().map(weight).collect();
@@ -142,7 +142,7 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions)
                     }
                     drop(tx);
                     let c1 = thread_cpu();
-                    let obj = crate::target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr)?;
+                    let obj = crate::target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr, deopt_in_registers)?;
                     if timing {
                         let c2 = thread_cpu();
                         eprintln!(

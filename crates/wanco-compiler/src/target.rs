@@ -98,35 +98,69 @@ impl FromStr for Target {
     }
 }
 
+/// The LLVM options wanco sets, deopt values in registers or not (see
+/// [`emit_object`]).
+fn llvm_args(deopt_in_registers: bool) -> Vec<std::ffi::CString> {
+    let mut args: Vec<std::ffi::CString> = vec![c"wanco".into()];
+    // Deopt values (the Wasm state at each return site) stay where the
+    // register allocator put them — callee-saved registers or spill
+    // slots — instead of being stored to extra stack slots at every call.
+    if deopt_in_registers {
+        args.push(c"-use-registers-for-deopt-values".into());
+    }
+    // The register coalescer stops joining a live interval with at least
+    // 50 value numbers after 16 joins (LLVM: 100 and 256). With the C/R
+    // instrumentation every local live across a call gets a restore phi
+    // at that call site, so a straight-line function with many calls
+    // chains hundreds of phis per local, and each join walks the whole
+    // growing interval (`clearKillFlags`, `shrinkToUses`): quadratic. A
+    // function of 80 locals around 500 calls compiled in 14.8 s with
+    // LLVM's limits, 8.7 s with these (0.4 s with `--no-cr`).
+    args.push(c"-large-interval-size-threshold=50".into());
+    args.push(c"-large-interval-freq-threshold=16".into());
+    // Extra LLVM options for investigating the compiler itself (e.g.
+    // `WANCO_LLVM_ARGS=-time-passes`); words with a NUL are skipped.
+    if let Ok(extra) = std::env::var("WANCO_LLVM_ARGS") {
+        args.extend(extra.split_whitespace().filter_map(|a| std::ffi::CString::new(a).ok()));
+    }
+    args
+}
+
+fn parse_llvm_args(args: &[std::ffi::CString]) {
+    let ptrs: Vec<*const std::ffi::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    // SAFETY: `ptrs` are valid NUL-terminated strings (`args` outlives the
+    // call); callers hold `CODEGEN` exclusively or run once before any code
+    // generation (LLVM's option parser is not thread-safe).
+    unsafe { llvm_sys::support::LLVMParseCommandLineOptions(ptrs.len() as i32, ptrs.as_ptr(), c"".as_ptr()) };
+}
+
+extern "C" {
+    /// `llvm::cl::ResetAllOptionOccurrences()` (libLLVM's C++ API, no C
+    /// binding): every option back to its default and unset, so that the
+    /// options can be parsed again.
+    #[link_name = "_ZN4llvm2cl25ResetAllOptionOccurrencesEv"]
+    fn llvm_reset_all_option_occurrences();
+}
+
+/// Set LLVM's options again, deopt values in registers or not.
+fn reparse_llvm_args(deopt_in_registers: bool) {
+    // SAFETY: a C++ function of libLLVM without arguments or result (the
+    // Itanium ABI passes nothing); callers hold `CODEGEN` exclusively, so no
+    // code generation reads the options meanwhile.
+    unsafe { llvm_reset_all_option_occurrences() };
+    parse_llvm_args(&llvm_args(deopt_in_registers));
+}
+
+/// Held shared by every code generation, exclusively while LLVM's options
+/// change (see [`emit_object`]).
+static CODEGEN: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         LlvmTarget::initialize_x86(&InitializationConfig::default());
         LlvmTarget::initialize_aarch64(&InitializationConfig::default());
-        // Deopt values (the Wasm state at each return site) stay where the
-        // register allocator put them — callee-saved registers or spill
-        // slots — instead of being stored to extra stack slots at every call.
-        let mut args: Vec<std::ffi::CString> = vec![c"wanco".into(), c"-use-registers-for-deopt-values".into()];
-        // The register coalescer stops joining a live interval with at least
-        // 50 value numbers after 16 joins (LLVM: 100 and 256). With the C/R
-        // instrumentation every local live across a call gets a restore phi
-        // at that call site, so a straight-line function with many calls
-        // chains hundreds of phis per local, and each join walks the whole
-        // growing interval (`clearKillFlags`, `shrinkToUses`): quadratic. A
-        // function of 80 locals around 500 calls compiled in 14.8 s with
-        // LLVM's limits, 8.7 s with these (0.4 s with `--no-cr`).
-        args.push(c"-large-interval-size-threshold=50".into());
-        args.push(c"-large-interval-freq-threshold=16".into());
-        // Extra LLVM options for investigating the compiler itself (e.g.
-        // `WANCO_LLVM_ARGS=-time-passes`); words with a NUL are skipped.
-        if let Ok(extra) = std::env::var("WANCO_LLVM_ARGS") {
-            args.extend(extra.split_whitespace().filter_map(|a| std::ffi::CString::new(a).ok()));
-        }
-        let ptrs: Vec<*const std::ffi::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-        // SAFETY: `ptrs` are valid NUL-terminated strings (`args` outlives
-        // the call); called once, before any code generation (LLVM's option
-        // parser is not thread-safe).
-        unsafe { llvm_sys::support::LLVMParseCommandLineOptions(ptrs.len() as i32, ptrs.as_ptr(), c"".as_ptr()) };
+        parse_llvm_args(&llvm_args(true));
     });
 }
 
@@ -148,6 +182,12 @@ fn machine(t: Target, opt: u8) -> Result<TargetMachine> {
 
 /// Set triple and data layout, then run the optimisation pipeline.
 pub(crate) fn optimize(module: &Module, t: Target, opt: u8, cr: bool) -> Result<TargetMachine> {
+    init();
+    let _shared = CODEGEN.read().unwrap_or_else(|e| e.into_inner());
+    optimize_locked(module, t, opt, cr)
+}
+
+fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<TargetMachine> {
     // With the C/R instrumentation, code generation needs LLVM's level 1 at
     // least: at level 0 the fast register allocator must keep every deopt
     // value in a register (`-use-registers-for-deopt-values`) and runs out
@@ -169,11 +209,92 @@ pub(crate) fn optimize(module: &Module, t: Target, opt: u8, cr: bool) -> Result<
     Ok(tm)
 }
 
-/// Optimise and emit an object file.
-pub(crate) fn emit_object(module: &Module, t: Target, opt: u8, cr: bool) -> Result<Vec<u8>> {
-    let tm = optimize(module, t, opt, cr)?;
-    let buf = tm
-        .write_to_memory_buffer(module, FileType::Object)
-        .map_err(|e| CompileError::Llvm(e.to_string()))?;
-    Ok(buf.as_slice().to_vec())
+/// Optimise and emit an object file. `deopt_in_registers`: whether the
+/// register allocator places deopt values (see `llvm_args`); without, LLVM
+/// stores each to a stack slot at every call, which takes no register at
+/// the call. LLVM 19's greedy allocator can fail with "ran out of registers
+/// during register allocation" with them in registers (Sightglass
+/// `rust-compression`: 7 functions, among them one of 12 calls and 13
+/// locals), never without: the caller retries so (see
+/// [`is_register_exhaustion`]). The option is global to LLVM: code
+/// generation without it runs alone.
+pub(crate) fn emit_object(module: &Module, t: Target, opt: u8, cr: bool, deopt_in_registers: bool) -> Result<Vec<u8>> {
+    init();
+    let emit = || -> Result<Vec<u8>> {
+        let tm = optimize_locked(module, t, opt, cr)?;
+        let errors = LlvmErrors::catch(module);
+        let buf = tm
+            .write_to_memory_buffer(module, FileType::Object)
+            .map_err(|e| CompileError::Llvm(e.to_string()))?;
+        errors.check()?;
+        Ok(buf.as_slice().to_vec())
+    };
+    if deopt_in_registers || !cr {
+        let _shared = CODEGEN.read().unwrap_or_else(|e| e.into_inner());
+        return emit();
+    }
+    let _alone = CODEGEN.write().unwrap_or_else(|e| e.into_inner());
+    reparse_llvm_args(false);
+    let out = emit();
+    reparse_llvm_args(true);
+    out
+}
+
+/// The errors LLVM reports through its context while generating code
+/// (without a handler LLVM prints them and exits the process: the register
+/// allocator's "ran out of registers" did so). Removes its handler when
+/// dropped.
+struct LlvmErrors {
+    ctx: llvm_sys::prelude::LLVMContextRef,
+    errors: Box<std::cell::RefCell<Vec<String>>>,
+}
+
+extern "C" fn on_llvm_diagnostic(di: llvm_sys::prelude::LLVMDiagnosticInfoRef, errors: *mut std::ffi::c_void) {
+    // SAFETY: `errors` is the `RefCell` of the `LlvmErrors` that installed
+    // this handler and outlives it (the handler is removed on drop); `di` is
+    // the diagnostic LLVM passes, valid during the call; the description is
+    // a string LLVM allocated, released with `LLVMDisposeMessage`.
+    unsafe {
+        if llvm_sys::core::LLVMGetDiagInfoSeverity(di) != llvm_sys::LLVMDiagnosticSeverity::LLVMDSError {
+            return;
+        }
+        let d = llvm_sys::core::LLVMGetDiagInfoDescription(di);
+        let text = std::ffi::CStr::from_ptr(d).to_string_lossy().into_owned();
+        llvm_sys::core::LLVMDisposeMessage(d);
+        (*(errors as *const std::cell::RefCell<Vec<String>>)).borrow_mut().push(text);
+    }
+}
+
+impl LlvmErrors {
+    fn catch(module: &Module) -> LlvmErrors {
+        use inkwell::context::AsContextRef;
+        let ctx = module.get_context().as_ctx_ref();
+        let errors = Box::new(std::cell::RefCell::new(Vec::new()));
+        // SAFETY: `ctx` is the module's live context; the pointer handed to
+        // LLVM stays valid (boxed) until `drop` removes the handler.
+        unsafe {
+            llvm_sys::core::LLVMContextSetDiagnosticHandler(ctx, Some(on_llvm_diagnostic), &*errors as *const _ as *mut std::ffi::c_void)
+        };
+        LlvmErrors { ctx, errors }
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.errors.borrow().first() {
+            Some(e) => Err(CompileError::Llvm(e.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LlvmErrors {
+    fn drop(&mut self) {
+        // SAFETY: the context is still alive (the module borrowed by
+        // `catch` outlives this guard in `emit_object`).
+        unsafe { llvm_sys::core::LLVMContextSetDiagnosticHandler(self.ctx, None, std::ptr::null_mut()) };
+    }
+}
+
+/// Whether `e` is LLVM's register allocator giving up (see [`emit_object`]).
+pub(crate) fn is_register_exhaustion(e: &CompileError) -> bool {
+    matches!(e, CompileError::Llvm(m) if m.contains("ran out of registers"))
 }

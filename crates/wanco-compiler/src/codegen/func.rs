@@ -144,29 +144,37 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         sp_register: opts.sp_register,
         x86: opts.x86,
     };
-    // Locals.
-    for (i, t) in ft.params.iter().enumerate() {
-        let a = cx.b.build_alloca(m.llvm_type(*t), "p")?;
-        cx.b.build_store(a, f.get_nth_param(1 + i as u32).unwrap())?;
-        cx.locals.push((a, *t));
-    }
+    // Locals: `alloca`s that `mem2reg` promotes, except, with checkpointing,
+    // those `cr::memory_locals` keeps in an escaping frame (see `cr`).
+    let live = if opts.cr { Some(wanco_state::liveness::analyze(&body.body, ft.params.len() as u32)?) } else { None };
+    let mut types: Vec<ValType> = ft.params.clone();
     let mut lr = body.body.get_locals_reader()?;
     for _ in 0..lr.get_count() {
         let off = lr.original_position();
         let (n, t) = lr.read()?;
         let t = val_type(t, off)?;
-        for _ in 0..n {
-            let a = cx.b.build_alloca(m.llvm_type(t), "l")?;
-            cx.b.build_store(a, zero(m, t))?;
-            cx.locals.push((a, t));
+        types.extend(std::iter::repeat_n(t, n as usize));
+    }
+    let in_memory = live.as_ref().map(cr::memory_locals).unwrap_or_default();
+    let frame = cx.memory_frame(&types, &in_memory)?;
+    for (i, t) in types.iter().enumerate() {
+        let a = match &frame {
+            Some((_, slots)) if slots[i].is_some() => slots[i].expect("slot"),
+            _ => cx.b.build_alloca(m.llvm_type(*t), if i < ft.params.len() { "p" } else { "l" })?,
+        };
+        if i < ft.params.len() {
+            cx.b.build_store(a, f.get_nth_param(1 + i as u32).unwrap())?;
+        } else {
+            cx.b.build_store(a, zero(m, *t))?;
         }
+        cx.locals.push((a, *t));
     }
     if info.has_memory() {
         let base = m.load_field(&cx.b, vmctx, abi::vmctx::MEMORY_BASE, true)?;
         cx.mem_base = Some(base);
     }
-    if opts.cr {
-        cx.cr = Some(cr::FuncCr::new(&mut cx, body)?);
+    if let Some(live) = live {
+        cx.cr = Some(cr::FuncCr::new(&mut cx, body, live, frame.map(|(p, _)| p))?);
     }
     cx.stack_check()?;
     let body_bb = ctx.append_basic_block(f, "body");

@@ -49,6 +49,10 @@
 //! already hold restored values there, which flow to the target unchanged):
 //! `mem2reg` adds restore phis only for live locals, and only where the
 //! restored value differs from the one already flowing in.
+//!
+//! **Huge functions.** Where those restore phis would be too many (a local
+//! live at thousands of return sites makes a chain of thousands of phis),
+//! the long-lived locals stay in memory: see [`memory_locals`].
 
 use super::{FuncCx, Kind};
 use crate::error::{CompileError, Result};
@@ -115,6 +119,8 @@ pub(super) struct FuncCr<'ctx> {
     insts: usize,
     /// The slow-path calls of the function's polls, the entry poll's first.
     slow_calls: Vec<inkwell::values::CallSiteValue<'ctx>>,
+    /// The frame of the locals kept in memory (see [`memory_locals`]).
+    frame: Option<PointerValue<'ctx>>,
 }
 
 /// Code offsets of the loops of `body` that contain no call, ascending.
@@ -146,14 +152,51 @@ fn call_free_loops(body: &wasmparser::FunctionBody<'_>) -> Result<Vec<u32>> {
     Ok(out)
 }
 
+/// Restore values (summed over the locals: the return sites where each is
+/// live) above which a function keeps its long-lived locals in memory (see
+/// [`memory_locals`]).
+const MEMORY_FRAME_LIMIT: usize = 4000;
+
+/// In such a function, a local live at this many return sites or more is
+/// kept in memory.
+const MEMORY_FRAME_MIN_SITES: usize = 16;
+
+/// Which locals of a function (with liveness `live`) are kept in memory: in
+/// an `alloca` frame that escapes, so that `mem2reg` leaves them there.
+///
+/// A local promoted to a register that is live at a return site gets a phi
+/// there (the value it held on the way in, or the one a restore route
+/// loaded), so a function with many calls makes a chain of phis per local,
+/// one link per call: a function of 87 locals around 11,190 calls
+/// (Sightglass `hashset`) did not compile in 15 minutes, the register
+/// coalescer and allocator being quadratic along such chains. A local in
+/// memory needs no phi: the route stores its value where the normal path
+/// did. What it costs: a store where it is set before a call and a load
+/// after (LLVM keeps it in a register between calls, and in loops without
+/// calls). Chosen where the restore values of a function (one per local
+/// per return site where it is live) exceed `MEMORY_FRAME_LIMIT`: the
+/// locals live at `MEMORY_FRAME_MIN_SITES` return sites or more.
+pub(super) fn memory_locals(live: &FuncLiveness) -> Vec<bool> {
+    let mut sites = vec![0usize; live.num_locals];
+    for (_, set) in &live.calls {
+        for i in set.iter() {
+            if let Some(n) = sites.get_mut(i) {
+                *n += 1;
+            }
+        }
+    }
+    if sites.iter().sum::<usize>() <= MEMORY_FRAME_LIMIT {
+        return vec![false; live.num_locals];
+    }
+    sites.iter().map(|n| *n >= MEMORY_FRAME_MIN_SITES).collect()
+}
+
 impl<'ctx> FuncCr<'ctx> {
-    pub fn new(cx: &mut FuncCx<'_, 'ctx, '_>, body: &Body<'_>) -> Result<FuncCr<'ctx>> {
+    pub fn new(cx: &mut FuncCx<'_, 'ctx, '_>, body: &Body<'_>, live: FuncLiveness, frame: Option<PointerValue<'ctx>>) -> Result<FuncCr<'ctx>> {
         let fv = body.validator.borrow_mut().take().ok_or_else(|| CompileError::Llvm("function validator missing".into()))?;
         let mut types = fv.into_validator(Default::default());
         let mut reader = body.body.get_binary_reader();
         types.read_locals(&mut reader)?;
-        let nparams = cx.m.decoded.info.func_type(body.func_index).map_or(0, |t| t.params.len() as u32);
-        let live = wanco_state::liveness::analyze(&body.body, nparams)?;
         // Loaded from `wanco_cr_counter` where the outermost loop is
         // entered (see the module docs).
         let cnt = cx.b.build_alloca(cx.i64(), "cnt")?;
@@ -170,11 +213,43 @@ impl<'ctx> FuncCr<'ctx> {
             call_free_loops: call_free_loops(&body.body)?,
             insts: 0,
             slow_calls: Vec::new(),
+            frame,
         })
     }
 }
 
 impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
+    /// With `in_memory[i]` for some local `i` (of type `types[i]`): an
+    /// `alloca` frame holding those, and per local its slot in it.
+    pub(super) fn memory_frame(&mut self, types: &[ValType], in_memory: &[bool]) -> Result<Option<(PointerValue<'ctx>, Vec<Option<PointerValue<'ctx>>>)>> {
+        if !in_memory.iter().any(|m| *m) {
+            return Ok(None);
+        }
+        let kept: Vec<usize> = (0..types.len()).filter(|i| in_memory.get(*i).copied().unwrap_or(false)).collect();
+        let fields: Vec<inkwell::types::BasicTypeEnum<'ctx>> = kept.iter().map(|i| self.m.llvm_type(types[*i])).collect();
+        let ty = self.m.ctx.struct_type(&fields, false);
+        let frame = self.b.build_alloca(ty, "frame")?;
+        let mut slots = vec![None; types.len()];
+        for (k, i) in kept.iter().enumerate() {
+            slots[*i] = Some(self.b.build_struct_gep(ty, frame, k as u32, "fl")?);
+        }
+        Ok(Some((frame, slots)))
+    }
+
+    /// Where a restore route joins the normal path at a return site: an
+    /// empty `asm` that may read and write the memory frame, so that the
+    /// locals in it are loaded from it after this point, never merged by
+    /// phis of the values stored on either path.
+    fn frame_barrier(&mut self) -> Result<()> {
+        let Some(frame) = self.cr.as_ref().and_then(|c| c.frame) else { return Ok(()) };
+        let ptr = self.m.ptr();
+        let ty = self.m.ctx.void_type().fn_type(&[ptr.into()], false);
+        let asm = self.m.ctx.create_inline_asm(ty, String::new(), "r,~{memory}".into(), true, false, None, false);
+        let call = self.b.build_indirect_call(ty, asm, &[frame.into()], "")?;
+        call.add_attribute(AttributeLoc::Function, self.m.ctx.create_string_attribute("gc-leaf-function", ""));
+        Ok(())
+    }
+
     fn crs(&mut self) -> &mut FuncCr<'ctx> {
         self.cr.as_mut().expect("checkpointing enabled")
     }
@@ -299,6 +374,21 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok(unsafe { self.b.build_in_bounds_gep(self.m.ctx.i128_type(), buf, &[self.i64().const_int(i as u64, false)], "vs")? })
     }
 
+    /// `p`, through an empty `asm`: a value of its own for LLVM. The routes
+    /// of a poll all load the same slots of the value buffer after the same
+    /// dispatch, so GVN numbered their loads and addresses alike and, none
+    /// dominating another, walked lists as long as the routes for each
+    /// (`findLeader`: quadratic; `hashset`'s 11,190 routes kept it busy for
+    /// minutes). From a route's own base they differ.
+    fn opaque_pointer(&mut self, p: PointerValue<'ctx>) -> Result<PointerValue<'ctx>> {
+        let ptr = self.m.ptr();
+        let ty = ptr.fn_type(&[ptr.into()], false);
+        let asm = self.m.ctx.create_inline_asm(ty, String::new(), "=r,0".into(), true, false, None, false);
+        let call = self.b.build_indirect_call(ty, asm, &[p.into()], "rb")?;
+        call.add_attribute(AttributeLoc::Function, self.m.ctx.create_string_attribute("gc-leaf-function", ""));
+        Ok(call.try_as_basic_value().basic().expect("pointer").into_pointer_value())
+    }
+
     fn value_buffer(&mut self) -> Result<PointerValue<'ctx>> {
         let g = self.m.cr_global(symbols::CR_VALUES, self.m.ptr().into());
         Ok(self.b.build_load(self.m.ptr(), g.as_pointer_value(), "vb")?.into_pointer_value())
@@ -400,6 +490,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let rb = self.m.ctx.append_basic_block(self.f, "cr_route");
         self.b.position_at_end(rb);
         let buf = self.value_buffer()?;
+        let buf = self.opaque_pointer(buf)?;
         // The buffer's address, the branch, a load and a phi per value.
         self.crs().insts += 2 + 2 * (phis.len() + fixed.len());
         let missing = LiveSet::from_indices(self.locals.len(), live.iter().filter(|i| !parent_live.contains(*i)));
@@ -600,6 +691,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             }
             None => None,
         };
+        self.frame_barrier()?;
         let below = phis.len() - nargs;
         let live = self.live_here(FrameKind::Call)?;
         let (parent, route) = self.add_route(site, &live, &phis, below, &fixed)?;
@@ -896,6 +988,42 @@ mod tests {
             let opts = crate::CompileOptions { cr, ..Default::default() };
             let ir = crate::compile_ir(&wide(n), &opts).expect("compile");
             assert_eq!(has_attribute(&ir, "f1", "noimplicitfloat"), kept_out, "{n} locals, cr {cr}");
+        }
+    }
+
+    /// A function whose locals are live at many return sites keeps them in
+    /// memory (see `memory_locals`): the phis of `wide(120)` grow with its
+    /// calls (a few per return site: the stored call result, the inlined
+    /// callee's entry), not with its calls times its locals; `wide(40)`
+    /// stays below the limit and has a restore phi per local per site.
+    #[test]
+    fn locals_live_across_many_calls_stay_in_memory() {
+        for (n, in_memory) in [(120, true), (40, false)] {
+            let ir = crate::compile_ir(&wide(n), &crate::CompileOptions::default()).expect("compile");
+            let w = function_ir(&ir, "f1");
+            // The return sites' barrier (the routes' opaque bases are `=r,0`).
+            assert_eq!(w.contains(r#"asm sideeffect "", "r,~{memory}""#), in_memory, "{n} locals:\n{w}");
+            let phis = w.lines().filter(|l| l.contains(" = phi ")).count();
+            if in_memory {
+                assert!(phis < 5 * n, "{n} locals: {phis} phis");
+            } else {
+                assert!(phis > n * n / 4, "{n} locals: {phis} phis (restore phis expected)");
+            }
+        }
+    }
+
+    /// LLVM 19's greedy register allocator runs out of registers on this
+    /// function (from Sightglass `rust-compression`) with deopt values in
+    /// registers; `compile_object` retries without and succeeds, on both ISAs.
+    #[test]
+    fn register_exhaustion_is_retried() {
+        let wasm = wat::parse_str(include_str!("../../../../../tests/programs/cr/cr_regalloc.wat")).expect("wat");
+        let x86 = crate::CompileOptions { target: crate::Target::X86_64, ..Default::default() };
+        let first = crate::compile_object_with(&wasm, &x86, true);
+        assert!(first.as_ref().is_err_and(crate::target::is_register_exhaustion), "the first attempt is expected to fail: {:?}", first.map(|o| o.len()));
+        for target in [crate::Target::X86_64, crate::Target::Aarch64] {
+            let opts = crate::CompileOptions { target, ..Default::default() };
+            crate::compile_object(&wasm, &opts).unwrap_or_else(|e| panic!("{target}: {e}"));
         }
     }
 }
