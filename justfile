@@ -73,6 +73,12 @@ sightglass-interp:
     cargo build --release -p wanco-cli
     python3 tools/sightglass_interp.py target/release/wanco bench/results-sightglass-interp.md
 
+# Sightglass compiled for x86_64 and aarch64 (qemu), outputs checked, and a checkpoint at a random
+# point moved each way between the ISAs (bench/results-sightglass-check.md; SG_ONLY=a,b, SG_CHECK_SEED).
+sightglass-check:
+    cargo build --release -p wanco-cli
+    python3 tools/sightglass_check.py target/release/wanco target/release/wanco-snap bench/results-sightglass-check.md
+
 # Differential fuzzing: 20,000 wasm-smith modules on wanco-interp vs wasmi (release build).
 fuzz count="20000" seed="0":
     cargo run --release -p wanco-fuzz -- --count {{count}} --seed {{seed}}

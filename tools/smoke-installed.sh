@@ -42,6 +42,28 @@ for c in "${cmds[@]}"; do
       wait "$pid" || { echo "smoke: ./app exited $? after SIGUSR1:" >&2; cat sig.err >&2; exit 1; }
       grep -q '^checkpoint written to checkpoint.wsnap' sig.err || { echo "smoke: no checkpoint after SIGUSR1:" >&2; cat sig.err >&2; exit 1; }
       continue ;;
+    "wanco-snap merge base.wsnap r1.wsnap r2.wsnap "*)
+      # The chain the line merges: ./app serving its control channel, asked for
+      # a full snapshot and two incremental ones while it goes on.
+      rm -f ctl.sock base.wsnap r1.wsnap r2.wsnap
+      ./app --control=ctl.sock > chain.out 2> chain.err &
+      pid=$!
+      python3 - <<'PY' || { echo "smoke: the control channel did not answer:" >&2; cat chain.err >&2; exit 1; }
+import os, socket, sys, time
+for _ in range(200):
+    if os.path.exists("ctl.sock"):
+        break
+    time.sleep(0.01)
+for req in ("checkpoint base.wsnap", "checkpoint-incremental r1.wsnap", "checkpoint-incremental r2.wsnap"):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect("ctl.sock")
+    s.sendall((req + "\n").encode())
+    reply = s.makefile().readline()
+    s.close()
+    if not reply.startswith("ok "):
+        sys.exit(f"{req}: {reply!r}")
+PY
+      wait "$pid" || { echo "smoke: ./app --control exited $?" >&2; cat chain.err >&2; exit 1; } ;;
     *"<"*">"*) echo "smoke: a placeholder this script does not know: $c" >&2; exit 1 ;;
   esac
   if ! eval "$c" > "out.$i" 2> "err.$i"; then
@@ -56,6 +78,12 @@ for c in "${cmds[@]}"; do
       # The aarch64 restore of the x86_64 checkpoint finishes the run.
       cat sig.out "out.$i" | cmp -s - whole.out \
         || { echo "smoke: checkpoint on x86_64 + restore on aarch64 differs from the whole run" >&2; exit 1; } ;;
+    "wanco-snap merge "*)
+      # The merged snapshot restores: what follows its point ends the run.
+      ./app --restore whole.wsnap > merged.out 2> merged.err \
+        || { echo "smoke: ./app --restore whole.wsnap failed:" >&2; cat merged.err >&2; exit 1; }
+      grep -q "^round" merged.out && [ "$(tail -c "$(wc -c < merged.out)" whole.out | cmp - merged.out && echo same)" = same ] \
+        || { echo "smoke: the merged chain's restore is not the end of the whole run" >&2; exit 1; } ;;
     "wanco interp --restore"*)
       cat "out.$((i - 1))" "out.$i" | cmp -s - whole.out \
         || { echo "smoke: interp checkpoint + restore differs from the whole run" >&2; exit 1; } ;;
