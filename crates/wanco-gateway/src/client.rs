@@ -79,8 +79,9 @@ struct Conn {
     pump: TcpStream,
     /// Guest bytes sent on the link.
     forwarded: Arc<AtomicU64>,
-    /// Client bytes written into the pair.
-    written: Arc<AtomicU64>,
+    /// Client bytes taken from the link for the pair (queued or written):
+    /// where a reconnected link continues.
+    queued: u64,
     acked: u64,
 }
 
@@ -99,6 +100,10 @@ struct Inner {
     token: AtomicU64,
     /// Set by [`Client::detach`]: nothing more goes to the gateway.
     frozen: std::sync::atomic::AtomicBool,
+    /// Set by [`Client::park`]: a lost link is not opened again until
+    /// unparked (another runtime may hold the program's connections).
+    parked: Mutex<bool>,
+    parked_cv: Condvar,
 }
 
 /// A program's link to its gateway (cheap to clone).
@@ -163,6 +168,8 @@ impl Client {
             synced_cv: Condvar::new(),
             token: AtomicU64::new(1),
             frozen: false.into(),
+            parked: Mutex::new(false),
+            parked_cv: Condvar::new(),
         });
         let mut guest = Vec::new();
         for p in resume.unwrap_or(&[]) {
@@ -255,6 +262,21 @@ impl Client {
 }
 
 impl Client {
+    /// Parks (`true`) or unparks the link. A parked client whose link is
+    /// lost — typically because a restored copy of the program attached in
+    /// its place during a migration, which makes the gateway drop this
+    /// link — does not open it again: two runtimes taking the link from
+    /// each other would each tell the gateway where the streams stand, and
+    /// the stale one would cost connections. A migrating program is parked
+    /// while it is stopped (the source) and while it waits at the gate
+    /// (the destination). Unparked, a lost link is opened again at once,
+    /// with where each connection stands here; the gateway still holds
+    /// every client byte this side has not taken, so the streams go on.
+    pub fn park(&self, parked: bool) {
+        *self.inner.parked.lock().unwrap_or_else(|e| e.into_inner()) = parked;
+        self.inner.parked_cv.notify_all();
+    }
+
     /// Leaves the gateway without a word about the connections: called when
     /// the program's host state goes away (the process ends, e.g. after a
     /// checkpoint), so that closing the guest's ends is not taken for the
@@ -269,6 +291,29 @@ impl Client {
 }
 
 impl Inner {
+    /// Before opening the link again: waits 200 ms the first time (a
+    /// restarted gateway needs a moment), and while parked. `false`: the
+    /// client was detached meanwhile (give up).
+    fn wait_unparked(&self, first: bool) -> bool {
+        if first {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut p = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut said = false;
+        while *p && !self.frozen.load(Ordering::Acquire) {
+            if !said {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "wanco: the program is stopped for a move; the link to the gateway {} is opened again only if it resumes here",
+                    self.addr
+                );
+                said = true;
+            }
+            p = self.parked_cv.wait_timeout(p, Duration::from_millis(500)).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        !self.frozen.load(Ordering::Acquire)
+    }
+
     fn send(&self, m: Msg) -> bool {
         if self.frozen.load(Ordering::Acquire) {
             return false;
@@ -285,8 +330,7 @@ impl Inner {
         let (guest, pump) = pair()?;
         let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
         let forwarded = Arc::new(AtomicU64::new(forwarded));
-        let written = Arc::new(AtomicU64::new(written));
-        let c = Conn { tx, pump: pump.try_clone().map_err(Error::io("socket"))?, forwarded: forwarded.clone(), written: written.clone(), acked: 0 };
+        let c = Conn { tx, pump: pump.try_clone().map_err(Error::io("socket"))?, forwarded: forwarded.clone(), queued: written, acked: 0 };
         self.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(id, c);
         // Client bytes into the pair.
         let mut w = pump.try_clone().map_err(Error::io("socket"))?;
@@ -301,7 +345,6 @@ impl Inner {
                             me.conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                             return;
                         }
-                        written.fetch_add(d.len() as u64, Ordering::Release);
                     }
                     None => {
                         let _ = w.shutdown(Shutdown::Write);
@@ -362,17 +405,18 @@ impl Inner {
                     Err(e) => e.to_string(),
                 }
             );
+            let mut first = true;
             loop {
-                std::thread::sleep(Duration::from_millis(200));
-                if self.frozen.load(Ordering::Acquire) {
+                if !self.wait_unparked(first) {
                     return;
                 }
+                first = false;
                 let conns: Vec<ConnPos> = self
                     .conns
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
-                    .map(|(&id, c)| ConnPos { id, delivered: c.written.load(Ordering::Acquire), accepted: c.forwarded.load(Ordering::Acquire) })
+                    .map(|(&id, c)| ConnPos { id, delivered: c.queued, accepted: c.forwarded.load(Ordering::Acquire) })
                     .collect();
                 match open_link(&self.addr, &self.files, true, conns) {
                     Ok((tls, r)) => {
@@ -385,7 +429,7 @@ impl Inner {
                         let _ = writeln!(std::io::stderr(), "wanco: the gateway {} refused this program: {reason}", self.addr);
                         return;
                     }
-                    Err(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
                 }
             }
         }
@@ -401,7 +445,8 @@ impl Inner {
                     self.pending_cv.notify_all();
                 }
                 Msg::Data { id, data } => {
-                    if let Some(c) = self.conns.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+                    if let Some(c) = self.conns.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
+                        c.queued += data.len() as u64;
                         let _ = c.tx.send(Some(data));
                     }
                 }

@@ -202,6 +202,16 @@ pub(super) fn reattach_gateway(state: &WasiState) -> Result<(Option<GwClient>, B
 }
 
 impl WasiCtx {
+    /// Parks (`true`) or unparks the link of a gateway listener, if any (see
+    /// `wanco_gateway::client::Client::park`): a program stopped for a
+    /// migration, or restored and waiting to be told to run, does not take
+    /// the link back from the other copy.
+    pub fn park_gateway(&self, parked: bool) {
+        if let Some(g) = &self.gateway {
+            g.park(parked);
+        }
+    }
+
     /// The checkpoint barrier of a gateway listener ([`WasiCtx::unrestorable`]).
     pub(super) fn gateway_sync(&self) -> Option<String> {
         let g = self.gateway.as_ref()?;
