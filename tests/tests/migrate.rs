@@ -831,3 +831,117 @@ fn incremental_checkpoints_chain_and_merge() {
     assert!(reference.stdout.ends_with(&tail), "{tail}");
     assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), reference.file);
 }
+
+/// Waits until `log` (an agent's) says `pausing`, then runs `then`.
+fn when_paused(log: PathBuf, then: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
+            assert!(Instant::now() < deadline, "the agent never paused");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        then();
+    })
+}
+
+/// Issue 18: the link between the hosts cut (the destination's veth down) while the pre-copy
+/// rounds go (the program runs) and while the final snapshot goes (it is stopped): `wanco
+/// migrate` gives up after `--timeout`, the program goes on at the source and finishes as if
+/// nothing happened, and no copy runs at the destination (what it got is discarded).
+#[test]
+fn migration_link_cut_during_precopy_or_transfer_resumes_the_source() {
+    for (phase, tag) in [("precopy", "cp"), ("transfer", "ct")] {
+        let dir = work(&format!("cut-{phase}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        // The agent pauses 3 s when the first piece of that phase arrives; the link goes down
+        // meanwhile. A program it restored waits at most 4 s for Go.
+        let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_PAUSE_AT", phase)], &["--go-timeout", "4"]);
+        let src = Source::start(&net, &dir);
+        let (ns, dev) = (net.dst.clone(), net.dst_dev.clone());
+        let cutter = when_paused(dir.join("agent.log"), move || {
+            run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "down"]));
+        });
+        let mut args = tls_args(&p);
+        args.extend(["--timeout".into(), "2".into()]);
+        let t = Instant::now();
+        let m = migrate(&net, &src, &dest, &args);
+        let took = t.elapsed();
+        cutter.join().unwrap();
+        let e = String::from_utf8_lossy(&m.stderr).to_string();
+        assert!(e.contains("no answer within the time limit") || e.contains("took no data within the time limit"), "cut during {phase}: {e}");
+        assert!(took < Duration::from_secs(20), "cut during {phase}: wanco migrate took {took:?}");
+        check_stayed(src, m, &format!("link cut during {phase}"), "the program goes on here");
+        no_copy_at_destination(&dir);
+    }
+}
+
+/// Issue 18: the source killed mid-move — the program itself (SIGKILL) during the pre-copy
+/// and during the final transfer, and `wanco migrate` during the pre-copy. A dead program is
+/// never started at the destination (what it got is discarded, `wanco migrate` exits 1 saying
+/// the program ended); a dead `wanco migrate` leaves the program running at the source.
+#[test]
+fn source_killed_mid_move_leaves_no_copy_at_the_destination() {
+    for (phase, tag) in [("precopy", "sp"), ("transfer", "st")] {
+        let dir = work(&format!("src-killed-{phase}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        // During the pre-copy `wanco migrate` pauses 3 s after the first round (the program
+        // runs); during the transfer the agent pauses at the first snapshot piece (the program
+        // is stopped). The program is killed meanwhile.
+        let (agent_env, migrate_env, log): (Vec<(&str, &str)>, Vec<(&str, &str)>, PathBuf) = if phase == "precopy" {
+            (vec![], vec![("WANCO_MIGRATE_TEST_PAUSE_AT", "precopy")], dir.join("migrate.log"))
+        } else {
+            (vec![("WANCO_AGENT_TEST_PAUSE_AT", "transfer")], vec![], dir.join("agent.log"))
+        };
+        let dest = start_agent_with(&mut net, &dir, &p, false, &agent_env, &["--go-timeout", "10"]);
+        let src = Source::start(&net, &dir);
+        let pid = src.pid() as i32;
+        let killer = when_paused(log.clone(), move || {
+            // SAFETY: kill(2) on the program this test started (not yet reaped).
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        });
+        let mut cmd = Net::exec(&net.src, &tools().wanco);
+        cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest);
+        cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+        cmd.envs(migrate_env).stdin(Stdio::null()).stderr(std::fs::File::create(dir.join("migrate.log")).unwrap());
+        let mut m = cmd.output().unwrap();
+        m.stderr = std::fs::read(dir.join("migrate.log")).unwrap();
+        killer.join().unwrap();
+        let e = String::from_utf8_lossy(&m.stderr).to_string();
+        assert_eq!(m.status.code(), Some(1), "source killed during {phase}: {e}");
+        assert!(
+            e.contains(&format!("nothing was moved: process {pid} has ended")) || e.contains("the program ended at the source before the point of no return"),
+            "source killed during {phase}: {e}"
+        );
+        assert!(m.stdout.is_empty(), "nothing relayed");
+        no_copy_at_destination(&dir);
+        let (code, _, _) = src.finish();
+        assert_eq!(code, None, "killed by a signal");
+    }
+    // `wanco migrate` killed after the first pre-copy round: the program never stopped and
+    // goes on; the agent drops what it got.
+    let dir = work("migrate-killed-precopy");
+    let mut net = Net::new("mp");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let mut cmd = Net::exec(&net.src, &tools().wanco);
+    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest);
+    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "precopy").stdin(Stdio::null());
+    let m = cmd.output().unwrap();
+    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(EXIT), "{err}");
+    assert_eq!(out, reference().stdout);
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+    no_copy_at_destination(&dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut agent_log = String::new();
+    while !agent_log.contains("failed") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    }
+    assert!(agent_log.contains("migration from") && agent_log.contains("failed"), "{agent_log}");
+}
