@@ -368,3 +368,37 @@ fn a_restarted_gateway_resets_its_clients_and_the_program_serves_new_ones() {
     assert_eq!(code, Some(0), "stderr: {}", s.log());
     assert_eq!(out, "ready\nserved 2 connections, 3 requests, 1 keys\n", "stderr: {}\ngateway: {}", s.log(), gw.proc.log());
 }
+
+/// A program that exits (not a checkpoint) with a client still connected: that client reads
+/// end of stream at once — as from a server that exits — not a reset after the gateway's
+/// timeout (60 s here).
+#[test]
+fn clients_of_a_program_that_exits_see_the_end_at_once() {
+    let dir = work("exit");
+    let p = pki(&dir);
+    let gw = start_gateway(&dir, &p, "60");
+    // Exits once one connection has ended.
+    let mut c = server(Engine::AotX86_64, &gw.link, &dir.join("exit.wsnap"), None, 1);
+    with_credentials(&mut c, &p.kv, &p.ca);
+    let mut s = Proc::start(c, "sock_kv on x86_64", dir.join("exit.log"));
+    let mut b = connect(&gw.client);
+    assert_eq!(request(&mut b, "1 SET k v").unwrap(), "1 OK\n");
+    let mut a = connect(&gw.client);
+    assert_eq!(request(&mut a, "1 GET k").unwrap(), "1 VALUE v\n");
+    assert_eq!(request(&mut a, "2 QUIT").unwrap(), "2 BYE\n");
+    a.shutdown(Shutdown::Both).unwrap();
+    drop(a);
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    match b.read(&mut buf) {
+        Ok(0) => {}
+        other => panic!("the remaining client read {other:?} instead of end of stream; gateway: {}", gw.proc.log()),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "end of stream after {:?}", t.elapsed());
+    let (code, out) = s.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "stderr: {}", s.log());
+    assert_eq!(out, "ready\nserved 1 connections, 3 requests, 1 keys\n");
+    assert!(!s.log().contains("note:"), "{}", s.log());
+    let glog = gw.proc.log();
+    assert!(!glog.contains("resetting"), "{glog}");
+}

@@ -79,6 +79,8 @@ struct Conn {
     pump: TcpStream,
     /// Guest bytes sent on the link.
     forwarded: Arc<AtomicU64>,
+    /// The guest's end of stream (`Fin`) is on the link.
+    fin_sent: Arc<std::sync::atomic::AtomicBool>,
     /// Client bytes taken from the link for the pair (queued or written):
     /// where a reconnected link continues.
     queued: u64,
@@ -104,6 +106,9 @@ struct Inner {
     /// unparked (another runtime may hold the program's connections).
     parked: Mutex<bool>,
     parked_cv: Condvar,
+    /// Connections the gateway closed because their client reset them (or
+    /// it could not continue them): the guest sees `CONNRESET`, not an end.
+    reset: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// A program's link to its gateway (cheap to clone).
@@ -170,6 +175,7 @@ impl Client {
             frozen: false.into(),
             parked: Mutex::new(false),
             parked_cv: Condvar::new(),
+            reset: Mutex::new(std::collections::HashSet::new()),
         });
         let mut guest = Vec::new();
         for p in resume.unwrap_or(&[]) {
@@ -242,10 +248,16 @@ impl Client {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        let token = self.inner.token.fetch_add(1, Ordering::Relaxed);
         for &(id, _, read) in conns {
             self.inner.send(Msg::Ack { id, delivered: read });
         }
+        self.barrier(until)
+    }
+
+    /// `Sync` and its `Synced`: every message sent before is at the gateway.
+    fn barrier(&self, until: Instant) -> Result<()> {
+        let timeout = |what: String| Error::Io { during: what, error: std::io::ErrorKind::TimedOut.into() };
+        let token = self.inner.token.fetch_add(1, Ordering::Relaxed);
         if !self.inner.send(Msg::Sync { token }) {
             return Err(Error::Io { during: format!("checkpoint barrier with the gateway {}", self.inner.addr), error: std::io::ErrorKind::NotConnected.into() });
         }
@@ -262,6 +274,44 @@ impl Client {
 }
 
 impl Client {
+    /// The program ends (it exits; not a checkpoint). The guest's ends of
+    /// `ids` have been shut down for writing: waits (at most `limit`) until
+    /// the guest's last bytes and its end of stream of each are on the link
+    /// and the gateway confirms it has them, then leaves. The gateway passes
+    /// the end on at once, so those clients read the last answer and then
+    /// end of stream promptly, as from a server that exits, instead of
+    /// waiting for the gateway's timeout. Clients the guest never accepted
+    /// stay at the gateway for the next runtime.
+    pub fn program_exited(&self, ids: &[u64], limit: Duration) -> Result<()> {
+        let until = Instant::now() + limit;
+        let r = (|| {
+            for id in ids {
+                let fin = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner()).get(id).map(|c| c.fin_sent.clone());
+                let Some(fin) = fin else { continue };
+                while !fin.load(Ordering::Acquire) {
+                    if Instant::now() > until {
+                        return Err(Error::Io {
+                            during: format!("passing connection {id}'s end to the gateway {}", self.inner.addr),
+                            error: std::io::ErrorKind::TimedOut.into(),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            self.barrier(until)
+        })();
+        self.detach();
+        r
+    }
+
+    /// Whether the gateway reset connection `id` (its client reset it, or
+    /// it could not be continued): the guest's end then reads as ended and
+    /// writes fail, which the WASI layer reports as `CONNRESET`, as for a
+    /// TCP reset.
+    pub fn was_reset(&self, id: u64) -> bool {
+        self.inner.reset.lock().unwrap_or_else(|e| e.into_inner()).contains(&id)
+    }
+
     /// Parks (`true`) or unparks the link. A parked client whose link is
     /// lost — typically because a restored copy of the program attached in
     /// its place during a migration, which makes the gateway drop this
@@ -330,7 +380,8 @@ impl Inner {
         let (guest, pump) = pair()?;
         let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
         let forwarded = Arc::new(AtomicU64::new(forwarded));
-        let c = Conn { tx, pump: pump.try_clone().map_err(Error::io("socket"))?, forwarded: forwarded.clone(), queued: written, acked: 0 };
+        let fin_sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c = Conn { tx, pump: pump.try_clone().map_err(Error::io("socket"))?, forwarded: forwarded.clone(), fin_sent: fin_sent.clone(), queued: written, acked: 0 };
         self.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(id, c);
         // Client bytes into the pair.
         let mut w = pump.try_clone().map_err(Error::io("socket"))?;
@@ -377,6 +428,7 @@ impl Inner {
                 }
                 forwarded.fetch_add(n as u64, Ordering::Release);
                 if n == 0 {
+                    fin_sent.store(true, Ordering::Release);
                     return;
                 }
             }
@@ -456,6 +508,8 @@ impl Inner {
                     }
                 }
                 Msg::Close { id } => {
+                    // Before the guest can see its end of the pair close.
+                    self.reset.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
                     if let Some(c) = self.conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
                         let _ = c.pump.shutdown(Shutdown::Both);
                     }

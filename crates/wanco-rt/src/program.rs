@@ -329,6 +329,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         checkpoint::enter_main();
         inst.call(start, &mut [0u64; 1]);
         checkpoint::at_exit();
+        wasi_host::program_exited();
         std::process::exit(0)
     })
 }
