@@ -358,7 +358,7 @@ fn a_restarted_gateway_resets_its_clients_and_the_program_serves_new_ones() {
         Ok(n) => panic!("client of a killed gateway read {n} bytes instead of a reset"),
     }
     // A new gateway on the same addresses: the runtime attaches again; its old connection is
-    // unknown there (the guest sees it end), and a new client is served.
+    // unknown there (the guest sees it reset), and a new client is served.
     let gw = start_gateway_at(&dir, &p, &link, &client_addr, "60");
     let mut b = connect(&client_addr);
     assert_eq!(request(&mut b, "1 GET a").unwrap(), "1 VALUE b\n");
@@ -366,7 +366,8 @@ fn a_restarted_gateway_resets_its_clients_and_the_program_serves_new_ones() {
     drop(b);
     let (code, out) = s.finish(Duration::from_secs(30));
     assert_eq!(code, Some(0), "stderr: {}", s.log());
-    assert_eq!(out, "ready\nserved 2 connections, 3 requests, 1 keys\n", "stderr: {}\ngateway: {}", s.log(), gw.proc.log());
+    // The old connection is unknown to the new gateway: the guest sees it reset.
+    assert_eq!(out, "ready\nconnections reset by their client: 1\nserved 2 connections, 3 requests, 1 keys\n", "stderr: {}\ngateway: {}", s.log(), gw.proc.log());
 }
 
 /// A program that exits (not a checkpoint) with a client still connected: that client reads
@@ -401,4 +402,33 @@ fn clients_of_a_program_that_exits_see_the_end_at_once() {
     assert!(!s.log().contains("note:"), "{}", s.log());
     let glog = gw.proc.log();
     assert!(!glog.contains("resetting"), "{glog}");
+}
+
+/// A client that resets its connection (SO_LINGER 0): behind the gateway the guest reads
+/// `CONNRESET`, as it would on a direct TCP connection, not an end of stream.
+#[test]
+fn a_client_reset_reaches_the_guest_as_connreset() {
+    use std::os::fd::AsRawFd;
+    let dir = work("reset");
+    let p = pki(&dir);
+    let gw = start_gateway(&dir, &p, "60");
+    let mut c = server(Engine::AotX86_64, &gw.link, &dir.join("reset.wsnap"), None, 2);
+    with_credentials(&mut c, &p.kv, &p.ca);
+    let mut s = Proc::start(c, "sock_kv on x86_64", dir.join("reset.log"));
+    let mut a = connect(&gw.client);
+    assert_eq!(request(&mut a, "1 SET k v").unwrap(), "1 OK\n");
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt on an open socket with a valid `linger` of the length given.
+    let r = unsafe {
+        libc::setsockopt(a.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, (&l as *const libc::linger).cast(), std::mem::size_of::<libc::linger>() as libc::socklen_t)
+    };
+    assert_eq!(r, 0);
+    drop(a); // closes with a reset
+    let mut b = connect(&gw.client);
+    assert_eq!(request(&mut b, "1 GET k").unwrap(), "1 VALUE v\n");
+    assert_eq!(request(&mut b, "2 QUIT").unwrap(), "2 BYE\n");
+    drop(b);
+    let (code, out) = s.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "stderr: {}", s.log());
+    assert_eq!(out, "ready\nconnections reset by their client: 1\nserved 2 connections, 3 requests, 1 keys\n", "gateway: {}", gw.proc.log());
 }

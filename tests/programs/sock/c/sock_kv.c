@@ -43,7 +43,7 @@ static struct conn conns[MAX_CONNS];
 static int nconns;
 static char *keys[MAX_KEYS], *vals[MAX_KEYS];
 static int nkeys;
-static long requests, ended;
+static long requests, ended, resets;
 
 static void die(const char *what) {
     printf("error: %s: %s\n", what, strerror(errno));
@@ -161,6 +161,7 @@ int main(int argc, char **argv) {
             ssize_t r = recv(c->fd, c->buf + c->len, BUF - 1 - c->len, 0);
             if (r < 0) {
                 if (errno == EAGAIN) continue;
+                if (errno == ECONNRESET) resets++;
                 drop_conn(i); // reset by the client
                 continue;
             }
@@ -194,6 +195,7 @@ int main(int argc, char **argv) {
             }
         }
     }
+    if (resets) printf("connections reset by their client: %ld\n", resets);
     printf("served %ld connections, %ld requests, %d keys\n", ended, requests, nkeys);
     return 0;
 }
