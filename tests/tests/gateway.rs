@@ -144,8 +144,12 @@ struct Gateway {
 }
 
 fn start_gateway_at(dir: &Path, p: &Pki, link: &str, client: &str, timeout: &str) -> Gateway {
+    start_gateway_with(dir, p, link, client, timeout, &[])
+}
+
+fn start_gateway_with(dir: &Path, p: &Pki, link: &str, client: &str, timeout: &str, extra: &[&str]) -> Gateway {
     let mut c = Command::new(&tools().wanco);
-    c.args(["gateway", "--link", link, "--program", &format!("kv={client}"), "--timeout", timeout]);
+    c.args(["gateway", "--link", link, "--program", &format!("kv={client}"), "--timeout", timeout]).args(extra);
     c.arg("--cert").arg(&p.gateway.0).arg("--key").arg(&p.gateway.1).arg("--ca").arg(&p.ca);
     let proc = Proc::start(c, "wanco gateway", dir.join(format!("gateway-{}.log", free_port())));
     // Ready when it says so (a probe connection would be a client, offered to the program).
@@ -431,4 +435,50 @@ fn a_client_reset_reaches_the_guest_as_connreset() {
     let (code, out) = s.finish(Duration::from_secs(20));
     assert_eq!(code, Some(0), "stderr: {}", s.log());
     assert_eq!(out, "ready\nconnections reset by their client: 1\nserved 2 connections, 3 requests, 1 keys\n", "gateway: {}", gw.proc.log());
+}
+
+/// A client that sends requests without ever reading the answers: once `--max-queued` (1 MiB
+/// here) of answers wait for it at the gateway it is reset (logged), and the program goes on
+/// serving others.
+#[test]
+fn a_client_that_never_reads_is_reset_once_its_answers_pile_up() {
+    let dir = work("no-read");
+    let p = pki(&dir);
+    let (link, client) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let gw = start_gateway_with(&dir, &p, &link, &client, "60", &["--max-queued", "1048576"]);
+    let mut c = server(Engine::AotX86_64, &gw.link, &dir.join("no-read.wsnap"), None, 2);
+    with_credentials(&mut c, &p.kv, &p.ca);
+    let mut s = Proc::start(c, "sock_kv on x86_64", dir.join("no-read.log"));
+    let t = Instant::now();
+    while !gw.proc.log().contains("attached from") {
+        assert!(t.elapsed() < Duration::from_secs(20), "the server did not attach: {}", s.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut greedy = connect(&gw.client);
+    greedy.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+    // 3 KiB answers; 64 MiB of requests at most (the client's and the gateway's socket
+    // buffers take some MiB before the answers queue up).
+    let line = format!("1 ECHO {}\n", "y".repeat(3000));
+    let t = Instant::now();
+    let mut sent = 0usize;
+    let err = loop {
+        match greedy.write_all(line.as_bytes()) {
+            Ok(()) => sent += line.len(),
+            Err(e) => break e,
+        }
+        assert!(sent < 64 << 20, "64 MiB of requests went in, no reset; gateway: {}", gw.proc.log());
+    };
+    assert!(matches!(err.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe), "{err}");
+    eprintln!("reset after {} bytes of requests, {:?}", sent, t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    let glog = gw.proc.log();
+    assert!(glog.contains("does not read") && glog.contains("resetting it"), "{glog}");
+    // Another client is served.
+    let mut b = connect(&gw.client);
+    assert_eq!(request(&mut b, "1 ECHO hi").unwrap(), "1 hi\n");
+    assert_eq!(request(&mut b, "2 QUIT").unwrap(), "2 BYE\n");
+    drop(b);
+    let (code, out) = s.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "stderr: {}", s.log());
+    assert!(out.starts_with("ready\nconnections reset by their client: 1\nserved 2 connections, "), "{out}");
 }
