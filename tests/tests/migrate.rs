@@ -889,7 +889,8 @@ fn source_killed_mid_move_leaves_no_copy_at_the_destination() {
         // During the pre-copy `wanco migrate` pauses 3 s after the first round (the program
         // runs); during the transfer the agent pauses at the first snapshot piece (the program
         // is stopped). The program is killed meanwhile.
-        let (agent_env, migrate_env, log): (Vec<(&str, &str)>, Vec<(&str, &str)>, PathBuf) = if phase == "precopy" {
+        type Env = Vec<(&'static str, &'static str)>;
+        let (agent_env, migrate_env, log): (Env, Env, PathBuf) = if phase == "precopy" {
             (vec![], vec![("WANCO_MIGRATE_TEST_PAUSE_AT", "precopy")], dir.join("migrate.log"))
         } else {
             (vec![("WANCO_AGENT_TEST_PAUSE_AT", "transfer")], vec![], dir.join("agent.log"))
