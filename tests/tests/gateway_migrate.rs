@@ -3,8 +3,9 @@
 //! link of its own to each host (tests/tests/common/net.rs). The key-value server `sock_kv`
 //! (journaling every SET to a file) runs on A behind the gateway; sixteen clients (threads in
 //! G) send sequence-numbered requests without pause while `wanco migrate` moves the server
-//! x86_64 (A) -> aarch64 (B, under qemu) -> x86_64 (A), over mutual TLS to `wanco agent`s that
-//! give restored programs their gateway credentials (`--gateway-cert/key/ca`). Checked: no
+//! x86_64 (A) -> aarch64 (B, under qemu; over ssh to a real sshd) -> x86_64 (A; over mutual
+//! TLS), to `wanco agent`s that give restored programs their gateway credentials
+//! (`--gateway-cert/key/ca`). Checked: no
 //! client error or reset, every request answered once, in order and right, the server's count
 //! of requests, and its journal as an uninterrupted run writes it (each client's SETs, in its
 //! order). A cut of B's link to the gateway during a move makes the move fail: the program
@@ -173,12 +174,16 @@ impl Server {
     }
 }
 
-/// `wanco migrate PID --to DEST --detach --json` run on host `ns`, /data kept at the same path.
+/// `wanco migrate PID --to DEST --detach --json` run on host `ns`, /data kept at the same path;
+/// over TLS with `mig`'s certificates unless `DEST` is ssh://.
 fn migrate(ns: &str, pid: u32, dest: &str, data: &Path, mig: &Pki, extra: &[String]) -> Output {
     let mut c = Net::exec(ns, &tools().wanco);
     c.arg("migrate").arg(pid.to_string()).args(["--to", dest, "--detach", "--json"]);
     c.arg("--dir-map").arg(format!("/data={}", data.display()));
-    c.args(common::net::tls_args(mig)).args(extra).stdin(Stdio::null());
+    if dest.starts_with("tls://") {
+        c.args(common::net::tls_args(mig));
+    }
+    c.args(extra).stdin(Stdio::null());
     c.output().expect("run wanco migrate")
 }
 
@@ -227,8 +232,23 @@ fn run_dir(agent_dir: &Path) -> PathBuf {
 #[test]
 fn sixteen_clients_keep_their_connections_while_wanco_migrate_moves_the_server_between_hosts() {
     let mut s = setup("moves", "gm");
-    let to_b = s.agent(false, true, &[], &[]);
+    // A -> B over ssh (a real sshd at B starts `wanco agent --stdio`, given the gateway
+    // credentials with --agent-arg), B -> A over TLS.
+    let ssh = common::net::start_sshd(&mut s.net, &s.dir);
     let to_a = s.agent(true, false, &[], &[]);
+    let mut ssh_args = vec!["--remote-wanco".to_string(), tools().wanco.display().to_string()];
+    ssh_args.extend(ssh.iter().map(|a| format!("--ssh-arg={a}")));
+    ssh_args.extend([
+        "--agent-arg=--isa=aarch64".to_string(),
+        format!("--agent-arg=--runner={}", runner()),
+        format!("--agent-arg=--work-dir={}", s.dir.join("agent-b/agent").display()),
+        format!("--agent-arg=--gateway-cert={}", s.kv.0.display()),
+        format!("--agent-arg=--gateway-key={}", s.kv.1.display()),
+        format!("--agent-arg=--gateway-ca={}", s.gw_ca.display()),
+        "--dest-binary".to_string(),
+        compiled("aarch64").display().to_string(),
+    ]);
+    let to_b = format!("ssh://root@{DST_ADDR}");
     compiled("aarch64");
     let mut server = s.server(CLIENTS);
     let data = server.data.clone();
@@ -247,8 +267,8 @@ fn sixteen_clients_keep_their_connections_while_wanco_migrate_moves_the_server_b
             })
             .collect();
         wait_answers(stats_r, 600, Duration::from_secs(60), "x86_64 at A");
-        // A -> B (aarch64).
-        let m = migrate(&s.net.src, server.child.id(), &to_b, &data, &s.mig, &["--dest-binary".into(), compiled("aarch64").display().to_string()]);
+        // A -> B (aarch64), over ssh.
+        let m = migrate(&s.net.src, server.child.id(), &to_b, &data, &s.mig, &ssh_args);
         let v = moved(&m, "A -> B");
         assert_eq!(v["dest_isa"], "aarch64", "{v}");
         let pid_b = v["dest_pid"].as_u64().unwrap() as u32;
