@@ -379,13 +379,19 @@ fn a_restarted_gateway_resets_its_clients_and_the_program_serves_new_ones() {
 /// timeout (60 s here).
 #[test]
 fn clients_of_a_program_that_exits_see_the_end_at_once() {
-    let dir = work("exit");
+    for engine in [Engine::AotX86_64, Engine::Interp] {
+        program_exits_with_a_client_connected(engine);
+    }
+}
+
+fn program_exits_with_a_client_connected(engine: Engine) {
+    let dir = work(&format!("exit-{}", engine.name()));
     let p = pki(&dir);
     let gw = start_gateway(&dir, &p, "60");
     // Exits once one connection has ended.
-    let mut c = server(Engine::AotX86_64, &gw.link, &dir.join("exit.wsnap"), None, 1);
+    let mut c = server(engine, &gw.link, &dir.join("exit.wsnap"), None, 1);
     with_credentials(&mut c, &p.kv, &p.ca);
-    let mut s = Proc::start(c, "sock_kv on x86_64", dir.join("exit.log"));
+    let mut s = Proc::start(c, &format!("sock_kv on {engine}"), dir.join("exit.log"));
     let mut b = connect(&gw.client);
     assert_eq!(request(&mut b, "1 SET k v").unwrap(), "1 OK\n");
     let mut a = connect(&gw.client);
