@@ -39,6 +39,7 @@ cr-sweep points="25": build
 # x86_64 -> x86_64 and x86_64 -> aarch64 (tests/tests/migrate.rs).
 migrate-test: build
     cargo test -p wanco-tests --test migrate -- --include-ignored
+    cargo test -p wanco-tests --test gateway_migrate -- --include-ignored
 
 # The full official spec suite (wasm-v1, wasm-v2 and simd = proposals/simd) on every engine.
 spec: build

@@ -13,11 +13,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use wanco_tests::engine::{Engine, Tools};
+
+mod common;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
@@ -41,23 +43,9 @@ fn tools() -> &'static Tools {
     })
 }
 
-/// `sock_kv.wasm` compiled by `wanco compile` for `isa` (rebuilt when the module, the compiler
-/// or the runtime library is newer).
+/// `sock_kv.wasm` compiled by `wanco compile` for `isa`.
 fn compiled(isa: &str) -> PathBuf {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wanco-gateway-bin");
-    std::fs::create_dir_all(&dir).expect("bin dir");
-    let out = dir.join(format!("sock_kv.{isa}"));
-    let triple = if isa == "x86_64" { "x86_64-unknown-linux-gnu" } else { "aarch64-unknown-linux-gnu" };
-    let rt = workspace().join("target").join(triple).join("release/libwanco_rt.a");
-    let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let fresh = m(&out).is_some_and(|o| [m(&module()), m(&tools().wanco), m(&rt)].iter().all(|t| t.is_none_or(|t| o > t)));
-    if !fresh {
-        let st = Command::new(&tools().wanco).arg("compile").arg(module()).args(["--target", isa, "-o"]).arg(&out).status().expect("run wanco compile");
-        assert!(st.success(), "wanco compile sock_kv --target {isa} failed");
-    }
-    out
+    common::sock::compiled(&workspace(), &tools().wanco, "sock_kv", isa)
 }
 
 fn free_port() -> u16 {
@@ -156,8 +144,12 @@ struct Gateway {
 }
 
 fn start_gateway_at(dir: &Path, p: &Pki, link: &str, client: &str, timeout: &str) -> Gateway {
+    start_gateway_with(dir, p, link, client, timeout, &[])
+}
+
+fn start_gateway_with(dir: &Path, p: &Pki, link: &str, client: &str, timeout: &str, extra: &[&str]) -> Gateway {
     let mut c = Command::new(&tools().wanco);
-    c.args(["gateway", "--link", link, "--program", &format!("kv={client}"), "--timeout", timeout]);
+    c.args(["gateway", "--link", link, "--program", &format!("kv={client}"), "--timeout", timeout]).args(extra);
     c.arg("--cert").arg(&p.gateway.0).arg("--key").arg(&p.gateway.1).arg("--ca").arg(&p.ca);
     let proc = Proc::start(c, "wanco gateway", dir.join(format!("gateway-{}.log", free_port())));
     // Ready when it says so (a probe connection would be a client, offered to the program).
@@ -212,65 +204,7 @@ fn server(engine: Engine, link: &str, snap: &Path, restore: Option<&Path>, conns
     }
 }
 
-/// What the clients did: requests answered, and the longest wait for an answer.
-#[derive(Default)]
-struct Stats {
-    answered: AtomicU64,
-    longest_us: AtomicU64,
-}
-
-/// Client `id`: connects to `addr`, then sends sequence-numbered requests one after the other
-/// until `stop`, checking each answer (a lost, repeated, reordered or wrong answer is an
-/// error), then QUIT; the stream must then end cleanly. Returns the number of requests sent.
-fn client(addr: &str, id: usize, stop: &AtomicBool, stats: &Stats) -> Result<u64, String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| format!("client {id}: connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut seq = 0u64;
-    let mut ask = |s: &mut TcpStream, q: String, want: String| -> Result<(), String> {
-        seq += 1;
-        let t = Instant::now();
-        s.write_all(format!("{seq} {q}\n").as_bytes()).map_err(|e| format!("client {id}: sending request {seq}: {e}"))?;
-        let mut l = String::new();
-        r.read_line(&mut l).map_err(|e| format!("client {id}: answer to request {seq} `{q}`: {e}"))?;
-        let want = format!("{seq} {want}\n");
-        if l != want {
-            return Err(format!("client {id}: request {seq} `{q}` answered {l:?}, expected {want:?}"));
-        }
-        stats.answered.fetch_add(1, Ordering::Relaxed);
-        stats.longest_us.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
-        Ok(())
-    };
-    let mut k = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let key = format!("c{id}k{}", k % 8);
-        let v = format!("v{id}-{k}-{}", "x".repeat((k % 5) as usize * 40));
-        ask(&mut s, format!("SET {key} {v}"), "OK".into())?;
-        ask(&mut s, format!("GET {key}"), format!("VALUE {v}"))?;
-        ask(&mut s, format!("ECHO {id} says {k}"), format!("{id} says {k}"))?;
-        k += 1;
-    }
-    ask(&mut s, "QUIT".into(), "BYE".into())?;
-    let mut rest = Vec::new();
-    r.read_to_end(&mut rest).map_err(|e| format!("client {id}: after BYE: {e}"))?;
-    if !rest.is_empty() {
-        return Err(format!("client {id}: bytes after BYE: {:?}", String::from_utf8_lossy(&rest)));
-    }
-    s.shutdown(Shutdown::Both).ok();
-    Ok(seq)
-}
-
-const CLIENTS: usize = 16;
-
-/// Waits until the clients have had `n` more answers (at most `limit`).
-fn wait_answers(stats: &Stats, n: u64, limit: Duration, what: &str) {
-    let from = stats.answered.load(Ordering::Relaxed);
-    let t = Instant::now();
-    while stats.answered.load(Ordering::Relaxed) < from + n {
-        assert!(t.elapsed() < limit, "{what}: only {} answers in {limit:?}", stats.answered.load(Ordering::Relaxed) - from);
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use common::sock::{client, wait_answers, Stats, CLIENTS};
 
 /// Checkpoints `s` by SIGUSR1 and checks it wrote the snapshot and exited 0.
 fn checkpoint(mut s: Proc, engine: Engine) {
@@ -428,7 +362,7 @@ fn a_restarted_gateway_resets_its_clients_and_the_program_serves_new_ones() {
         Ok(n) => panic!("client of a killed gateway read {n} bytes instead of a reset"),
     }
     // A new gateway on the same addresses: the runtime attaches again; its old connection is
-    // unknown there (the guest sees it end), and a new client is served.
+    // unknown there (the guest sees it reset), and a new client is served.
     let gw = start_gateway_at(&dir, &p, &link, &client_addr, "60");
     let mut b = connect(&client_addr);
     assert_eq!(request(&mut b, "1 GET a").unwrap(), "1 VALUE b\n");
@@ -436,5 +370,121 @@ fn a_restarted_gateway_resets_its_clients_and_the_program_serves_new_ones() {
     drop(b);
     let (code, out) = s.finish(Duration::from_secs(30));
     assert_eq!(code, Some(0), "stderr: {}", s.log());
-    assert_eq!(out, "ready\nserved 2 connections, 3 requests, 1 keys\n", "stderr: {}\ngateway: {}", s.log(), gw.proc.log());
+    // The old connection is unknown to the new gateway: the guest sees it reset.
+    assert_eq!(out, "ready\nconnections reset by their client: 1\nserved 2 connections, 3 requests, 1 keys\n", "stderr: {}\ngateway: {}", s.log(), gw.proc.log());
+}
+
+/// A program that exits (not a checkpoint) with a client still connected: that client reads
+/// end of stream at once — as from a server that exits — not a reset after the gateway's
+/// timeout (60 s here).
+#[test]
+fn clients_of_a_program_that_exits_see_the_end_at_once() {
+    for engine in [Engine::AotX86_64, Engine::Interp] {
+        program_exits_with_a_client_connected(engine);
+    }
+}
+
+fn program_exits_with_a_client_connected(engine: Engine) {
+    let dir = work(&format!("exit-{}", engine.name()));
+    let p = pki(&dir);
+    let gw = start_gateway(&dir, &p, "60");
+    // Exits once one connection has ended.
+    let mut c = server(engine, &gw.link, &dir.join("exit.wsnap"), None, 1);
+    with_credentials(&mut c, &p.kv, &p.ca);
+    let mut s = Proc::start(c, &format!("sock_kv on {engine}"), dir.join("exit.log"));
+    let mut b = connect(&gw.client);
+    assert_eq!(request(&mut b, "1 SET k v").unwrap(), "1 OK\n");
+    let mut a = connect(&gw.client);
+    assert_eq!(request(&mut a, "1 GET k").unwrap(), "1 VALUE v\n");
+    assert_eq!(request(&mut a, "2 QUIT").unwrap(), "2 BYE\n");
+    a.shutdown(Shutdown::Both).unwrap();
+    drop(a);
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    match b.read(&mut buf) {
+        Ok(0) => {}
+        other => panic!("the remaining client read {other:?} instead of end of stream; gateway: {}", gw.proc.log()),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "end of stream after {:?}", t.elapsed());
+    let (code, out) = s.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "stderr: {}", s.log());
+    assert_eq!(out, "ready\nserved 1 connections, 3 requests, 1 keys\n");
+    assert!(!s.log().contains("note:"), "{}", s.log());
+    let glog = gw.proc.log();
+    assert!(!glog.contains("resetting"), "{glog}");
+}
+
+/// A client that resets its connection (SO_LINGER 0): behind the gateway the guest reads
+/// `CONNRESET`, as it would on a direct TCP connection, not an end of stream.
+#[test]
+fn a_client_reset_reaches_the_guest_as_connreset() {
+    use std::os::fd::AsRawFd;
+    let dir = work("reset");
+    let p = pki(&dir);
+    let gw = start_gateway(&dir, &p, "60");
+    let mut c = server(Engine::AotX86_64, &gw.link, &dir.join("reset.wsnap"), None, 2);
+    with_credentials(&mut c, &p.kv, &p.ca);
+    let mut s = Proc::start(c, "sock_kv on x86_64", dir.join("reset.log"));
+    let mut a = connect(&gw.client);
+    assert_eq!(request(&mut a, "1 SET k v").unwrap(), "1 OK\n");
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt on an open socket with a valid `linger` of the length given.
+    let r = unsafe {
+        libc::setsockopt(a.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, (&l as *const libc::linger).cast(), std::mem::size_of::<libc::linger>() as libc::socklen_t)
+    };
+    assert_eq!(r, 0);
+    drop(a); // closes with a reset
+    let mut b = connect(&gw.client);
+    assert_eq!(request(&mut b, "1 GET k").unwrap(), "1 VALUE v\n");
+    assert_eq!(request(&mut b, "2 QUIT").unwrap(), "2 BYE\n");
+    drop(b);
+    let (code, out) = s.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "stderr: {}", s.log());
+    assert_eq!(out, "ready\nconnections reset by their client: 1\nserved 2 connections, 3 requests, 1 keys\n", "gateway: {}", gw.proc.log());
+}
+
+/// A client that sends requests without ever reading the answers: once `--max-queued` (1 MiB
+/// here) of answers wait for it at the gateway it is reset (logged), and the program goes on
+/// serving others.
+#[test]
+fn a_client_that_never_reads_is_reset_once_its_answers_pile_up() {
+    let dir = work("no-read");
+    let p = pki(&dir);
+    let (link, client) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let gw = start_gateway_with(&dir, &p, &link, &client, "60", &["--max-queued", "1048576"]);
+    let mut c = server(Engine::AotX86_64, &gw.link, &dir.join("no-read.wsnap"), None, 2);
+    with_credentials(&mut c, &p.kv, &p.ca);
+    let mut s = Proc::start(c, "sock_kv on x86_64", dir.join("no-read.log"));
+    let t = Instant::now();
+    while !gw.proc.log().contains("attached from") {
+        assert!(t.elapsed() < Duration::from_secs(20), "the server did not attach: {}", s.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut greedy = connect(&gw.client);
+    greedy.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+    // 3 KiB answers; 64 MiB of requests at most (the client's and the gateway's socket
+    // buffers take some MiB before the answers queue up).
+    let line = format!("1 ECHO {}\n", "y".repeat(3000));
+    let t = Instant::now();
+    let mut sent = 0usize;
+    let err = loop {
+        match greedy.write_all(line.as_bytes()) {
+            Ok(()) => sent += line.len(),
+            Err(e) => break e,
+        }
+        assert!(sent < 64 << 20, "64 MiB of requests went in, no reset; gateway: {}", gw.proc.log());
+    };
+    assert!(matches!(err.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe), "{err}");
+    eprintln!("reset after {} bytes of requests, {:?}", sent, t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    let glog = gw.proc.log();
+    assert!(glog.contains("does not read") && glog.contains("resetting it"), "{glog}");
+    // Another client is served.
+    let mut b = connect(&gw.client);
+    assert_eq!(request(&mut b, "1 ECHO hi").unwrap(), "1 hi\n");
+    assert_eq!(request(&mut b, "2 QUIT").unwrap(), "2 BYE\n");
+    drop(b);
+    let (code, out) = s.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "stderr: {}", s.log());
+    assert!(out.starts_with("ready\nconnections reset by their client: 1\nserved 2 connections, "), "{out}");
 }

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use wanco_tests::engine::{Engine, Tools};
 
-const SRC_ADDR: &str = "10.231.0.1";
-const DST_ADDR: &str = "10.231.0.2";
+mod common;
+use common::net::{pki, run_ok, start_sshd, tls_args, Net, Pki, DST_ADDR};
+
 const PROGRAM: &str = "migrate/migrate_ticks.wat";
 const EXIT: i32 = 7;
 
@@ -34,12 +35,6 @@ fn workspace() -> PathBuf {
 fn tools() -> &'static Tools {
     static T: OnceLock<Tools> = OnceLock::new();
     T.get_or_init(|| Tools::locate(&workspace(), &[Engine::Wasmtime, Engine::AotX86_64, Engine::AotAarch64]).unwrap_or_else(|e| panic!("{e}")))
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let o = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(o.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    o
 }
 
 fn tmp() -> PathBuf {
@@ -108,187 +103,15 @@ fn reference() -> &'static Reference {
     })
 }
 
-/// Two network namespaces joined by a veth pair; removed (with what runs in them that the test
-/// started) when dropped, also when the test fails.
-struct Net {
-    src: String,
-    dst: String,
-    /// The destination's end of the veth pair.
-    dst_dev: String,
-    children: Vec<Child>,
-}
-
-impl Net {
-    fn new(tag: &str) -> Net {
-        // Names unique per test process and test (veth names: at most 15 bytes).
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = format!("{}{n}", std::process::id() % 100_000);
-        let (va, vb) = (format!("wma{id}"), format!("wmb{id}"));
-        let net = Net { src: format!("wm-{tag}-s{id}"), dst: format!("wm-{tag}-d{id}"), dst_dev: vb.clone(), children: Vec::new() };
-        let ip = |args: &[&str]| {
-            run_ok(Command::new("ip").args(args));
-        };
-        ip(&["netns", "add", &net.src]);
-        ip(&["netns", "add", &net.dst]);
-        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
-        ip(&["link", "set", &va, "netns", &net.src]);
-        ip(&["link", "set", &vb, "netns", &net.dst]);
-        for (ns, dev, addr) in [(&net.src, &va, SRC_ADDR), (&net.dst, &vb, DST_ADDR)] {
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            run_ok(Command::new("ip").args(["netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "1gbit", "burst", "64kb", "latency", "50ms"]));
-        }
-        net
-    }
-
-    /// `cmd` run in namespace `ns`.
-    fn exec(ns: &str, program: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).arg(program);
-        c
-    }
-
-    /// Start a daemon in the destination namespace and wait until its stderr shows `ready`;
-    /// the rest of its stderr is kept in `log`.
-    fn daemon(&mut self, mut cmd: Command, ready: &str, log: &Path) {
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut seen = Vec::new();
-        loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    let done = l.contains(ready);
-                    seen.push(l);
-                    if done {
-                        break;
-                    }
-                }
-                _ => panic!("{cmd:?} ended before `{ready}`: {}", seen.join("\n")),
-            }
-        }
-        let log = log.to_path_buf();
-        std::thread::spawn(move || {
-            let mut all = seen.join("\n") + "\n";
-            for l in lines.map_while(Result::ok) {
-                all += &l;
-                all.push('\n');
-                let _ = std::fs::write(&log, &all);
-            }
-            let _ = std::fs::write(&log, &all);
-        });
-        self.children.push(child);
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.src, &self.dst] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-/// A real sshd in the destination namespace, with keys made for this test; returns the ssh
-/// client options (`--ssh-arg`s) to reach it.
-fn start_sshd(net: &mut Net, dir: &Path) -> Vec<String> {
-    let keygen = |file: &Path| {
-        run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(file));
-    };
-    let (host_key, client_key) = (dir.join("host_key"), dir.join("client_key"));
-    keygen(&host_key);
-    keygen(&client_key);
-    std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
-    let conf = dir.join("sshd_config");
-    std::fs::write(
-        &conf,
-        format!(
-            "Port 22\nListenAddress {DST_ADDR}\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile none\nLogLevel INFO\n\
-             AcceptEnv WANCO_AGENT_TEST_KILL_AT\n",
-            host_key.display(),
-            dir.join("authorized_keys").display()
-        ),
-    )
-    .unwrap();
-    // sshd's privilege-separation directory.
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let mut cmd = Net::exec(&net.dst, Path::new("/usr/sbin/sshd"));
-    cmd.arg("-D").arg("-e").arg("-f").arg(&conf);
-    net.daemon(cmd, "Server listening on", &dir.join("sshd.log"));
-    [
-        "-i".to_string(),
-        client_key.display().to_string(),
-        "-oStrictHostKeyChecking=no".into(),
-        "-oUserKnownHostsFile=/dev/null".into(),
-        "-oLogLevel=ERROR".into(),
-    ]
-    .into()
-}
-
-/// PEM files of a CA, a certificate it signed for the agent (for DST_ADDR) and one for the
-/// client.
-struct Pki {
-    ca: PathBuf,
-    server: (PathBuf, PathBuf),
-    client: (PathBuf, PathBuf),
-}
-
-fn pki(dir: &Path, name: &str) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
-    let ca = p.self_signed(&ca_key).unwrap();
-    let write = |file: &str, text: String| {
-        let path = dir.join(format!("{name}-{file}"));
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let leaf = |san: &str, usage: ExtendedKeyUsagePurpose, file: &str| {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec![san.to_string()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, format!("{name} {file}"));
-        p.extended_key_usages = vec![usage];
-        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
-        (write(&format!("{file}.pem"), cert.pem()), write(&format!("{file}.key"), key.serialize_pem()))
-    };
-    Pki {
-        ca: write("ca.pem", ca.pem()),
-        server: leaf(DST_ADDR, ExtendedKeyUsagePurpose::ServerAuth, "agent"),
-        client: leaf("migrate-client", ExtendedKeyUsagePurpose::ClientAuth, "client"),
-    }
-}
-
 fn start_agent(net: &mut Net, dir: &Path, pki: &Pki, aarch64: bool, kill_at: Option<&str>) -> String {
     let env: Vec<(&str, &str)> = kill_at.map(|p| ("WANCO_AGENT_TEST_KILL_AT", p)).into_iter().collect();
     start_agent_with(net, dir, pki, aarch64, &env, &[])
 }
 
 fn start_agent_with(net: &mut Net, dir: &Path, pki: &Pki, aarch64: bool, env: &[(&str, &str)], extra: &[&str]) -> String {
-    let mut cmd = Net::exec(&net.dst, &tools().wanco);
-    cmd.args(["agent", "--listen", &format!("{DST_ADDR}:7878")])
-        .arg("--cert")
-        .arg(&pki.server.0)
-        .arg("--key")
-        .arg(&pki.server.1)
-        .arg("--ca")
-        .arg(&pki.ca)
-        .arg("--work-dir")
-        .arg(dir.join("agent"));
-    if aarch64 {
-        cmd.args(["--isa", "aarch64", "--runner"]).arg(runner());
-    }
-    cmd.envs(env.iter().copied()).args(extra);
-    net.daemon(cmd, "listening on", &dir.join("agent.log"));
-    format!("tls://{DST_ADDR}:7878")
+    let dst = net.dst.clone();
+    let runner = aarch64.then(runner);
+    common::net::start_agent(net, &dst, &tools().wanco, &format!("{DST_ADDR}:7878"), dir, "agent.log", pki, runner.as_deref(), env, extra)
 }
 
 fn runner() -> String {
@@ -392,17 +215,6 @@ fn migrate_mapped(net: &Net, src: &Source, dest: &str, data: &Path, extra: &[Str
     cmd.args(extra);
     cmd.stdin(Stdio::null());
     cmd.output().expect("run wanco migrate")
-}
-
-fn tls_args(p: &Pki) -> Vec<String> {
-    vec![
-        "--cert".into(),
-        p.client.0.display().to_string(),
-        "--key".into(),
-        p.client.1.display().to_string(),
-        "--ca".into(),
-        p.ca.display().to_string(),
-    ]
 }
 
 fn ssh_args(ssh: &[String], aarch64: bool) -> Vec<String> {
@@ -1018,4 +830,119 @@ fn incremental_checkpoints_chain_and_merge() {
     assert!(tail.starts_with("tick ") && tail.len() > 100, "{tail}");
     assert!(reference.stdout.ends_with(&tail), "{tail}");
     assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), reference.file);
+}
+
+/// Waits until `log` (an agent's) says `pausing`, then runs `then`.
+fn when_paused(log: PathBuf, then: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
+            assert!(Instant::now() < deadline, "the agent never paused");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        then();
+    })
+}
+
+/// Issue 18: the link between the hosts cut (the destination's veth down) while the pre-copy
+/// rounds go (the program runs) and while the final snapshot goes (it is stopped): `wanco
+/// migrate` gives up after `--timeout`, the program goes on at the source and finishes as if
+/// nothing happened, and no copy runs at the destination (what it got is discarded).
+#[test]
+fn migration_link_cut_during_precopy_or_transfer_resumes_the_source() {
+    for (phase, tag) in [("precopy", "cp"), ("transfer", "ct")] {
+        let dir = work(&format!("cut-{phase}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        // The agent pauses 3 s when the first piece of that phase arrives; the link goes down
+        // meanwhile. A program it restored waits at most 4 s for Go.
+        let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_PAUSE_AT", phase)], &["--go-timeout", "4"]);
+        let src = Source::start(&net, &dir);
+        let (ns, dev) = (net.dst.clone(), net.dst_dev.clone());
+        let cutter = when_paused(dir.join("agent.log"), move || {
+            run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "down"]));
+        });
+        let mut args = tls_args(&p);
+        args.extend(["--timeout".into(), "2".into()]);
+        let t = Instant::now();
+        let m = migrate(&net, &src, &dest, &args);
+        let took = t.elapsed();
+        cutter.join().unwrap();
+        let e = String::from_utf8_lossy(&m.stderr).to_string();
+        assert!(e.contains("no answer within the time limit") || e.contains("took no data within the time limit"), "cut during {phase}: {e}");
+        assert!(took < Duration::from_secs(20), "cut during {phase}: wanco migrate took {took:?}");
+        check_stayed(src, m, &format!("link cut during {phase}"), "the program goes on here");
+        no_copy_at_destination(&dir);
+    }
+}
+
+/// Issue 18: the source killed mid-move — the program itself (SIGKILL) during the pre-copy
+/// and during the final transfer, and `wanco migrate` during the pre-copy. A dead program is
+/// never started at the destination (what it got is discarded, `wanco migrate` exits 1 saying
+/// the program ended); a dead `wanco migrate` leaves the program running at the source.
+#[test]
+fn source_killed_mid_move_leaves_no_copy_at_the_destination() {
+    for (phase, tag) in [("precopy", "sp"), ("transfer", "st")] {
+        let dir = work(&format!("src-killed-{phase}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        // During the pre-copy `wanco migrate` pauses 3 s after the first round (the program
+        // runs); during the transfer the agent pauses at the first snapshot piece (the program
+        // is stopped). The program is killed meanwhile.
+        type Env = Vec<(&'static str, &'static str)>;
+        let (agent_env, migrate_env, log): (Env, Env, PathBuf) = if phase == "precopy" {
+            (vec![], vec![("WANCO_MIGRATE_TEST_PAUSE_AT", "precopy")], dir.join("migrate.log"))
+        } else {
+            (vec![("WANCO_AGENT_TEST_PAUSE_AT", "transfer")], vec![], dir.join("agent.log"))
+        };
+        let dest = start_agent_with(&mut net, &dir, &p, false, &agent_env, &["--go-timeout", "10"]);
+        let src = Source::start(&net, &dir);
+        let pid = src.pid() as i32;
+        let killer = when_paused(log.clone(), move || {
+            // SAFETY: kill(2) on the program this test started (not yet reaped).
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        });
+        let mut cmd = Net::exec(&net.src, &tools().wanco);
+        cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest);
+        cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+        cmd.envs(migrate_env).stdin(Stdio::null()).stderr(std::fs::File::create(dir.join("migrate.log")).unwrap());
+        let mut m = cmd.output().unwrap();
+        m.stderr = std::fs::read(dir.join("migrate.log")).unwrap();
+        killer.join().unwrap();
+        let e = String::from_utf8_lossy(&m.stderr).to_string();
+        assert_eq!(m.status.code(), Some(1), "source killed during {phase}: {e}");
+        assert!(
+            e.contains(&format!("nothing was moved: process {pid} has ended")) || e.contains("the program ended at the source before the point of no return"),
+            "source killed during {phase}: {e}"
+        );
+        assert!(m.stdout.is_empty(), "nothing relayed");
+        no_copy_at_destination(&dir);
+        let (code, _, _) = src.finish();
+        assert_eq!(code, None, "killed by a signal");
+    }
+    // `wanco migrate` killed after the first pre-copy round: the program never stopped and
+    // goes on; the agent drops what it got.
+    let dir = work("migrate-killed-precopy");
+    let mut net = Net::new("mp");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let mut cmd = Net::exec(&net.src, &tools().wanco);
+    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest);
+    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "precopy").stdin(Stdio::null());
+    let m = cmd.output().unwrap();
+    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(EXIT), "{err}");
+    assert_eq!(out, reference().stdout);
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+    no_copy_at_destination(&dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut agent_log = String::new();
+    while !agent_log.contains("failed") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+    }
+    assert!(agent_log.contains("migration from") && agent_log.contains("failed"), "{agent_log}");
 }

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use wanco_tests::engine::{Engine, Tools};
 
+mod common;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
 }
@@ -52,35 +54,9 @@ fn wasmtime36() -> &'static Path {
     })
 }
 
-/// `NAME.wasm` compiled by `wanco compile` for `isa`, once per test run.
+/// `NAME.wasm` compiled by `wanco compile` for `isa`.
 fn compiled(name: &str, isa: &str) -> PathBuf {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wanco-sockets-bin");
-    std::fs::create_dir_all(&dir).expect("bin dir");
-    let out = dir.join(format!("{name}.{isa}"));
-    let src = module(name);
-    // Rebuilt when the module, the compiler or the runtime library is newer.
-    let triple = if isa == "x86_64" { "x86_64-unknown-linux-gnu" } else { "aarch64-unknown-linux-gnu" };
-    let rt = workspace().join("target").join(triple).join("release/libwanco_rt.a");
-    let fresh = |p: &Path| {
-        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        match m(p) {
-            Some(o) => [m(&src), m(&tools().wanco), m(&rt)].iter().all(|t| t.is_none_or(|t| o > t)),
-            None => false,
-        }
-    };
-    if !fresh(&out) {
-        let st = Command::new(&tools().wanco)
-            .args(["compile"])
-            .arg(&src)
-            .args(["--target", isa, "-o"])
-            .arg(&out)
-            .status()
-            .expect("run wanco compile");
-        assert!(st.success(), "wanco compile {} --target {isa} failed", src.display());
-    }
-    out
+    common::sock::compiled(&workspace(), &tools().wanco, name, isa)
 }
 
 /// A free port on 127.0.0.1 (bound and released: every engine binds it itself).
@@ -495,7 +471,8 @@ fn checkpoint_idle_server(from: Engine, to: Engine) {
     // Three connections ended: the reset one and the two new ones.
     let (code, out, err) = s.finish(Duration::from_secs(30) * slowdown(to));
     assert_eq!(code, Some(0), "{what}: stderr: {err}");
-    assert_eq!(out, "served 3 connections, 5 requests, 1 keys\n", "{what}: stdout; stderr: {err}");
+    // The guest read CONNRESET on the connection restored as reset.
+    assert_eq!(out, "connections reset by their client: 1\nserved 3 connections, 5 requests, 1 keys\n", "{what}: stdout; stderr: {err}");
 }
 
 #[test]

@@ -79,8 +79,11 @@ struct Conn {
     pump: TcpStream,
     /// Guest bytes sent on the link.
     forwarded: Arc<AtomicU64>,
-    /// Client bytes written into the pair.
-    written: Arc<AtomicU64>,
+    /// The guest's end of stream (`Fin`) is on the link.
+    fin_sent: Arc<std::sync::atomic::AtomicBool>,
+    /// Client bytes taken from the link for the pair (queued or written):
+    /// where a reconnected link continues.
+    queued: u64,
     acked: u64,
 }
 
@@ -99,6 +102,13 @@ struct Inner {
     token: AtomicU64,
     /// Set by [`Client::detach`]: nothing more goes to the gateway.
     frozen: std::sync::atomic::AtomicBool,
+    /// Set by [`Client::park`]: a lost link is not opened again until
+    /// unparked (another runtime may hold the program's connections).
+    parked: Mutex<bool>,
+    parked_cv: Condvar,
+    /// Connections the gateway closed because their client reset them (or
+    /// it could not continue them): the guest sees `CONNRESET`, not an end.
+    reset: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// A program's link to its gateway (cheap to clone).
@@ -163,6 +173,9 @@ impl Client {
             synced_cv: Condvar::new(),
             token: AtomicU64::new(1),
             frozen: false.into(),
+            parked: Mutex::new(false),
+            parked_cv: Condvar::new(),
+            reset: Mutex::new(std::collections::HashSet::new()),
         });
         let mut guest = Vec::new();
         for p in resume.unwrap_or(&[]) {
@@ -235,10 +248,16 @@ impl Client {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        let token = self.inner.token.fetch_add(1, Ordering::Relaxed);
         for &(id, _, read) in conns {
             self.inner.send(Msg::Ack { id, delivered: read });
         }
+        self.barrier(until)
+    }
+
+    /// `Sync` and its `Synced`: every message sent before is at the gateway.
+    fn barrier(&self, until: Instant) -> Result<()> {
+        let timeout = |what: String| Error::Io { during: what, error: std::io::ErrorKind::TimedOut.into() };
+        let token = self.inner.token.fetch_add(1, Ordering::Relaxed);
         if !self.inner.send(Msg::Sync { token }) {
             return Err(Error::Io { during: format!("checkpoint barrier with the gateway {}", self.inner.addr), error: std::io::ErrorKind::NotConnected.into() });
         }
@@ -255,6 +274,59 @@ impl Client {
 }
 
 impl Client {
+    /// The program ends (it exits; not a checkpoint). The guest's ends of
+    /// `ids` have been shut down for writing: waits (at most `limit`) until
+    /// the guest's last bytes and its end of stream of each are on the link
+    /// and the gateway confirms it has them, then leaves. The gateway passes
+    /// the end on at once, so those clients read the last answer and then
+    /// end of stream promptly, as from a server that exits, instead of
+    /// waiting for the gateway's timeout. Clients the guest never accepted
+    /// stay at the gateway for the next runtime.
+    pub fn program_exited(&self, ids: &[u64], limit: Duration) -> Result<()> {
+        let until = Instant::now() + limit;
+        let r = (|| {
+            for id in ids {
+                let fin = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner()).get(id).map(|c| c.fin_sent.clone());
+                let Some(fin) = fin else { continue };
+                while !fin.load(Ordering::Acquire) {
+                    if Instant::now() > until {
+                        return Err(Error::Io {
+                            during: format!("passing connection {id}'s end to the gateway {}", self.inner.addr),
+                            error: std::io::ErrorKind::TimedOut.into(),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            self.barrier(until)
+        })();
+        self.detach();
+        r
+    }
+
+    /// Whether the gateway reset connection `id` (its client reset it, or
+    /// it could not be continued): the guest's end then reads as ended and
+    /// writes fail, which the WASI layer reports as `CONNRESET`, as for a
+    /// TCP reset.
+    pub fn was_reset(&self, id: u64) -> bool {
+        self.inner.reset.lock().unwrap_or_else(|e| e.into_inner()).contains(&id)
+    }
+
+    /// Parks (`true`) or unparks the link. A parked client whose link is
+    /// lost — typically because a restored copy of the program attached in
+    /// its place during a migration, which makes the gateway drop this
+    /// link — does not open it again: two runtimes taking the link from
+    /// each other would each tell the gateway where the streams stand, and
+    /// the stale one would cost connections. A migrating program is parked
+    /// while it is stopped (the source) and while it waits at the gate
+    /// (the destination). Unparked, a lost link is opened again at once,
+    /// with where each connection stands here; the gateway still holds
+    /// every client byte this side has not taken, so the streams go on.
+    pub fn park(&self, parked: bool) {
+        *self.inner.parked.lock().unwrap_or_else(|e| e.into_inner()) = parked;
+        self.inner.parked_cv.notify_all();
+    }
+
     /// Leaves the gateway without a word about the connections: called when
     /// the program's host state goes away (the process ends, e.g. after a
     /// checkpoint), so that closing the guest's ends is not taken for the
@@ -269,6 +341,29 @@ impl Client {
 }
 
 impl Inner {
+    /// Before opening the link again: waits 200 ms the first time (a
+    /// restarted gateway needs a moment), and while parked. `false`: the
+    /// client was detached meanwhile (give up).
+    fn wait_unparked(&self, first: bool) -> bool {
+        if first {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut p = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut said = false;
+        while *p && !self.frozen.load(Ordering::Acquire) {
+            if !said {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "wanco: the program is stopped for a move; the link to the gateway {} is opened again only if it resumes here",
+                    self.addr
+                );
+                said = true;
+            }
+            p = self.parked_cv.wait_timeout(p, Duration::from_millis(500)).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        !self.frozen.load(Ordering::Acquire)
+    }
+
     fn send(&self, m: Msg) -> bool {
         if self.frozen.load(Ordering::Acquire) {
             return false;
@@ -285,8 +380,8 @@ impl Inner {
         let (guest, pump) = pair()?;
         let (tx, rx) = mpsc::channel::<Option<Vec<u8>>>();
         let forwarded = Arc::new(AtomicU64::new(forwarded));
-        let written = Arc::new(AtomicU64::new(written));
-        let c = Conn { tx, pump: pump.try_clone().map_err(Error::io("socket"))?, forwarded: forwarded.clone(), written: written.clone(), acked: 0 };
+        let fin_sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c = Conn { tx, pump: pump.try_clone().map_err(Error::io("socket"))?, forwarded: forwarded.clone(), fin_sent: fin_sent.clone(), queued: written, acked: 0 };
         self.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(id, c);
         // Client bytes into the pair.
         let mut w = pump.try_clone().map_err(Error::io("socket"))?;
@@ -301,7 +396,6 @@ impl Inner {
                             me.conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                             return;
                         }
-                        written.fetch_add(d.len() as u64, Ordering::Release);
                     }
                     None => {
                         let _ = w.shutdown(Shutdown::Write);
@@ -334,6 +428,7 @@ impl Inner {
                 }
                 forwarded.fetch_add(n as u64, Ordering::Release);
                 if n == 0 {
+                    fin_sent.store(true, Ordering::Release);
                     return;
                 }
             }
@@ -362,17 +457,18 @@ impl Inner {
                     Err(e) => e.to_string(),
                 }
             );
+            let mut first = true;
             loop {
-                std::thread::sleep(Duration::from_millis(200));
-                if self.frozen.load(Ordering::Acquire) {
+                if !self.wait_unparked(first) {
                     return;
                 }
+                first = false;
                 let conns: Vec<ConnPos> = self
                     .conns
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
-                    .map(|(&id, c)| ConnPos { id, delivered: c.written.load(Ordering::Acquire), accepted: c.forwarded.load(Ordering::Acquire) })
+                    .map(|(&id, c)| ConnPos { id, delivered: c.queued, accepted: c.forwarded.load(Ordering::Acquire) })
                     .collect();
                 match open_link(&self.addr, &self.files, true, conns) {
                     Ok((tls, r)) => {
@@ -385,7 +481,7 @@ impl Inner {
                         let _ = writeln!(std::io::stderr(), "wanco: the gateway {} refused this program: {reason}", self.addr);
                         return;
                     }
-                    Err(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
                 }
             }
         }
@@ -401,7 +497,8 @@ impl Inner {
                     self.pending_cv.notify_all();
                 }
                 Msg::Data { id, data } => {
-                    if let Some(c) = self.conns.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+                    if let Some(c) = self.conns.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&id) {
+                        c.queued += data.len() as u64;
                         let _ = c.tx.send(Some(data));
                     }
                 }
@@ -411,6 +508,8 @@ impl Inner {
                     }
                 }
                 Msg::Close { id } => {
+                    // Before the guest can see its end of the pair close.
+                    self.reset.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
                     if let Some(c) = self.conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
                         let _ = c.pump.shutdown(Shutdown::Both);
                     }

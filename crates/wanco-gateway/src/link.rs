@@ -30,9 +30,21 @@ impl Tls {
         let mut out = Vec::new();
         {
             let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-            c.writer().write_all(data)?;
-            while c.wants_write() {
-                c.write_tls(&mut out)?;
+            // rustls takes at most its buffer limit (64 KiB) of records at a
+            // time: encrypt piece by piece, draining the records each time (a
+            // frame of a full 64 KiB `Data` is larger than that).
+            let mut rest = data;
+            while !rest.is_empty() {
+                let n = c.writer().write(rest)?;
+                let mut drained = false;
+                while c.wants_write() {
+                    c.write_tls(&mut out)?;
+                    drained = true;
+                }
+                if n == 0 && !drained {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                rest = &rest[n..];
             }
         }
         w.write_all(&out)

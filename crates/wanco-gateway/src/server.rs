@@ -34,6 +34,9 @@ pub struct Config {
     pub tls: TlsFiles,
     /// How long a detached program's clients wait before they are reset.
     pub timeout: Duration,
+    /// Program bytes waiting to be written to one client beyond which the
+    /// client (which does not read) is reset ([`DEFAULT_MAX_QUEUED`]).
+    pub max_queued: u64,
 }
 
 /// Client bytes held back (not yet read by the guest) beyond which the
@@ -41,6 +44,11 @@ pub struct Config {
 const MAX_HELD: usize = 8 << 20;
 /// The largest `Data` message sent.
 const CHUNK: usize = 64 << 10;
+/// Program bytes waiting to be written to one client beyond which the
+/// client (which does not read) is reset by default, so that one stalled
+/// client neither holds up the program's other connections nor grows the
+/// gateway's memory without bound.
+pub const DEFAULT_MAX_QUEUED: u64 = 16 << 20;
 
 fn log(msg: &str) {
     let _ = writeln!(std::io::stderr(), "wanco gateway: {msg}");
@@ -72,6 +80,8 @@ struct Client {
     peer: String,
     sock: TcpStream,
     tx: mpsc::Sender<ToClient>,
+    /// Program bytes queued for the client and not yet written to it.
+    queued: Arc<std::sync::atomic::AtomicU64>,
     /// Client bytes from offset `held_from` that the guest may not have read.
     held: Vec<u8>,
     held_from: u64,
@@ -123,6 +133,7 @@ struct Program {
 struct Shared {
     programs: Mutex<HashMap<String, Program>>,
     timeout: Duration,
+    max_queued: u64,
     next_generation: std::sync::atomic::AtomicU64,
 }
 
@@ -158,7 +169,7 @@ impl Gateway {
             clients.push((id.clone(), l));
         }
         Ok(Gateway {
-            shared: Arc::new(Shared { programs: Mutex::new(programs), timeout: cfg.timeout, next_generation: 1.into() }),
+            shared: Arc::new(Shared { programs: Mutex::new(programs), timeout: cfg.timeout, max_queued: cfg.max_queued, next_generation: 1.into() }),
             links,
             clients,
         })
@@ -219,6 +230,7 @@ fn accept_clients(shared: Arc<Shared>, program: String, l: TcpListener) {
         set_linger(&sock, Some(0));
         let (Ok(rsock), Ok(wsock)) = (sock.try_clone(), sock.try_clone()) else { continue };
         let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let id = {
             let mut g = shared.programs.lock().unwrap_or_else(|e| e.into_inner());
             let p = g.get_mut(&program).expect("listeners are of known programs");
@@ -229,22 +241,24 @@ fn accept_clients(shared: Arc<Shared>, program: String, l: TcpListener) {
             }
             p.clients.insert(
                 id,
-                Client { peer: peer.to_string(), sock, tx, held: Vec::new(), held_from: 0, received: 0, client_eof: false, from_prog: 0, skip: 0, prog_fin: false, since: Instant::now() },
+                Client { peer: peer.to_string(), sock, tx, queued: queued.clone(), held: Vec::new(), held_from: 0, received: 0, client_eof: false, from_prog: 0, skip: 0, prog_fin: false, since: Instant::now() },
             );
             id
         };
-        std::thread::spawn(move || write_client(wsock, rx));
+        std::thread::spawn(move || write_client(wsock, rx, queued));
         let shared = shared.clone();
         let program = program.clone();
         std::thread::spawn(move || read_client(shared, program, id, rsock));
     }
 }
 
-fn write_client(mut sock: TcpStream, rx: mpsc::Receiver<ToClient>) {
+fn write_client(mut sock: TcpStream, rx: mpsc::Receiver<ToClient>, queued: Arc<std::sync::atomic::AtomicU64>) {
     while let Ok(m) = rx.recv() {
         match m {
             ToClient::Data(d) => {
-                if sock.write_all(&d).is_err() {
+                let r = sock.write_all(&d);
+                queued.fetch_sub(d.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                if r.is_err() {
                     return;
                 }
             }
@@ -463,7 +477,21 @@ fn read_link(shared: &Shared, program: &str, reader: &mut Reader, out: &Writer) 
                 c.skip -= k as u64;
                 if k < data.len() {
                     c.from_prog += (data.len() - k) as u64;
+                    let q = c.queued.fetch_add((data.len() - k) as u64, std::sync::atomic::Ordering::Relaxed) + (data.len() - k) as u64;
                     let _ = c.tx.send(ToClient::Data(data[k..].to_vec()));
+                    if q > shared.max_queued {
+                        log(&format!(
+                            "program `{program}`: client {} of connection {id} does not read ({q} bytes of answers wait for it): resetting it",
+                            c.peer
+                        ));
+                        out.send(Msg::Close { id });
+                        if let Some(c) = p.clients.remove(&id) {
+                            // Also wakes the writer blocked on the client, so
+                            // that the last close (linger 0) resets it now.
+                            let _ = c.sock.shutdown(Shutdown::Write);
+                            c.reset();
+                        }
+                    }
                 }
             }
             Msg::Fin { id } => {

@@ -212,6 +212,12 @@ impl WasiRunner {
         self.ctx.borrow().unrestorable()
     }
 
+    /// The program ended (not a checkpoint): its gateway connections, if
+    /// any, end now (`WasiCtx::program_exited`); what went wrong, if anything.
+    pub fn wasi_program_exited(&self) -> Option<String> {
+        self.ctx.borrow_mut().program_exited()
+    }
+
     /// Pause at migration point `point` (`None`: never).
     pub fn set_pause_at(&mut self, point: Option<u64>) {
         self.store.set_pause_at(point);

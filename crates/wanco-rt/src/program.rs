@@ -315,11 +315,21 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             checkpoint::restore_mark("frames");
         }
         if let Some(fd) = gate_fd {
+            // Until told to run, a lost gateway link stays closed: the
+            // source may have taken it back (a failed migration).
+            let park = |p: bool| {
+                if let Some(w) = wasi_host::WASI.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    w.park_gateway(p);
+                }
+            };
+            park(true);
             gate(fd);
+            park(false);
         }
         checkpoint::enter_main();
         inst.call(start, &mut [0u64; 1]);
         checkpoint::at_exit();
+        wasi_host::program_exited();
         std::process::exit(0)
     })
 }

@@ -45,6 +45,7 @@ unsafe fn call_wasi(ctx: *mut c_void, inst: &mut Instance, vals: &mut [u64]) {
         }
         Err(WasiTrap::Exit(code)) => {
             crate::cr::points::at_exit();
+            program_exited();
             std::process::exit(code as i32)
         }
     }
@@ -66,4 +67,14 @@ pub fn resolve(imp: &Import) -> Option<Extern> {
         func: call_wasi,
         ctx: idx as *mut c_void,
     }))
+}
+
+/// The program ends (`proc_exit` or `_start` returned): its gateway
+/// connections, if any, end now rather than after the gateway's timeout.
+pub fn program_exited() {
+    if let Some(w) = WASI.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some(why) = w.program_exited() {
+            eprintln!("note: {why}");
+        }
+    }
 }

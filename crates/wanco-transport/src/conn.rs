@@ -52,6 +52,16 @@ impl Conn {
         }
     }
 
+    /// Fail a send that makes no progress for `limit` (the peer or the
+    /// link gone while the send buffer is full); `None`: wait forever.
+    /// Returns false where the transport cannot (pipes).
+    pub fn set_write_timeout(&self, limit: Option<std::time::Duration>) -> Result<bool> {
+        match &self.socket {
+            Some(s) => s.set_write_timeout(limit).map(|()| true).map_err(Error::io("setting a time limit")),
+            None => Ok(false),
+        }
+    }
+
     /// A connection over a reader and a writer (pipes, standard input and
     /// output).
     pub fn from_pair<R: Read + Send + 'static, W: Write + Send + 'static>(r: R, w: W) -> Conn {
@@ -73,10 +83,19 @@ impl Conn {
         if body.len() > MAX_FRAME as usize {
             return Err(Error::Protocol(format!("{} of {} bytes is larger than a frame may be ({MAX_FRAME})", m.name(), body.len())));
         }
-        let what = || format!("sending {}", m.name());
-        self.stream.write_all(&(body.len() as u32).to_be_bytes()).map_err(Error::io(what()))?;
-        self.stream.write_all(&body).map_err(Error::io(what()))?;
-        self.stream.flush().map_err(Error::io(what()))?;
+        let name = m.name();
+        let what = |e: std::io::Error| {
+            let stalled = matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
+            let during = if stalled {
+                format!("sending {name}: the peer took no data within the time limit (link down or peer stuck)")
+            } else {
+                format!("sending {name}")
+            };
+            Error::io(during)(e)
+        };
+        self.stream.write_all(&(body.len() as u32).to_be_bytes()).map_err(what)?;
+        self.stream.write_all(&body).map_err(what)?;
+        self.stream.flush().map_err(what)?;
         self.counters.sent += 4 + body.len() as u64;
         Ok(())
     }

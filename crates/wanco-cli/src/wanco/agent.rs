@@ -44,11 +44,24 @@ pub struct Opts {
     /// /tmp/wanco-agent-UID).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
+    /// For programs behind `wanco gateway`: the certificate (valid for the
+    /// program id) a restored program attaches to its gateway with, given
+    /// to it as WANCO_GATEWAY_CERT (default: the agent's own environment).
+    #[arg(long, value_name = "PEM", requires_all = ["gateway_key", "gateway_ca"])]
+    gateway_cert: Option<PathBuf>,
+    /// Its private key (WANCO_GATEWAY_KEY).
+    #[arg(long, value_name = "PEM", requires_all = ["gateway_cert", "gateway_ca"])]
+    gateway_key: Option<PathBuf>,
+    /// The CA of the gateway's certificate (WANCO_GATEWAY_CA).
+    #[arg(long, value_name = "PEM", requires_all = ["gateway_cert", "gateway_key"])]
+    gateway_ca: Option<PathBuf>,
 }
 
 #[derive(Clone)]
 struct Config {
     go_timeout: f64,
+    /// WANCO_GATEWAY_* for restored programs (--gateway-cert/key/ca).
+    gateway_env: Vec<(&'static str, PathBuf)>,
     isa: String,
     runner: Vec<String>,
     work: PathBuf,
@@ -77,7 +90,15 @@ pub fn run(o: Opts) -> Result<i32> {
         let _ = std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o700));
     }
     let runner: Vec<String> = o.runner.as_deref().unwrap_or("").split_whitespace().map(String::from).collect();
-    let cfg = Config { go_timeout: o.go_timeout, isa: o.isa.clone().unwrap_or_else(|| host_isa().into()), runner, work };
+    let mut gateway_env = Vec::new();
+    for (var, file) in [("WANCO_GATEWAY_CERT", &o.gateway_cert), ("WANCO_GATEWAY_KEY", &o.gateway_key), ("WANCO_GATEWAY_CA", &o.gateway_ca)] {
+        if let Some(f) = file {
+            // Absolute: the restored program runs in another directory.
+            let abs = std::fs::canonicalize(f).with_context(|| format!("--gateway-*: cannot read {}", f.display()))?;
+            gateway_env.push((var, abs));
+        }
+    }
+    let cfg = Config { go_timeout: o.go_timeout, gateway_env, isa: o.isa.clone().unwrap_or_else(|| host_isa().into()), runner, work };
     if o.stdio {
         // The protocol owns stdout; nothing else may write there.
         let conn = Conn::from_pair(std::io::stdin(), std::io::stdout());
@@ -284,6 +305,8 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     }
     // The whole memory in place and the checksum compared before the gate opens.
     cmd.env("WANCO_LAZY_RESTORE", "0");
+    // A program behind a gateway attaches to it during the restore.
+    cmd.envs(cfg.gateway_env.iter().map(|(k, v)| (*k, v)));
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     {
         use std::os::fd::AsRawFd;

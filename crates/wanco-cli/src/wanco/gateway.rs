@@ -19,6 +19,10 @@ pub struct Opts {
     /// this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     timeout: f64,
+    /// Reset a client for which this many bytes of the program's answers
+    /// wait (it does not read them).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    max_queued: u64,
     #[command(flatten)]
     tls: crate::tls_opts::TlsOpts,
 }
@@ -36,7 +40,7 @@ pub fn run(o: Opts) -> Result<i32> {
     if !(o.timeout.is_finite() && o.timeout > 0.0) {
         bail!("--timeout {}: expected a positive number of seconds", o.timeout);
     }
-    let cfg = wanco_gateway::server::Config { link_addr: o.link.clone(), programs, tls, timeout: Duration::from_secs_f64(o.timeout) };
+    let cfg = wanco_gateway::server::Config { link_addr: o.link.clone(), programs, tls, timeout: Duration::from_secs_f64(o.timeout), max_queued: o.max_queued.max(1) };
     let g = wanco_gateway::server::Gateway::bind(&cfg)?;
     eprintln!("wanco gateway: runtimes attach at {} (mutual TLS)", g.link_addr()?);
     for (id, _) in &cfg.programs {

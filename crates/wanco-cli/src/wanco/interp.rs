@@ -162,6 +162,11 @@ pub fn run(o: Opts) -> Result<i32> {
             }
         }
     };
+    if let WasiExit::Exit(_) = &exit {
+        if let Some(why) = runner.wasi_program_exited() {
+            eprintln!("note: {why}");
+        }
+    }
     if o.count_points {
         eprintln!("migration points: {}", runner.migration_points());
     }

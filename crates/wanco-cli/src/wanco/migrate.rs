@@ -218,13 +218,20 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Fault injection for the migration tests: `WANCO_MIGRATE_TEST_KILL_AT=restored`
-/// makes `wanco migrate` kill itself with `SIGKILL` once the destination
-/// restored the program (before the point of no return).
+/// Fault injection for the migration tests: `WANCO_MIGRATE_TEST_KILL_AT=PHASE`
+/// makes `wanco migrate` kill itself with `SIGKILL` there: `precopy` after
+/// the first pre-copy round went, `restored` once the destination restored
+/// the program (before the point of no return).
 fn test_kill(phase: &str) {
     if std::env::var("WANCO_MIGRATE_TEST_KILL_AT").is_ok_and(|p| p == phase) {
         // SAFETY: kill(2) on this process.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    // `WANCO_MIGRATE_TEST_PAUSE_AT=PHASE`: say so and sleep 3 s there (the
+    // test kills the program or cuts the link meanwhile).
+    if std::env::var("WANCO_MIGRATE_TEST_PAUSE_AT").is_ok_and(|p| p == phase) {
+        say(&format!("WANCO_MIGRATE_TEST_PAUSE_AT={phase}: pausing"));
+        std::thread::sleep(Duration::from_secs(3));
     }
 }
 
@@ -307,6 +314,9 @@ fn migrate(o: Opts) -> Result<i32> {
     let own_binary = if o.dest_binary.is_none() { std::fs::read(&own_exe).ok() } else { None };
     // Phase 1: connect and hello.
     let mut conn = connect(&dest, &o).with_context(|| format!("cannot connect to {dest}"))?;
+    // A destination (or link) gone while the send buffer is full must not
+    // block a send forever, pre-copy rounds included.
+    let _ = conn.set_write_timeout(Some(Duration::from_secs_f64(o.timeout.max(0.001))));
     if let Err(e) = conn.send(&Message::Hello(Hello::new(&src_isa, wanco_state::snapshot::FORMAT_VERSION))) {
         // A TLS peer that refused this side's certificate has said why in an alert.
         let why = match conn.recv() {
@@ -429,7 +439,15 @@ fn migrate(o: Opts) -> Result<i32> {
                 }
                 other => {
                     say(&format!("migration failed during the {phase}: {e:#}"));
-                    say(&format!("resuming the program failed too ({other:?}): check process {}", o.pid));
+                    let why = match other {
+                        Ok(r) => format!("it answered `{r}`"),
+                        Err(e) => format!("{e:#}"),
+                    };
+                    if std::fs::read_link(format!("/proc/{}/exe", o.pid)).is_err() {
+                        say(&format!("process {} has ended ({why}); the destination was told to discard what it got: the program runs nowhere", o.pid));
+                    } else {
+                        say(&format!("resuming the program failed too ({why}): check process {}", o.pid));
+                    }
                     Ok(1)
                 }
             };
@@ -441,9 +459,19 @@ fn migrate(o: Opts) -> Result<i32> {
     match ctl.ask("hold") {
         Ok(r) if r == "held" => {}
         other => {
+            let other = match other {
+                Ok(r) => format!("it answered `{r}`"),
+                Err(e) => format!("{e:#}"),
+            };
             let _ = conn.send(&Message::Abort { reason: "the source could not be held".into() });
             let _ = ctl.ask("abort");
-            say(&format!("the program's control channel failed before the move ({other:?}); resuming it"));
+            if std::fs::read_link(format!("/proc/{}/exe", o.pid)).is_err() {
+                say(&format!(
+                    "the program ended at the source before the point of no return ({other}); the destination was told to discard its copy: it runs nowhere"
+                ));
+            } else {
+                say(&format!("the program's control channel failed before the move ({other}); resuming it"));
+            }
             return Ok(1);
         }
     }

@@ -140,6 +140,17 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
                 super::control::Done { points: w.points, bytes, id: w.id, parent: w.parent, pages: w.pages }
             });
             let ok = r.is_ok();
+            // Stopped for a migration: the destination's copy attaches to
+            // the gateway (if any) in this one's place; this one takes the
+            // link back only if it resumes.
+            let park = |p: bool| {
+                if let Some(w) = crate::wasi_host::WASI.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    w.park_gateway(p);
+                }
+            };
+            if ok && req.stop {
+                park(true);
+            }
             let _ = req.done.send(r);
             if ok && req.stop {
                 match req.decision.recv() {
@@ -160,7 +171,7 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
                         eprintln!("{msg}");
                         std::process::exit(code)
                     }
-                    Ok(super::control::Decision::Resume) | Err(_) => {}
+                    Ok(super::control::Decision::Resume) | Err(_) => park(false),
                 }
             }
             st.file = file;

@@ -202,6 +202,36 @@ pub(super) fn reattach_gateway(state: &WasiState) -> Result<(Option<GwClient>, B
 }
 
 impl WasiCtx {
+    /// Parks (`true`) or unparks the link of a gateway listener, if any (see
+    /// `wanco_gateway::client::Client::park`): a program stopped for a
+    /// migration, or restored and waiting to be told to run, does not take
+    /// the link back from the other copy.
+    pub fn park_gateway(&self, parked: bool) {
+        if let Some(g) = &self.gateway {
+            g.park(parked);
+        }
+    }
+
+    /// The program exits (not a checkpoint): its gateway connections end
+    /// as a server's do when it exits — the guest's last bytes, then end of
+    /// stream, passed on at once — and the runtime leaves the gateway (see
+    /// `wanco_gateway::client::Client::program_exited`). Returns what went
+    /// wrong, if anything (for a note on stderr: the process exits anyway).
+    pub fn program_exited(&mut self) -> Option<String> {
+        let g = self.gateway.clone()?;
+        let mut ids = Vec::new();
+        for d in self.fds.values() {
+            let Some(s) = d.entry.socket.as_ref().filter(|s| !s.gateway.is_empty()) else { continue };
+            if let (FdKind::TcpStream, Some(Sock::Stream(st))) = (d.entry.kind, &d.sock) {
+                let _ = st.shutdown(std::net::Shutdown::Write);
+                ids.push(s.conn_id);
+            }
+        }
+        g.program_exited(&ids, std::time::Duration::from_secs(5))
+            .err()
+            .map(|e| format!("the gateway {} may reset this program's clients after its timeout instead of ending them now: {e}", g.addr()))
+    }
+
     /// The checkpoint barrier of a gateway listener ([`WasiCtx::unrestorable`]).
     pub(super) fn gateway_sync(&self) -> Option<String> {
         let g = self.gateway.as_ref()?;
@@ -398,6 +428,11 @@ impl WasiCtx {
         loop {
             let r = retry_intr(|| (&*stream).read(&mut dst[got..]));
             match r {
+                Ok(0) if !dst.is_empty() && st.conn_id != 0 && self.gateway.as_ref().is_some_and(|g| g.was_reset(st.conn_id)) => {
+                    // The client reset the connection (behind the gateway
+                    // the guest's end only sees it close).
+                    return if got > 0 { Ok(got as u32) } else { Err(Errno::CONNRESET) };
+                }
                 Ok(n) => {
                     got += n;
                     st.bytes_in += n as u64;
@@ -432,8 +467,15 @@ impl WasiCtx {
         let bufs = m.iovecs(iovs, iovs_len)?;
         m.check(nwritten, 4)?;
         let slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
-        let n = retry_intr(|| (&*stream).write_vectored(&slices)).map_err(net_err)?;
-        d.entry.socket.get_or_insert_with(SocketState::default).bytes_out += n as u64;
+        let st = d.entry.socket.get_or_insert_with(SocketState::default);
+        let n = match retry_intr(|| (&*stream).write_vectored(&slices)) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && st.conn_id != 0 && self.gateway.as_ref().is_some_and(|g| g.was_reset(st.conn_id)) => {
+                return Err(Errno::CONNRESET)
+            }
+            Err(e) => return Err(net_err(e)),
+        };
+        st.bytes_out += n as u64;
         m.write_u32(nwritten, n as u32)
     }
 

@@ -7,14 +7,18 @@
 // -> "SEQ BYE", after which the server shuts down its sending side and
 // closes the connection once the client has closed its own.
 //
-// Usage: sock_kv [N]: exit 0 after N connections have ended (default:
-// never), printing how many connections and requests were served.
+// Usage: sock_kv [N [JOURNAL]]: exit 0 after N connections have ended
+// (default: never), printing how many connections and requests were served.
+// With JOURNAL (a file in a preopened directory, which is then fd 3 and the
+// listener fd 4), every SET is appended to it as a line "K V" before it is
+// answered: the server's files, for the migration tests.
 //
 // Every connection is non-blocking (accept4 with SOCK_NONBLOCK), so a
 // readiness report that turns out to be spurious only costs an EAGAIN. The
 // poll has a 100 ms tick, so a checkpoint request (SIGUSR1) is served while
 // the server is idle.
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define LISTEN_FD 3
+static int LISTEN_FD = 3;
+static int journal = -1;
 #define MAX_CONNS 64
 #define BUF 4096
 #define MAX_KEYS 1024
@@ -38,7 +43,7 @@ static struct conn conns[MAX_CONNS];
 static int nconns;
 static char *keys[MAX_KEYS], *vals[MAX_KEYS];
 static int nkeys;
-static long requests, ended;
+static long requests, ended, resets;
 
 static void die(const char *what) {
     printf("error: %s: %s\n", what, strerror(errno));
@@ -98,6 +103,11 @@ static void answer(struct conn *c, char *line) {
             char *v = strchr(arg, ' ');
             *v++ = 0;
             set(arg, v);
+            if (journal >= 0) {
+                char j[BUF + 64];
+                int n = snprintf(j, sizeof j, "%s %s\n", arg, v);
+                if (write(journal, j, (size_t)n) != n) die("journal");
+            }
             snprintf(out, sizeof out, "%s OK\n", seq);
         } else if (strcmp(cmd, "GET") == 0 && arg) {
             const char *v = get(arg);
@@ -126,6 +136,11 @@ static void drop_conn(int i) {
 
 int main(int argc, char **argv) {
     long limit = argc > 1 ? atol(argv[1]) : -1;
+    if (argc > 2) {
+        journal = open(argv[2], O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (journal < 0) die("open the journal");
+        LISTEN_FD = 4;
+    }
     setvbuf(stdout, NULL, _IONBF, 0);
     printf("ready\n");
     while (limit < 0 || ended < limit) {
@@ -146,6 +161,7 @@ int main(int argc, char **argv) {
             ssize_t r = recv(c->fd, c->buf + c->len, BUF - 1 - c->len, 0);
             if (r < 0) {
                 if (errno == EAGAIN) continue;
+                if (errno == ECONNRESET) resets++;
                 drop_conn(i); // reset by the client
                 continue;
             }
@@ -179,6 +195,7 @@ int main(int argc, char **argv) {
             }
         }
     }
+    if (resets) printf("connections reset by their client: %ld\n", resets);
     printf("served %ld connections, %ld requests, %d keys\n", ended, requests, nkeys);
     return 0;
 }
