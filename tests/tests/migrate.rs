@@ -655,6 +655,29 @@ fn precopy_large_heap_x86_64_to_x86_64() {
     // last round went.
     assert!(v["snapshot_bytes"].as_u64().unwrap() < 8 << 20, "{v}");
     assert!(v["bytes_sent"].as_u64().unwrap() > 32 << 20, "{v}");
+    // The rounds went into a memory image at the destination, which the restore mapped
+    // (nothing after the stop read the heap); the downtime on the runtimes' clocks is there.
+    assert_eq!(v["memory"], "image-mapped", "{v}");
+    let d = v["downtime_runtime_ms"].as_f64().unwrap_or(-1.0);
+    assert!(d > 0.0 && d <= v["downtime_ms"].as_f64().unwrap(), "stop to first instruction within the measured downtime: {v}");
+    assert!(std::fs::read_to_string(dir.join("agent.log")).unwrap().contains("the restore maps it"), "the agent's log");
+}
+
+/// A memory image that is not the one the final snapshot continues (its header names
+/// another snapshot), or whose header is damaged, is refused by the restore: nothing runs
+/// at the destination and the source goes on.
+#[test]
+fn wrong_or_damaged_memory_image_is_refused_and_the_source_goes_on() {
+    for (how, tag, message) in [("wrong", "iw", "a wrong image"), ("damaged", "id", "header checksum mismatch")] {
+        let dir = work(&format!("image-{how}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_IMAGE", how)], &[]);
+        let src = Source::start(&net, &dir);
+        let m = migrate(&net, &src, &dest, &tls_args(&p));
+        check_stayed(src, m, &format!("{how} memory image"), message);
+        no_copy_at_destination(&dir);
+    }
 }
 
 #[test]

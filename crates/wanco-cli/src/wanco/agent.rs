@@ -189,8 +189,12 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     let snap = run.path().join("snapshot.wsnap");
     let mut file = std::fs::File::create(&snap).with_context(|| format!("cannot write {}", snap.display()))?;
     let mut expect = 0u64;
-    // Pre-copy: the memory received in rounds while the program runs.
-    let mut image = wanco_state::snapshot::PageImage::new();
+    // Pre-copy: the memory received in rounds while the program runs,
+    // written page by page into a memory image as it comes (not held in
+    // RAM): after the stop only the final snapshot is left to write, and
+    // the restore maps the image (`--memory-image`).
+    let image_path = run.path().join("memory.img");
+    let mut image: Option<wanco_state::image::ImageWriter> = None;
     let mut rounds = 0u32;
     loop {
         match conn.recv()? {
@@ -200,16 +204,24 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
                 let Some(id) = id32(id) else {
                     return refuse(&mut conn, "precopy", format!("memory round {round} has no snapshot id"));
                 };
+                if image.is_none() {
+                    let created = std::fs::File::options().read(true).write(true).create_new(true).open(&image_path);
+                    match created {
+                        Ok(f) => image = Some(wanco_state::image::ImageWriter::new(f, module_hash(&prep.module_hash))),
+                        Err(e) => return refuse(&mut conn, "precopy", format!("cannot create the memory image {}: {e}", image_path.display())),
+                    }
+                }
+                let img = image.as_mut().expect("created above");
                 if round != rounds {
-                    if let Err(e) = image.begin(id, id32(parent)) {
+                    if let Err(e) = img.begin(id, id32(parent)) {
                         return refuse(&mut conn, "precopy", format!("memory round {round}: {e}"));
                     }
                     rounds = round;
-                } else if image.last_id() != Some(id) {
+                } else if img.last_id() != Some(id) {
                     return refuse(&mut conn, "precopy", format!("memory round {round} continues with another snapshot"));
                 }
                 for (page, lz4) in pages {
-                    if let Err(e) = image.apply(page, &lz4) {
+                    if let Err(e) = img.apply(page, &lz4) {
                         return refuse(&mut conn, "precopy", format!("memory round {round}: {e}"));
                     }
                 }
@@ -250,22 +262,26 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         }
     }
     drop(file);
-    if rounds > 0 {
-        // The final snapshot names the last round as its parent: with the
-        // rounds' pages it makes the full snapshot the program restores from.
-        let last = std::fs::read(&snap).with_context(|| format!("cannot read {}", snap.display()))?;
-        match image.finish(&last) {
-            Ok(full) => {
-                if let Err(e) = std::fs::write(&snap, full) {
-                    return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
-                }
-            }
-            Err(e) => return refuse(&mut conn, "transfer", format!("the final snapshot does not continue the pre-copy rounds: {e}")),
+    // The final snapshot names the last round as its parent: the restore
+    // lays its pages over the image (and refuses an image of another
+    // snapshot). Nothing here reads the heap.
+    let image = match image.map(|w| w.finish()) {
+        None => None,
+        Some(Ok(h)) => {
+            test_image(&image_path, h);
+            log(&format!("the memory image {} covers {} pages; the restore maps it", image_path.display(), h.pages));
+            Some(image_path.clone())
         }
-    }
-    let synced = std::fs::File::open(&snap).and_then(|f| f.sync_all());
-    if let Err(e) = synced {
-        return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
+        Some(Err(e)) => return refuse(&mut conn, "transfer", format!("the memory image {}: {e}", image_path.display())),
+    };
+    if image.is_none() {
+        // A full snapshot, kept should the source be lost after the move.
+        // (Over an image there is nothing to keep it for: the image is in
+        // the page cache only, and removed once the program runs.)
+        let synced = std::fs::File::open(&snap).and_then(|f| f.sync_all());
+        if let Err(e) = synced {
+            return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
+        }
     }
     // 4. Restore up to the gate.
     let t0 = Instant::now();
@@ -279,6 +295,9 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         None => Command::new(&bin),
     };
     cmd.arg("--restore").arg(&snap).arg("--control").arg("--gate-fd").arg("3");
+    if let Some(img) = &image {
+        cmd.arg("--memory-image").arg(img);
+    }
     for (guest, dir) in &prep.dir_map {
         cmd.arg("--restore-dir").arg(format!("{guest}={dir}"));
     }
@@ -376,9 +395,20 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         return refuse(&mut conn, "go", format!("the restored program ended before it ran (exit {})", status.map(exit_code).unwrap_or(-1)));
     }
     let pid = child.id();
-    log(&format!("the program runs as pid {pid}"));
+    // The runtime says when its restored code resumed (and closes the gate).
+    let (resumed_at_ns, used) = resumed_at(&mut gate);
+    let memory = match (&image, used) {
+        (Some(_), Some(how)) => format!("image-{how}"),
+        (Some(_), None) => "image".to_string(),
+        (None, _) => "snapshot".to_string(),
+    };
+    log(&format!("the program runs as pid {pid} (memory: {memory})"));
+    // The image stays mapped by the program; its name is not needed.
+    if let Some(img) = &image {
+        let _ = std::fs::remove_file(img);
+    }
     // From here on the program runs here, whatever happens to the connection.
-    let mut connected = conn.send(&Message::Running { pid }).is_ok();
+    let mut connected = conn.send(&Message::Running { pid, resumed_at_ns, memory: Some(memory) }).is_ok();
     let out_path = run.path().join("stdout.log");
     let err_path = run.path().join("stderr.log");
     let mut logs: Option<(std::fs::File, std::fs::File)> = None;
@@ -427,6 +457,61 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         let _ = std::fs::remove_dir_all(&run_dir);
     }
     Ok(())
+}
+
+/// The runtime's `T<ns>[ image=HOW]` line on the gate after `G`: when the
+/// restored code resumed (CLOCK_REALTIME) and how the memory image was
+/// used. `None`s if the runtime closed the gate without it (an older
+/// runtime) or took longer than 10 s.
+fn resumed_at(gate: &mut std::os::unix::net::UnixStream) -> (Option<u64>, Option<String>) {
+    let _ = gate.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut line = Vec::new();
+    let mut b = [0u8; 64];
+    while !line.ends_with(b"\n") && line.len() < 256 {
+        match gate.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => line.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&line);
+    let Some(rest) = text.trim().strip_prefix('T') else { return (None, None) };
+    let mut words = rest.split_whitespace();
+    let at = words.next().and_then(|w| w.parse().ok());
+    let how = words.find_map(|w| w.strip_prefix("image=")).map(String::from);
+    (at, how)
+}
+
+/// The module hash of `Prepare` (64 hex digits, checked by [`binary`]) as bytes.
+fn module_hash(hex: &str) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    for (i, b) in h.iter_mut().enumerate() {
+        *b = hex.get(2 * i..2 * i + 2).and_then(|x| u8::from_str_radix(x, 16).ok()).unwrap_or(0);
+    }
+    h
+}
+
+/// Fault injection for the migration tests: `WANCO_AGENT_TEST_IMAGE=wrong`
+/// rewrites the finished memory image's header to name another snapshot
+/// (a well-formed image of the wrong memory), `=damaged` flips a byte of
+/// the header; the restore must refuse either.
+fn test_image(path: &Path, h: wanco_state::image::ImageHeader) {
+    use std::os::unix::fs::FileExt;
+    let how = std::env::var("WANCO_AGENT_TEST_IMAGE").unwrap_or_default();
+    let bytes = match how.as_str() {
+        "wrong" => wanco_state::image::ImageHeader { snapshot: [0xee; 32], ..h }.encode(),
+        "damaged" => {
+            let mut b = h.encode();
+            b[20] ^= 0xff;
+            b
+        }
+        _ => return,
+    };
+    log(&format!("WANCO_AGENT_TEST_IMAGE={how}: spoiling the memory image header"));
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
+        let _ = f.write_all_at(&bytes, 0);
+    }
 }
 
 /// `rel` as a path under a synchronised directory: relative, no `..`.
