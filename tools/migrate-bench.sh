@@ -8,7 +8,10 @@
 # Downtime is what `wanco migrate` measures: from its `stop` request on the source's control
 # channel to the destination's `Running` (the gate opened), so it includes the wait for the
 # source's next migration point and one round trip; it is an upper bound of "source stopped ->
-# destination's first Wasm instruction".
+# destination's first Wasm instruction". The runtimes' clocks give that one itself
+# (`downtime_runtime_ms`): the source runtime's CLOCK_REALTIME when it stopped at the migration
+# point to the destination runtime's just before its restored code resumed (same machine: the
+# same clock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LLVM_SYS_191_PREFIX=${LLVM_SYS_191_PREFIX:-/usr/lib/llvm-19}
@@ -34,8 +37,8 @@ out=bench/results-migrate.md
   echo "tools/migrate-bench.sh). Bytes: everything \`wanco migrate\` sent. Rounds: pre-copy rounds"
   echo "(pages per round)."
   echo
-  echo "| heap | working set | mode | downtime ms | total ms | bytes sent | final snapshot bytes | rounds (pages) |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| heap | working set | mode | downtime ms | stop -> first instruction ms (runtime clocks) | memory at the destination | total ms | bytes sent | final snapshot bytes | rounds (pages) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
 } >"$out.tmp"
 run() { # pages ws_bytes ticks label_heap label_ws
   local pages=$1 ws=$2 ticks=$3 lh=$4 lw=$5
@@ -57,7 +60,7 @@ run() { # pages ws_bytes ticks label_heap label_ws
     local j
     j=$(echo "$m" | sed -n 's/^wanco migrate: {/{/p' | head -1)
     if [ -z "$j" ]; then
-      echo "| $lh | $lw | $mode | failed: $(echo "$m" | tail -1) | | | | |" >>"$out.tmp"
+      echo "| $lh | $lw | $mode | failed: $(echo "$m" | tail -1) | | | | | | |" >>"$out.tmp"
       continue
     fi
     python3 - "$lh" "$lw" "$mode" "$j" >>"$out.tmp" <<'PY'
@@ -65,7 +68,9 @@ import json, sys
 lh, lw, mode, j = sys.argv[1:5]
 v = json.loads(j)
 rounds = f"{v['rounds']} ({', '.join(map(str, v['round_pages']))})" if v['rounds'] else "-"
-print(f"| {lh} | {lw} | {mode} | {v['downtime_ms']:.1f} | {v['total_ms']:.1f} | {v['bytes_sent']} | {v['snapshot_bytes']} | {rounds} |")
+rt = v.get('downtime_runtime_ms')
+rt = f"{rt:.2f}" if rt is not None else "-"
+print(f"| {lh} | {lw} | {mode} | {v['downtime_ms']:.1f} | {rt} | {v.get('memory', '-')} | {v['total_ms']:.1f} | {v['bytes_sent']} | {v['snapshot_bytes']} | {rounds} |")
 PY
   done
 }
