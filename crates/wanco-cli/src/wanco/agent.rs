@@ -196,6 +196,10 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     let image_path = run.path().join("memory.img");
     let mut image: Option<wanco_state::image::ImageWriter> = None;
     let mut rounds = 0u32;
+    // When the final snapshot's first and last pieces arrived.
+    let mut t_first: Option<Instant> = None;
+    // The final snapshot's format version (3: incremental, over the rounds).
+    let mut final_version: Option<u32> = None;
     loop {
         match conn.recv()? {
             Message::MemoryRound { round, pages, id, parent } if prep.mode == "precopy" => {
@@ -228,8 +232,12 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
             }
             Message::SnapshotChunk { offset, data, last } => {
                 test_kill("transfer");
+                t_first.get_or_insert_with(Instant::now);
                 if offset != expect {
                     return refuse(&mut conn, "transfer", format!("snapshot piece at offset {offset}, expected {expect}"));
+                }
+                if offset == 0 && data.len() >= 12 {
+                    final_version = Some(u32::from_le_bytes([data[8], data[9], data[10], data[11]]));
                 }
                 if let Err(e) = file.write_all(&data) {
                     return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
@@ -262,9 +270,17 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         }
     }
     drop(file);
+    let t_last = Instant::now();
     // The final snapshot names the last round as its parent: the restore
     // lays its pages over the image (and refuses an image of another
     // snapshot). Nothing here reads the heap.
+    let incremental = final_version == Some(wanco_state::snapshot::INCREMENTAL_VERSION);
+    if image.is_some() && !incremental {
+        // A source without write tracking sends a whole final snapshot:
+        // it needs no image.
+        image = None;
+        let _ = std::fs::remove_file(&image_path);
+    }
     let image = match image.map(|w| w.finish()) {
         None => None,
         Some(Ok(h)) => {
@@ -370,6 +386,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         return refuse(&mut conn, "restore", format!("the restore failed (exit {code}): {text}"));
     }
     test_kill("restored");
+    let t_ready = Instant::now();
     conn.send(&Message::Restored { restore_us: t0.elapsed().as_micros() as u64 })?;
     // 5. Go, or discard.
     let _ = conn.set_read_timeout(Some(Duration::from_secs_f64(cfg.go_timeout.max(0.001))));
@@ -402,7 +419,15 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         (Some(_), None) => "image".to_string(),
         (None, _) => "snapshot".to_string(),
     };
-    log(&format!("the program runs as pid {pid} (memory: {memory})"));
+    let t_run = Instant::now();
+    let us = |a: Instant, b: Instant| b.saturating_duration_since(a).as_micros();
+    log(&format!(
+        "the program runs as pid {pid} (memory: {memory}; snapshot arrival {} us, image and snapshot closed {} us, restore to the gate {} us, Go and resume {} us)",
+        t_first.map_or(0, |t| us(t, t_last)),
+        us(t_last, t0),
+        us(t0, t_ready),
+        us(t_ready, t_run)
+    ));
     // The image stays mapped by the program; its name is not needed.
     if let Some(img) = &image {
         let _ = std::fs::remove_file(img);
