@@ -34,7 +34,10 @@ out=bench/results-migrate.md
   echo "\`just migrate-bench\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r)): x86_64 -> x86_64 on one machine over"
   echo "tcp://127.0.0.1 (no link limit). Heap: pseudo-random bytes (incompressible); the working set is"
   echo "rewritten every 20 ms. Downtime: \`stop\` request -> destination \`Running\` (an upper bound, see"
-  echo "tools/migrate-bench.sh). Bytes: everything \`wanco migrate\` sent. Rounds: pre-copy rounds"
+  echo "tools/migrate-bench.sh). Stop -> first instruction: the source runtime's CLOCK_REALTIME when it"
+  echo "stopped at the migration point to the destination runtime's just before its restored code resumed."
+  echo "Memory: image-mapped = the pre-copy rounds' memory image mapped copy-on-write (no heap-sized work"
+  echo "after the stop). Bytes: everything \`wanco migrate\` sent. Rounds: pre-copy rounds"
   echo "(pages per round)."
   echo
   echo "| heap | working set | mode | downtime ms | stop -> first instruction ms (runtime clocks) | memory at the destination | total ms | bytes sent | final snapshot bytes | rounds (pages) |"
