@@ -195,6 +195,8 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     // the restore maps the image (`--memory-image`).
     let image_path = run.path().join("memory.img");
     let mut image: Option<wanco_state::image::ImageWriter> = None;
+    // The image's file, kept to hand to the restore (`None` while none).
+    let mut image_file: Option<ImageFile> = None;
     let mut rounds = 0u32;
     // When the final snapshot's first and last pieces arrived.
     let mut t_first: Option<Instant> = None;
@@ -209,9 +211,12 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
                     return refuse(&mut conn, "precopy", format!("memory round {round} has no snapshot id"));
                 };
                 if image.is_none() {
-                    let created = std::fs::File::options().read(true).write(true).create_new(true).open(&image_path);
+                    let created = ImageFile::create(&image_path).and_then(|f| Ok((f.file.try_clone()?, f)));
                     match created {
-                        Ok(f) => image = Some(wanco_state::image::ImageWriter::new(f, module_hash(&prep.module_hash))),
+                        Ok((w, f)) => {
+                            image = Some(wanco_state::image::ImageWriter::new(w, module_hash(&prep.module_hash)));
+                            image_file = Some(f);
+                        }
                         Err(e) => return refuse(&mut conn, "precopy", format!("cannot create the memory image {}: {e}", image_path.display())),
                     }
                 }
@@ -279,17 +284,19 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         // A source without write tracking sends a whole final snapshot:
         // it needs no image.
         image = None;
+        image_file = None;
         let _ = std::fs::remove_file(&image_path);
     }
-    let image = match image.map(|w| w.finish()) {
-        None => None,
-        Some(Ok(h)) => {
-            test_image(&image_path, h);
-            log(&format!("the memory image {} covers {} pages; the restore maps it", image_path.display(), h.pages));
-            Some(image_path.clone())
+    let image = match (image.map(|w| w.finish()), image_file.take()) {
+        (None, _) | (_, None) => None,
+        (Some(Ok(h)), Some(f)) => {
+            test_image(&f.file, h);
+            log(&format!("the memory image ({}) covers {} pages; the restore maps it", f.describe(&image_path), h.pages));
+            Some(f)
         }
-        Some(Err(e)) => return refuse(&mut conn, "transfer", format!("the memory image {}: {e}", image_path.display())),
+        (Some(Err(e)), _) => return refuse(&mut conn, "transfer", format!("the memory image {}: {e}", image_path.display())),
     };
+    let image_used = image.is_some();
     if image.is_none() {
         // A full snapshot, kept should the source be lost after the move.
         // (Over an image there is nothing to keep it for: the image is in
@@ -312,7 +319,11 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     };
     cmd.arg("--restore").arg(&snap).arg("--control").arg("--gate-fd").arg("3");
     if let Some(img) = &image {
-        cmd.arg("--memory-image").arg(img);
+        match img.memfd {
+            // Inherited as fd 4 (below).
+            true => cmd.arg("--memory-image").arg("/proc/self/fd/4"),
+            false => cmd.arg("--memory-image").arg(&image_path),
+        };
     }
     for (guest, dir) in &prep.dir_map {
         cmd.arg("--restore-dir").arg(format!("{guest}={dir}"));
@@ -323,10 +334,15 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     {
         use std::os::fd::AsRawFd;
         let fd = gate_child.as_raw_fd();
-        // SAFETY: only async-signal-safe calls (dup2, setsid) between fork and exec.
+        let memfd = image.as_ref().filter(|i| i.memfd).map(|i| i.file.as_raw_fd());
+        // SAFETY: only async-signal-safe calls (fcntl, dup2, setsid) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(fd, 3) == -1 {
+                // Out of the way of 3 and 4 first, then into place.
+                let high = |f: libc::c_int| libc::fcntl(f, libc::F_DUPFD_CLOEXEC, 10);
+                let g = high(fd);
+                let m = memfd.map(high);
+                if g == -1 || m == Some(-1) || libc::dup2(g, 3) == -1 || m.is_some_and(|m| libc::dup2(m, 4) == -1) {
                     return Err(std::io::Error::last_os_error());
                 }
                 // Its own session: it outlives the agent's ssh session if detached.
@@ -340,6 +356,9 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         Err(e) => return refuse(&mut conn, "restore", format!("cannot start {}: {e}", cmd.get_program().to_string_lossy())),
     };
     drop(gate_child);
+    let memfd_image = image.as_ref().is_some_and(|i| i.memfd);
+    // The program has the image now (a memfd lives as long as it does).
+    drop(image);
     let (tx, rx) = mpsc::channel::<Event>();
     for (stream, pipe) in [
         (Stream::Stdout, Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>),
@@ -414,10 +433,10 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     let pid = child.id();
     // The runtime says when its restored code resumed (and closes the gate).
     let (resumed_at_ns, used) = resumed_at(&mut gate);
-    let memory = match (&image, used) {
-        (Some(_), Some(how)) => format!("image-{how}"),
-        (Some(_), None) => "image".to_string(),
-        (None, _) => "snapshot".to_string(),
+    let memory = match (image_used, used) {
+        (true, Some(how)) => format!("image-{how}"),
+        (true, None) => "image".to_string(),
+        (false, _) => "snapshot".to_string(),
     };
     let t_run = Instant::now();
     let us = |a: Instant, b: Instant| b.saturating_duration_since(a).as_micros();
@@ -429,8 +448,8 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         us(t_ready, t_run)
     ));
     // The image stays mapped by the program; its name is not needed.
-    if let Some(img) = &image {
-        let _ = std::fs::remove_file(img);
+    if image_used && !memfd_image {
+        let _ = std::fs::remove_file(&image_path);
     }
     // From here on the program runs here, whatever happens to the connection.
     let mut connected = conn.send(&Message::Running { pid, resumed_at_ns, memory: Some(memory) }).is_ok();
@@ -521,7 +540,7 @@ fn module_hash(hex: &str) -> [u8; 32] {
 /// rewrites the finished memory image's header to name another snapshot
 /// (a well-formed image of the wrong memory), `=damaged` flips a byte of
 /// the header; the restore must refuse either.
-fn test_image(path: &Path, h: wanco_state::image::ImageHeader) {
+fn test_image(f: &std::fs::File, h: wanco_state::image::ImageHeader) {
     use std::os::unix::fs::FileExt;
     let how = std::env::var("WANCO_AGENT_TEST_IMAGE").unwrap_or_default();
     let bytes = match how.as_str() {
@@ -534,8 +553,34 @@ fn test_image(path: &Path, h: wanco_state::image::ImageHeader) {
         _ => return,
     };
     log(&format!("WANCO_AGENT_TEST_IMAGE={how}: spoiling the memory image header"));
-    if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
-        let _ = f.write_all_at(&bytes, 0);
+    let _ = f.write_all_at(&bytes, 0);
+}
+
+/// Where a memory image is built: a memfd (`memfd_create`: shared memory,
+/// never written back to a disk — a file of 1 GiB written on disk made the
+/// kernel throttle every writer meanwhile, the final snapshot's too, for
+/// seconds of downtime) handed to the restore as its fd 4; where there is
+/// no memfd, a file in the run directory.
+struct ImageFile {
+    file: std::fs::File,
+    memfd: bool,
+}
+
+impl ImageFile {
+    fn create(path: &Path) -> std::io::Result<ImageFile> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a system call with a constant name; the descriptor is ours.
+        let fd = unsafe { libc::memfd_create(c"wanco-memory-image".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: `fd` is a new descriptor owned by nothing else.
+            return Ok(ImageFile { file: unsafe { std::fs::File::from_raw_fd(fd) }, memfd: true });
+        }
+        let file = std::fs::File::options().read(true).write(true).create_new(true).open(path)?;
+        Ok(ImageFile { file, memfd: false })
+    }
+
+    fn describe(&self, path: &Path) -> String {
+        if self.memfd { "memfd".into() } else { path.display().to_string() }
     }
 }
 
