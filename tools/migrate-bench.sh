@@ -31,7 +31,7 @@ out=bench/results-migrate.md
 {
   echo "# Live migration benchmark"
   echo
-  echo "\`just migrate-bench\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r)): x86_64 -> x86_64 on one machine over"
+  echo "\`just migrate-bench\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start): x86_64 -> x86_64 on one machine over"
   echo "tcp://127.0.0.1 (no link limit). Heap: pseudo-random bytes (incompressible); the working set is"
   echo "rewritten every 20 ms. Downtime: \`stop\` request -> destination \`Running\` (an upper bound, see"
   echo "tools/migrate-bench.sh). Stop -> first instruction: the source runtime's CLOCK_REALTIME when it"
@@ -54,6 +54,10 @@ run() { # pages ws_bytes ticks label_heap label_ws
   for mode in stop-and-copy precopy; do
     local sock="$work/ctl.sock"
     rm -f "$sock"
+    # Each move starts without the dirty page cache of the one before (a stop-and-copy of 1 GiB
+    # leaves ~2 GB of snapshot files being written back; the kernel throttles every writer
+    # meanwhile, the final snapshot's writers too).
+    sync
     "$bin" --control="$sock" >"$work/src.out" 2>"$work/src.err" &
     local pid=$!
     until grep -q "^tick 3 " "$work/src.out" 2>/dev/null; do sleep 0.05; done
