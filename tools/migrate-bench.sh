@@ -8,7 +8,10 @@
 # Downtime is what `wanco migrate` measures: from its `stop` request on the source's control
 # channel to the destination's `Running` (the gate opened), so it includes the wait for the
 # source's next migration point and one round trip; it is an upper bound of "source stopped ->
-# destination's first Wasm instruction".
+# destination's first Wasm instruction". The runtimes' clocks give that one itself
+# (`downtime_runtime_ms`): the source runtime's CLOCK_REALTIME when it stopped at the migration
+# point to the destination runtime's just before its restored code resumed (same machine: the
+# same clock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LLVM_SYS_191_PREFIX=${LLVM_SYS_191_PREFIX:-/usr/lib/llvm-19}
@@ -28,14 +31,17 @@ out=bench/results-migrate.md
 {
   echo "# Live migration benchmark"
   echo
-  echo "\`just migrate-bench\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r)): x86_64 -> x86_64 on one machine over"
+  echo "\`just migrate-bench\` ($(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start): x86_64 -> x86_64 on one machine over"
   echo "tcp://127.0.0.1 (no link limit). Heap: pseudo-random bytes (incompressible); the working set is"
   echo "rewritten every 20 ms. Downtime: \`stop\` request -> destination \`Running\` (an upper bound, see"
-  echo "tools/migrate-bench.sh). Bytes: everything \`wanco migrate\` sent. Rounds: pre-copy rounds"
+  echo "tools/migrate-bench.sh). Stop -> first instruction: the source runtime's CLOCK_REALTIME when it"
+  echo "stopped at the migration point to the destination runtime's just before its restored code resumed."
+  echo "Memory: image-mapped = the pre-copy rounds' memory image mapped copy-on-write (no heap-sized work"
+  echo "after the stop). Bytes: everything \`wanco migrate\` sent. Rounds: pre-copy rounds"
   echo "(pages per round)."
   echo
-  echo "| heap | working set | mode | downtime ms | total ms | bytes sent | final snapshot bytes | rounds (pages) |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| heap | working set | mode | downtime ms | stop -> first instruction ms (runtime clocks) | memory at the destination | total ms | bytes sent | final snapshot bytes | rounds (pages) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
 } >"$out.tmp"
 run() { # pages ws_bytes ticks label_heap label_ws
   local pages=$1 ws=$2 ticks=$3 lh=$4 lw=$5
@@ -48,6 +54,10 @@ run() { # pages ws_bytes ticks label_heap label_ws
   for mode in stop-and-copy precopy; do
     local sock="$work/ctl.sock"
     rm -f "$sock"
+    # Each move starts without the dirty page cache of the one before (a stop-and-copy of 1 GiB
+    # leaves ~2 GB of snapshot files being written back; the kernel throttles every writer
+    # meanwhile, the final snapshot's writers too).
+    sync
     "$bin" --control="$sock" >"$work/src.out" 2>"$work/src.err" &
     local pid=$!
     until grep -q "^tick 3 " "$work/src.out" 2>/dev/null; do sleep 0.05; done
@@ -57,7 +67,7 @@ run() { # pages ws_bytes ticks label_heap label_ws
     local j
     j=$(echo "$m" | sed -n 's/^wanco migrate: {/{/p' | head -1)
     if [ -z "$j" ]; then
-      echo "| $lh | $lw | $mode | failed: $(echo "$m" | tail -1) | | | | |" >>"$out.tmp"
+      echo "| $lh | $lw | $mode | failed: $(echo "$m" | tail -1) | | | | | | |" >>"$out.tmp"
       continue
     fi
     python3 - "$lh" "$lw" "$mode" "$j" >>"$out.tmp" <<'PY'
@@ -65,7 +75,9 @@ import json, sys
 lh, lw, mode, j = sys.argv[1:5]
 v = json.loads(j)
 rounds = f"{v['rounds']} ({', '.join(map(str, v['round_pages']))})" if v['rounds'] else "-"
-print(f"| {lh} | {lw} | {mode} | {v['downtime_ms']:.1f} | {v['total_ms']:.1f} | {v['bytes_sent']} | {v['snapshot_bytes']} | {rounds} |")
+rt = v.get('downtime_runtime_ms')
+rt = f"{rt:.2f}" if rt is not None else "-"
+print(f"| {lh} | {lw} | {mode} | {v['downtime_ms']:.1f} | {rt} | {v.get('memory', '-')} | {v['total_ms']:.1f} | {v['bytes_sent']} | {v['snapshot_bytes']} | {rounds} |")
 PY
   done
 }

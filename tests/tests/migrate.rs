@@ -316,6 +316,9 @@ fn ssh_x86_64_to_aarch64() {
     assert_eq!(v["mode"], "precopy", "{v}");
     assert!(v["downtime_ms"].as_f64().unwrap() > 0.0 && v["snapshot_bytes"].as_u64().unwrap() > 0, "{v}");
     assert!(v["bytes_sent"].as_u64().unwrap() > v["snapshot_bytes"].as_u64().unwrap(), "{v}");
+    // The rounds' memory image is used under qemu-user too.
+    assert!(v["memory"].as_str().is_some_and(|m| m.starts_with("image-")), "{v}");
+    eprintln!("ssh x86_64 -> aarch64: memory {}, downtime on the runtimes' clocks {} ms", v["memory"], v["downtime_runtime_ms"]);
     check_moved(src, m, "ssh x86_64 -> aarch64");
 }
 
@@ -330,7 +333,7 @@ fn tls_x86_64_to_x86_64() {
     args.extend(["--stop-and-copy".into(), "--json".into()]);
     let m = migrate(&net, &src, &dest, &args);
     let v = summary(&m);
-    assert!(v["mode"] == "stop-and-copy" && v["rounds"] == 0, "{v}");
+    assert!(v["mode"] == "stop-and-copy" && v["rounds"] == 0 && v["memory"] == "snapshot", "{v}");
     check_moved(src, m, "tls x86_64 -> x86_64 (stop-and-copy)");
 }
 
@@ -467,6 +470,80 @@ fn precopy_large_heap_x86_64_to_x86_64() {
     // last round went.
     assert!(v["snapshot_bytes"].as_u64().unwrap() < 8 << 20, "{v}");
     assert!(v["bytes_sent"].as_u64().unwrap() > 32 << 20, "{v}");
+    // The rounds went into a memory image at the destination, which the restore mapped
+    // (nothing after the stop read the heap); the downtime on the runtimes' clocks is there.
+    assert_eq!(v["memory"], "image-mapped", "{v}");
+    let d = v["downtime_runtime_ms"].as_f64().unwrap_or(-1.0);
+    assert!(d > 0.0 && d <= v["downtime_ms"].as_f64().unwrap(), "stop to first instruction within the measured downtime: {v}");
+    assert!(std::fs::read_to_string(dir.join("agent.log")).unwrap().contains("the restore maps it"), "the agent's log");
+}
+
+/// A program restored over a memory image moves on again: its pre-copy reads the mapped memory
+/// (the checkpoint must not take the image's untouched pages for zero pages, and write tracking
+/// must work over the mapping: later rounds hold only the working set); the output of the source
+/// and of both hops, joined, equals wasmtime's uninterrupted run.
+#[test]
+fn precopy_again_from_a_mapped_image() {
+    let dir = work("precopy-twice");
+    // 200 ticks of 20 ms instead of 60: time for two moves.
+    let wat = std::fs::read_to_string(workspace().join("tests/programs/migrate/migrate_heap.wat")).unwrap();
+    let wat = wat.replace("(global $ticks i32 (i32.const 60))", "(global $ticks i32 (i32.const 200))");
+    assert!(wat.contains("(i32.const 200))"), "the ticks of migrate_heap.wat");
+    let src_wat = dir.join("heap-200.wat");
+    std::fs::write(&src_wat, wat).unwrap();
+    let bin = dir.join("heap.x86_64");
+    run_ok(Command::new(&tools().wanco).arg("compile").arg(&src_wat).arg("--target").arg("x86_64").arg("-o").arg(&bin));
+    let r = Command::new(&tools().wasmtime).arg("run").arg(&src_wat).output().unwrap();
+    let want = String::from_utf8(r.stdout).unwrap();
+    let mut net = Net::new("pt");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start_program(&net, &dir, 3, false, Some(&bin));
+    let mut args = tls_args(&p);
+    args.extend(["--json".into(), "--detach".into()]);
+    let m1 = migrate(&net, &src, &dest, &args);
+    let v1 = summary(&m1);
+    assert_eq!(v1["memory"], "image-mapped", "{v1}");
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(0), "the source ends once the program runs elsewhere: {err}");
+    // The second hop, from the destination host to its own agent.
+    let pid = v1["dest_pid"].as_u64().unwrap();
+    let mut cmd = Net::exec(&net.dst, &tools().wanco);
+    cmd.arg("migrate").arg(pid.to_string()).arg("--to").arg(&dest).args(tls_args(&p)).arg("--json").stdin(Stdio::null());
+    let m2 = cmd.output().unwrap();
+    assert_eq!(m2.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&m2.stderr));
+    let v2 = summary(&m2);
+    assert_eq!(v2["memory"], "image-mapped", "{v2}");
+    let rounds: Vec<u64> = v2["round_pages"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+    assert!(rounds[0] >= 512 && rounds.len() >= 2 && *rounds.last().unwrap() <= 40, "whole heap, then the working set: {v2}");
+    // The first hop's output, kept by the agent (--detach) once that process ended.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let hop1 = loop {
+        let kept = std::fs::read_dir(dir.join("agent")).unwrap().flatten().map(|e| e.path()).find(|d| d.join("exit-code").is_file());
+        if let Some(d) = kept {
+            break std::fs::read_to_string(d.join("stdout.log")).unwrap_or_default();
+        }
+        assert!(Instant::now() < deadline, "the first hop's process did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(format!("{out}{hop1}{}", String::from_utf8_lossy(&m2.stdout)), want, "joined output of the source and both hops");
+}
+
+/// A memory image that is not the one the final snapshot continues (its header names
+/// another snapshot), or whose header is damaged, is refused by the restore: nothing runs
+/// at the destination and the source goes on.
+#[test]
+fn wrong_or_damaged_memory_image_is_refused_and_the_source_goes_on() {
+    for (how, tag, message) in [("wrong", "iw", "a wrong image"), ("damaged", "id", "header checksum mismatch")] {
+        let dir = work(&format!("image-{how}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_IMAGE", how)], &[]);
+        let src = Source::start(&net, &dir);
+        let m = migrate(&net, &src, &dest, &tls_args(&p));
+        check_stayed(src, m, &format!("{how} memory image"), message);
+        no_copy_at_destination(&dir);
+    }
 }
 
 #[test]

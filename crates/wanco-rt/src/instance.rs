@@ -645,6 +645,23 @@ impl Instance {
     /// by [`wanco_state::snapshot::decode_packed`]: the memory is `memory`,
     /// unpacked straight into linear memory (`snap.memory` is not looked at).
     pub fn install(&mut self, snap: &wanco_state::snapshot::Snapshot, memory: Option<PackedMemory>, snapshot: &str) -> Result<(), String> {
+        self.install_over(snap, memory, None, snapshot).map(|_| ())
+    }
+
+    /// [`Instance::install`] of an incremental snapshot over a memory image
+    /// (`image`: the file and the pages it covers, its header checked
+    /// against the snapshot): the image is mapped copy-on-write
+    /// ([`crate::memory::Memory::map_image`]) and the snapshot's pages,
+    /// those written since the image's snapshot, are unpacked over it.
+    /// Without an image, as [`Instance::install`]. Returns how the image
+    /// was used.
+    pub fn install_over(
+        &mut self,
+        snap: &wanco_state::snapshot::Snapshot,
+        memory: Option<PackedMemory>,
+        image: Option<(&std::fs::File, u32)>,
+        snapshot: &str,
+    ) -> Result<Option<crate::memory::ImageUse>, String> {
         if snap.globals.len() != self.globals.len() {
             return Err(format!("snapshot has {} globals, the module has {}", snap.globals.len(), self.globals.len()));
         }
@@ -701,6 +718,13 @@ impl Instance {
                 if want > have && mem.grow(want - have).is_none() {
                     return Err(format!("cannot grow memory to {want} pages"));
                 }
+                if let Some((file, pages)) = image {
+                    // The image below, the pages written since on top:
+                    // nothing here reads or writes the image's pages.
+                    let used = mem.map_image(file, pages)?;
+                    m.unpack_into(mem.bytes_mut()).map_err(|e| e.to_string())?;
+                    return Ok(Some(used));
+                }
                 // The memory is fresh (no data segments were copied): zero
                 // wherever the snapshot stores no page. Where the system
                 // allows it, the pages are put in lazily, while the
@@ -709,7 +733,7 @@ impl Instance {
                 // of stored pages in one system call per run, then
                 // decompresses into them.
                 let m = match crate::cr::pager::start(mem.bytes_mut(), m, snapshot) {
-                    crate::cr::pager::Started::Lazy => return Ok(()),
+                    crate::cr::pager::Started::Lazy => return Ok(None),
                     crate::cr::pager::Started::Eager(m) => m,
                 };
                 let n = if crate::memory::share_packing(m.stored_count()) { 2 } else { 1 };
@@ -728,7 +752,7 @@ impl Instance {
             (Some(_), None) => return Err("snapshot has a memory, the module has none".into()),
             (None, Some(_)) => return Err("the module has a memory, the snapshot has none".into()),
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The rest of [`Instance::install`]: which segments were dropped.

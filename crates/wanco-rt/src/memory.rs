@@ -138,6 +138,73 @@ impl Memory {
     }
 }
 
+/// The address range of linear memory mapped from a memory image
+/// ([`Memory::map_image`]): (start, end), empty if none.
+static IMAGE_RANGE: Mutex<(usize, usize)> = Mutex::new((0, 0));
+
+/// How [`Memory::map_image`] put an image's pages in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageUse {
+    /// Mapped copy-on-write: no page read yet (O(1)).
+    Mapped,
+    /// Read into the memory (the mapping was refused, or
+    /// `WANCO_MEMORY_IMAGE=copy`).
+    Copied,
+}
+
+impl Memory {
+    /// Put pages `0..pages` of the memory image `file` (laid out as
+    /// `wanco_state::image` says; the caller checked its header) in place
+    /// of this memory's first pages, which must be accessible and fresh:
+    /// mapped private (copy-on-write) over them, so that a page is read
+    /// from the file (the page cache) only when the program first touches
+    /// it; where that mapping fails, read into them.
+    pub fn map_image(&mut self, file: &std::fs::File, pages: u32) -> Result<ImageUse, String> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::FileExt;
+        let len = u64::from(pages) * PAGE;
+        if len > self.size_bytes {
+            return Err(format!("the memory image covers {pages} pages, the memory has {}", self.pages()));
+        }
+        let need = wanco_state::image::page_offset(pages);
+        let have = file.metadata().map_err(|e| format!("cannot read the memory image: {e}"))?.len();
+        if have < need {
+            return Err(format!("the memory image is truncated: {pages} pages need {need} bytes, the file has {have}"));
+        }
+        if len == 0 {
+            return Ok(ImageUse::Mapped);
+        }
+        if std::env::var_os("WANCO_MEMORY_IMAGE").is_none_or(|v| v != "copy") {
+            // SAFETY: the range is the start of our own reservation, made
+            // accessible by `grow`; MAP_FIXED replaces its (fresh, zero)
+            // pages, which nothing references. The file is not truncated
+            // while mapped (the agent only unlinks it).
+            let p = unsafe {
+                libc::mmap(
+                    self.base as *mut libc::c_void,
+                    len as usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_FIXED,
+                    file.as_raw_fd(),
+                    wanco_state::image::DATA_OFFSET as libc::off_t,
+                )
+            };
+            if p == self.base as *mut libc::c_void {
+                *IMAGE_RANGE.lock().unwrap_or_else(|e| e.into_inner()) = (self.base as usize, self.base as usize + len as usize);
+                return Ok(ImageUse::Mapped);
+            }
+            if p != libc::MAP_FAILED {
+                // Cannot happen with MAP_FIXED; never leave a stray mapping.
+                // SAFETY: unmapping the mapping just made.
+                unsafe { libc::munmap(p, len as usize) };
+            }
+        }
+        let dst = &mut self.bytes_mut()[..len as usize];
+        file.read_exact_at(dst, wanco_state::image::DATA_OFFSET).map_err(|e| format!("cannot read the memory image: {e}"))?;
+        Ok(ImageUse::Copied)
+    }
+}
+
 /// For each Wasm page of `memory` (a linear memory's accessible bytes),
 /// whether the process may have written it: some of
 /// its OS pages are present in RAM or swapped out (`/proc/self/pagemap`).
@@ -160,10 +227,19 @@ pub fn touched_pages(memory: &[u8]) -> Option<Vec<bool>> {
     // Bit 63: present; bit 62: swapped.
     const TOUCHED: u64 = 3 << 62;
     let per_wasm = PAGE as usize / os_page;
+    // Pages mapped from a memory image hold data without being present:
+    // they count as touched.
+    let (img_start, img_end) = *IMAGE_RANGE.lock().unwrap_or_else(|e| e.into_inner());
+    let base = memory.as_ptr() as usize;
     Some(
         entries
             .chunks_exact(8 * per_wasm)
-            .map(|w| w.chunks_exact(8).any(|e| u64::from_le_bytes(e.try_into().unwrap_or_default()) & TOUCHED != 0))
+            .enumerate()
+            .map(|(k, w)| {
+                let at = base + k * PAGE as usize;
+                (at >= img_start && at < img_end)
+                    || w.chunks_exact(8).any(|e| u64::from_le_bytes(e.try_into().unwrap_or_default()) & TOUCHED != 0)
+            })
             .collect(),
     )
 }
@@ -259,6 +335,12 @@ fn page_size() -> usize {
 impl Drop for Memory {
     fn drop(&mut self) {
         let start = self.base as usize;
+        {
+            let mut img = IMAGE_RANGE.lock().unwrap_or_else(|e| e.into_inner());
+            if img.0 >= start && img.0 < start + self.reserved {
+                *img = (0, 0);
+            }
+        }
         RESERVATIONS.lock().unwrap().retain(|&(s, _)| s != start);
         // SAFETY: unmapping exactly our reservation; no references outlive self.
         unsafe {

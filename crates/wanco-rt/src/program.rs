@@ -42,12 +42,19 @@ pub struct Options {
     /// is the host directory `HOST` here (a migration's `--dir-map`).
     pub restore_dirs: Vec<(String, String)>,
     /// `--gate-fd N` (used by `wanco agent`): once a restore is ready to
-    /// run, write `R` to fd N and run only after reading `G` from it.
+    /// run, write `R` to fd N and run only after reading `G` from it; then,
+    /// just before the first instruction of the restored code, write
+    /// `T<ns>\n` (CLOCK_REALTIME, nanoseconds) and close it.
     pub gate_fd: Option<i32>,
+    /// `--memory-image FILE` (used by `wanco agent` after a pre-copy
+    /// migration): with `--restore` of an incremental snapshot, the memory
+    /// of its parent as a memory image (`wanco_state::image`), mapped
+    /// copy-on-write under the snapshot's own pages.
+    pub memory_image: Option<std::path::PathBuf>,
 }
 
 const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--tcplisten HOST:PORT]... [--control[=PATH]] [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
-       PROGRAM --restore SNAP [--restore-dir GUEST=HOST]... [--checkpoint-after-points N] [--checkpoint-file PATH]
+       PROGRAM --restore SNAP [--memory-image FILE] [--restore-dir GUEST=HOST]... [--checkpoint-after-points N] [--checkpoint-file PATH]
        PROGRAM --help
 --control[=PATH] listens for checkpoint requests on a Unix socket (see docs/cli.md).
 SIGUSR1 writes a checkpoint at a migration point (within 65536 points) and exits 0.";
@@ -109,6 +116,11 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
             let v = value(&mut i, "--restore-dir")?;
             let (g, h) = v.split_once('=').ok_or_else(|| format!("--restore-dir needs GUEST=HOST, got `{v}`"))?;
             o.restore_dirs.push((g.to_string(), h.to_string()));
+        } else if a == "--memory-image" || a.starts_with("--memory-image=") {
+            if o.memory_image.is_some() {
+                return Err("--memory-image given twice".into());
+            }
+            o.memory_image = Some(value(&mut i, "--memory-image")?.into());
         } else if a == "--gate-fd" || a.starts_with("--gate-fd=") {
             let v = value(&mut i, "--gate-fd")?;
             o.gate_fd = Some(v.parse().map_err(|_| format!("--gate-fd needs a file descriptor number, got `{v}`"))?);
@@ -138,6 +150,31 @@ struct Restoring {
     /// The module's metadata, read to check the snapshot; handed on to the
     /// instantiation.
     info: Option<wanco_state::module::ModuleInfo>,
+    /// `--memory-image`: the file and the pages it covers (its header
+    /// checked against the snapshot).
+    image: Option<(std::fs::File, u32)>,
+}
+
+/// The memory image of `--memory-image path` for the incremental snapshot
+/// `snap` (memory `packed`, parent `parent`): opened, its header read and
+/// checked against the snapshot.
+fn open_image(
+    path: &std::path::Path,
+    snap: &wanco_state::snapshot::Snapshot,
+    packed: Option<&wanco_state::snapshot::PackedMemory>,
+    parent: Option<[u8; 32]>,
+) -> Result<(std::fs::File, u32), String> {
+    use std::os::unix::fs::FileExt;
+    let Some(parent) = parent else {
+        return Err("the snapshot is a full one: a memory image goes only under an incremental snapshot (format version 3)".into());
+    };
+    let Some(m) = packed else { return Err("the snapshot has no memory to lay over the image".into()) };
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+    let mut head = [0u8; wanco_state::image::IMAGE_HEADER_LEN];
+    let n = f.read_at(&mut head, 0).map_err(|e| format!("cannot read it: {e}"))?;
+    let h = wanco_state::image::ImageHeader::decode(&head[..n]).map_err(|e| e.to_string())?;
+    h.check_for(&snap.module_hash, &parent, m.pages)?;
+    Ok((f, h.pages))
 }
 
 /// Refuse a snapshot: `cannot restore `PATH`: WHY`, exit 2 (or, if its
@@ -177,8 +214,8 @@ fn gate(fd: i32) {
         eprintln!("note: the restore was cancelled before the program ran");
         std::process::exit(75)
     }
-    // SAFETY: closing the gate's descriptor, used by nothing else.
-    unsafe { libc::close(fd) };
+    // Closed once the restored code is about to run, after saying when.
+    checkpoint::timing::report_resume_to(fd);
 }
 
 /// Entry of a compiled program.
@@ -225,11 +262,24 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             checkpoint::restore_mark("read");
             // The checksum is compared while the program already runs
             // (`crate::cr::pager`), or before anything else where it does not.
-            let (snap, packed, checksum) = wanco_state::snapshot::decode_shared(file, wanco_state::snapshot::Checksum::Later)
-                .unwrap_or_else(|e| refuse(path, &e));
-            if let Some(c) = checksum {
-                crate::cr::pager::defer_checksum(c);
-            }
+            // Over a memory image, at once (the snapshot is small: the pages
+            // written since the image's snapshot).
+            let (snap, packed, image) = match &opts.memory_image {
+                None => {
+                    let (snap, packed, checksum) = wanco_state::snapshot::decode_shared(file, wanco_state::snapshot::Checksum::Later)
+                        .unwrap_or_else(|e| refuse(path, &e));
+                    if let Some(c) = checksum {
+                        crate::cr::pager::defer_checksum(c);
+                    }
+                    (snap, packed, None)
+                }
+                Some(img) => {
+                    let (snap, packed, _, parent) = wanco_state::snapshot::decode_shared_link(file, wanco_state::snapshot::Checksum::Now)
+                        .unwrap_or_else(|e| refuse(path, &e));
+                    let image = open_image(img, &snap, packed.as_ref(), parent).unwrap_or_else(|e| refuse(path, &format!("--memory-image {}: {e}", img.display())));
+                    (snap, packed, Some(image))
+                }
+            };
             checkpoint::restore_mark("decode");
             let info = Instance::module_info(desc).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("module info");
@@ -243,7 +293,7 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
                     None => refuse(path, &format!("--restore-dir {guest}={host}: the snapshot has no preopened directory `{guest}`")),
                 }
             }
-            Some(Restoring { path: path.clone(), snap, packed, info: Some(info) })
+            Some(Restoring { path: path.clone(), snap, packed, info: Some(info), image })
         }
     };
     let wasi = match &restore {
@@ -306,8 +356,12 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             Err(e) if wants_cr => fail(&e, 2),
             Err(_) => {} // compiled with --no-cr and nothing asked of it
         }
-        if let Some(Restoring { path, snap, packed, .. }) = &mut restore {
-            inst.install(snap, packed.take(), &path.display().to_string()).unwrap_or_else(|e| refuse(path, &e));
+        if let Some(Restoring { path, snap, packed, image, .. }) = &mut restore {
+            let image = image.as_ref().map(|(f, n)| (f, *n));
+            let used = inst.install_over(snap, packed.take(), image, &path.display().to_string()).unwrap_or_else(|e| refuse(path, &e));
+            if let Some(used) = used {
+                checkpoint::timing::set_image_use(if used == crate::memory::ImageUse::Mapped { "mapped" } else { "copied" });
+            }
             // Unless a pager took it over, the checksum is compared now.
             crate::cr::pager::verify_unless_paged().unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("install");

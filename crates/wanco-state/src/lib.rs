@@ -7,6 +7,8 @@
 //! * [`wasi`] — the WASI state as plain data (fd table, preopens, args, env,
 //!   clocks), so that it can be written into a snapshot.
 //! * [`snapshot`] — the snapshot file format (v1) every engine writes and reads.
+//! * [`image`] — memory image files: a linear memory as raw pages, built
+//!   by a pre-copy migration's destination and mapped by the restore.
 //! * [`crmeta`] — checkpoint/restore metadata of a compiled module: migration
 //!   points, restore routes and the statepoint records of one ISA.
 //! * [`value`] — typed Wasm values, the unit of the ISA-neutral state model.
@@ -16,6 +18,7 @@
 
 pub mod abi;
 pub mod crmeta;
+pub mod image;
 #[cfg(any(feature = "liveness", test))]
 pub mod liveness;
 pub mod module;

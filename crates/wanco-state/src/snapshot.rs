@@ -450,6 +450,12 @@ impl SnapshotError {
             message: message.into(),
         }
     }
+
+    /// An error at byte `offset` of a file (for the formats beside the
+    /// snapshot's, e.g. [`crate::image`]).
+    pub fn at(offset: u64, message: impl Into<String>) -> SnapshotError {
+        SnapshotError::new(offset, message)
+    }
 }
 
 impl fmt::Display for SnapshotError {
@@ -1197,6 +1203,18 @@ pub fn decode_shared(
         ));
     }
     Ok((snap, memory, pending))
+}
+
+/// [`decode_shared`] for a full or an incremental snapshot: the fourth
+/// value is the parent's id if it is incremental (its memory then holds
+/// only the pages written since the parent: a restore lays them over the
+/// parent's memory, e.g. a memory image, [`crate::image`]).
+#[allow(clippy::type_complexity)]
+pub fn decode_shared_link(
+    file: SharedBytes,
+    checksum: Checksum,
+) -> Result<(Snapshot, Option<PackedMemory>, Option<PendingChecksum>, Option<[u8; 32]>), SnapshotError> {
+    decode_any(file, checksum)
 }
 
 /// Read a full or an incremental snapshot (checksum compared): the

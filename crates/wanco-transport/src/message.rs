@@ -198,6 +198,16 @@ pub enum Message {
     Running {
         /// Its process id at the destination.
         pid: u32,
+        /// When the restored code resumed, just before its first
+        /// instruction (the destination runtime's `CLOCK_REALTIME`,
+        /// nanoseconds since the Unix epoch), if the runtime said so.
+        #[serde(default)]
+        resumed_at_ns: Option<u64>,
+        /// How the memory came in: `image-mapped` (pre-copy rounds kept in
+        /// a memory image, mapped copy-on-write), `image-copied` (the image
+        /// read into memory), `snapshot` (decoded from the snapshot).
+        #[serde(default)]
+        memory: Option<String>,
     },
     /// S → D before `Go`: discard everything of this migration.
     Abort {

@@ -210,9 +210,19 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     let snap = run.path().join("snapshot.wsnap");
     let mut file = std::fs::File::create(&snap).with_context(|| format!("cannot write {}", snap.display()))?;
     let mut expect = 0u64;
-    // Pre-copy: the memory received in rounds while the program runs.
-    let mut image = wanco_state::snapshot::PageImage::new();
+    // Pre-copy: the memory received in rounds while the program runs,
+    // written page by page into a memory image as it comes (not held in
+    // RAM): after the stop only the final snapshot is left to write, and
+    // the restore maps the image (`--memory-image`).
+    let image_path = run.path().join("memory.img");
+    let mut image: Option<wanco_state::image::ImageWriter> = None;
+    // The image's file, kept to hand to the restore (`None` while none).
+    let mut image_file: Option<ImageFile> = None;
     let mut rounds = 0u32;
+    // When the final snapshot's first and last pieces arrived.
+    let mut t_first: Option<Instant> = None;
+    // The final snapshot's format version (3: incremental, over the rounds).
+    let mut final_version: Option<u32> = None;
     loop {
         match conn.recv()? {
             Message::MemoryRound { round, pages, id, parent } if prep.mode == "precopy" => {
@@ -221,24 +231,39 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
                 let Some(id) = id32(id) else {
                     return refuse(&mut conn, "precopy", format!("memory round {round} has no snapshot id"));
                 };
+                if image.is_none() {
+                    let created = ImageFile::create(&image_path).and_then(|f| Ok((f.file.try_clone()?, f)));
+                    match created {
+                        Ok((w, f)) => {
+                            image = Some(wanco_state::image::ImageWriter::new(w, module_hash(&prep.module_hash)));
+                            image_file = Some(f);
+                        }
+                        Err(e) => return refuse(&mut conn, "precopy", format!("cannot create the memory image {}: {e}", image_path.display())),
+                    }
+                }
+                let img = image.as_mut().expect("created above");
                 if round != rounds {
-                    if let Err(e) = image.begin(id, id32(parent)) {
+                    if let Err(e) = img.begin(id, id32(parent)) {
                         return refuse(&mut conn, "precopy", format!("memory round {round}: {e}"));
                     }
                     rounds = round;
-                } else if image.last_id() != Some(id) {
+                } else if img.last_id() != Some(id) {
                     return refuse(&mut conn, "precopy", format!("memory round {round} continues with another snapshot"));
                 }
                 for (page, lz4) in pages {
-                    if let Err(e) = image.apply(page, &lz4) {
+                    if let Err(e) = img.apply(page, &lz4) {
                         return refuse(&mut conn, "precopy", format!("memory round {round}: {e}"));
                     }
                 }
             }
             Message::SnapshotChunk { offset, data, last } => {
                 test_kill("transfer");
+                t_first.get_or_insert_with(Instant::now);
                 if offset != expect {
                     return refuse(&mut conn, "transfer", format!("snapshot piece at offset {offset}, expected {expect}"));
+                }
+                if offset == 0 && data.len() >= 12 {
+                    final_version = Some(u32::from_le_bytes([data[8], data[9], data[10], data[11]]));
                 }
                 if let Err(e) = file.write_all(&data) {
                     return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
@@ -271,22 +296,36 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         }
     }
     drop(file);
-    if rounds > 0 {
-        // The final snapshot names the last round as its parent: with the
-        // rounds' pages it makes the full snapshot the program restores from.
-        let last = std::fs::read(&snap).with_context(|| format!("cannot read {}", snap.display()))?;
-        match image.finish(&last) {
-            Ok(full) => {
-                if let Err(e) = std::fs::write(&snap, full) {
-                    return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
-                }
-            }
-            Err(e) => return refuse(&mut conn, "transfer", format!("the final snapshot does not continue the pre-copy rounds: {e}")),
-        }
+    let t_last = Instant::now();
+    // The final snapshot names the last round as its parent: the restore
+    // lays its pages over the image (and refuses an image of another
+    // snapshot). Nothing here reads the heap.
+    let incremental = final_version == Some(wanco_state::snapshot::INCREMENTAL_VERSION);
+    if image.is_some() && !incremental {
+        // A source without write tracking sends a whole final snapshot:
+        // it needs no image.
+        image = None;
+        image_file = None;
+        let _ = std::fs::remove_file(&image_path);
     }
-    let synced = std::fs::File::open(&snap).and_then(|f| f.sync_all());
-    if let Err(e) = synced {
-        return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
+    let image = match (image.map(|w| w.finish()), image_file.take()) {
+        (None, _) | (_, None) => None,
+        (Some(Ok(h)), Some(f)) => {
+            test_image(&f.file, h);
+            log(&format!("the memory image ({}) covers {} pages; the restore maps it", f.describe(&image_path), h.pages));
+            Some(f)
+        }
+        (Some(Err(e)), _) => return refuse(&mut conn, "transfer", format!("the memory image {}: {e}", image_path.display())),
+    };
+    let image_used = image.is_some();
+    if image.is_none() {
+        // A full snapshot, kept should the source be lost after the move.
+        // (Over an image there is nothing to keep it for: the image is in
+        // the page cache only, and removed once the program runs.)
+        let synced = std::fs::File::open(&snap).and_then(|f| f.sync_all());
+        if let Err(e) = synced {
+            return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
+        }
     }
     // 4. Restore up to the gate.
     let t0 = Instant::now();
@@ -300,6 +339,13 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         None => Command::new(&bin),
     };
     cmd.arg("--restore").arg(&snap).arg("--control").arg("--gate-fd").arg("3");
+    if let Some(img) = &image {
+        match img.memfd {
+            // Inherited as fd 4 (below).
+            true => cmd.arg("--memory-image").arg("/proc/self/fd/4"),
+            false => cmd.arg("--memory-image").arg(&image_path),
+        };
+    }
     for (guest, dir) in &prep.dir_map {
         cmd.arg("--restore-dir").arg(format!("{guest}={dir}"));
     }
@@ -311,10 +357,15 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     {
         use std::os::fd::AsRawFd;
         let fd = gate_child.as_raw_fd();
-        // SAFETY: only async-signal-safe calls (dup2, setsid) between fork and exec.
+        let memfd = image.as_ref().filter(|i| i.memfd).map(|i| i.file.as_raw_fd());
+        // SAFETY: only async-signal-safe calls (fcntl, dup2, setsid) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(fd, 3) == -1 {
+                // Out of the way of 3 and 4 first, then into place.
+                let high = |f: libc::c_int| libc::fcntl(f, libc::F_DUPFD_CLOEXEC, 10);
+                let g = high(fd);
+                let m = memfd.map(high);
+                if g == -1 || m == Some(-1) || libc::dup2(g, 3) == -1 || m.is_some_and(|m| libc::dup2(m, 4) == -1) {
                     return Err(std::io::Error::last_os_error());
                 }
                 // Its own session: it outlives the agent's ssh session if detached.
@@ -328,6 +379,9 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         Err(e) => return refuse(&mut conn, "restore", format!("cannot start {}: {e}", cmd.get_program().to_string_lossy())),
     };
     drop(gate_child);
+    let memfd_image = image.as_ref().is_some_and(|i| i.memfd);
+    // The program has the image now (a memfd lives as long as it does).
+    drop(image);
     let (tx, rx) = mpsc::channel::<Event>();
     for (stream, pipe) in [
         (Stream::Stdout, Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>),
@@ -374,6 +428,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         return refuse(&mut conn, "restore", format!("the restore failed (exit {code}): {text}"));
     }
     test_kill("restored");
+    let t_ready = Instant::now();
     conn.send(&Message::Restored { restore_us: t0.elapsed().as_micros() as u64 })?;
     // 5. Go, or discard.
     let _ = conn.set_read_timeout(Some(Duration::from_secs_f64(cfg.go_timeout.max(0.001))));
@@ -399,9 +454,28 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         return refuse(&mut conn, "go", format!("the restored program ended before it ran (exit {})", status.map(exit_code).unwrap_or(-1)));
     }
     let pid = child.id();
-    log(&format!("the program runs as pid {pid}"));
+    // The runtime says when its restored code resumed (and closes the gate).
+    let (resumed_at_ns, used) = resumed_at(&mut gate);
+    let memory = match (image_used, used) {
+        (true, Some(how)) => format!("image-{how}"),
+        (true, None) => "image".to_string(),
+        (false, _) => "snapshot".to_string(),
+    };
+    let t_run = Instant::now();
+    let us = |a: Instant, b: Instant| b.saturating_duration_since(a).as_micros();
+    log(&format!(
+        "the program runs as pid {pid} (memory: {memory}; snapshot arrival {} us, image and snapshot closed {} us, restore to the gate {} us, Go and resume {} us)",
+        t_first.map_or(0, |t| us(t, t_last)),
+        us(t_last, t0),
+        us(t0, t_ready),
+        us(t_ready, t_run)
+    ));
+    // The image stays mapped by the program; its name is not needed.
+    if image_used && !memfd_image {
+        let _ = std::fs::remove_file(&image_path);
+    }
     // From here on the program runs here, whatever happens to the connection.
-    let mut connected = conn.send(&Message::Running { pid }).is_ok();
+    let mut connected = conn.send(&Message::Running { pid, resumed_at_ns, memory: Some(memory) }).is_ok();
     let out_path = run.path().join("stdout.log");
     let err_path = run.path().join("stderr.log");
     let mut logs: Option<(std::fs::File, std::fs::File)> = None;
@@ -450,6 +524,87 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         let _ = std::fs::remove_dir_all(&run_dir);
     }
     Ok(())
+}
+
+/// The runtime's `T<ns>[ image=HOW]` line on the gate after `G`: when the
+/// restored code resumed (CLOCK_REALTIME) and how the memory image was
+/// used. `None`s if the runtime closed the gate without it (an older
+/// runtime) or took longer than 10 s.
+fn resumed_at(gate: &mut std::os::unix::net::UnixStream) -> (Option<u64>, Option<String>) {
+    let _ = gate.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut line = Vec::new();
+    let mut b = [0u8; 64];
+    while !line.ends_with(b"\n") && line.len() < 256 {
+        match gate.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => line.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&line);
+    let Some(rest) = text.trim().strip_prefix('T') else { return (None, None) };
+    let mut words = rest.split_whitespace();
+    let at = words.next().and_then(|w| w.parse().ok());
+    let how = words.find_map(|w| w.strip_prefix("image=")).map(String::from);
+    (at, how)
+}
+
+/// The module hash of `Prepare` (64 hex digits, checked by [`binary`]) as bytes.
+fn module_hash(hex: &str) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    for (i, b) in h.iter_mut().enumerate() {
+        *b = hex.get(2 * i..2 * i + 2).and_then(|x| u8::from_str_radix(x, 16).ok()).unwrap_or(0);
+    }
+    h
+}
+
+/// Fault injection for the migration tests: `WANCO_AGENT_TEST_IMAGE=wrong`
+/// rewrites the finished memory image's header to name another snapshot
+/// (a well-formed image of the wrong memory), `=damaged` flips a byte of
+/// the header; the restore must refuse either.
+fn test_image(f: &std::fs::File, h: wanco_state::image::ImageHeader) {
+    use std::os::unix::fs::FileExt;
+    let how = std::env::var("WANCO_AGENT_TEST_IMAGE").unwrap_or_default();
+    let bytes = match how.as_str() {
+        "wrong" => wanco_state::image::ImageHeader { snapshot: [0xee; 32], ..h }.encode(),
+        "damaged" => {
+            let mut b = h.encode();
+            b[20] ^= 0xff;
+            b
+        }
+        _ => return,
+    };
+    log(&format!("WANCO_AGENT_TEST_IMAGE={how}: spoiling the memory image header"));
+    let _ = f.write_all_at(&bytes, 0);
+}
+
+/// Where a memory image is built: a memfd (`memfd_create`: shared memory,
+/// never written back to a disk — a file of 1 GiB written on disk made the
+/// kernel throttle every writer meanwhile, the final snapshot's too, for
+/// seconds of downtime) handed to the restore as its fd 4; where there is
+/// no memfd, a file in the run directory.
+struct ImageFile {
+    file: std::fs::File,
+    memfd: bool,
+}
+
+impl ImageFile {
+    fn create(path: &Path) -> std::io::Result<ImageFile> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a system call with a constant name; the descriptor is ours.
+        let fd = unsafe { libc::memfd_create(c"wanco-memory-image".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: `fd` is a new descriptor owned by nothing else.
+            return Ok(ImageFile { file: unsafe { std::fs::File::from_raw_fd(fd) }, memfd: true });
+        }
+        let file = std::fs::File::options().read(true).write(true).create_new(true).open(path)?;
+        Ok(ImageFile { file, memfd: false })
+    }
+
+    fn describe(&self, path: &Path) -> String {
+        if self.memfd { "memfd".into() } else { path.display().to_string() }
+    }
 }
 
 /// `rel` as a path under a synchronised directory: relative, no `..`.

@@ -150,6 +150,14 @@ struct Summary {
     bytes_received: u64,
     total_ms: f64,
     downtime_ms: f64,
+    /// From the source runtime's stop at the migration point to the
+    /// destination runtime's first instruction of the restored code, on the
+    /// two runtimes' clocks (CLOCK_REALTIME): comparable on one machine,
+    /// off by the clocks' difference between two.
+    downtime_runtime_ms: Option<f64>,
+    /// How the destination got the memory: `image-mapped`, `image-copied`,
+    /// `snapshot`.
+    memory: String,
     restore_ms: f64,
     sync_files_before_stop: u64,
     sync_bytes_before_stop: u64,
@@ -400,6 +408,7 @@ fn migrate(o: Opts) -> Result<i32> {
     // A silent destination must not keep the program stopped for long.
     let _ = conn.set_read_timeout(Some(Duration::from_secs_f64(o.timeout.max(0.001))));
     let points: u64 = field(&reply, "points").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let stopped_at_ns: Option<u64> = field(&reply, "at_ns").and_then(|p| p.parse().ok());
     let mut phase = "transfer";
     let mut synced_after = (0, 0);
     let transfer = (|| -> Result<(u64, Duration)> {
@@ -477,11 +486,11 @@ fn migrate(o: Opts) -> Result<i32> {
     }
     let go = if o.detach { Message::Detach } else { Message::Go };
     let running = conn.send(&go).map_err(anyhow::Error::from).and_then(|()| match conn.recv()? {
-        Message::Running { pid } => Ok(pid),
+        Message::Running { pid, resumed_at_ns, memory } => Ok((pid, resumed_at_ns, memory)),
         Message::Refused { phase, reason } => Err(anyhow!("the destination refused ({phase}): {reason}")),
         m => Err(anyhow!("the destination answered {} instead of Running", m.name())),
     });
-    let dest_pid = match running {
+    let (dest_pid, resumed_at_ns, memory) = match running {
         Ok(p) => p,
         Err(e) => {
             // Did the destination get `Go`? Unknown: never risk two copies.
@@ -519,6 +528,11 @@ fn migrate(o: Opts) -> Result<i32> {
         bytes_received: c.received,
         total_ms: ms(t_running - t0),
         downtime_ms: ms(t_running - t_stop),
+        downtime_runtime_ms: match (stopped_at_ns, resumed_at_ns) {
+            (Some(a), Some(b)) => Some(((b as f64 - a as f64) / 1e3).round() / 1e3),
+            _ => None,
+        },
+        memory: memory.unwrap_or_else(|| "unknown".into()),
         restore_ms: ms(restore),
         sync_files_before_stop: synced_before.0,
         sync_bytes_before_stop: synced_before.1,
@@ -529,13 +543,15 @@ fn migrate(o: Opts) -> Result<i32> {
         say(&serde_json::to_string(&s)?);
     } else {
         say(&format!(
-            "moved to {} as pid {dest_pid} ({src_isa} -> {dest_isa}, binary {}, {}{}): total {:.1} ms, downtime {:.1} ms (stop {:.1}, restore {:.1}), snapshot {} bytes, {} bytes sent, {} received",
+            "moved to {} as pid {dest_pid} ({src_isa} -> {dest_isa}, binary {}, {}{}, memory {}): total {:.1} ms, downtime {:.1} ms{} (stop {:.1}, restore {:.1}), snapshot {} bytes, {} bytes sent, {} received",
             s.dest,
+            s.binary_from,
             s.mode,
             if precopy { format!(", {} rounds of {:?} pages", s.rounds, s.round_pages) } else { String::new() },
-            s.binary_from,
+            s.memory,
             s.total_ms,
             s.downtime_ms,
+            s.downtime_runtime_ms.map(|d| format!(" ({d:.2} ms stop to first instruction on the runtimes' clocks)")).unwrap_or_default(),
             ms(t_stopped - t_stop),
             s.restore_ms,
             s.snapshot_bytes,

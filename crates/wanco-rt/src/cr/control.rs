@@ -17,7 +17,8 @@
 //!   The reply goes on with `id=HEX parent=HEX|none pages=P`: the
 //!   snapshot's id (its SHA-256 checksum, what an incremental snapshot
 //!   names as its parent), its parent's, and how many memory pages it
-//!   stores. From a `checkpoint` (or `stop`) on, writes to linear memory
+//!   stores, and `at_ns=T`: when the program stopped at the migration point
+//!   (`CLOCK_REALTIME`, nanoseconds). From a `checkpoint` (or `stop`) on, writes to linear memory
 //!   are tracked (`super::dirty`) where the kernel can.
 //! * `checkpoint-incremental PATH` → as `checkpoint`, but an incremental
 //!   snapshot (format version 3): only the pages written since this
@@ -74,18 +75,22 @@ pub(crate) struct Done {
     pub parent: Option<[u8; 32]>,
     /// Memory pages stored.
     pub pages: usize,
+    /// When the program stopped at the migration point (`CLOCK_REALTIME`,
+    /// nanoseconds since the Unix epoch).
+    pub at_ns: u64,
 }
 
 impl Done {
     fn fields(&self) -> String {
         let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
         format!(
-            "points={} bytes={} id={} parent={} pages={}",
+            "points={} bytes={} id={} parent={} pages={} at_ns={}",
             self.points,
             self.bytes,
             hex(&self.id),
             self.parent.as_ref().map_or_else(|| "none".to_string(), hex),
-            self.pages
+            self.pages,
+            self.at_ns
         )
     }
 }

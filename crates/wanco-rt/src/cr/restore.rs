@@ -171,6 +171,7 @@ pub(crate) fn restore_step(st: &mut State, point: u32) -> Result<u32, String> {
             TARGET.store(u64::MAX, Ordering::Relaxed);
         }
         next_batch(points);
+        super::timing::resumed();
         if timing() {
             if let Some((t, p)) = RESTORE_START.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
                 p.mark("re-entry");

@@ -122,6 +122,8 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
         return ROUTE_CONTINUE;
     }
     let t0 = std::time::Instant::now();
+    // When the Wasm code stopped (a migration's downtime starts here).
+    let stopped_at_ns = super::timing::realtime_ns();
     // SAFETY: `saved` is the trampoline's register area.
     let regs = unsafe { caller_regs(saved) };
     if signalled {
@@ -137,7 +139,7 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
                     let _ = std::fs::remove_file(old);
                 }
                 let bytes = std::fs::metadata(&w.path).map(|m| m.len()).unwrap_or(0);
-                super::control::Done { points: w.points, bytes, id: w.id, parent: w.parent, pages: w.pages }
+                super::control::Done { points: w.points, bytes, id: w.id, parent: w.parent, pages: w.pages, at_ns: stopped_at_ns }
             });
             let ok = r.is_ok();
             // Stopped for a migration: the destination's copy attaches to

@@ -61,3 +61,47 @@ pub fn lazy_memory_in(pages: usize, on_demand: usize, took: std::time::Duration)
         );
     }
 }
+
+/// The gate descriptor (`--gate-fd`) still open after `G`, to which the
+/// moment the restored code resumes is written ([`resumed`]); -1: none.
+static RESUME_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+/// How a memory image was used by this restore (`mapped`, `copied`), if any.
+static IMAGE_USE: Mutex<Option<&'static str>> = Mutex::new(None);
+
+/// Record how the restore used its memory image (reported by [`resumed`]).
+pub fn set_image_use(how: &'static str) {
+    *IMAGE_USE.lock().unwrap_or_else(|e| e.into_inner()) = Some(how);
+}
+
+/// Once the restored code is about to run, write `T<ns>[ image=HOW]\n` to
+/// `fd` (`CLOCK_REALTIME` in nanoseconds) and close it.
+pub fn report_resume_to(fd: i32) {
+    RESUME_FD.store(fd, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// `CLOCK_REALTIME` in nanoseconds since the Unix epoch.
+pub fn realtime_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
+    (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
+}
+
+/// The restored frames are rebuilt: the next instruction is the program's
+/// own. Tells the gate descriptor when (the destination's half of a
+/// migration's downtime, measured on the runtimes' clocks) and closes it.
+pub(crate) fn resumed() {
+    let fd = RESUME_FD.swap(-1, std::sync::atomic::Ordering::SeqCst);
+    if fd < 0 {
+        return;
+    }
+    let now = realtime_ns();
+    let image = IMAGE_USE.lock().unwrap_or_else(|e| e.into_inner()).map(|h| format!(" image={h}")).unwrap_or_default();
+    let line = format!("T{now}{image}\n");
+    // SAFETY: writing a local buffer to, then closing, the gate's
+    // descriptor, which nothing else uses. Best effort: the agent may be gone.
+    unsafe {
+        libc::write(fd, line.as_ptr().cast(), line.len());
+        libc::close(fd);
+    }
+}
