@@ -8,7 +8,7 @@ mod cr;
 mod simd;
 
 pub(crate) use cr::ModuleCr;
-use super::ModuleCodegen;
+use super::{ModuleCodegen, Tbaa};
 use crate::error::{CompileError, Result};
 use crate::frontend::{val_type, Body};
 use inkwell::basic_block::BasicBlock;
@@ -704,6 +704,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let p = self.addr(memarg.offset, size)?;
         let v = self.b.build_load(ty, p, "ld")?;
         v.as_instruction_value().unwrap().set_alignment(1).map_err(|e| CompileError::Llvm(e.to_string()))?;
+        self.m.tbaa(v.as_instruction_value().unwrap(), Tbaa::Memory);
         let v = match ext {
             Some((to, signed)) => {
                 let iv = v.into_int_value();
@@ -732,6 +733,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         };
         let st = self.b.build_store(p, v)?;
         st.set_alignment(1).map_err(|e| CompileError::Llvm(e.to_string()))?;
+        self.m.tbaa(st, Tbaa::Memory);
         Ok(())
     }
 
@@ -1191,6 +1193,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 let gt = self.m.decoded.info.global_type(global_index).unwrap();
                 let p = self.global_ptr(global_index)?;
                 let v = self.b.build_load(self.m.llvm_type(gt.ty), p, "gg")?;
+                self.m.tbaa(v.as_instruction_value().expect("load"), Tbaa::Global);
                 if !gt.mutable {
                     self.m.mark_invariant(v);
                 }
@@ -1199,7 +1202,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             O::GlobalSet { global_index } => {
                 let v = self.pop();
                 let p = self.global_ptr(global_index)?;
-                self.b.build_store(p, v)?;
+                let st = self.b.build_store(p, v)?;
+                self.m.tbaa(st, Tbaa::Global);
             }
             O::TableGet { table } => {
                 let i = self.pop_i();

@@ -29,6 +29,26 @@ pub(crate) struct ModuleRef<'w> {
 }
 
 /// Per-module code generation state.
+/// Alias classes of the generated code's memory accesses (LLVM `!tbaa`
+/// scalar types, siblings under one root, so that accesses of different
+/// classes never alias). Wasm linear memory, the cells of Wasm globals and
+/// the runtime's `wanco_cr_counter` are disjoint allocations, and generated
+/// code reaches each only through accesses tagged with its class; without
+/// the tags LLVM assumed that a store to linear memory or a global might
+/// change the counter, and reloaded it from memory after such stores where
+/// a poll of an inlined function had left it in a register. Untagged
+/// accesses (vmctx fields, the runtime's own code through calls) still
+/// alias everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tbaa {
+    /// An access of Wasm linear memory (loads, stores, SIMD lanes).
+    Memory,
+    /// The 8-byte cell of a Wasm global (`global.get` / `global.set`).
+    Global,
+    /// The checkpoint/restore point counter `wanco_cr_counter`.
+    Counter,
+}
+
 pub(crate) struct ModuleCodegen<'ctx, 'w> {
     pub ctx: &'ctx Context,
     pub module: Module<'ctx>,
@@ -36,6 +56,8 @@ pub(crate) struct ModuleCodegen<'ctx, 'w> {
     /// Native LLVM function of each *defined* function.
     pub funcs: Vec<FunctionValue<'ctx>>,
     pub invariant_kind: u32,
+    /// `!tbaa` metadata kind id (see [`Tbaa`]).
+    pub tbaa_kind: u32,
     /// Checkpoint/restore points and functions (when instrumenting).
     pub cr: Option<func::ModuleCr>,
 }
@@ -215,6 +237,22 @@ impl<'ctx, 'w> ModuleCodegen<'ctx, 'w> {
         }
     }
 
+    /// Tag memory access `inst` with the type-based alias class `class`
+    /// (see [`Tbaa`]).
+    pub fn tbaa(&self, inst: inkwell::values::InstructionValue<'ctx>, class: Tbaa) {
+        let ctx = self.ctx;
+        let root = ctx.metadata_node(&[ctx.metadata_string("wanco").into()]);
+        let name = match class {
+            Tbaa::Memory => "wasm linear memory",
+            Tbaa::Global => "wasm global",
+            Tbaa::Counter => "wanco_cr_counter",
+        };
+        let ty = ctx.metadata_node(&[ctx.metadata_string(name).into(), root.into(), ctx.i64_type().const_zero().into()]);
+        let tag = ctx.metadata_node(&[ty.into(), ty.into(), ctx.i64_type().const_zero().into()]);
+        // Only fails for a non-instruction value: every caller passes a load or a store.
+        let _ = inst.set_metadata(tag, self.tbaa_kind);
+    }
+
     fn const_ptr_array(&self, name: &str, fns: &[FunctionValue<'ctx>]) -> PointerValue<'ctx> {
         let ptrs: Vec<PointerValue> = fns.iter().map(|f| f.as_global_value().as_pointer_value()).collect();
         let arr = self.ptr().const_array(&ptrs);
@@ -295,6 +333,7 @@ pub(crate) fn build_part<'ctx>(
         decoded: ModuleRef { info },
         funcs: Vec::new(),
         invariant_kind: ctx.get_kind_id("invariant.load"),
+        tbaa_kind: ctx.get_kind_id("tbaa"),
         cr,
     };
     // Declare all defined functions first (calls may go forward, or to

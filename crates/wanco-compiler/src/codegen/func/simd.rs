@@ -294,12 +294,14 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let p = self.vaddr(memarg, size)?;
         let v = self.b.build_load(ty, p, "vld")?;
         v.as_instruction_value().unwrap().set_alignment(1).map_err(|e| CompileError::Llvm(e.to_string()))?;
+        self.m.tbaa(v.as_instruction_value().unwrap(), crate::codegen::Tbaa::Memory);
         Ok(v)
     }
 
     fn vstore(&mut self, p: inkwell::values::PointerValue<'ctx>, v: BasicValueEnum<'ctx>) -> Result<()> {
         let st = self.b.build_store(p, v)?;
         st.set_alignment(1).map_err(|e| CompileError::Llvm(e.to_string()))?;
+        self.m.tbaa(st, crate::codegen::Tbaa::Memory);
         Ok(())
     }
 
