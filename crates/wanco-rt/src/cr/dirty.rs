@@ -36,17 +36,14 @@ use std::ffi::c_void;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
+use super::uffd::{UffdioApi, UffdioRange, UffdioRegister, UFFDIO_API, UFFDIO_REGISTER, UFFD_API, UFFD_USER_MODE_ONLY};
+
 /// A Wasm page.
 const WASM_PAGE: u64 = 65536;
 
 // Linux ABI (include/uapi/linux/userfaultfd.h, include/uapi/linux/fs.h),
 // the same on x86_64 and aarch64. Declared here: the system headers of the
-// build machine predate PAGEMAP_SCAN, and the `userfaultfd` crate's -sys
-// crate runs bindgen (see `pager`).
-const UFFD_API: u64 = 0xAA;
-const UFFD_USER_MODE_ONLY: libc::c_int = 1;
-const UFFDIO_API: u64 = 0xC018_AA3F;
-const UFFDIO_REGISTER: u64 = 0xC020_AA00;
+// build machine predate PAGEMAP_SCAN (the shared part: `super::uffd`).
 const UFFDIO_WRITEPROTECT: u64 = 0xC018_AA06;
 const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
 const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1;
@@ -56,26 +53,6 @@ const PAGEMAP_SCAN: u64 = 0xC060_6610;
 const PM_SCAN_WP_MATCHING: u64 = 1;
 const PM_SCAN_CHECK_WPASYNC: u64 = 2;
 const PAGE_IS_WRITTEN: u64 = 1 << 1;
-
-#[repr(C)]
-struct UffdioApi {
-    api: u64,
-    features: u64,
-    ioctls: u64,
-}
-
-#[repr(C)]
-struct UffdioRange {
-    start: u64,
-    len: u64,
-}
-
-#[repr(C)]
-struct UffdioRegister {
-    range: UffdioRange,
-    mode: u64,
-    ioctls: u64,
-}
 
 #[repr(C)]
 struct UffdioWriteprotect {

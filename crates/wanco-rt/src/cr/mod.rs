@@ -8,6 +8,7 @@
 //!   [`crate::wasi_host`]; depends only on [`crate::memory`] and
 //!   [`crate::helper`]):
 //!   * [`timing`]: `WANCO_CR_TIMING` phase durations;
+//!   * `uffd`: the `userfaultfd` ABI `pager` and `dirty` share;
 //!   * [`pager`]: lazy restore of linear memory with `userfaultfd`;
 //!   * [`points`]: the migration-point counter compiled code polls,
 //!     `SIGUSR1`, the checkpoint target, `at_exit`;
@@ -23,7 +24,7 @@
 //!     stop for a migration);
 //!   * `slow`: the slow path of a migration point, which ties them together.
 //!
-//! `timing` ← `pager` ← `points` ← (`instance`, `signals`, `wasi_host`) ←
+//! `uffd` ← (`pager`, `dirty`); `timing` ← `pager` ← `points` ← (`instance`, `signals`, `wasi_host`) ←
 //! `armed` ← `native` ← `capture`/`restore` ← `control` ← `slow`.
 //!
 //! `unsafe` lives in `pager` (userfaultfd), `dirty` (userfaultfd
@@ -43,6 +44,7 @@ pub mod points;
 pub mod restore;
 pub(crate) mod slow;
 pub mod timing;
+mod uffd;
 
 pub use armed::{arm, module_meta, ISA};
 pub use points::{at_exit, enter_main, install_signal_handler, preset, CrOptions};

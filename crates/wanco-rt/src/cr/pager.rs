@@ -40,17 +40,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use wanco_state::snapshot::{PackedMemory, PendingChecksum};
 
+use super::uffd::{UffdioApi, UffdioRange, UffdioRegister, UFFDIO_API, UFFDIO_REGISTER, UFFD_API, UFFD_USER_MODE_ONLY};
+
 const PAGE: usize = 65536;
 
-// The Linux userfaultfd ABI (include/uapi/linux/userfaultfd.h); the same on
-// x86_64 and aarch64 (asm-generic ioctl numbers). Declared here rather than
-// taken from the `userfaultfd` crate: its -sys crate runs bindgen (libclang)
-// at build time, for every target, and the runtime is cross-built for
-// aarch64. `libc` has only the system call number.
-const UFFD_API: u64 = 0xAA;
-const UFFD_USER_MODE_ONLY: libc::c_int = 1;
-const UFFDIO_API: u64 = 0xC018_AA3F;
-const UFFDIO_REGISTER: u64 = 0xC020_AA00;
+// The requests only the pager makes (the shared part: `super::uffd`).
 const UFFDIO_UNREGISTER: u64 = 0x8010_AA01;
 const UFFDIO_WAKE: u64 = 0x8010_AA02;
 const UFFDIO_COPY: u64 = 0xC028_AA03;
@@ -60,27 +54,6 @@ const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
 const CAN_COPY: u64 = 1 << 3;
 const CAN_ZEROPAGE: u64 = 1 << 4;
 const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
-
-#[repr(C)]
-struct UffdioApi {
-    api: u64,
-    features: u64,
-    ioctls: u64,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct UffdioRange {
-    start: u64,
-    len: u64,
-}
-
-#[repr(C)]
-struct UffdioRegister {
-    range: UffdioRange,
-    mode: u64,
-    ioctls: u64,
-}
 
 #[repr(C)]
 struct UffdioCopy {
