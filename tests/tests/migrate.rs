@@ -485,11 +485,11 @@ fn precopy_large_heap_x86_64_to_x86_64() {
 #[test]
 fn precopy_again_from_a_mapped_image() {
     let dir = work("precopy-twice");
-    // 200 ticks of 20 ms instead of 60: time for two moves.
+    // 300 ticks of 20 ms instead of 200: time for two moves.
     let wat = std::fs::read_to_string(workspace().join("tests/programs/migrate/migrate_heap.wat")).unwrap();
-    let wat = wat.replace("(global $ticks i32 (i32.const 60))", "(global $ticks i32 (i32.const 200))");
-    assert!(wat.contains("(i32.const 200))"), "the ticks of migrate_heap.wat");
-    let src_wat = dir.join("heap-200.wat");
+    let wat = wat.replace("(global $ticks i32 (i32.const 200))", "(global $ticks i32 (i32.const 300))");
+    assert!(wat.contains("(global $ticks i32 (i32.const 300))"), "the ticks of migrate_heap.wat");
+    let src_wat = dir.join("heap-300.wat");
     std::fs::write(&src_wat, wat).unwrap();
     let bin = dir.join("heap.x86_64");
     run_ok(Command::new(&tools().wanco).arg("compile").arg(&src_wat).arg("--target").arg("x86_64").arg("-o").arg(&bin));

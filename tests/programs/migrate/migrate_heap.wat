@@ -1,6 +1,6 @@
 ;; Migration test and benchmark program with a large heap (tests/tests/migrate.rs,
 ;; tools/migrate-bench.sh): fills its whole linear memory (beyond the first page) with
-;; pseudo-random bytes, then for $ticks ticks rewrites a working set of $ws bytes at the start of
+;; pseudo-random bytes, then for $ticks ticks (200: 4 s, so that a move under load ends before the program does) rewrites a working set of $ws bytes at the start of
 ;; the heap, prints `tick I HASH` and sleeps 20 ms; at the end it prints a checksum of the whole
 ;; heap and exits with code 7. The heap is the memory's size (`memory.size`): the benchmark
 ;; makes variants by changing the `(memory N)` line and the $ws and $ticks values only.
@@ -10,7 +10,7 @@
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
   (memory (export "memory") 512)
   (global $ws i32 (i32.const 1048576))
-  (global $ticks i32 (i32.const 60))
+  (global $ticks i32 (i32.const 200))
   (data (i32.const 1024) "migrate_heap: pages\00")
   (data (i32.const 1120) "tick \00")
   (data (i32.const 1248) "heap checksum\00")
