@@ -103,6 +103,8 @@ bench-jobs:
     python3 tools/bench_jobs.py target/release/wanco bench/results-jobs.md
 
 # Live-migration benchmark: heaps of 16 MiB, 256 MiB, 1 GiB (1 MiB working set) and a 64 MiB
-# working set, stop-and-copy vs pre-copy (bench/results-migrate.md).
+# working set, stop-and-copy vs pre-copy (bench/results-migrate.md); then the socket gateway's
+# figures: clients' longest pause during a move, added latency, throughput (bench/results-gateway.md).
 migrate-bench:
     bash tools/migrate-bench.sh
+    just gateway-bench
