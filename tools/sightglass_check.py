@@ -40,7 +40,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sightglass_interp import first_diff, normalize  # noqa: E402
+from sightglass_interp import first_diff, normalize, suite_programs  # noqa: E402
 
 QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]
 
@@ -202,17 +202,10 @@ def write_md(out_md, suite, rows, total, cpu, seed):
 
 def main():
     wanco, snap_tool, out_md = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    suite = os.environ.get("WANCO_SIGHTGLASS", os.path.join(os.path.dirname(repo), "shared", "bench", "sightglass"))
-    if not os.path.isdir(suite):
-        sys.exit(f"sightglass-check: suite not found at {suite} (set WANCO_SIGHTGLASS to its folder)")
+    suite, names = suite_programs("sightglass-check")
     cpu = int(os.environ.get("SG_CHECK_CPU", "300"))
     ccpu = int(os.environ.get("SG_CHECK_COMPILE_CPU", "1200"))
     seed = os.environ.get("SG_CHECK_SEED", "0")
-    names = sorted(d for d in os.listdir(suite) if os.path.isfile(os.path.join(suite, d, "prog.wasm")))
-    only = os.environ.get("SG_ONLY")
-    if only:
-        names = [n for n in only.split(",") if n in names]
     work = tempfile.mkdtemp(prefix="wanco-sg-check-")
     rows = []
     try:

@@ -117,18 +117,25 @@ def write_md(out_md, suite, rows, total, cpu_limit, nice):
     os.replace(out_md + ".tmp", out_md)
 
 
-def main():
-    wanco, out_md = os.path.abspath(sys.argv[1]), sys.argv[2]
+def suite_programs(tool):
+    """The suite's folder ($WANCO_SIGHTGLASS, default ../shared/bench/sightglass
+    next to the repository) and its program names ($SG_ONLY=a,b picks)."""
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     suite = os.environ.get("WANCO_SIGHTGLASS", os.path.join(os.path.dirname(repo), "shared", "bench", "sightglass"))
     if not os.path.isdir(suite):
-        sys.exit(f"sightglass-interp: suite not found at {suite} (set WANCO_SIGHTGLASS to its folder)")
-    cpu_limit = int(os.environ.get("SG_INTERP_CPU", "60"))
-    nice = int(os.environ.get("SG_INTERP_NICE", "15"))
+        sys.exit(f"{tool}: suite not found at {suite} (set WANCO_SIGHTGLASS to its folder)")
     names = sorted(d for d in os.listdir(suite) if os.path.isfile(os.path.join(suite, d, "prog.wasm")))
     only = os.environ.get("SG_ONLY")
     if only:
         names = [n for n in only.split(",") if n in names]
+    return suite, names
+
+
+def main():
+    wanco, out_md = os.path.abspath(sys.argv[1]), sys.argv[2]
+    suite, names = suite_programs("sightglass-interp")
+    cpu_limit = int(os.environ.get("SG_INTERP_CPU", "60"))
+    nice = int(os.environ.get("SG_INTERP_NICE", "15"))
     work = tempfile.mkdtemp(prefix="wanco-sg-interp-")
     rows = []
     try:
