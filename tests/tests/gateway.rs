@@ -21,19 +21,14 @@ use wanco_tests::engine::{Engine, Tools};
 
 mod common;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
-}
+use common::workspace;
 
 fn module() -> PathBuf {
     workspace().join("tests/programs/sock/wasm/sock_kv.wasm")
 }
 
 fn work(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wanco-gateway").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create work dir");
-    d
+    common::fresh_dir("wanco-gateway", name)
 }
 
 fn tools() -> &'static Tools {

@@ -26,9 +26,7 @@ mod common;
 use common::net::{enter_netns, run_ok, Ca, Net, Pki, DST_ADDR, GW_ADDR, SRC_ADDR};
 use common::sock::{client, wait_answers, Stats, CLIENTS};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
-}
+use common::workspace;
 
 fn tools() -> &'static Tools {
     static T: OnceLock<Tools> = OnceLock::new();
@@ -36,10 +34,7 @@ fn tools() -> &'static Tools {
 }
 
 fn work(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wanco-gateway-migrate").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create work dir");
-    d
+    common::fresh_dir("wanco-gateway-migrate", name)
 }
 
 fn compiled(isa: &str) -> PathBuf {

@@ -18,19 +18,14 @@ use wanco_tests::engine::{Engine, Tools};
 
 mod common;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
-}
+use common::workspace;
 
 fn module(name: &str) -> PathBuf {
     workspace().join("tests/programs/sock/wasm").join(format!("{name}.wasm"))
 }
 
 fn work(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wanco-sockets").join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create work dir");
-    d
+    common::fresh_dir("wanco-sockets", name)
 }
 
 fn tools() -> &'static Tools {

@@ -4,3 +4,19 @@
 
 pub mod net;
 pub mod sock;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (`tests/` is inside it).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
+}
+
+/// An empty directory `GROUP/NAME` in the test target's temporary directory (what a
+/// previous run left there is removed).
+pub fn fresh_dir(group: &str, name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(group).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create work dir");
+    d
+}
