@@ -493,7 +493,9 @@ pub enum Location {
         /// Size in bytes.
         size: u8,
     },
-    /// The value is the address `reg + offset` (a stack object).
+    /// A stack object at `reg + offset`. LLVM records the address; the
+    /// compiler names a local kept in memory this way at a return site, and
+    /// the value is what the object holds (the width of the local's type).
     Direct {
         /// DWARF register number of the base.
         reg: u16,

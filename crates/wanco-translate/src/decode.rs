@@ -121,6 +121,23 @@ fn read_value(
             what()
         ))
     };
+    // The value of width `w` at `[reg + offset]`.
+    let read_mem = |reg: u16, offset: i32| -> Result<u64, Error> {
+        let base = regs.get(reg).ok_or_else(|| {
+            Error::Decode(format!(
+                "{}: base register {} is unknown in this frame",
+                what(),
+                regs.isa().reg_name(reg)
+            ))
+        })?;
+        let addr = base.wrapping_add_signed(i64::from(offset));
+        let v = if w == 4 {
+            mem.read_u32(addr).map(u64::from)
+        } else {
+            mem.read_u64(addr)
+        };
+        v.ok_or_else(|| Error::Memory { addr, what: what() })
+    };
     let bits = match *loc {
         Location::Constant(c) => truncate(c as u64, w),
         Location::Register { reg, size } => {
@@ -140,27 +157,11 @@ fn read_value(
             if size < w {
                 return Err(small(size));
             }
-            let base = regs.get(reg).ok_or_else(|| {
-                Error::Decode(format!(
-                    "{}: base register {} is unknown in this frame",
-                    what(),
-                    regs.isa().reg_name(reg)
-                ))
-            })?;
-            let addr = base.wrapping_add_signed(i64::from(offset));
-            let v = if w == 4 {
-                mem.read_u32(addr).map(u64::from)
-            } else {
-                mem.read_u64(addr)
-            };
-            v.ok_or_else(|| Error::Memory { addr, what: what() })?
+            read_mem(reg, offset)?
         }
-        Location::Direct { .. } => {
-            return Err(Error::Decode(format!(
-                "{}: unexpected Direct location (a stack object address): {loc:?}",
-                what()
-            )))
-        }
+        // A stack object: the compiler names a local kept in memory by its
+        // slot at a return site (its value is what the slot holds).
+        Location::Direct { reg, offset } => read_mem(reg, offset)?,
     };
     Ok(RawValue::new(ty, bits))
 }
@@ -559,13 +560,27 @@ mod tests {
         }
     }
 
+    /// A local kept in memory is named by its stack object (`Direct`): the
+    /// value is read from there, as from the spill slot (`Indirect`) at the
+    /// same place.
     #[test]
-    fn decode_errors_name_the_slot() {
+    fn a_direct_location_reads_the_stack_object() {
+        let (r, m) = regs_and_mem();
         let mut l = good_locations();
         l[2] = Location::Direct { reg: 7, offset: 8 };
+        let direct = decode_record(&meta(vec![]), &rec(l), &r, &m).expect("decode");
+        let indirect = decode_record(&meta(vec![]), &rec(good_locations()), &r, &m).expect("decode");
+        assert_eq!(direct, indirect);
+    }
+
+    #[test]
+    fn decode_errors_name_the_slot() {
+        // A stack object whose base register the frame does not know.
+        let mut l = good_locations();
+        l[2] = Location::Direct { reg: 5, offset: 8 };
         let e = decode_err(l);
         assert!(
-            e.contains("point 0, local 1") && e.contains("Direct"),
+            e.contains("point 0, local 1") && e.contains("base register"),
             "{e}"
         );
 

@@ -159,7 +159,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
     let frame = cx.memory_frame(&types, &in_memory)?;
     for (i, t) in types.iter().enumerate() {
         let a = match &frame {
-            Some((_, slots)) if slots[i].is_some() => slots[i].expect("slot"),
+            Some(slots) if slots[i].is_some() => slots[i].expect("slot"),
             _ => cx.b.build_alloca(m.llvm_type(*t), if i < ft.params.len() { "p" } else { "l" })?,
         };
         if i < ft.params.len() {
@@ -174,7 +174,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         cx.mem_base = Some(base);
     }
     if let Some(live) = live {
-        cx.cr = Some(cr::FuncCr::new(&mut cx, body, live, frame.map(|(p, _)| p))?);
+        cx.cr = Some(cr::FuncCr::new(&mut cx, body, live, &in_memory)?);
     }
     cx.stack_check()?;
     let body_bb = ctx.append_basic_block(f, "body");

@@ -124,8 +124,12 @@ pub(super) struct FuncCr<'ctx> {
     insts: usize,
     /// The slow-path calls of the function's polls, the entry poll's first.
     slow_calls: Vec<inkwell::values::CallSiteValue<'ctx>>,
-    /// The frame of the locals kept in memory (see [`memory_locals`]).
-    frame: Option<PointerValue<'ctx>>,
+    /// Whether some locals are kept in memory (see [`memory_locals`]).
+    frame: bool,
+    /// Those locals (empty without a frame). A restore stores them all
+    /// once, where it enters the function (see `poll`): the routes leave
+    /// them out.
+    kept: LiveSet,
 }
 
 /// Code offsets of the loops of `body` that contain no call, ascending.
@@ -197,7 +201,7 @@ pub(super) fn memory_locals(live: &FuncLiveness) -> Vec<bool> {
 }
 
 impl<'ctx> FuncCr<'ctx> {
-    pub fn new(cx: &mut FuncCx<'_, 'ctx, '_>, body: &Body<'_>, live: FuncLiveness, frame: Option<PointerValue<'ctx>>) -> Result<FuncCr<'ctx>> {
+    pub fn new(cx: &mut FuncCx<'_, 'ctx, '_>, body: &Body<'_>, live: FuncLiveness, in_memory: &[bool]) -> Result<FuncCr<'ctx>> {
         let fv = body.validator.borrow_mut().take().ok_or_else(|| CompileError::Llvm("function validator missing".into()))?;
         let mut types = fv.into_validator(Default::default());
         let mut reader = body.body.get_binary_reader();
@@ -205,6 +209,7 @@ impl<'ctx> FuncCr<'ctx> {
         // Loaded from `wanco_cr_counter` where the outermost loop is
         // entered (see the module docs).
         let cnt = cx.b.build_alloca(cx.i64(), "cnt")?;
+        let live_locals = live.num_locals;
         Ok(FuncCr {
             types,
             cnt,
@@ -218,39 +223,42 @@ impl<'ctx> FuncCr<'ctx> {
             call_free_loops: call_free_loops(&body.body)?,
             insts: 0,
             slow_calls: Vec::new(),
-            frame,
+            kept: LiveSet::from_indices(live_locals, in_memory.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i)),
+            frame: in_memory.iter().any(|m| *m),
         })
     }
 }
 
 impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
-    /// With `in_memory[i]` for some local `i` (of type `types[i]`): an
-    /// `alloca` frame holding those, and per local its slot in it.
-    pub(super) fn memory_frame(&mut self, types: &[ValType], in_memory: &[bool]) -> Result<Option<(PointerValue<'ctx>, Vec<Option<PointerValue<'ctx>>>)>> {
+    /// With `in_memory[i]` for some local `i` (of type `types[i]`): the
+    /// locals kept in memory, an `alloca` each (a stack object of its own,
+    /// so that a return site's deopt bundle can name it: see
+    /// `deopt_bundle`), and per local its slot. Returns whether there are any.
+    pub(super) fn memory_frame(&mut self, types: &[ValType], in_memory: &[bool]) -> Result<Option<Vec<Option<PointerValue<'ctx>>>>> {
         if !in_memory.iter().any(|m| *m) {
             return Ok(None);
         }
-        let kept: Vec<usize> = (0..types.len()).filter(|i| in_memory.get(*i).copied().unwrap_or(false)).collect();
-        let fields: Vec<inkwell::types::BasicTypeEnum<'ctx>> = kept.iter().map(|i| self.m.llvm_type(types[*i])).collect();
-        let ty = self.m.ctx.struct_type(&fields, false);
-        let frame = self.b.build_alloca(ty, "frame")?;
         let mut slots = vec![None; types.len()];
-        for (k, i) in kept.iter().enumerate() {
-            slots[*i] = Some(self.b.build_struct_gep(ty, frame, k as u32, "fl")?);
+        for (i, t) in types.iter().enumerate() {
+            if in_memory.get(i).copied().unwrap_or(false) {
+                slots[i] = Some(self.b.build_alloca(self.m.llvm_type(*t), "fl")?);
+            }
         }
-        Ok(Some((frame, slots)))
+        Ok(Some(slots))
     }
 
     /// Where a restore route joins the normal path at a return site: an
-    /// empty `asm` that may read and write the memory frame, so that the
-    /// locals in it are loaded from it after this point, never merged by
-    /// phis of the values stored on either path.
+    /// empty `asm` that may read and write memory (the locals kept in
+    /// memory have escaped, through the deopt bundles that name them), so
+    /// that those locals are loaded after this point, never merged by phis
+    /// of the values stored on either path.
     fn frame_barrier(&mut self) -> Result<()> {
-        let Some(frame) = self.cr.as_ref().and_then(|c| c.frame) else { return Ok(()) };
-        let ptr = self.m.ptr();
-        let ty = self.m.ctx.void_type().fn_type(&[ptr.into()], false);
-        let asm = self.m.ctx.create_inline_asm(ty, String::new(), "r,~{memory}".into(), true, false, None, false);
-        let call = self.b.build_indirect_call(ty, asm, &[frame.into()], "")?;
+        if !self.cr.as_ref().is_some_and(|c| c.frame) {
+            return Ok(());
+        }
+        let ty = self.m.ctx.void_type().fn_type(&[], false);
+        let asm = self.m.ctx.create_inline_asm(ty, String::new(), "~{memory}".into(), true, false, None, false);
+        let call = self.b.build_indirect_call(ty, asm, &[], "")?;
         call.add_attribute(AttributeLoc::Function, self.m.ctx.create_string_attribute("gc-leaf-function", ""));
         Ok(())
     }
@@ -314,6 +322,22 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     vals.push(self.dead_value(t));
                 }
                 constants += if t == ValType::V128 { 2 } else { 1 };
+                continue;
+            }
+            if kind == FrameKind::Call && t != ValType::V128 && self.crs().kept.contains(i) {
+                // A local kept in memory, at a return site: its stack
+                // object itself, which the stackmap records as a `Direct`
+                // location (frame register + offset) and a checkpoint reads
+                // the value from. The call reads it (a deopt bundle reads
+                // through its pointers), so it holds the local's value
+                // there. Loading it instead made a value per kept local per
+                // return site for the register allocator: `hashset`'s
+                // largest function, 17 locals at 15,000 calls, spent most
+                // of its compile time in the allocator. A loop header's
+                // slow path still loads it: a call in a loop that reads
+                // the local's memory would keep LLVM from holding the
+                // local in a register through the loop.
+                vals.push(p.into());
                 continue;
             }
             let v = self.b.build_load(self.m.llvm_type(t), p, "dl")?;
@@ -476,7 +500,17 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             self.b.build_conditional_branch(is_restore, restore, resume)?;
             self.b.position_at_end(restore);
             let buf = self.value_buffer()?;
+            // With the locals live at the entry, every local kept in memory,
+            // live there or not: a restore passes here first, so no route
+            // needs to store one (a function with thousands of return
+            // sites had a copy of them in every route: Sightglass
+            // `hashset`'s largest function, 800,000 instructions of its
+            // 2.3 million). One dead where the frame stopped gets the zero
+            // the snapshot holds for it, and is written before it is read.
             let live = self.live_here(FrameKind::Entry)?;
+            let n = self.locals.len();
+            let kept = &self.crs().kept;
+            let live = LiveSet::from_indices(n, live.iter().chain(kept.iter()));
             self.restore_locals(buf, &live)?;
             (restore, resume)
         } else {
@@ -539,7 +573,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let buf = self.opaque_pointer(buf)?;
         // The buffer's address, the branch, a load and a phi per value.
         self.crs().insts += 2 + 2 * (phis.len() + fixed.len());
-        let missing = LiveSet::from_indices(self.locals.len(), live.iter().filter(|i| !parent_live.contains(*i)));
+        let kept = self.crs().kept.clone();
+        let missing = LiveSet::from_indices(self.locals.len(), live.iter().filter(|i| !parent_live.contains(*i) && !kept.contains(*i)));
         self.restore_locals(buf, &missing)?;
         for (j, phi) in phis.iter().enumerate() {
             let ty = phi.as_basic_value().get_type();
@@ -1099,8 +1134,10 @@ mod tests {
         for (n, in_memory) in [(120, true), (40, false)] {
             let ir = crate::compile_ir(&wide(n), &crate::CompileOptions::default()).expect("compile");
             let w = function_ir(&ir, "f1");
-            // The return sites' barrier (the routes' opaque bases are `=r,0`).
-            assert_eq!(w.contains(r#"asm sideeffect "", "r,~{memory}""#), in_memory, "{n} locals:\n{w}");
+            // The return sites' barrier, and their deopt bundles naming the
+            // locals' stack objects (read by the unwinder: `Direct`).
+            assert_eq!(w.contains(r#"asm sideeffect "", "~{memory}""#), in_memory, "{n} locals:\n{w}");
+            assert_eq!(w.contains("ptr %fl"), in_memory, "{n} locals:\n{w}");
             let phis = w.lines().filter(|l| l.contains(" = phi ")).count();
             if in_memory {
                 // ~5.6 per site: with the inlined callee's entry poll, the
