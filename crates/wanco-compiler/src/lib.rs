@@ -144,18 +144,14 @@ pub fn wasm_bytes(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 /// The module is compiled in [`CompileOptions::jobs`] parts side by side;
 /// their objects (and the checkpoint metadata) are merged into one.
 pub fn compile_object(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>> {
-    match compile_object_with(wasm, opts, true) {
-        // Never fail on a valid module: LLVM's register allocator can run out
-        // of registers with deopt values in registers, never without them.
-        Err(e) if opts.cr && target::is_register_exhaustion(&e) => compile_object_with(wasm, opts, false),
-        r => r,
-    }
+    compile_object_with(wasm, opts, true)
 }
 
-fn compile_object_with(wasm: &[u8], opts: &CompileOptions, deopt_in_registers: bool) -> Result<Vec<u8>> {
+/// [`compile_object`]; `retry`: see [`parts::compile`].
+fn compile_object_with(wasm: &[u8], opts: &CompileOptions, retry: bool) -> Result<Vec<u8>> {
     let decoded = opts.decode(wasm)?;
     let parts = parts::part_count(&decoded, opts);
-    let compiled = parts::compile(decoded, parts, opts, deopt_in_registers)?;
+    let compiled = parts::compile(decoded, parts, opts, retry)?;
     let info = compiled.info;
     let split = compiled.objects.len() > 1;
     let mut objects = compiled.objects;

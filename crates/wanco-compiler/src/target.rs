@@ -215,9 +215,10 @@ fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<Targ
 /// the call. LLVM 19's greedy allocator can fail with "ran out of registers
 /// during register allocation" with them in registers (Sightglass
 /// `rust-compression`: 7 functions, among them one of 12 calls and 13
-/// locals), never without: the caller retries so (see
-/// [`is_register_exhaustion`]). The option is global to LLVM: code
-/// generation without it runs alone.
+/// locals; `regex`: one part of 31 small functions of a `-j 64` compile),
+/// never without: that part is built again and generated without (see
+/// `parts::compile` and [`is_register_exhaustion`]). The option is global
+/// to LLVM: code generation without it runs alone.
 pub(crate) fn emit_object(module: &Module, t: Target, opt: u8, cr: bool, deopt_in_registers: bool) -> Result<Vec<u8>> {
     init();
     let emit = || -> Result<Vec<u8>> {

@@ -870,6 +870,13 @@ pub(crate) struct ModuleCr {
     pub funcs: std::cell::RefCell<Vec<CrFunc>>,
 }
 
+impl ModuleCr {
+    /// A copy (a part built again starts from the same points and functions).
+    pub fn duplicate(&self) -> ModuleCr {
+        ModuleCr { points: std::cell::RefCell::new(self.points.borrow().clone()), funcs: std::cell::RefCell::new(self.funcs.borrow().clone()) }
+    }
+}
+
 impl<'ctx> super::super::ModuleCodegen<'ctx, '_> {
     /// A runtime global (declared once, hidden: linked statically).
     pub fn cr_global(&self, name: &str, ty: inkwell::types::BasicTypeEnum<'ctx>) -> GlobalValue<'ctx> {
@@ -1151,11 +1158,13 @@ mod tests {
 
     /// LLVM 19's greedy register allocator ran out of registers on this
     /// function (from Sightglass `rust-compression`) with deopt values in
-    /// registers; `compile_object` retries without and succeeds, on both
-    /// ISAs. Since the entry polls' slow paths store the counter back (see
+    /// registers; the part is then built again without, on both ISAs.
+    /// Since the entry polls' slow paths store the counter back (see
     /// `slow_join`) the first attempt no longer runs out on this function
     /// (on either ISA): a failure of it must still be the exhaustion the
-    /// retry is for, and the whole compile must succeed.
+    /// retry is for, and the whole compile must succeed. (Sightglass
+    /// `regex` runs out in one part of a `-j 64` compile: its parts' CPU
+    /// times, `WANCO_PARTS_TIMING=1`, show that part twice.)
     #[test]
     fn register_exhaustion_is_retried() {
         let wasm = wat::parse_str(include_str!("../../../../../tests/programs/cr/cr_regalloc.wat")).expect("wat");
