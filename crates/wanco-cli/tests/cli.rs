@@ -158,3 +158,36 @@ fn canonical_nans_are_the_same_on_both_isas() {
     let (after, _) = run(&bins[1].0, "aarch64", &["--restore", snap.to_str().unwrap()]);
     assert_eq!(before + &after, canon_x86.0);
 }
+
+/// `x + (-0.0)` and `x * 1` with the constant a lane of a `v128.const`: LLVM
+/// keeps the lane as a constant expression (`extractelement (bitcast ...)`),
+/// which the compiler once read as a float (garbage, or a crash found by
+/// `wanco-fuzz --aot`), and folds the operation away later, so a signalling
+/// NaN operand must still come out quiet (Wasm: an arithmetic NaN). The
+/// program exits with a bit set per result whose quiet bit is clear.
+#[test]
+fn identity_lane_of_a_v128_const_quiets_a_signalling_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = r#"(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory 1)
+      (data (i32.const 0) "\01\00\00\00\00\00\f4\7f\01\00\a0\7f")
+      (func (export "_start") (local $bad i32)
+        (if (i64.eqz (i64.and (i64.reinterpret_f64
+              (f64.add (f64.load (i32.const 0)) (f64x2.extract_lane 0 (v128.const f64x2 -0.0 5.0))))
+              (i64.const 0x0008000000000000)))
+          (then (local.set $bad (i32.or (local.get $bad) (i32.const 1)))))
+        (if (i32.eqz (i32.and (i32.reinterpret_f32
+              (f32.mul (f32.load (i32.const 8)) (f32x4.extract_lane 1 (v128.const f32x4 3 1 0 0))))
+              (i32.const 0x00400000)))
+          (then (local.set $bad (i32.or (local.get $bad) (i32.const 2)))))
+        (call $exit (local.get $bad))))"#;
+    std::fs::write(dir.path().join("id.wat"), wat).unwrap();
+    for isa in ["x86_64", "aarch64"] {
+        let bin = dir.path().join(format!("id-{isa}"));
+        let (code, e) = wanco(&["compile", "id.wat", "--target", isa, "-o", bin.to_str().unwrap()], dir.path());
+        assert_eq!(code, 0, "{isa}: {e}");
+        let o = common::on_isa(&bin, isa).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{isa}: signalling NaNs came out of an identity operation (exit = mask of them); {}", String::from_utf8_lossy(&o.stderr));
+    }
+}

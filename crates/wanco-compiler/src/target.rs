@@ -75,7 +75,13 @@ impl Target {
         match self {
             // x86-64-v2 (SSE4.2, POPCNT): every x86 server of the last decade;
             // gives native roundss/roundsd for floor/ceil/trunc/nearest.
-            Target::X86_64 => ("x86-64-v2", ""),
+            // LLVM tunes x86-64-v2 for Sandy Bridge, whose `fast-shld-rotate`
+            // makes a rotate by a constant `shld r, r, imm`: one µop on
+            // Intel, but several with a 3-4 cycle latency on AMD Zen, where
+            // the rotate chains of SHA-2 and Salsa20 made libsodium-stream2
+            // 1.6x and pwhash_scrypt_ll 1.3x slower than wasmtime (which
+            // emits `rol`). `rol r, imm` is one µop on both.
+            Target::X86_64 => ("x86-64-v2", "-fast-shld-rotate"),
             Target::Aarch64 => ("generic", "+neon"),
         }
     }

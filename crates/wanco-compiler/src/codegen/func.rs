@@ -18,7 +18,7 @@ use inkwell::intrinsics::Intrinsic;
 use inkwell::types::{BasicType, BasicTypeEnum};
 use inkwell::values::{
     BasicMetadataValueEnum, BasicValue, BasicValueEnum, FloatValue, FunctionValue, IntValue, PhiValue,
-    PointerValue,
+    PointerValue, AsValueRef,
 };
 use inkwell::values::InstructionOpcode;
 use inkwell::{FloatPredicate, IntPredicate};
@@ -467,11 +467,23 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     fn farith(&mut self, f: impl Fn(&Builder<'ctx>, FloatValue<'ctx>, FloatValue<'ctx>) -> std::result::Result<FloatValue<'ctx>, inkwell::builder::BuilderError>) -> Result<()> {
         let r = self.pop_f();
         let l = self.pop_f();
-        // Not on undef/poison (LLVM folds `fptoui` of an out-of-range
-        // constant to poison, after the check that traps there): inkwell's
-        // `get_constant` reads any constant as a float and crashed on it.
+        // A constant that may fold to an identity. `get_constant` only on a
+        // `ConstantFP`: inkwell reads any constant as one
+        // (`LLVMConstRealGetDouble` casts unchecked) and read garbage or
+        // crashed on undef/poison (LLVM folds `fptoui` of an out-of-range
+        // constant to poison, after the check that traps there) and on
+        // constant expressions such as `extractelement (<2 x double> bitcast
+        // (<4 x i32> ...) to <2 x double>), i32 0)` (`f64x2.extract_lane` of
+        // a `v128.const`; found by `wanco-fuzz --aot`). Those other constants
+        // may still fold to ±0 or ±1 later, so they count as identities.
         let identity = |v: FloatValue<'ctx>| {
-            !v.is_undef() && v.get_constant().is_some_and(|(c, _)| c == 0.0 || c == 1.0 || c == -1.0)
+            if !v.is_const() {
+                return false;
+            }
+            // SAFETY: `v` is a live value of this module's context;
+            // `LLVMIsAConstantFP` only inspects its kind.
+            let is_fp = unsafe { !llvm_sys::core::LLVMIsAConstantFP(v.as_value_ref()).is_null() };
+            !is_fp || v.get_constant().is_some_and(|(c, _)| c == 0.0 || c == 1.0 || c == -1.0)
         };
         let needs_quiet = identity(l) || identity(r);
         let v = f(&self.b, l, r)?;
