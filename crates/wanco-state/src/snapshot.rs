@@ -808,6 +808,12 @@ impl PackedMemory {
         Ok(c.page)
     }
 
+    /// The same memory (size, maximum) with no page stored: what a
+    /// post-copy migration sends, the pages following one by one.
+    pub fn without_pages(&self) -> PackedMemory {
+        PackedMemory { pages: self.pages, max: self.max, chunks: Vec::new(), file: None }
+    }
+
     /// Decompress the pages into a [`Memory`].
     pub fn unpack(&self) -> Result<Memory, SnapshotError> {
         let mut chunks = Vec::with_capacity(self.chunks.len());
@@ -976,6 +982,16 @@ fn lz4_of<'a>(c: &'a WireChunk, file: &'a [u8]) -> &'a [u8] {
 
 /// Decompress one stored page (`lz4`, the bytes of `c`) into `page`
 /// (exactly [`PAGE_SIZE`] bytes).
+/// Decompress Wasm page `page` (LZ4 as [`PackedMemory::stored_lz4`] gives
+/// it, e.g. received in a post-copy migration) into `dst` (65,536 bytes).
+pub fn unpack_lz4_page(page: u32, lz4: &[u8], dst: &mut [u8]) -> Result<(), String> {
+    match lz4_flex::block::decompress_into(lz4, dst) {
+        Ok(PAGE_SIZE) => Ok(()),
+        Ok(n) => Err(format!("memory page {page} decompresses to {n} bytes, expected {PAGE_SIZE}")),
+        Err(e) => Err(format!("memory page {page} is not valid LZ4 data: {e}")),
+    }
+}
+
 fn unpack_page(c: &WireChunk, lz4: &[u8], page: &mut [u8]) -> Result<(), SnapshotError> {
     let at = HEADER_LEN as u64;
     match lz4_flex::block::decompress_into(lz4, page) {
