@@ -97,6 +97,11 @@ impl Conn {
     /// [`Conn::recv`]. Post-copy uses it to answer page requests between
     /// pages it pushes.
     pub fn try_recv(&mut self, wait: std::time::Duration) -> Result<Option<Message>> {
+        // Over a socket: a read that would block returns at once (the TLS
+        // layer may hold data the socket no longer shows), then the socket
+        // is polled for `wait`. (A socket time limit is no good here: the
+        // kernel rounds it up to a clock tick, milliseconds per page.)
+        let mut waited = false;
         loop {
             let need = self.frame_need()?;
             if self.partial.len() == need {
@@ -106,12 +111,25 @@ impl Conn {
                     .map_err(|e| Error::Frame { offset: at, message: format!("not a message of protocol {}: {e}", crate::PROTOCOL_VERSION) })?;
                 return Ok(Some(m));
             }
-            if !self.readable(wait)? {
-                return Ok(None);
+            let fd = match (&self.socket, self.poll_fd) {
+                (Some(s), _) => {
+                    s.set_nonblocking(true).map_err(Error::io("setting a socket non-blocking"))?;
+                    None
+                }
+                (None, Some(fd)) => Some(fd),
+                (None, None) => None,
+            };
+            if let Some(fd) = fd {
+                if !poll_in(fd, wait)? {
+                    return Ok(None);
+                }
             }
             let have = self.partial.len();
             self.partial.resize(need, 0);
             let r = self.stream.read(&mut self.partial[have..]);
+            if let Some(s) = &self.socket {
+                s.set_nonblocking(false).map_err(Error::io("setting a socket blocking"))?;
+            }
             match r {
                 Ok(0) => {
                     self.partial.truncate(have);
@@ -129,7 +147,13 @@ impl Conn {
                     self.partial.truncate(have);
                     match e.kind() {
                         std::io::ErrorKind::Interrupted => {}
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => return Ok(None),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                            let Some(s) = &self.socket else { return Ok(None) };
+                            if waited || !poll_in(std::os::fd::AsRawFd::as_raw_fd(s), wait)? {
+                                return Ok(None);
+                            }
+                            waited = true;
+                        }
                         std::io::ErrorKind::UnexpectedEof if have == 0 => return Err(Error::Closed { offset: self.counters.received }),
                         _ => return Err(Error::Io { during: "receiving".into(), error: e }),
                     }
@@ -150,31 +174,6 @@ impl Conn {
             return Err(Error::Frame { offset: at, message: format!("a frame of {n} bytes is larger than {MAX_FRAME} (not a wanco agent?)") });
         }
         Ok(4 + n as usize)
-    }
-
-    /// Prepare a read that returns within `wait`: false if a polled pipe
-    /// has nothing within it (a socket gets a time limit instead).
-    fn readable(&mut self, wait: std::time::Duration) -> Result<bool> {
-        if let Some(s) = &self.socket {
-            // Zero is not a valid time limit.
-            let limit = wait.max(std::time::Duration::from_micros(50));
-            s.set_read_timeout(Some(limit)).map_err(Error::io("setting a time limit"))?;
-            return Ok(true);
-        }
-        let Some(fd) = self.poll_fd else { return Ok(true) };
-        let ms = wait.as_millis().min(i32::MAX as u128) as libc::c_int;
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        loop {
-            // SAFETY: one pollfd, its count passed.
-            let n = unsafe { libc::poll(&mut p, 1, ms) };
-            if n >= 0 {
-                return Ok(n > 0);
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::Io { during: "waiting for data".into(), error: e });
-            }
-        }
     }
 
     pub(crate) fn set_on_drop(&mut self, f: Box<dyn FnOnce() + Send>) {
@@ -264,6 +263,23 @@ impl Conn {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether `fd` has input within `wait`.
+fn poll_in(fd: std::os::fd::RawFd, wait: std::time::Duration) -> Result<bool> {
+    let ms = wait.as_millis().min(i32::MAX as u128) as libc::c_int;
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: one pollfd, its count passed.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n >= 0 {
+            return Ok(n > 0);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::Io { during: "waiting for data".into(), error: e });
+        }
     }
 }
 
