@@ -808,12 +808,6 @@ impl PackedMemory {
         Ok(c.page)
     }
 
-    /// The same memory (size, maximum) with no page stored: what a
-    /// post-copy migration sends, the pages following one by one.
-    pub fn without_pages(&self) -> PackedMemory {
-        PackedMemory { pages: self.pages, max: self.max, chunks: Vec::new(), file: None }
-    }
-
     /// Decompress the pages into a [`Memory`].
     pub fn unpack(&self) -> Result<Memory, SnapshotError> {
         let mut chunks = Vec::with_capacity(self.chunks.len());
@@ -982,6 +976,11 @@ fn lz4_of<'a>(c: &'a WireChunk, file: &'a [u8]) -> &'a [u8] {
 
 /// Decompress one stored page (`lz4`, the bytes of `c`) into `page`
 /// (exactly [`PAGE_SIZE`] bytes).
+/// Compress one Wasm page (65,536 bytes) as [`unpack_lz4_page`] reads it.
+pub fn pack_lz4_page(page: &[u8]) -> Vec<u8> {
+    lz4_flex::block::compress(page)
+}
+
 /// Decompress Wasm page `page` (LZ4 as [`PackedMemory::stored_lz4`] gives
 /// it, e.g. received in a post-copy migration) into `dst` (65,536 bytes).
 pub fn unpack_lz4_page(page: u32, lz4: &[u8], dst: &mut [u8]) -> Result<(), String> {

@@ -424,7 +424,13 @@ fn migrate(o: Opts) -> Result<i32> {
     let round_pages = if precopy { precopy_rounds(&mut ctl, &mut conn, dir.path(), &o, t0)? } else { Vec::new() };
     progress(t0, "stop: waiting for the program's next migration point");
     let t_stop = Instant::now();
-    let stop = if precopy { "stop-incremental" } else { "stop" };
+    let stop = if postcopy {
+        "stop-postcopy"
+    } else if precopy {
+        "stop-incremental"
+    } else {
+        "stop"
+    };
     let reply = ctl.ask(&format!("{stop} {}", snap_path.display())).map_err(|e| {
         let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
         anyhow!("{e:#}")
@@ -440,23 +446,21 @@ fn migrate(o: Opts) -> Result<i32> {
     let stopped_at_ns: Option<u64> = field(&reply, "at_ns").and_then(|p| p.parse().ok());
     let mut phase = "transfer";
     let mut synced_after = (0, 0);
-    // Post-copy: the snapshot's memory, served page by page after the transfer.
-    let mut packed: Option<wanco_state::snapshot::PackedMemory> = None;
+    // Post-copy: the stopped program's memory, served page by page after the transfer.
+    let mut packed: Option<SourceMemory> = None;
     let transfer = (|| -> Result<(u64, Duration)> {
         phase = "transfer (files)";
         synced_after = sync_dirs(&mut conn, &sync)?;
         phase = "transfer";
-        let mut bytes = std::fs::read(&snap_path).with_context(|| format!("cannot read the snapshot {}", snap_path.display()))?;
+        let bytes = std::fs::read(&snap_path).with_context(|| format!("cannot read the snapshot {}", snap_path.display()))?;
         if postcopy {
-            // The state without the pages: the map of the pages that hold
-            // data, then a snapshot that stores none (its memory zero).
-            let (snap, memory) = wanco_state::snapshot::decode_packed(&bytes).map_err(|e| anyhow!("the program's snapshot: {e}"))?;
-            let map: Vec<u32> = memory.as_ref().map(|m| m.stored_pages().collect()).unwrap_or_default();
-            let empty = memory.as_ref().map(|m| m.without_pages());
-            bytes = wanco_state::snapshot::encode_packed(&snap, empty.as_ref());
-            progress(t0, &format!("transfer: state of {} bytes; {} pages follow while the program runs there", bytes.len(), map.len()));
-            conn.send(&Message::PageMap { pages: map })?;
-            packed = memory;
+            // The snapshot holds the state without pages; the map of the
+            // pages that may hold data goes first, the pages are read from
+            // the stopped process.
+            let m = SourceMemory::open(o.pid, &reply)?;
+            progress(t0, &format!("transfer: state of {} bytes; {} pages follow while the program runs there", bytes.len(), m.pages.len()));
+            conn.send(&Message::PageMap { pages: m.pages.clone() })?;
+            packed = Some(m);
         }
         progress(t0, &format!("transfer: snapshot of {} bytes", bytes.len()));
         const CHUNK: usize = 1 << 20;
@@ -484,7 +488,7 @@ fn migrate(o: Opts) -> Result<i32> {
     let transfer = match transfer {
         Ok((b, _)) if postcopy => {
             phase = "post-copy";
-            match postcopy_serve(&mut conn, &mut ctl, packed.as_ref(), &o, t0) {
+            match postcopy_serve(&mut conn, &mut ctl, packed.as_mut(), &o, t0) {
                 Ok(Served::Released(p)) => {
                     pc = p;
                     Ok((b, pc.restore))
@@ -685,6 +689,66 @@ fn migrate(o: Opts) -> Result<i32> {
     }
 }
 
+/// Post-copy: the stopped source program's linear memory, read from
+/// `/proc/PID/mem` (the same user's process, stopped at its migration
+/// point: nothing changes it) as the destination needs it.
+struct SourceMemory {
+    mem: std::fs::File,
+    /// Its address in the process.
+    addr: u64,
+    /// The Wasm pages that may hold data (ever touched), ascending.
+    pages: Vec<u32>,
+    scratch: Vec<u8>,
+}
+
+impl SourceMemory {
+    /// From the `memory=ADDR:LEN touched=RANGES` of the `stop-postcopy` reply.
+    fn open(pid: u32, reply: &str) -> Result<SourceMemory> {
+        const PAGE: u64 = 65536;
+        let (addr, len) = match field(reply, "memory") {
+            Some(v) => {
+                let (a, l) = v.split_once(':').ok_or_else(|| anyhow!("bad memory={v} from the program's control channel"))?;
+                let hex = |x: &str| u64::from_str_radix(x, 16).map_err(|_| anyhow!("bad memory={v} from the program's control channel"));
+                (hex(a)?, hex(l)?)
+            }
+            None => (0, 0), // no linear memory
+        };
+        let total = (len / PAGE) as u32;
+        let pages: Vec<u32> = match field(reply, "touched") {
+            None | Some("all") => (0..total).collect(),
+            Some("-") => Vec::new(),
+            Some(r) => {
+                let mut v = Vec::new();
+                for run in r.split(',') {
+                    let (a, b) = run.split_once('-').ok_or_else(|| anyhow!("bad touched={r} from the program's control channel"))?;
+                    let (a, b): (u32, u32) = (a.parse()?, b.parse()?);
+                    if a > b || b >= total || v.last().is_some_and(|l| *l >= a) {
+                        bail!("bad touched={r} from the program's control channel (memory of {total} pages)");
+                    }
+                    v.extend(a..=b);
+                }
+                v
+            }
+        };
+        let path = format!("/proc/{pid}/mem");
+        let mem = std::fs::File::open(&path).with_context(|| format!("post-copy reads the stopped program's memory from {path}"))?;
+        let mut m = SourceMemory { mem, addr, pages, scratch: vec![0u8; PAGE as usize] };
+        if let Some(&p) = m.pages.first() {
+            // Readable now, before the state goes (else the program resumes here).
+            m.read(p)?;
+        }
+        Ok(m)
+    }
+
+    /// Wasm page `page`, compressed with LZ4.
+    fn read(&mut self, page: u32) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let at = self.addr + page as u64 * 65536;
+        self.mem.read_exact_at(&mut self.scratch, at).with_context(|| format!("cannot read memory page {page} of the stopped program"))?;
+        Ok(wanco_state::snapshot::pack_lz4_page(&self.scratch))
+    }
+}
+
 /// What a post-copy move ended with.
 #[derive(Default)]
 struct Postcopied {
@@ -714,8 +778,8 @@ enum Served {
 /// the destination's program makes no host call before `Release`); once
 /// `Running` and `AllPagesIn` came, `hold` the source (the point of no
 /// return), `Release`, and wait for `Released`.
-fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, memory: Option<&wanco_state::snapshot::PackedMemory>, o: &Opts, t0: Instant) -> Result<Served> {
-    let n = memory.map_or(0, |m| m.stored_count());
+fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, mut memory: Option<&mut SourceMemory>, o: &Opts, t0: Instant) -> Result<Served> {
+    let n = memory.as_ref().map_or(0, |m| m.pages.len());
     let mut sent = vec![false; n];
     let mut asked: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
     let mut next = 0usize;
@@ -731,7 +795,7 @@ fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, memory: Option<&wanco_stat
             last_heard = Instant::now();
             match m {
                 Message::PageRequest { page } => {
-                    let Some(k) = memory.and_then(|m| m.stored_index(page)) else {
+                    let Some(k) = memory.as_ref().and_then(|m| m.pages.binary_search(&page).ok()) else {
                         bail!("the destination asked for memory page {page}, which holds no data");
                     };
                     if !sent[k] {
@@ -797,9 +861,10 @@ fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, memory: Option<&wanco_stat
                 }
             }
         };
-        if let (Some(k), Some(m)) = (k, memory) {
-            let Some((page, lz4)) = m.stored_lz4(k) else { bail!("stored page {k} is missing from the snapshot") };
-            conn.send(&Message::PageData { page, data: lz4.to_vec() })?;
+        if let (Some(k), Some(m)) = (k, memory.as_deref_mut()) {
+            let page = m.pages[k];
+            let data = m.read(page)?;
+            conn.send(&Message::PageData { page, data })?;
             sent[k] = true;
             if r.pushed + r.on_demand == 1 {
                 test_kill("postcopy");
