@@ -789,7 +789,10 @@ fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, mut memory: Option<&mut So
     let mut last_heard = Instant::now();
     let mut out = std::io::stdout();
     loop {
-        let left = sent.len() > 0 && (next < n || !asked.is_empty());
+        // Pages are pushed once the program runs there (before, they would
+        // hold up `Restored`/`Go`/`Running` behind them); asked-for ones
+        // at any time (the eager fallback asks for all before the gate).
+        let left = !asked.is_empty() || (running && next < n);
         let wait = if left { Duration::ZERO } else { Duration::from_millis(100) };
         if let Some(m) = conn.try_recv(wait)? {
             last_heard = Instant::now();
@@ -849,6 +852,7 @@ fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, mut memory: Option<&mut So
                     r.on_demand += 1;
                     break Some(k);
                 }
+                None if !running => break None,
                 None => {
                     while next < n && sent[next] {
                         next += 1;

@@ -11,15 +11,17 @@
 //!   order, each page once or more (later copies are ignored); finally
 //!   `0xFFFF_FFFF, 0`: *release*.
 //! * runtime → agent: `page` to ask for a page the program touched
-//!   (answered by its frame, ahead of the pages pushed in the background);
+//!   (answered by its frame, ahead of the pages pushed in the background,
+//!   which the source pushes only once the program runs);
 //!   `0xFFFF_FFFF, on_demand` once every page is in.
 //!
 //! With `userfaultfd` (see [`super::pager`]) the pages are registered as
 //! missing and the pager thread puts each in as it arrives, a page the
 //! program touches first asked for at once (the touching thread sleeps in
 //! the kernel until it is in); a touched page outside the map gets zeros.
-//! Without it (qemu-user, no permission) every page is read in before the
-//! program runs (the eager fallback, still over the connection).
+//! Without it (qemu-user, no permission) every page is asked for and read
+//! in before the program runs (the eager fallback, still over the
+//! connection).
 //!
 //! Either way [`super::pager::settle`] — which every host call, checkpoint,
 //! trap message and the program's end waits for — waits until the
@@ -87,12 +89,14 @@ fn read_frame(r: &mut impl Read) -> Result<(u32, Vec<u8>), String> {
 /// Lost the agent (or the migration) before the release: nothing the
 /// program did is seen outside; end.
 fn abandoned(why: &str) -> ! {
-    eprintln!("note: the post-copy migration was abandoned before the program made any host call ({why}); this copy ends");
+    // Not `eprintln!`: with the agent gone stderr may be a broken pipe, and
+    // a panic would end only this thread, leaving the program waiting.
+    let _ = writeln!(std::io::stderr(), "note: the post-copy migration was abandoned before the program made any host call ({why}); this copy ends");
     std::process::exit(75)
 }
 
 fn refuse(snapshot: &str, why: &str) -> ! {
-    eprintln!("error: cannot restore `{snapshot}`: {why}");
+    let _ = writeln!(std::io::stderr(), "error: cannot restore `{snapshot}`: {why}");
     std::process::exit(2)
 }
 
@@ -141,7 +145,12 @@ pub fn start(memory: &mut [u8], snapshot: &str) -> Result<bool, String> {
             return Ok(true);
         }
     }
-    // Eager: every page now, then wait for the release on a thread of its own.
+    // Eager: ask for every page, read them all now, then wait for the
+    // release on a thread of its own.
+    let asks: Vec<u8> = (0..pages as u32).filter(|p| want[*p as usize]).flat_map(|p| p.to_le_bytes()).collect();
+    if let Err(e) = sock.write_all(&asks) {
+        abandoned(&format!("the page server (wanco agent) is gone: {e}"));
+    }
     let mut got = 0usize;
     let mut have = vec![false; pages];
     while got < n {
