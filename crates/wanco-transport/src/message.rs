@@ -86,8 +86,9 @@ pub struct FileEntry {
 ///    one with `last: true`. *Later modes add, without changing the rest:*
 ///    pre-copy sends `MemoryRound`s while the program still runs (between 2
 ///    and 3), and the final snapshot then names its parent. Post-copy sends
-///    a `PageMap` first and a snapshot without pages; from then on S pushes
-///    `PageData` and answers D's `PageRequest`s while 4 and 5 go on, until
+///    a `PageMap` first and a snapshot without pages; from then on S answers
+///    D's `PageRequest`s with `PageData` and, once D said `Running`, pushes
+///    the other pages, until
 ///    D says `AllPagesIn`; S then `hold`s the source and sends `Release`,
 ///    D lets the program make host calls and answers `Released`, S ends
 ///    the source. Until `Release`, a lost connection kills the
