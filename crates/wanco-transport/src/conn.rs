@@ -369,6 +369,32 @@ mod tests {
         }
     }
 
+    /// `try_recv` over a polled pipe: nothing yet, then half a frame (kept),
+    /// then the rest; a plain `recv` finishes a frame begun.
+    #[test]
+    fn try_recv_waits_and_keeps_a_frame_begun() {
+        use std::os::fd::AsRawFd;
+        let (r, mut w) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = r.as_raw_fd();
+        let mut c = Conn::from_pair_polled(r, fd, std::io::sink());
+        assert!(c.can_wait());
+        let t = std::time::Instant::now();
+        assert_eq!(c.try_recv(std::time::Duration::from_millis(30)).unwrap(), None);
+        assert!(t.elapsed() >= std::time::Duration::from_millis(25), "it waited");
+        let bytes = encode(&[Message::PageRequest { page: 7 }, Message::PageData { page: 9, data: vec![1; 300] }]);
+        let first = bytes.len() - encode(&[Message::PageData { page: 9, data: vec![1; 300] }]).len();
+        w.write_all(&bytes[..first - 2]).unwrap();
+        assert_eq!(c.try_recv(std::time::Duration::ZERO).unwrap(), None);
+        w.write_all(&bytes[first - 2..first + 10]).unwrap();
+        assert_eq!(c.try_recv(std::time::Duration::ZERO).unwrap(), Some(Message::PageRequest { page: 7 }));
+        assert_eq!(c.try_recv(std::time::Duration::ZERO).unwrap(), None);
+        w.write_all(&bytes[first + 10..]).unwrap();
+        assert_eq!(c.recv().unwrap(), Message::PageData { page: 9, data: vec![1; 300] });
+        assert_eq!(c.counters().received, bytes.len() as u64);
+        drop(w);
+        assert!(matches!(c.try_recv(std::time::Duration::from_millis(10)), Err(Error::Closed { .. })));
+    }
+
     #[test]
     fn bad_frames_are_refused_with_their_offset() {
         let mut bytes = encode(&[Message::Go]);
