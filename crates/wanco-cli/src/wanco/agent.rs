@@ -514,7 +514,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     relay(conn, child, rx, run, detach, connected)
 }
 
-/// 6. Relay the program's output to the source (or, detached or once the
+/// Phase 6: relay the program's output to the source (or, detached or once the
 /// source is gone, into files of the run directory) until it exits.
 fn relay(mut conn: Conn, mut child: std::process::Child, rx: mpsc::Receiver<Event>, run: tempfile::TempDir, detach: bool, mut connected: bool) -> Result<()> {
     let pid = child.id();
