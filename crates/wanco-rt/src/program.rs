@@ -376,6 +376,8 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             if let Some(used) = used {
                 checkpoint::timing::set_image_use(if used == crate::memory::ImageUse::Mapped { "mapped" } else { "copied" });
             }
+            // Post-copy of a program without memory: still wait for the release.
+            crate::cr::postcopy::without_memory().unwrap_or_else(|e| refuse(path, &e));
             // Unless a pager took it over, the checksum is compared now.
             crate::cr::pager::verify_unless_paged().unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("install");

@@ -792,6 +792,9 @@ fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, mut memory: Option<&mut So
         // Pages are pushed once the program runs there (before, they would
         // hold up `Restored`/`Go`/`Running` behind them); asked-for ones
         // at any time (the eager fallback asks for all before the gate).
+        if running && all_in {
+            break;
+        }
         let left = !asked.is_empty() || (running && next < n);
         let wait = if left { Duration::ZERO } else { Duration::from_millis(100) };
         if let Some(m) = conn.try_recv(wait)? {
@@ -837,9 +840,6 @@ fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, mut memory: Option<&mut So
                 m => bail!("the destination sent {} during post-copy", m.name()),
             }
             continue;
-        }
-        if running && all_in {
-            break;
         }
         if last_heard.elapsed() > silence && !left {
             bail!("the destination was silent for {:.0} s during post-copy", silence.as_secs_f64());

@@ -174,6 +174,17 @@ pub fn start(memory: &mut [u8], snapshot: &str) -> Result<bool, String> {
     Ok(false)
 }
 
+/// A post-copy restore of a program without linear memory: the page map
+/// must be empty; the host calls still wait for the release. Nothing to do
+/// if no page server was given.
+pub fn without_memory() -> Result<(), String> {
+    if !page_server() {
+        return Ok(());
+    }
+    // A memory of no page: the map must name none.
+    start(&mut [], "the snapshot").map(|_| ())
+}
+
 /// Say every page is in, wait for the release, then let [`super::pager::settle`] go.
 fn all_in_then_release(mut sock: std::fs::File, on_demand: u32) {
     let mut msg = MARK.to_le_bytes().to_vec();
