@@ -1,6 +1,8 @@
 //! `wanco migrate PID --to DEST`: move a running compiled program (started
 //! with `--control`) to another host: pre-copy (the default: memory sent in
-//! rounds while the program runs) or stop-and-copy.
+//! rounds while the program runs), post-copy (the state first, the program
+//! runs at the destination at once and its pages follow, read from the
+//! stopped process; see [`postcopy_serve`]) or stop-and-copy.
 //!
 //! The sequence (see `wanco_transport::Message` for the messages and
 //! `docs/architecture.md`, "Live migration"): hello; prepare the
