@@ -1109,7 +1109,8 @@ fn postcopy_x86_64_to_aarch64_eager() {
 }
 
 /// Post-copy failures while the pages go (the program already runs at the destination, its
-/// host calls waiting for the release): the destination killed, or the link cut. Exactly one
+/// host calls waiting for the release): the destination killed, the link cut, `wanco migrate`
+/// killed. Exactly one
 /// copy: the destination's program is gone (it made no host call), the source goes on and
 /// finishes with the uninterrupted run's output and file.
 #[test]
@@ -1138,4 +1139,23 @@ fn postcopy_destination_killed_or_link_cut_during_page_transfer() {
         check_stayed(src, m, &format!("post-copy, destination {how}"), "the program goes on here");
         no_copy_at_destination(&dir);
     }
+    // `wanco migrate` killed when it sent the first page (the program runs at the destination,
+    // unreleased): the source resumes (its control connection closed without `hold`), the agent
+    // kills the destination's program (its connection closed).
+    let dir = work("postcopy-migrate-killed");
+    let mut net = Net::new("qm");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let mut cmd = Net::exec(&net.src, &tools().wanco);
+    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest).arg("--postcopy");
+    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "postcopy").stdin(Stdio::null());
+    let m = cmd.output().unwrap();
+    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(EXIT), "{err}");
+    assert_eq!(out, reference().stdout);
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+    no_copy_at_destination(&dir);
 }

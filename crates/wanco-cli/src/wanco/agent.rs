@@ -149,7 +149,9 @@ pub fn run(o: Opts) -> Result<i32> {
 /// `SIGKILL` at that phase (`precopy`: when the first pre-copy memory round
 /// arrives; `transfer`: when the first snapshot piece arrives;
 /// `restored`: once the program waits at the gate, before saying so;
-/// `go`: after `Go` arrived, before the gate opens) — what a crash or a
+/// `go`: after `Go` arrived, before the gate opens; `postcopy`: when the
+/// first post-copy page arrives; `allin`: once the runtime has every page,
+/// before saying so) — what a crash or a
 /// power cut of the destination does there.
 fn test_kill(phase: &str) {
     if std::env::var("WANCO_AGENT_TEST_KILL_AT").is_ok_and(|p| p == phase) {

@@ -247,7 +247,9 @@ fn ms(d: Duration) -> f64 {
 /// Fault injection for the migration tests: `WANCO_MIGRATE_TEST_KILL_AT=PHASE`
 /// makes `wanco migrate` kill itself with `SIGKILL` there: `precopy` after
 /// the first pre-copy round went, `restored` once the destination restored
-/// the program (before the point of no return).
+/// the program (before the point of no return), `postcopy` after the first
+/// post-copy page went, `release` once the source is held in post-copy,
+/// before `Release` is sent.
 fn test_kill(phase: &str) {
     if std::env::var("WANCO_MIGRATE_TEST_KILL_AT").is_ok_and(|p| p == phase) {
         // SAFETY: kill(2) on this process.
