@@ -1159,3 +1159,19 @@ fn postcopy_destination_killed_or_link_cut_during_page_transfer() {
     assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
     no_copy_at_destination(&dir);
 }
+
+/// `--postcopy` from a program under qemu-user (aarch64 on this x86_64 host) is refused before
+/// the program stops: its memory cannot be read at the program's addresses from the process.
+#[test]
+fn postcopy_from_an_emulated_source_is_refused_before_the_stop() {
+    let dir = work("postcopy-from-aarch64");
+    let mut net = Net::new("qe");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start_at(&net, &dir, 3, true);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().x86_64.display().to_string(), "--postcopy".into()]);
+    let m = migrate(&net, &src, &dest, &args);
+    check_stayed(src, m, "post-copy from qemu", "runs under an emulator");
+    no_copy_at_destination(&dir);
+}

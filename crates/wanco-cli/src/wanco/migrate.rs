@@ -382,6 +382,13 @@ fn migrate(o: Opts) -> Result<i32> {
     if postcopy && !hello.modes.iter().any(|m| m == "postcopy") {
         bail!("the destination's wanco agent {} does not support post-copy (it offers {})", hello.wanco_version, hello.modes.join(", "));
     }
+    let host_isa = if cfg!(target_arch = "aarch64") { "aarch64" } else { "x86_64" };
+    if postcopy && src_isa != host_isa {
+        // Its memory is read from /proc/PID/mem at the runtime's addresses:
+        // under an emulator (qemu-user) those are the guest's, not the
+        // process's — the pages read would be wrong.
+        bail!("post-copy reads the program's memory from its process: a {src_isa} program on this {host_isa} host runs under an emulator, whose memory is not at the program's addresses (use --precopy or --stop-and-copy)");
+    }
     if postcopy && !conn.can_wait() {
         bail!("post-copy needs a connection that can be polled (ssh://, tls://, tcp://)");
     }
