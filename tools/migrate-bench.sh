@@ -27,7 +27,14 @@ mkdir -p "$work/agent"
 "$WANCO" agent --listen "127.0.0.1:$port" --insecure --work-dir "$work/agent" >"$work/agent.log" 2>&1 &
 agent_pid=$!
 sleep 0.5
-out=bench/results-migrate.md
+# MIGRATE_BENCH_MODES="postcopy" (say) runs only those modes, into
+# bench/results-migrate-postcopy.md instead.
+modes=${MIGRATE_BENCH_MODES:-stop-and-copy precopy postcopy}
+if [ -n "${MIGRATE_BENCH_MODES:-}" ]; then
+  out=bench/results-migrate-${modes// /-}.md
+else
+  out=bench/results-migrate.md
+fi
 {
   echo "# Live migration benchmark"
   echo
@@ -37,8 +44,9 @@ out=bench/results-migrate.md
   echo "tools/migrate-bench.sh). Stop -> first instruction: the source runtime's CLOCK_REALTIME when it"
   echo "stopped at the migration point to the destination runtime's just before its restored code resumed."
   echo "Memory: image-mapped = the pre-copy rounds' memory image mapped copy-on-write (no heap-sized work"
-  echo "after the stop). Bytes: everything \`wanco migrate\` sent. Rounds: pre-copy rounds"
-  echo "(pages per round)."
+  echo "after the stop); postcopy-lazy = the pages put in by the destination's userfaultfd pager as they came"
+  echo "after the resume. Bytes: everything \`wanco migrate\` sent. Rounds: pre-copy rounds"
+  echo "(pages per round); post-copy: the pages sent after the resume, asked for or pushed, and when the last was in."
   echo
   echo "| heap | working set | mode | downtime ms | stop -> first instruction ms (runtime clocks) | memory at the destination | total ms | bytes sent | final snapshot bytes | rounds (pages) |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -51,7 +59,7 @@ run() { # pages ws_bytes ticks label_heap label_ws
       -e "s/(global \$ticks i32 (i32.const [0-9]*))/(global \$ticks i32 (i32.const $ticks))/" \
       tests/programs/migrate/migrate_heap.wat >"$wat"
   [ -x "$bin" ] || "$WANCO" compile "$wat" -o "$bin" >/dev/null
-  for mode in stop-and-copy precopy; do
+  for mode in $modes; do
     local sock="$work/ctl.sock"
     rm -f "$sock"
     # Each move starts without the dirty page cache of the one before (a stop-and-copy of 1 GiB
@@ -75,6 +83,8 @@ import json, sys
 lh, lw, mode, j = sys.argv[1:5]
 v = json.loads(j)
 rounds = f"{v['rounds']} ({', '.join(map(str, v['round_pages']))})" if v['rounds'] else "-"
+if mode == "postcopy":
+    rounds = f"post-copy: {v['pages']} pages after the resume ({v['pages_on_demand']} on demand, {v['pages_pushed']} pushed), all in {v['postcopy_ms']:.1f} ms"
 rt = v.get('downtime_runtime_ms')
 rt = f"{rt:.2f}" if rt is not None else "-"
 print(f"| {lh} | {lw} | {mode} | {v['downtime_ms']:.1f} | {rt} | {v.get('memory', '-')} | {v['total_ms']:.1f} | {v['bytes_sent']} | {v['snapshot_bytes']} | {rounds} |")

@@ -1023,3 +1023,155 @@ fn source_killed_mid_move_leaves_no_copy_at_the_destination() {
     }
     assert!(agent_log.contains("migration from") && agent_log.contains("failed"), "{agent_log}");
 }
+
+/// Issue 18, `--postcopy`: the program stops at once, only its state goes before it runs at
+/// the destination; its pages follow (asked for as it touches them, the rest pushed). Over TLS
+/// and ssh, the ticks program (it writes a file): joined output, exit code and file equal the
+/// uninterrupted run's; the summary counts the pages.
+#[test]
+fn postcopy_tls_and_ssh_x86_64_to_x86_64() {
+    for ssh in [false, true] {
+        let name = if ssh { "postcopy-ssh" } else { "postcopy-tls" };
+        let dir = work(name);
+        let mut net = Net::new(if ssh { "qs" } else { "qt" });
+        let (dest, mut args) = if ssh {
+            let s = start_sshd(&mut net, &dir);
+            (format!("ssh://root@{DST_ADDR}"), ssh_args(&s, false))
+        } else {
+            let p = pki(&dir, "good");
+            (start_agent(&mut net, &dir, &p, false, None), tls_args(&p))
+        };
+        let src = Source::start(&net, &dir);
+        args.extend(["--postcopy".into(), "--json".into()]);
+        let m = migrate(&net, &src, &dest, &args);
+        let v = summary(&m);
+        assert_eq!(v["mode"], "postcopy", "{name}: {v}");
+        assert_eq!(v["memory"], "postcopy-lazy", "{name}: the pages came through userfaultfd: {v}");
+        let pages = v["pages"].as_u64().unwrap();
+        assert!(pages >= 1, "{name}: {v}");
+        assert_eq!(v["pages_on_demand"].as_u64().unwrap() + v["pages_pushed"].as_u64().unwrap(), pages, "{name}: {v}");
+        assert!(v["downtime_runtime_ms"].as_f64().is_some_and(|d| d > 0.0), "{name}: {v}");
+        check_moved(src, m, &format!("{name} x86_64 -> x86_64"));
+    }
+}
+
+/// `--postcopy` of the 32 MiB heap program: only the state (no page) goes while it is stopped,
+/// all 512+ pages follow after it runs at the destination; joined output equals wasmtime's.
+#[test]
+fn postcopy_large_heap_x86_64_to_x86_64() {
+    let dir = work("postcopy-heap");
+    let src_wat = workspace().join("tests/programs/migrate/migrate_heap.wat");
+    let bin = dir.join("heap.x86_64");
+    run_ok(Command::new(&tools().wanco).arg("compile").arg(&src_wat).arg("--target").arg("x86_64").arg("-o").arg(&bin));
+    let r = Command::new(&tools().wasmtime).arg("run").arg(&src_wat).output().unwrap();
+    assert_eq!(r.status.code(), Some(EXIT));
+    let want = String::from_utf8(r.stdout).unwrap();
+    let mut net = Net::new("qh");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start_program(&net, &dir, 3, false, Some(&bin));
+    let mut args = tls_args(&p);
+    args.extend(["--postcopy".into(), "--json".into()]);
+    let m = migrate(&net, &src, &dest, &args);
+    let v = summary(&m);
+    let (code, out, err) = src.finish();
+    assert_eq!(m.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&m.stderr));
+    assert_eq!(code, Some(0), "the source ends once the program runs elsewhere: {err}");
+    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&m.stdout)), want, "joined output");
+    assert_eq!(v["mode"], "postcopy", "{v}");
+    assert!(v["pages"].as_u64().unwrap() >= 512, "{v}");
+    // While stopped only the state went: the snapshot without its pages is small.
+    assert!(v["snapshot_bytes"].as_u64().unwrap() < 1 << 20, "{v}");
+    assert!(v["bytes_sent"].as_u64().unwrap() > 32 << 20, "the heap went after the resume: {v}");
+    assert_eq!(v["memory"], "postcopy-lazy", "{v}");
+    eprintln!(
+        "post-copy 32 MiB heap: downtime {} ms ({} ms on the runtimes' clocks), {} pages on demand, {} pushed, all in {} ms after the resume",
+        v["downtime_ms"], v["downtime_runtime_ms"], v["pages_on_demand"], v["pages_pushed"], v["postcopy_ms"]
+    );
+}
+
+/// `--postcopy` to aarch64 under qemu-user (no userfaultfd there): the eager fallback fetches
+/// every page over the connection before the program runs; the move is still correct.
+#[test]
+fn postcopy_x86_64_to_aarch64_eager() {
+    let dir = work("postcopy-aarch64");
+    let mut net = Net::new("qa");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, true, None);
+    let src = Source::start(&net, &dir);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().aarch64.display().to_string(), "--postcopy".into(), "--json".into()]);
+    let m = migrate(&net, &src, &dest, &args);
+    let v = summary(&m);
+    assert_eq!(v["mode"], "postcopy", "{v}");
+    assert_eq!(v["memory"], "postcopy-eager", "{v}");
+    check_moved(src, m, "postcopy tls x86_64 -> aarch64");
+}
+
+/// Post-copy failures while the pages go (the program already runs at the destination, its
+/// host calls waiting for the release): the destination killed, the link cut, `wanco migrate`
+/// killed. Exactly one
+/// copy: the destination's program is gone (it made no host call), the source goes on and
+/// finishes with the uninterrupted run's output and file.
+#[test]
+fn postcopy_destination_killed_or_link_cut_during_page_transfer() {
+    for (how, tag) in [("killed", "qk"), ("cut", "qc")] {
+        let dir = work(&format!("postcopy-{how}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        let (env, cutter) = if how == "killed" {
+            (("WANCO_AGENT_TEST_KILL_AT", "postcopy"), None)
+        } else {
+            let (ns, dev) = (net.dst.clone(), net.dst_dev.clone());
+            let c = when_paused(dir.join("agent.log"), move || {
+                run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "down"]));
+            });
+            (("WANCO_AGENT_TEST_PAUSE_AT", "postcopy"), Some(c))
+        };
+        let dest = start_agent_with(&mut net, &dir, &p, false, &[env], &["--go-timeout", "4"]);
+        let src = Source::start(&net, &dir);
+        let mut args = tls_args(&p);
+        args.extend(["--postcopy".into(), "--timeout".into(), "2".into()]);
+        let m = migrate(&net, &src, &dest, &args);
+        if let Some(c) = cutter {
+            c.join().unwrap();
+        }
+        check_stayed(src, m, &format!("post-copy, destination {how}"), "the program goes on here");
+        no_copy_at_destination(&dir);
+    }
+    // `wanco migrate` killed when it sent the first page (the program runs at the destination,
+    // unreleased): the source resumes (its control connection closed without `hold`), the agent
+    // kills the destination's program (its connection closed).
+    let dir = work("postcopy-migrate-killed");
+    let mut net = Net::new("qm");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start(&net, &dir);
+    let mut cmd = Net::exec(&net.src, &tools().wanco);
+    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest).arg("--postcopy");
+    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "postcopy").stdin(Stdio::null());
+    let m = cmd.output().unwrap();
+    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(EXIT), "{err}");
+    assert_eq!(out, reference().stdout);
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+    no_copy_at_destination(&dir);
+}
+
+/// `--postcopy` from a program under qemu-user (aarch64 on this x86_64 host) is refused before
+/// the program stops: its memory cannot be read at the program's addresses from the process.
+#[test]
+fn postcopy_from_an_emulated_source_is_refused_before_the_stop() {
+    let dir = work("postcopy-from-aarch64");
+    let mut net = Net::new("qe");
+    let p = pki(&dir, "good");
+    let dest = start_agent(&mut net, &dir, &p, false, None);
+    let src = Source::start_at(&net, &dir, 3, true);
+    let mut args = tls_args(&p);
+    args.extend(["--dest-binary".into(), bins().x86_64.display().to_string(), "--postcopy".into()]);
+    let m = migrate(&net, &src, &dest, &args);
+    check_stayed(src, m, "post-copy from qemu", "runs under an emulator");
+    no_copy_at_destination(&dir);
+}

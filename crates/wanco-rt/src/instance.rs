@@ -732,6 +732,15 @@ impl Instance {
                 // unpacked on the helper thread; each side backs its runs
                 // of stored pages in one system call per run, then
                 // decompresses into them.
+                if crate::cr::postcopy::page_server() {
+                    // Post-copy: the pages come from the migration's source.
+                    if m.stored_count() != 0 {
+                        return Err(format!("a post-copy restore's snapshot stores no memory pages, this one stores {}", m.stored_count()));
+                    }
+                    let lazy = crate::cr::postcopy::start(mem.bytes_mut(), snapshot)?;
+                    crate::cr::timing::set_image_use(if lazy { "postcopy-lazy" } else { "postcopy-eager" });
+                    return Ok(None);
+                }
                 let m = match crate::cr::pager::start(mem.bytes_mut(), m, snapshot) {
                     crate::cr::pager::Started::Lazy => return Ok(None),
                     crate::cr::pager::Started::Eager(m) => m,

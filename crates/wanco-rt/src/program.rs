@@ -51,6 +51,10 @@ pub struct Options {
     /// of its parent as a memory image (`wanco_state::image`), mapped
     /// copy-on-write under the snapshot's own pages.
     pub memory_image: Option<std::path::PathBuf>,
+    /// `--page-server-fd N` (used by `wanco agent` in a post-copy
+    /// migration): with `--restore` of a snapshot that stores no pages, the
+    /// memory comes from fd N (`crate::cr::postcopy`).
+    pub page_server_fd: Option<i32>,
 }
 
 const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--tcplisten HOST:PORT]... [--control[=PATH]] [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
@@ -121,6 +125,9 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
                 return Err("--memory-image given twice".into());
             }
             o.memory_image = Some(value(&mut i, "--memory-image")?.into());
+        } else if a == "--page-server-fd" || a.starts_with("--page-server-fd=") {
+            let v = value(&mut i, "--page-server-fd")?;
+            o.page_server_fd = Some(v.parse().map_err(|_| format!("--page-server-fd needs a file descriptor number, got `{v}`"))?);
         } else if a == "--gate-fd" || a.starts_with("--gate-fd=") {
             let v = value(&mut i, "--gate-fd")?;
             o.gate_fd = Some(v.parse().map_err(|_| format!("--gate-fd needs a file descriptor number, got `{v}`"))?);
@@ -195,8 +202,12 @@ fn fail(msg: &str, code: i32) -> ! {
 /// else (or the fd closing) ends the process with exit 75 before a single
 /// Wasm instruction ran.
 fn gate(fd: i32) {
-    // Everything the program does must come after the memory is whole.
-    crate::cr::pager::settle();
+    // Everything the program does must come after the memory is whole —
+    // except in a post-copy restore: the program runs while its pages
+    // come, and waits for them (and for the release) before any host call.
+    if !crate::cr::postcopy::started() {
+        crate::cr::pager::settle();
+    }
     let mut b = [b'R'];
     // SAFETY: writing/reading one byte from/to a local buffer.
     let ok = unsafe { libc::write(fd, b.as_ptr().cast(), 1) } == 1 && {
@@ -258,6 +269,9 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
                 eprintln!("note: --dir, --env, --tcplisten and guest arguments are ignored with --restore: they come from the snapshot");
             }
             checkpoint::restore_started();
+            if let Some(fd) = opts.page_server_fd {
+                crate::cr::postcopy::set_page_server(fd);
+            }
             let file = crate::memory::read_file(path).unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("read");
             // The checksum is compared while the program already runs
@@ -362,6 +376,8 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
             if let Some(used) = used {
                 checkpoint::timing::set_image_use(if used == crate::memory::ImageUse::Mapped { "mapped" } else { "copied" });
             }
+            // Post-copy of a program without memory: still wait for the release.
+            crate::cr::postcopy::without_memory().unwrap_or_else(|e| refuse(path, &e));
             // Unless a pager took it over, the checksum is compared now.
             crate::cr::pager::verify_unless_paged().unwrap_or_else(|e| refuse(path, &e));
             checkpoint::restore_mark("install");

@@ -976,6 +976,21 @@ fn lz4_of<'a>(c: &'a WireChunk, file: &'a [u8]) -> &'a [u8] {
 
 /// Decompress one stored page (`lz4`, the bytes of `c`) into `page`
 /// (exactly [`PAGE_SIZE`] bytes).
+/// Compress one Wasm page (65,536 bytes) as [`unpack_lz4_page`] reads it.
+pub fn pack_lz4_page(page: &[u8]) -> Vec<u8> {
+    lz4_flex::block::compress(page)
+}
+
+/// Decompress Wasm page `page` (LZ4 as [`PackedMemory::stored_lz4`] gives
+/// it, e.g. received in a post-copy migration) into `dst` (65,536 bytes).
+pub fn unpack_lz4_page(page: u32, lz4: &[u8], dst: &mut [u8]) -> Result<(), String> {
+    match lz4_flex::block::decompress_into(lz4, dst) {
+        Ok(PAGE_SIZE) => Ok(()),
+        Ok(n) => Err(format!("memory page {page} decompresses to {n} bytes, expected {PAGE_SIZE}")),
+        Err(e) => Err(format!("memory page {page} is not valid LZ4 data: {e}")),
+    }
+}
+
 fn unpack_page(c: &WireChunk, lz4: &[u8], page: &mut [u8]) -> Result<(), SnapshotError> {
     let at = HEADER_LEN as u64;
     match lz4_flex::block::decompress_into(lz4, page) {

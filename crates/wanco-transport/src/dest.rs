@@ -136,7 +136,8 @@ pub fn connect_ssh(dest: &Dest, opts: &SshOptions, remote_command: &[String]) ->
     let mut child = cmd.spawn().map_err(Error::io("cannot run `ssh` (is the OpenSSH client installed?)"))?;
     let stdin = child.stdin.take().expect("piped");
     let stdout = child.stdout.take().expect("piped");
-    let mut conn = Conn::from_pair(stdout, stdin);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stdout);
+    let mut conn = Conn::from_pair_polled(stdout, fd, stdin);
     conn.set_on_drop(Box::new(move || {
         // The pipes are closed by now (dropped with the stream): ssh ends.
         let _ = child.kill();

@@ -18,7 +18,7 @@ pub struct Hello {
     /// destination, the ISA its restored programs run on.
     pub isa: String,
     /// The migration modes the sender supports (`stop-and-copy`,
-    /// `precopy`; later `postcopy`).
+    /// `precopy`, `postcopy`).
     pub modes: Vec<String>,
 }
 
@@ -37,7 +37,7 @@ pub enum Stream {
 pub struct Prepare {
     /// SHA-256 of the program's Wasm module (64 hex digits).
     pub module_hash: String,
-    /// The migration mode (`stop-and-copy`).
+    /// The migration mode (`stop-and-copy`, `precopy`, `postcopy`).
     pub mode: String,
     /// The executable for the destination's ISA, if the source has one
     /// (otherwise the destination must have it in its cache or compile
@@ -85,8 +85,14 @@ pub struct FileEntry {
 /// 3. **Transfer** (the program is stopped): S → `SnapshotChunk`…, the last
 ///    one with `last: true`. *Later modes add, without changing the rest:*
 ///    pre-copy sends `MemoryRound`s while the program still runs (between 2
-///    and 3), and the final snapshot then names its parent; post-copy lets D
-///    send `PageRequest` and S answer `PageData` after 4.
+///    and 3), and the final snapshot then names its parent. Post-copy sends
+///    a `PageMap` first and a snapshot without pages; from then on S answers
+///    D's `PageRequest`s with `PageData` and, once D said `Running`, pushes
+///    the other pages, until
+///    D says `AllPagesIn`; S then `hold`s the source and sends `Release`,
+///    D lets the program make host calls and answers `Released`, S ends
+///    the source. Until `Release`, a lost connection kills the
+///    destination's program (it has had no effect) and the source resumes.
 /// 4. **Restore**: D restores up to the program's first instruction
 ///    (everything checked) and answers `Restored` — or `Refused` if the
 ///    restore failed.
@@ -173,13 +179,21 @@ pub enum Message {
         #[serde(default)]
         parent: Option<serde_bytes::ByteBuf>,
     },
-    /// Reserved for post-copy: D asks for a page it does not have yet.
+    /// Post-copy, S → D before the first `SnapshotChunk`: the Wasm pages
+    /// the memory holds data in (every other page is zero). The snapshot
+    /// that follows stores no pages: D gets these as `PageData`.
+    PageMap {
+        /// Wasm page indices, ascending.
+        pages: Vec<u32>,
+    },
+    /// Post-copy, D → S: the restored program touched a page it does not
+    /// have yet (S answers with its `PageData` next).
     PageRequest {
         /// Wasm page index.
         page: u32,
     },
-    /// Reserved for post-copy: S answers a [`Message::PageRequest`] (or
-    /// pushes pages in the background).
+    /// Post-copy, S → D: a page of the `PageMap`, asked for
+    /// ([`Message::PageRequest`]) or pushed in the background.
     PageData {
         /// Wasm page index.
         page: u32,
@@ -209,7 +223,21 @@ pub enum Message {
         #[serde(default)]
         memory: Option<String>,
     },
-    /// S → D before `Go`: discard everything of this migration.
+    /// Post-copy, D → S: every page of the `PageMap` is in the restored
+    /// program's memory. It still makes no host call until `Release`.
+    AllPagesIn {
+        /// Pages the program touched before they came (asked for).
+        on_demand: u32,
+        /// Pages received in all.
+        pages: u32,
+    },
+    /// Post-copy, S → D after `AllPagesIn` (the source is held: its point
+    /// of no return): the program may make host calls now.
+    Release,
+    /// Post-copy, D → S: the program was released (S then ends the source).
+    Released,
+    /// S → D before `Go` (post-copy: before `Release`): discard everything
+    /// of this migration.
     Abort {
         /// Why.
         reason: String,
@@ -252,8 +280,12 @@ impl Message {
             Message::FileWants { .. } => "FileWants",
             Message::FileChunk { .. } => "FileChunk",
             Message::MemoryRound { .. } => "MemoryRound",
+            Message::PageMap { .. } => "PageMap",
             Message::PageRequest { .. } => "PageRequest",
             Message::PageData { .. } => "PageData",
+            Message::AllPagesIn { .. } => "AllPagesIn",
+            Message::Release => "Release",
+            Message::Released => "Released",
             Message::Restored { .. } => "Restored",
             Message::Go => "Go",
             Message::Running { .. } => "Running",
@@ -274,7 +306,7 @@ impl Hello {
             wanco_version: env!("CARGO_PKG_VERSION").into(),
             snapshot_format,
             isa: isa.into(),
-            modes: vec!["stop-and-copy".into(), "precopy".into()],
+            modes: vec!["stop-and-copy".into(), "precopy".into(), "postcopy".into()],
         }
     }
 }

@@ -101,7 +101,12 @@ pub fn run(o: Opts) -> Result<i32> {
     let cfg = Config { go_timeout: o.go_timeout, gateway_env, isa: o.isa.clone().unwrap_or_else(|| host_isa().into()), runner, work };
     if o.stdio {
         // The protocol owns stdout; nothing else may write there.
-        let conn = Conn::from_pair(std::io::stdin(), std::io::stdout());
+        // Unbuffered (a `File` of fd 0, not `Stdin`), so that post-copy can
+        // poll it for page requests between the pages it forwards.
+        use std::os::fd::AsFd;
+        let input = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned().context("standard input")?);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&input);
+        let conn = Conn::from_pair_polled(input, fd, std::io::stdout());
         return Ok(match session(conn, &cfg) {
             Ok(()) => 0,
             Err(e) => {
@@ -144,7 +149,9 @@ pub fn run(o: Opts) -> Result<i32> {
 /// `SIGKILL` at that phase (`precopy`: when the first pre-copy memory round
 /// arrives; `transfer`: when the first snapshot piece arrives;
 /// `restored`: once the program waits at the gate, before saying so;
-/// `go`: after `Go` arrived, before the gate opens) — what a crash or a
+/// `go`: after `Go` arrived, before the gate opens; `postcopy`: when the
+/// first post-copy page arrives; `allin`: once the runtime has every page,
+/// before saying so) — what a crash or a
 /// power cut of the destination does there.
 fn test_kill(phase: &str) {
     if std::env::var("WANCO_AGENT_TEST_KILL_AT").is_ok_and(|p| p == phase) {
@@ -187,8 +194,12 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         Message::Abort { reason } => bail!("the source aborted: {reason}"),
         m => bail!("expected Prepare, got {}", m.name()),
     };
-    if prep.mode != "stop-and-copy" && prep.mode != "precopy" {
-        return refuse(&mut conn, "prepare", format!("mode `{}` is not supported by this agent (stop-and-copy, precopy)", prep.mode));
+    if !["stop-and-copy", "precopy", "postcopy"].contains(&prep.mode.as_str()) {
+        return refuse(&mut conn, "prepare", format!("mode `{}` is not supported by this agent (stop-and-copy, precopy, postcopy)", prep.mode));
+    }
+    let postcopy = prep.mode == "postcopy";
+    if postcopy && !conn.can_wait() {
+        return refuse(&mut conn, "prepare", "post-copy needs a connection this agent can poll (a socket or a pipe)".into());
     }
     let (bin, from) = match binary(&prep, cfg) {
         Ok(b) => b,
@@ -223,8 +234,11 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     let mut t_first: Option<Instant> = None;
     // The final snapshot's format version (3: incremental, over the rounds).
     let mut final_version: Option<u32> = None;
+    // Post-copy: the pages the memory holds data in (they come later).
+    let mut page_map: Option<Vec<u32>> = None;
     loop {
         match conn.recv()? {
+            Message::PageMap { pages } if postcopy => page_map = Some(pages),
             Message::MemoryRound { round, pages, id, parent } if prep.mode == "precopy" => {
                 test_kill("precopy");
                 let id32 = |b: Option<serde_bytes::ByteBuf>| -> Option<[u8; 32]> { b.and_then(|b| <[u8; 32]>::try_from(&b[..]).ok()) };
@@ -327,8 +341,16 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
             return refuse(&mut conn, "transfer", format!("cannot write the snapshot to {}: {e}", snap.display()));
         }
     }
+    if postcopy && page_map.is_none() {
+        return refuse(&mut conn, "transfer", "a post-copy snapshot came without its PageMap".into());
+    }
     // 4. Restore up to the gate.
     let t0 = Instant::now();
+    // Post-copy: the page server's socket (the runtime's end is its fd 5).
+    let pages = match &page_map {
+        Some(_) => Some(std::os::unix::net::UnixStream::pair().context("socketpair")?),
+        None => None,
+    };
     let (gate_parent, gate_child) = std::os::unix::net::UnixStream::pair().context("socketpair")?;
     let mut cmd = match cfg.runner.split_first() {
         Some((prog, args)) => {
@@ -349,8 +371,13 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     for (guest, dir) in &prep.dir_map {
         cmd.arg("--restore-dir").arg(format!("{guest}={dir}"));
     }
-    // The whole memory in place and the checksum compared before the gate opens.
-    cmd.env("WANCO_LAZY_RESTORE", "0");
+    if pages.is_some() {
+        // The memory comes through fd 5 while the program runs.
+        cmd.arg("--page-server-fd").arg("5");
+    } else {
+        // The whole memory in place and the checksum compared before the gate opens.
+        cmd.env("WANCO_LAZY_RESTORE", "0");
+    }
     // A program behind a gateway attaches to it during the restore.
     cmd.envs(cfg.gateway_env.iter().map(|(k, v)| (*k, v)));
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -358,6 +385,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         use std::os::fd::AsRawFd;
         let fd = gate_child.as_raw_fd();
         let memfd = image.as_ref().filter(|i| i.memfd).map(|i| i.file.as_raw_fd());
+        let page_fd = pages.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
         // SAFETY: only async-signal-safe calls (fcntl, dup2, setsid) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -365,7 +393,11 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
                 let high = |f: libc::c_int| libc::fcntl(f, libc::F_DUPFD_CLOEXEC, 10);
                 let g = high(fd);
                 let m = memfd.map(high);
-                if g == -1 || m == Some(-1) || libc::dup2(g, 3) == -1 || m.is_some_and(|m| libc::dup2(m, 4) == -1) {
+                let pf = page_fd.map(high);
+                if g == -1 || m == Some(-1) || pf == Some(-1) || libc::dup2(g, 3) == -1 || m.is_some_and(|m| libc::dup2(m, 4) == -1) {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if pf.is_some_and(|f| libc::dup2(f, 5) == -1) {
                     return Err(std::io::Error::last_os_error());
                 }
                 // Its own session: it outlives the agent's ssh session if detached.
@@ -405,6 +437,11 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         });
     }
     drop(tx);
+    if let (Some((ours, theirs)), Some(map)) = (pages, page_map) {
+        drop(theirs);
+        let detach = postcopy_phase(&mut conn, &mut child, gate_parent, ours, &map, &rx, cfg, t0)?;
+        return relay(conn, child, rx, run, detach, true);
+    }
     let mut gate = gate_parent;
     let mut b = [0u8; 1];
     let ready = loop {
@@ -475,7 +512,14 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         let _ = std::fs::remove_file(&image_path);
     }
     // From here on the program runs here, whatever happens to the connection.
-    let mut connected = conn.send(&Message::Running { pid, resumed_at_ns, memory: Some(memory) }).is_ok();
+    let connected = conn.send(&Message::Running { pid, resumed_at_ns, memory: Some(memory) }).is_ok();
+    relay(conn, child, rx, run, detach, connected)
+}
+
+/// Phase 6: relay the program's output to the source (or, detached or once the
+/// source is gone, into files of the run directory) until it exits.
+fn relay(mut conn: Conn, mut child: std::process::Child, rx: mpsc::Receiver<Event>, run: tempfile::TempDir, detach: bool, mut connected: bool) -> Result<()> {
+    let pid = child.id();
     let out_path = run.path().join("stdout.log");
     let err_path = run.path().join("stderr.log");
     let mut logs: Option<(std::fs::File, std::fs::File)> = None;
@@ -730,4 +774,163 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Post-copy, from the restore's start to the release (see
+/// `wanco_rt::cr::postcopy` for the page server's socket): forward the
+/// pages the source pushes or answers (`PageData`) to the runtime and its
+/// requests (`PageRequest`) to the source, say `Restored` at the gate,
+/// open it on `Go` and say `Running`, say `AllPagesIn` once the runtime
+/// has every page, and on `Release` release the program (its host calls
+/// wait for that) and say `Released`. Until then anything wrong — the
+/// source or the link lost, silent for `--go-timeout`, `Abort`, the
+/// program ended — kills the program, which has made no host call: the
+/// source goes on. Returns whether the source asked to detach.
+#[allow(clippy::too_many_arguments)]
+fn postcopy_phase(
+    conn: &mut Conn,
+    child: &mut std::process::Child,
+    mut gate: std::os::unix::net::UnixStream,
+    mut sock: std::os::unix::net::UnixStream,
+    map: &[u32],
+    rx: &mpsc::Receiver<Event>,
+    cfg: &Config,
+    t0: Instant,
+) -> Result<bool> {
+    use std::os::fd::AsRawFd;
+    let discard = |child: &mut std::process::Child, why: String| -> anyhow::Error {
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::anyhow!("{why}; the restored program was discarded (it had made no host call)")
+    };
+    // The page map first (the runtime reads it while it restores).
+    let mut head = b"WPM1".to_vec();
+    head.extend_from_slice(&(map.len() as u32).to_le_bytes());
+    for p in map {
+        head.extend_from_slice(&p.to_le_bytes());
+    }
+    if let Err(e) = sock.write_all(&head) {
+        return Err(discard(child, format!("cannot hand the page map to the restore: {e}")));
+    }
+    let (mut ready, mut went, mut resumed, mut all_in, mut detach) = (false, false, false, false, false);
+    let mut received = 0u32;
+    let mut req: Vec<u8> = Vec::new();
+    let mut last_heard = Instant::now();
+    let silence = Duration::from_secs_f64(cfg.go_timeout.max(0.001));
+    let pid = child.id();
+    loop {
+        // The runtime's side: the gate (until the resume time came) and the page socket.
+        let mut p = [
+            libc::pollfd { fd: if resumed { -1 } else { gate.as_raw_fd() }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two pollfds, their count passed.
+        unsafe { libc::poll(p.as_mut_ptr(), 2, 0) };
+        if p[0].revents != 0 {
+            if !ready {
+                let mut b = [0u8; 1];
+                let ok = matches!(gate.read(&mut b), Ok(1)) && b[0] == b'R';
+                if !ok {
+                    let status = child.wait().ok();
+                    let mut err = Vec::new();
+                    for ev in rx.iter() {
+                        if let Event::Out(Stream::Stderr, d) = ev {
+                            err.extend_from_slice(&d);
+                        }
+                    }
+                    let code = status.map(exit_code).unwrap_or(-1);
+                    let text = String::from_utf8_lossy(&err).trim().to_string();
+                    refuse(conn, "restore", format!("the restore failed (exit {code}): {text}"))?;
+                }
+                ready = true;
+                test_kill("restored");
+                conn.send(&Message::Restored { restore_us: t0.elapsed().as_micros() as u64 }).map_err(|e| discard(child, format!("{e}")))?;
+            } else if went {
+                // `image=postcopy-lazy` or `image=postcopy-eager` (no userfaultfd).
+                let (resumed_at_ns, how) = resumed_at(&mut gate);
+                resumed = true;
+                let how = how.unwrap_or_else(|| "postcopy".into());
+                conn.send(&Message::Running { pid, resumed_at_ns, memory: Some(how) }).map_err(|e| discard(child, format!("{e}")))?;
+            }
+        }
+        if p[1].revents != 0 {
+            let mut b = [0u8; 4096];
+            match sock.read(&mut b) {
+                Ok(0) | Err(_) => {
+                    let status = child.wait().ok();
+                    return Err(discard(child, format!("the restored program ended while its pages came (exit {})", status.map(exit_code).unwrap_or(-1))));
+                }
+                Ok(n) => req.extend_from_slice(&b[..n]),
+            }
+            let mut used = 0;
+            while req.len() - used >= 4 {
+                let v = u32::from_le_bytes(req[used..used + 4].try_into().expect("4 bytes"));
+                if v != u32::MAX {
+                    used += 4;
+                    conn.send(&Message::PageRequest { page: v }).map_err(|e| discard(child, format!("lost the source: {e}")))?;
+                } else if req.len() - used >= 8 {
+                    let on_demand = u32::from_le_bytes(req[used + 4..used + 8].try_into().expect("4 bytes"));
+                    used += 8;
+                    all_in = true;
+                    test_kill("allin");
+                    conn.send(&Message::AllPagesIn { on_demand, pages: received }).map_err(|e| discard(child, format!("lost the source: {e}")))?;
+                } else {
+                    break;
+                }
+            }
+            req.drain(..used);
+        }
+        let m = match conn.try_recv(Duration::from_millis(1)) {
+            Ok(Some(m)) => {
+                last_heard = Instant::now();
+                m
+            }
+            Ok(None) => {
+                if last_heard.elapsed() > silence {
+                    return Err(discard(child, format!("the source was silent for {:.0} s during post-copy", silence.as_secs_f64())));
+                }
+                continue;
+            }
+            Err(e) => return Err(discard(child, format!("lost the source during post-copy: {e}"))),
+        };
+        match m {
+            Message::PageData { page, data } => {
+                if received == 0 {
+                    test_kill("postcopy");
+                }
+                received += 1;
+                let mut frame = Vec::with_capacity(8 + data.len());
+                frame.extend_from_slice(&page.to_le_bytes());
+                frame.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                frame.extend_from_slice(&data);
+                if sock.write_all(&frame).is_err() {
+                    let status = child.wait().ok();
+                    return Err(discard(child, format!("the restored program ended while its pages came (exit {})", status.map(exit_code).unwrap_or(-1))));
+                }
+            }
+            Message::Go | Message::Detach if ready && !went => {
+                detach = matches!(m, Message::Detach);
+                test_kill("go");
+                if gate.write_all(b"G").is_err() {
+                    let status = child.wait().ok();
+                    refuse(conn, "go", format!("the restored program ended before it ran (exit {})", status.map(exit_code).unwrap_or(-1)))?;
+                }
+                went = true;
+            }
+            Message::Release if all_in && resumed => {
+                let mut frame = u32::MAX.to_le_bytes().to_vec();
+                frame.extend_from_slice(&0u32.to_le_bytes());
+                if sock.write_all(&frame).is_err() {
+                    let status = child.wait().ok();
+                    refuse(conn, "release", format!("the restored program ended before its release (exit {})", status.map(exit_code).unwrap_or(-1)))?;
+                }
+                log(&format!("post-copy: {received} pages came, the program (pid {pid}) is released"));
+                // From here on the program runs here, whatever happens to the connection.
+                let _ = conn.send(&Message::Released);
+                return Ok(detach);
+            }
+            Message::Abort { reason } => return Err(discard(child, format!("the source aborted: {reason}"))),
+            m => return Err(discard(child, format!("unexpected {} from the source during post-copy", m.name()))),
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! `wanco migrate PID --to DEST`: move a running compiled program (started
 //! with `--control`) to another host: pre-copy (the default: memory sent in
-//! rounds while the program runs) or stop-and-copy.
+//! rounds while the program runs), post-copy (the state first, the program
+//! runs at the destination at once and its pages follow, read from the
+//! stopped process; see [`postcopy_serve`]) or stop-and-copy.
 //!
 //! The sequence (see `wanco_transport::Message` for the messages and
 //! `docs/architecture.md`, "Live migration"): hello; prepare the
@@ -73,8 +75,14 @@ pub struct Opts {
     json: bool,
     /// Pre-copy (the default): send the memory in rounds while the program
     /// runs, then stop it and send only what changed since the last round.
-    #[arg(long, conflicts_with = "stop_and_copy")]
+    #[arg(long, conflicts_with_all = ["stop_and_copy", "postcopy"])]
     precopy: bool,
+    /// Post-copy: stop the program at once, send its state without the
+    /// memory; it runs at the destination at once and its pages follow
+    /// (asked for as it touches them, the rest pushed meanwhile). The source
+    /// stays until every page is in.
+    #[arg(long, conflicts_with = "stop_and_copy")]
+    postcopy: bool,
     /// Stop the program first and send its whole state (the baseline).
     #[arg(long)]
     stop_and_copy: bool,
@@ -163,6 +171,16 @@ struct Summary {
     sync_bytes_before_stop: u64,
     sync_files_after_stop: u64,
     sync_bytes_after_stop: u64,
+    /// Post-copy: the pages that hold data (all sent after the stop).
+    pages: usize,
+    /// Post-copy: pages sent because the destination asked (its program
+    /// touched them first).
+    pages_on_demand: usize,
+    /// Post-copy: pages pushed in the background.
+    pages_pushed: usize,
+    /// Post-copy: from the program's resume at the destination until every
+    /// page was in and the program released.
+    postcopy_ms: f64,
 }
 
 /// Pre-copy: rounds of memory pages while the program runs — a full
@@ -229,7 +247,9 @@ fn ms(d: Duration) -> f64 {
 /// Fault injection for the migration tests: `WANCO_MIGRATE_TEST_KILL_AT=PHASE`
 /// makes `wanco migrate` kill itself with `SIGKILL` there: `precopy` after
 /// the first pre-copy round went, `restored` once the destination restored
-/// the program (before the point of no return).
+/// the program (before the point of no return), `postcopy` after the first
+/// post-copy page went, `release` once the source is held in post-copy,
+/// before `Release` is sent.
 fn test_kill(phase: &str) {
     if std::env::var("WANCO_MIGRATE_TEST_KILL_AT").is_ok_and(|p| p == phase) {
         // SAFETY: kill(2) on this process.
@@ -358,11 +378,31 @@ fn migrate(o: Opts) -> Result<i32> {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --module {}", p.display()))?),
         None => None,
     };
-    let precopy = !o.stop_and_copy && hello.modes.iter().any(|m| m == "precopy");
-    if !o.stop_and_copy && !precopy {
+    let postcopy = o.postcopy;
+    if postcopy && !hello.modes.iter().any(|m| m == "postcopy") {
+        bail!("the destination's wanco agent {} does not support post-copy (it offers {})", hello.wanco_version, hello.modes.join(", "));
+    }
+    let host_isa = if cfg!(target_arch = "aarch64") { "aarch64" } else { "x86_64" };
+    if postcopy && src_isa != host_isa {
+        // Its memory is read from /proc/PID/mem at the runtime's addresses:
+        // under an emulator (qemu-user) those are the guest's, not the
+        // process's — the pages read would be wrong.
+        bail!("post-copy reads the program's memory from its process: a {src_isa} program on this {host_isa} host runs under an emulator, whose memory is not at the program's addresses (use --precopy or --stop-and-copy)");
+    }
+    if postcopy && !conn.can_wait() {
+        bail!("post-copy needs a connection that can be polled (ssh://, tls://, tcp://)");
+    }
+    let precopy = !o.stop_and_copy && !postcopy && hello.modes.iter().any(|m| m == "precopy");
+    if !o.stop_and_copy && !postcopy && !precopy {
         say("the destination does not support pre-copy: stop-and-copy");
     }
-    let mode = if precopy { "precopy" } else { "stop-and-copy" };
+    let mode = if postcopy {
+        "postcopy"
+    } else if precopy {
+        "precopy"
+    } else {
+        "stop-and-copy"
+    };
     progress(t0, "prepare: the destination gets the binary ready (the program runs)");
     conn.send(&Message::Prepare(Prepare {
         module_hash: hash.clone(),
@@ -395,7 +435,13 @@ fn migrate(o: Opts) -> Result<i32> {
     let round_pages = if precopy { precopy_rounds(&mut ctl, &mut conn, dir.path(), &o, t0)? } else { Vec::new() };
     progress(t0, "stop: waiting for the program's next migration point");
     let t_stop = Instant::now();
-    let stop = if precopy { "stop-incremental" } else { "stop" };
+    let stop = if postcopy {
+        "stop-postcopy"
+    } else if precopy {
+        "stop-incremental"
+    } else {
+        "stop"
+    };
     let reply = ctl.ask(&format!("{stop} {}", snap_path.display())).map_err(|e| {
         let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
         anyhow!("{e:#}")
@@ -411,11 +457,22 @@ fn migrate(o: Opts) -> Result<i32> {
     let stopped_at_ns: Option<u64> = field(&reply, "at_ns").and_then(|p| p.parse().ok());
     let mut phase = "transfer";
     let mut synced_after = (0, 0);
+    // Post-copy: the stopped program's memory, served page by page after the transfer.
+    let mut packed: Option<SourceMemory> = None;
     let transfer = (|| -> Result<(u64, Duration)> {
         phase = "transfer (files)";
         synced_after = sync_dirs(&mut conn, &sync)?;
         phase = "transfer";
         let bytes = std::fs::read(&snap_path).with_context(|| format!("cannot read the snapshot {}", snap_path.display()))?;
+        if postcopy {
+            // The snapshot holds the state without pages; the map of the
+            // pages that may hold data goes first, the pages are read from
+            // the stopped process.
+            let m = SourceMemory::open(o.pid, &reply)?;
+            progress(t0, &format!("transfer: state of {} bytes; {} pages follow while the program runs there", bytes.len(), m.pages.len()));
+            conn.send(&Message::PageMap { pages: m.pages.clone() })?;
+            packed = Some(m);
+        }
         progress(t0, &format!("transfer: snapshot of {} bytes", bytes.len()));
         const CHUNK: usize = 1 << 20;
         let mut off = 0;
@@ -428,12 +485,42 @@ fn migrate(o: Opts) -> Result<i32> {
             }
         }
         phase = "restore";
+        if postcopy {
+            // `Restored` comes while the pages go (below).
+            return Ok((bytes.len() as u64, Duration::ZERO));
+        }
         match conn.recv().context("waiting for the destination's restore")? {
             Message::Restored { restore_us } => Ok((bytes.len() as u64, Duration::from_micros(restore_us))),
             Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
             m => bail!("the destination answered {} instead of Restored", m.name()),
         }
     })();
+    let mut pc = Postcopied::default();
+    let transfer = match transfer {
+        Ok((b, _)) if postcopy => {
+            phase = "post-copy";
+            match postcopy_serve(&mut conn, &mut ctl, packed.as_mut(), &o, t0) {
+                Ok(Served::Released(p)) => {
+                    pc = p;
+                    Ok((b, pc.restore))
+                }
+                Ok(Served::Lost(e)) => {
+                    // After the hold: `Release` may have come through.
+                    say(&format!("the connection failed after the destination was told to release the program: {e:#}"));
+                    let kept = dir.keep().join(format!("{}.wsnap", o.pid));
+                    drop(ctl);
+                    say(&format!(
+                        "the program may be running at {dest} or nowhere: the source process stopped, its state is kept in {} (if the program does not run at the destination, continue it here with `BIN --restore {}`)",
+                        kept.display(),
+                        kept.display()
+                    ));
+                    return Ok(3);
+                }
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
     let (snapshot_bytes, restore) = match transfer {
         Ok(x) => x,
         Err(e) => {
@@ -462,6 +549,9 @@ fn migrate(o: Opts) -> Result<i32> {
             };
         }
     };
+    let (dest_pid, resumed_at_ns, memory) = if postcopy {
+        (pc.dest_pid, pc.resumed_at_ns, pc.memory.clone())
+    } else {
     test_kill("restored");
     // Phase 5: the point of no return.
     progress(t0, &format!("restored at the destination in {:.1} ms; go", ms(restore)));
@@ -505,7 +595,10 @@ fn migrate(o: Opts) -> Result<i32> {
             return Ok(3);
         }
     };
-    let t_running = Instant::now();
+    (dest_pid, resumed_at_ns, memory)
+    };
+    let t_running = pc.t_running.unwrap_or_else(Instant::now);
+    let t_end = Instant::now();
     let committed = ctl.ask("commit");
     if !matches!(&committed, Ok(r) if r == "committed") {
         say(&format!("the source did not confirm its end ({committed:?}); check process {}", o.pid));
@@ -526,7 +619,7 @@ fn migrate(o: Opts) -> Result<i32> {
         round_pages: round_pages.clone(),
         bytes_sent: c.sent,
         bytes_received: c.received,
-        total_ms: ms(t_running - t0),
+        total_ms: ms(t_end - t0),
         downtime_ms: ms(t_running - t_stop),
         downtime_runtime_ms: match (stopped_at_ns, resumed_at_ns) {
             (Some(a), Some(b)) => Some(((b as f64 - a as f64) / 1e3).round() / 1e3),
@@ -538,6 +631,10 @@ fn migrate(o: Opts) -> Result<i32> {
         sync_bytes_before_stop: synced_before.1,
         sync_files_after_stop: synced_after.0,
         sync_bytes_after_stop: synced_after.1,
+        pages: pc.pages,
+        pages_on_demand: pc.on_demand,
+        pages_pushed: pc.pushed,
+        postcopy_ms: if postcopy { ms(t_end - t_running) } else { 0.0 },
     };
     if o.json {
         say(&serde_json::to_string(&s)?);
@@ -547,7 +644,13 @@ fn migrate(o: Opts) -> Result<i32> {
             s.dest,
             s.binary_from,
             s.mode,
-            if precopy { format!(", {} rounds of {:?} pages", s.rounds, s.round_pages) } else { String::new() },
+            if precopy {
+                format!(", {} rounds of {:?} pages", s.rounds, s.round_pages)
+            } else if postcopy {
+                format!(", {} pages after the resume: {} on demand, {} pushed, all in {:.1} ms after it", s.pages, s.pages_on_demand, s.pages_pushed, s.postcopy_ms)
+            } else {
+                String::new()
+            },
             s.memory,
             s.total_ms,
             s.downtime_ms,
@@ -593,6 +696,218 @@ fn migrate(o: Opts) -> Result<i32> {
                 say("the program goes on there; its output is kept in the agent's work directory");
                 return Ok(4);
             }
+        }
+    }
+}
+
+/// Post-copy: the stopped source program's linear memory, read from
+/// `/proc/PID/mem` (the same user's process, stopped at its migration
+/// point: nothing changes it) as the destination needs it.
+struct SourceMemory {
+    mem: std::fs::File,
+    /// Its address in the process.
+    addr: u64,
+    /// The Wasm pages that may hold data (ever touched), ascending.
+    pages: Vec<u32>,
+    scratch: Vec<u8>,
+}
+
+impl SourceMemory {
+    /// From the `memory=ADDR:LEN touched=RANGES` of the `stop-postcopy` reply.
+    fn open(pid: u32, reply: &str) -> Result<SourceMemory> {
+        const PAGE: u64 = 65536;
+        let (addr, len) = match field(reply, "memory") {
+            Some(v) => {
+                let (a, l) = v.split_once(':').ok_or_else(|| anyhow!("bad memory={v} from the program's control channel"))?;
+                let hex = |x: &str| u64::from_str_radix(x, 16).map_err(|_| anyhow!("bad memory={v} from the program's control channel"));
+                (hex(a)?, hex(l)?)
+            }
+            None => (0, 0), // no linear memory
+        };
+        let total = (len / PAGE) as u32;
+        let pages: Vec<u32> = match field(reply, "touched") {
+            None | Some("all") => (0..total).collect(),
+            Some("-") => Vec::new(),
+            Some(r) => {
+                let mut v = Vec::new();
+                for run in r.split(',') {
+                    let (a, b) = run.split_once('-').ok_or_else(|| anyhow!("bad touched={r} from the program's control channel"))?;
+                    let (a, b): (u32, u32) = (a.parse()?, b.parse()?);
+                    if a > b || b >= total || v.last().is_some_and(|l| *l >= a) {
+                        bail!("bad touched={r} from the program's control channel (memory of {total} pages)");
+                    }
+                    v.extend(a..=b);
+                }
+                v
+            }
+        };
+        let path = format!("/proc/{pid}/mem");
+        let mem = std::fs::File::open(&path).with_context(|| format!("post-copy reads the stopped program's memory from {path}"))?;
+        let mut m = SourceMemory { mem, addr, pages, scratch: vec![0u8; PAGE as usize] };
+        if let Some(&p) = m.pages.first() {
+            // Readable now, before the state goes (else the program resumes here).
+            m.read(p)?;
+        }
+        Ok(m)
+    }
+
+    /// Wasm page `page`, compressed with LZ4.
+    fn read(&mut self, page: u32) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let at = self.addr + page as u64 * 65536;
+        self.mem.read_exact_at(&mut self.scratch, at).with_context(|| format!("cannot read memory page {page} of the stopped program"))?;
+        Ok(wanco_state::snapshot::pack_lz4_page(&self.scratch))
+    }
+}
+
+/// What a post-copy move ended with.
+#[derive(Default)]
+struct Postcopied {
+    dest_pid: u32,
+    resumed_at_ns: Option<u64>,
+    memory: Option<String>,
+    restore: Duration,
+    /// When `Running` came.
+    t_running: Option<Instant>,
+    pages: usize,
+    on_demand: usize,
+    pushed: usize,
+}
+
+/// How [`postcopy_serve`] ended (its `Err`: before the point of no return,
+/// the source may resume).
+enum Served {
+    /// Released at the destination: the program runs there.
+    Released(Postcopied),
+    /// The connection failed after the source was held and `Release` sent:
+    /// the destination may run it or not.
+    Lost(anyhow::Error),
+}
+
+/// Post-copy after the state went: push the pages of `memory` and answer
+/// the destination's `PageRequest`s first; on `Restored` say `Go` (no hold:
+/// the destination's program makes no host call before `Release`); once
+/// `Running` and `AllPagesIn` came, `hold` the source (the point of no
+/// return), `Release`, and wait for `Released`.
+fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, mut memory: Option<&mut SourceMemory>, o: &Opts, t0: Instant) -> Result<Served> {
+    let n = memory.as_ref().map_or(0, |m| m.pages.len());
+    let mut sent = vec![false; n];
+    let mut asked: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    let mut next = 0usize;
+    let mut r = Postcopied { pages: n, ..Default::default() };
+    let (mut restored, mut running, mut all_in) = (false, false, false);
+    let silence = Duration::from_secs_f64(o.timeout.max(0.001));
+    let mut last_heard = Instant::now();
+    let mut out = std::io::stdout();
+    loop {
+        // Pages are pushed once the program runs there (before, they would
+        // hold up `Restored`/`Go`/`Running` behind them); asked-for ones
+        // at any time (the eager fallback asks for all before the gate).
+        if running && all_in {
+            break;
+        }
+        let left = !asked.is_empty() || (running && next < n);
+        let wait = if left { Duration::ZERO } else { Duration::from_millis(100) };
+        if let Some(m) = conn.try_recv(wait)? {
+            last_heard = Instant::now();
+            match m {
+                Message::PageRequest { page } => {
+                    let Some(k) = memory.as_ref().and_then(|m| m.pages.binary_search(&page).ok()) else {
+                        bail!("the destination asked for memory page {page}, which holds no data");
+                    };
+                    if !sent[k] {
+                        asked.push_back(k);
+                    }
+                }
+                Message::Restored { restore_us } => {
+                    r.restore = Duration::from_micros(restore_us);
+                    restored = true;
+                    progress(t0, &format!("restored at the destination in {:.1} ms; go (its pages follow)", ms(r.restore)));
+                    test_kill("restored");
+                    conn.send(&if o.detach { Message::Detach } else { Message::Go })?;
+                }
+                Message::Running { pid, resumed_at_ns, memory } if restored => {
+                    r.dest_pid = pid;
+                    r.resumed_at_ns = resumed_at_ns;
+                    r.memory = memory;
+                    r.t_running = Some(Instant::now());
+                    running = true;
+                }
+                Message::AllPagesIn { on_demand, pages } => {
+                    if pages as usize != n {
+                        bail!("the destination has {pages} pages, {n} were sent");
+                    }
+                    let _ = on_demand;
+                    all_in = true;
+                }
+                Message::Output { stream, data } => {
+                    // Only the runtime's own notes can come before the release.
+                    let _ = match stream {
+                        Stream::Stdout => out.write_all(&data),
+                        Stream::Stderr => std::io::stderr().write_all(&data),
+                    };
+                }
+                Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
+                m => bail!("the destination sent {} during post-copy", m.name()),
+            }
+            continue;
+        }
+        if last_heard.elapsed() > silence && !left {
+            bail!("the destination was silent for {:.0} s during post-copy", silence.as_secs_f64());
+        }
+        // One page: an asked-for one first, else the next not sent.
+        let k = loop {
+            match asked.pop_front() {
+                Some(k) if sent[k] => continue,
+                Some(k) => {
+                    r.on_demand += 1;
+                    break Some(k);
+                }
+                None if !running => break None,
+                None => {
+                    while next < n && sent[next] {
+                        next += 1;
+                    }
+                    if next < n {
+                        r.pushed += 1;
+                        break Some(next);
+                    }
+                    break None;
+                }
+            }
+        };
+        if let (Some(k), Some(m)) = (k, memory.as_deref_mut()) {
+            let page = m.pages[k];
+            let data = m.read(page)?;
+            conn.send(&Message::PageData { page, data })?;
+            sent[k] = true;
+            if r.pushed + r.on_demand == 1 {
+                test_kill("postcopy");
+            }
+        }
+    }
+    progress(t0, &format!("post-copy: all {n} pages in at the destination ({} on demand); releasing it", r.on_demand));
+    // The point of no return.
+    match ctl.ask("hold") {
+        Ok(h) if h == "held" => {}
+        other => bail!("the source could not be held: {other:?}"),
+    }
+    test_kill("release");
+    if let Err(e) = conn.send(&Message::Release) {
+        return Ok(Served::Lost(e.into()));
+    }
+    let _ = conn.set_read_timeout(Some(silence));
+    loop {
+        match conn.recv() {
+            Ok(Message::Released) => return Ok(Served::Released(r)),
+            Ok(Message::Output { stream, data }) => {
+                let _ = match stream {
+                    Stream::Stdout => out.write_all(&data),
+                    Stream::Stderr => std::io::stderr().write_all(&data),
+                };
+            }
+            Ok(m) => return Ok(Served::Lost(anyhow!("the destination answered {} instead of Released", m.name()))),
+            Err(e) => return Ok(Served::Lost(e.into())),
         }
     }
 }

@@ -64,6 +64,9 @@ pub(crate) enum Kind {
     /// it names as its parent; a full one where there is no parent or no
     /// tracking ([`super::dirty`]).
     Incremental,
+    /// The state without any memory page (the memory's size only), for a
+    /// post-copy migration: the pages are read from the stopped process.
+    StateOnly,
 }
 
 /// What a checkpoint wrote.
@@ -80,6 +83,9 @@ pub(crate) struct Written {
     pub parent: Option<[u8; 32]>,
     /// Memory pages stored.
     pub pages: usize,
+    /// [`Kind::StateOnly`]: where the linear memory is (address, bytes) and
+    /// which of its Wasm pages were ever touched (`None`: unknown, all).
+    pub memory_at: Option<(usize, usize, Option<Vec<bool>>)>,
 }
 
 /// The last snapshot this process wrote with tracking on: its id and its
@@ -120,6 +126,7 @@ pub(crate) fn checkpoint(st: &mut State, regs: Regs, points: u64, kind: Kind) ->
             let skip: Skip = Box::new(move |p: u32| !w.get(p as usize).copied().unwrap_or(true));
             PagePacker::incremental(b, max, parent_pages, skip)
         }
+        _ if kind == Kind::StateOnly => PagePacker::new(b, max, Box::new(|_: u32| true) as Skip),
         _ => PagePacker::new(b, max, Box::new(known_zero) as Skip),
     });
     let share = mem.is_some_and(|m| crate::memory::share_packing(m.pages() as usize));
@@ -191,7 +198,7 @@ pub(crate) fn checkpoint(st: &mut State, regs: Regs, points: u64, kind: Kind) ->
     let path = st.file.clone();
     let replaced = write_snapshot(&path, &bytes)?;
     let id = wanco_state::snapshot::snapshot_id(&bytes).unwrap_or_default();
-    if kind != Kind::Final {
+    if kind == Kind::Full || kind == Kind::Incremental {
         // Track from here: a full snapshot (re)starts tracking; after an
         // incremental one `dirty::take` has protected the pages again.
         let tracking = written.is_some() || mem.is_some_and(|m| super::dirty::start(m.bytes()).is_ok());
@@ -199,5 +206,12 @@ pub(crate) fn checkpoint(st: &mut State, regs: Regs, points: u64, kind: Kind) ->
     }
     phases.mark("write");
     phases.report();
-    Ok(Written { path, points, replaced, id, parent: parent.map(|(p, _)| p), pages: stored })
+    let memory_at = match (kind, mem.map(|m| m.bytes())) {
+        (Kind::StateOnly, Some(b)) => {
+            // Per Wasm page: whether any of its OS pages was touched.
+            Some((b.as_ptr() as usize, b.len(), crate::memory::touched_pages(b)))
+        }
+        _ => None,
+    };
+    Ok(Written { path, points, replaced, id, parent: parent.map(|(p, _)| p), pages: stored, memory_at })
 }

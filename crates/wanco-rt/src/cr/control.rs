@@ -24,6 +24,14 @@
 //!   snapshot (format version 3): only the pages written since this
 //!   process's last snapshot, which it names as `parent=`. Without a
 //!   parent or without tracking it is a full one (`parent=none`).
+//! * `stop-postcopy PATH` → as `stop`, but the snapshot stores no memory
+//!   page (only the memory's size) and the reply goes on with
+//!   `memory=ADDR:LEN` (hex: where the linear memory is in this process,
+//!   for `wanco migrate` to read the pages from `/proc/PID/mem` while the
+//!   program is stopped) and `touched=RANGES` (`FIRST-LAST,…` of the Wasm
+//!   pages ever touched, `-` for none, `all` if unknown: the others are
+//!   zero). Kept after a lost connection past `hold`, the snapshot is
+//!   rewritten as a full one first.
 //! * `stop PATH` (or `stop-incremental PATH`) → `stopped points=N bytes=B …`: the program stopped at its next
 //!   migration point and wrote the snapshot to `PATH`; it stays stopped, the
 //!   Wasm thread waiting in the slow path, until the same connection says:
@@ -57,6 +65,8 @@ pub(crate) struct Request {
     pub stop: bool,
     /// Only what changed since the last snapshot.
     pub incremental: bool,
+    /// The state without memory pages (`stop-postcopy`).
+    pub postcopy: bool,
     /// The checkpoint's outcome or an error.
     pub done: mpsc::Sender<Result<Done, String>>,
     /// For `stop`: what to do next.
@@ -78,12 +88,15 @@ pub(crate) struct Done {
     /// When the program stopped at the migration point (`CLOCK_REALTIME`,
     /// nanoseconds since the Unix epoch).
     pub at_ns: u64,
+    /// `stop-postcopy`: the linear memory's address and length, and the
+    /// ranges of Wasm pages that were ever touched.
+    pub memory_at: Option<(usize, usize, Option<Vec<bool>>)>,
 }
 
 impl Done {
     fn fields(&self) -> String {
         let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        format!(
+        let mut f = format!(
             "points={} bytes={} id={} parent={} pages={} at_ns={}",
             self.points,
             self.bytes,
@@ -91,7 +104,30 @@ impl Done {
             self.parent.as_ref().map_or_else(|| "none".to_string(), hex),
             self.pages,
             self.at_ns
-        )
+        );
+        if let Some((addr, len, touched)) = &self.memory_at {
+            f.push_str(&format!(" memory={addr:x}:{len:x} touched="));
+            match touched {
+                None => f.push_str("all"),
+                Some(t) => {
+                    // Ranges FIRST-LAST of touched Wasm pages, `-` for none.
+                    let mut runs = Vec::new();
+                    let mut p = 0;
+                    while p < t.len() {
+                        if t[p] {
+                            let q = (p..t.len()).find(|&q| !t[q]).unwrap_or(t.len());
+                            runs.push(format!("{p}-{}", q - 1));
+                            p = q;
+                        } else {
+                            p += 1;
+                        }
+                    }
+                    f.push_str(if runs.is_empty() { "-" } else { "" });
+                    f.push_str(&runs.join(","));
+                }
+            }
+        }
+        f
     }
 }
 
@@ -192,9 +228,10 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
                     super::points::points()
                 )?;
             }
-            "checkpoint" | "stop" | "checkpoint-incremental" | "stop-incremental" if !arg.is_empty() => {
+            "checkpoint" | "stop" | "checkpoint-incremental" | "stop-incremental" | "stop-postcopy" if !arg.is_empty() => {
                 let stop = cmd.starts_with("stop");
                 let incremental = cmd.ends_with("-incremental");
+                let postcopy = cmd == "stop-postcopy";
                 let (done_tx, done_rx) = mpsc::channel();
                 let (dec_tx, dec_rx) = mpsc::channel();
                 {
@@ -203,7 +240,7 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
                         writeln!(out, "error another request is being served")?;
                         continue;
                     }
-                    *p = Some(Request { path: PathBuf::from(arg), stop, incremental, done: done_tx, decision: dec_rx });
+                    *p = Some(Request { path: PathBuf::from(arg), stop, incremental, postcopy, done: done_tx, decision: dec_rx });
                 }
                 super::points::request_checkpoint();
                 // Closed without a reply if the program ends first.
@@ -222,7 +259,7 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
                     }
                 }
             }
-            _ => writeln!(out, "error unknown request `{line}` (expected: info, checkpoint PATH, checkpoint-incremental PATH, stop PATH, stop-incremental PATH)")?,
+            _ => writeln!(out, "error unknown request `{line}` (expected: info, checkpoint PATH, checkpoint-incremental PATH, stop PATH, stop-incremental PATH, stop-postcopy PATH)")?,
         }
     }
     Ok(())

@@ -10,6 +10,8 @@
 //!   * [`timing`]: `WANCO_CR_TIMING` phase durations;
 //!   * `uffd`: the `userfaultfd` ABI `pager` and `dirty` share;
 //!   * [`pager`]: lazy restore of linear memory with `userfaultfd`;
+//!   * [`postcopy`]: post-copy restore, the pages coming from `wanco agent`
+//!     (with `pager`'s `userfaultfd` requests, or eagerly);
 //!   * [`points`]: the migration-point counter compiled code polls,
 //!     `SIGUSR1`, the checkpoint target, `at_exit`;
 //!   * [`dirty`]: which pages of linear memory were written since the last
@@ -27,7 +29,7 @@
 //! `uffd` ← (`pager`, `dirty`); `timing` ← `pager` ← `points` ← (`instance`, `signals`, `wasi_host`) ←
 //! `armed` ← `native` ← `capture`/`restore` ← `control` ← `slow`.
 //!
-//! `unsafe` lives in `pager` (userfaultfd), `dirty` (userfaultfd
+//! `unsafe` lives in `pager` and `postcopy` (userfaultfd), `dirty` (userfaultfd
 //! write-protection, `PAGEMAP_SCAN`),
 //! `points` (the signal handler), `native` and `slow` (raw reads of this
 //! process: registers, stack, unwind tables; the trampolines), `armed`,
@@ -41,6 +43,7 @@ pub mod dirty;
 pub(crate) mod native;
 pub mod pager;
 pub mod points;
+pub mod postcopy;
 pub mod restore;
 pub(crate) mod slow;
 pub mod timing;

@@ -42,43 +42,43 @@ use wanco_state::snapshot::{PackedMemory, PendingChecksum};
 
 use super::uffd::{UffdioApi, UffdioRange, UffdioRegister, UFFDIO_API, UFFDIO_REGISTER, UFFD_API, UFFD_USER_MODE_ONLY};
 
-const PAGE: usize = 65536;
+pub(super) const PAGE: usize = 65536;
 
 // The requests only the pager makes (the shared part: `super::uffd`).
-const UFFDIO_UNREGISTER: u64 = 0x8010_AA01;
-const UFFDIO_WAKE: u64 = 0x8010_AA02;
-const UFFDIO_COPY: u64 = 0xC028_AA03;
-const UFFDIO_ZEROPAGE: u64 = 0xC020_AA04;
-const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+pub(super) const UFFDIO_UNREGISTER: u64 = 0x8010_AA01;
+pub(super) const UFFDIO_WAKE: u64 = 0x8010_AA02;
+pub(super) const UFFDIO_COPY: u64 = 0xC028_AA03;
+pub(super) const UFFDIO_ZEROPAGE: u64 = 0xC020_AA04;
+pub(super) const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
 /// Bits of `UffdioRegister::ioctls`: the range supports these.
-const CAN_COPY: u64 = 1 << 3;
-const CAN_ZEROPAGE: u64 = 1 << 4;
-const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
+pub(super) const CAN_COPY: u64 = 1 << 3;
+pub(super) const CAN_ZEROPAGE: u64 = 1 << 4;
+pub(super) const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
 
 #[repr(C)]
-struct UffdioCopy {
-    dst: u64,
-    src: u64,
-    len: u64,
-    mode: u64,
-    copy: i64,
+pub(super) struct UffdioCopy {
+    pub dst: u64,
+    pub src: u64,
+    pub len: u64,
+    pub mode: u64,
+    pub copy: i64,
 }
 
 #[repr(C)]
-struct UffdioZeropage {
-    range: UffdioRange,
-    mode: u64,
-    zeropage: i64,
+pub(super) struct UffdioZeropage {
+    pub range: UffdioRange,
+    pub mode: u64,
+    pub zeropage: i64,
 }
 
 /// `struct uffd_msg` (32 bytes), for a page fault: the address at 16.
 #[repr(C)]
 #[derive(Default)]
-struct UffdMsg {
-    event: u8,
+pub(super) struct UffdMsg {
+    pub event: u8,
     _reserved: [u8; 7],
     flags: u64,
-    address: u64,
+    pub address: u64,
     _feat: u64,
 }
 
@@ -147,6 +147,20 @@ pub fn settle() {
     }
 }
 
+/// A pager other than this module's (post-copy, [`super::postcopy`]) puts
+/// the pages in: [`settle`] waits from now until [`external_done`].
+pub(super) fn external_begin() {
+    *DONE.lock().unwrap_or_else(|e| e.into_inner()) = false;
+    ACTIVE.store(true, Ordering::Release);
+}
+
+/// The pager of [`external_begin`] is done: wake [`settle`].
+pub(super) fn external_done() {
+    ACTIVE.store(false, Ordering::Release);
+    *DONE.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    DONE_CV.notify_all();
+}
+
 /// What became of a memory handed to [`start`].
 pub enum Started {
     /// A pager puts the pages in, in the background.
@@ -212,7 +226,7 @@ pub fn start(memory: &mut [u8], packed: PackedMemory, snapshot: &str) -> Started
 /// runtime never lets the kernel touch registered memory), else a plain one
 /// (root, or `vm.unprivileged_userfaultfd`), with the API handshake done;
 /// `None` if neither can be had.
-fn open_uffd() -> Option<libc::c_int> {
+pub(super) fn open_uffd() -> Option<libc::c_int> {
     for extra in [UFFD_USER_MODE_ONLY, 0] {
         // SAFETY: a system call with flags only.
         let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK | extra) };

@@ -132,14 +132,20 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
             // stop there (see `super::control`).
             wanco_cr_pending.store(0, Ordering::SeqCst);
             let file = std::mem::replace(&mut st.file, req.path.clone());
-            let kind = if req.incremental { Kind::Incremental } else { Kind::Full };
+            let kind = if req.postcopy {
+                Kind::StateOnly
+            } else if req.incremental {
+                Kind::Incremental
+            } else {
+                Kind::Full
+            };
             let r = checkpoint(st, regs.clone(), points, kind);
             let r = r.map(|w| {
                 if let Some(old) = w.replaced {
                     let _ = std::fs::remove_file(old);
                 }
                 let bytes = std::fs::metadata(&w.path).map(|m| m.len()).unwrap_or(0);
-                super::control::Done { points: w.points, bytes, id: w.id, parent: w.parent, pages: w.pages, at_ns: stopped_at_ns }
+                super::control::Done { points: w.points, bytes, id: w.id, parent: w.parent, pages: w.pages, at_ns: stopped_at_ns, memory_at: w.memory_at }
             });
             let ok = r.is_ok();
             // Stopped for a migration: the destination's copy attaches to
@@ -157,7 +163,7 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
             if ok && req.stop {
                 match req.decision.recv() {
                     Ok(super::control::Decision::Exit(code, msg)) => {
-                        if code == 3 && req.incremental {
+                        if code == 3 && (req.incremental || req.postcopy) {
                             // The state is kept for the operator to continue the
                             // program from: a full snapshot (the increment's
                             // parents are gone), written over the increment.
