@@ -245,6 +245,9 @@ fn check(s: &Snapshot, m: &Module, code: &CodeInfo) -> Vec<String> {
             .map(|n| format!(" `{n}`"))
             .unwrap_or_default()
     };
+    if let Err(e) = wanco_state::snapshot::check_points_rule(s) {
+        problems.push(format!("points rule: {e}"));
+    }
     if s.migration_points >= wanco_state::snapshot::MAX_MIGRATION_POINTS {
         problems.push(format!(
             "migration points: {}, more than any run reaches (2^63)",

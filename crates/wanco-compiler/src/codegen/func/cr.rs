@@ -1,6 +1,8 @@
 //! Checkpoint/restore instrumentation of one function.
 //!
-//! **Polls.** Every migration point (function entry, loop header) counts
+//! **Polls.** Every migration point (loop header, and function entry where
+//! the body has a `loop` or a call: migration-point rule 2,
+//! [`wanco_state::liveness::needs_entry_point`]) counts
 //! down the runtime's global `wanco_cr_counter`; when it reaches zero,
 //! execution goes to the cold slow path, a call of
 //! `wanco_cr_slow(vmctx, point)` carrying a `"deopt"` bundle with the
@@ -67,7 +69,7 @@ use inkwell::values::{
 };
 use inkwell::IntPredicate;
 use wanco_state::abi::symbols;
-use wanco_state::crmeta::{Callee, CrFunc, CrPoint, RESTORE_FIXED_SLOTS, ROUTE_FIRST_TARGET};
+use wanco_state::crmeta::{Callee, CrFunc, CrPoint, NO_ENTRY_POINT, RESTORE_FIXED_SLOTS, ROUTE_FIRST_TARGET};
 use wanco_state::liveness::{FuncLiveness, LiveSet};
 use wanco_state::snapshot::FrameKind;
 use wanco_state::ValType;
@@ -564,8 +566,17 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok((parent, idx))
     }
 
-    /// The function-entry migration point (at the start of the body).
+    /// The function-entry migration point (at the start of the body), in a
+    /// function that has one (its body has a `loop` or a call:
+    /// [`wanco_state::liveness::needs_entry_point`]). One without has no
+    /// points at all and no instrumentation: it runs in bounded time and is
+    /// never below another frame, so a checkpoint waits for its caller's
+    /// next point, and no restore route goes through it.
     pub(super) fn entry_poll(&mut self) -> Result<()> {
+        if !self.crs().live.has_entry_point {
+            self.crs().entry_point = NO_ENTRY_POINT;
+            return Ok(());
+        }
         let point = self.new_point(FrameKind::Entry, vec![], 0, false, None, None, 0);
         self.crs().entry_point = point;
         self.poll(point, true, &[])?;
