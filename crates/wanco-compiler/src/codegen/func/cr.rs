@@ -25,7 +25,9 @@
 //! two nested loops (see `loop_poll`) whose inner one has no call and a
 //! computable trip count, so LLVM still vectorizes and hoists it.
 //!
-//! **Return sites.** Every call of a Wasm function carries a `"deopt"`
+//! **Return sites.** Every call of a Wasm function that has points (not a
+//! direct call of one without a `loop` and a call: see
+//! `ModuleCr::pointless`) carries a `"deopt"`
 //! bundle with the caller's state (point id, locals, operand stack below the
 //! arguments). After `rewrite-statepoints-for-gc` each bundle becomes a
 //! stackmap record at the call's return address: a checkpoint walks the
@@ -840,10 +842,26 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
 }
 
 /// Module-level checkpoint/restore state: every point and function.
-#[derive(Default)]
 pub(crate) struct ModuleCr {
     pub points: std::cell::RefCell<Vec<CrPoint>>,
     pub funcs: std::cell::RefCell<Vec<CrFunc>>,
+    /// Per defined function: whether it has no migration point at all (no
+    /// `loop` and no call in its body, rule 2). A call of such a function is
+    /// no return site: no frame can ever stand there in a snapshot (its
+    /// callee never reaches a point), so it carries no deopt state and no
+    /// restore route, and LLVM treats it as an ordinary call.
+    pub pointless: Vec<bool>,
+}
+
+impl ModuleCr {
+    /// The state for a module whose defined functions have these bodies.
+    pub fn new(bodies: &[Body<'_>]) -> Result<ModuleCr> {
+        let mut pointless = Vec::with_capacity(bodies.len());
+        for b in bodies {
+            pointless.push(!wanco_state::liveness::has_entry_point(&b.body)?);
+        }
+        Ok(ModuleCr { points: Default::default(), funcs: Default::default(), pointless })
+    }
 }
 
 impl<'ctx> super::super::ModuleCodegen<'ctx, '_> {
