@@ -325,6 +325,18 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_of_another_point_rule_is_refused() {
+        let module = Module::new(&wat::parse_str(WAT).unwrap()).unwrap();
+        let mut r = WasiRunner::new(&module, config()).unwrap();
+        r.set_pause_at(Some(r.migration_points() + 3));
+        assert_eq!(r.start().unwrap(), WasiRun::Paused);
+        let mut snap = r.snapshot().unwrap();
+        snap.points_rule = 1;
+        let e = WasiRunner::from_snapshot(&module, &snap).err().unwrap();
+        assert!(e.message.contains("by rule 1 and this wanco counts by rule 2"), "{e}");
+    }
+
+    #[test]
     fn other_module_is_refused() {
         let module = Module::new(&wat::parse_str(WAT).unwrap()).unwrap();
         let other = Module::new(

@@ -1788,6 +1788,18 @@ mod tests {
     use super::*;
     use crate::wasi::{ClockState, FdEntry, FdKind, Preopen};
 
+    #[test]
+    fn points_rule_roundtrips_and_another_is_refused() {
+        let mut s = sample();
+        assert_eq!(decode(&encode(&s)).unwrap().points_rule, POINTS_RULE);
+        assert!(check_points_rule(&s).is_ok());
+        s.points_rule = POINTS_RULE_UNMARKED;
+        let back = decode(&encode(&s)).unwrap();
+        assert_eq!(back.points_rule, 1);
+        let e = check_points_rule(&back).unwrap_err();
+        assert!(e.contains("by rule 1 and this wanco counts by rule 2"), "{e}");
+    }
+
     fn sample() -> Snapshot {
         let mut data = vec![0u8; 3 * PAGE_SIZE];
         for (i, b) in data[PAGE_SIZE..PAGE_SIZE + 5000].iter_mut().enumerate() {
