@@ -1577,9 +1577,11 @@ const CALLS_WAT: &str = r#"(module
   (type $tl (func (param i32) (result i64)))
   (table 2 funcref)
   (elem (i32.const 0) $b $l)
-  (func $b (type $ti) (local i32) (i32.add (local.get 0) (i32.const 1)))
-  (func $c (type $ti) (local i32) (i32.mul (local.get 0) (i32.const 2)))
-  (func $l (type $tl) (local i32) (i64.extend_i32_u (local.get 0)))
+  ;; $b, $c and $l call $nop to have an entry point (a function without a
+  ;; loop and a call has none, like $nop: it adds no point).
+  (func $b (type $ti) (local i32) (call $nop) (i32.add (local.get 0) (i32.const 1)))
+  (func $c (type $ti) (local i32) (call $nop) (i32.mul (local.get 0) (i32.const 2)))
+  (func $l (type $tl) (local i32) (call $nop) (i64.extend_i32_u (local.get 0)))
   (func $count (param $n i32) (result i32)
     (i32.const 7)
     (local.get $n)
@@ -1592,7 +1594,8 @@ const CALLS_WAT: &str = r#"(module
     (local.set $x (i32.add (i32.const 100) (call $b (i32.const 1))))
     (local.set $x (i32.add (local.get $x) (call_indirect (type $ti) (i32.const 5) (i32.const 0))))
     (local.set $x (i32.add (local.get $x) (call $count (i32.const 3))))
-    (call $exit (local.get $x))))"#;
+    (call $exit (local.get $x)))
+  (func $nop))"#;
 
 #[test]
 fn call_targets_and_operand_stacks() {
@@ -1603,7 +1606,8 @@ fn call_targets_and_operand_stacks() {
         .into_owned();
     let module = d.join("calls.wasm");
     std::fs::write(&module, &wasm).unwrap();
-    // Body starts (the entry points) of the defined functions 1..=5.
+    // Body starts (the entry points) of the defined functions 1..=5 (and
+    // of $nop, 6, which has none).
     let mut body_start = vec![0u64];
     for p in wasmparser::Parser::new(0).parse_all(&wasm) {
         if let wasmparser::Payload::CodeSectionEntry(b) = p.unwrap() {
@@ -1620,7 +1624,7 @@ fn call_targets_and_operand_stacks() {
         module: module.clone(),
         bin: bin.clone(),
         bytes: Vec::new(),
-        nfuncs: 6,
+        nfuncs: 7,
         data: None,
     };
     let checkpoint = |engine: Engine, n: u32| -> PathBuf {

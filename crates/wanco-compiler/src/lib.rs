@@ -197,7 +197,7 @@ pub fn compile_ir(wasm: &[u8], opts: &CompileOptions) -> Result<String> {
     let decoded = opts.decode(wasm)?;
     let ctx = Context::create();
     let part = codegen::PartSpec { first: 0, bodies: &decoded.bodies, num_defined: decoded.bodies.len(), shared: true, split: false };
-    let cr = opts.cr.then(codegen::ModuleCr::default);
+    let cr = if opts.cr { Some(codegen::ModuleCr::new(&decoded.bodies)?) } else { None };
     let built = codegen::build_part(&ctx, &decoded.info, &part, &opts.entry, &opts.func_options(), cr, || {})?;
     target::optimize(&built.module, opts.target, opts.opt_level, opts.cr)?;
     Ok(built.module.print_to_string().to_string())

@@ -107,6 +107,8 @@ pub(crate) struct Compiled {
 pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions, retry: bool) -> Result<Compiled> {
     let Decoded { info, mut bodies } = decoded;
     let num_defined = bodies.len();
+    // Before the bodies are split into the parts: which functions have no points.
+    let cr0 = if opts.cr { Some(ModuleCr::new(&bodies)?) } else { None };
     let weights: Vec<usize> = bodies.iter().map(weight).collect();
     let ranges = partition(&weights, parts);
     let split = ranges.len() > 1;
@@ -129,7 +131,7 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions,
     let (fopts, done, progress) = (&fopts, &done, &progress);
     let (objects, cr) = std::thread::scope(|s| -> Result<(Vec<Vec<u8>>, Option<ModuleCr>)> {
         let (first_tx, mut rx) = mpsc::channel::<Option<ModuleCr>>();
-        first_tx.send(opts.cr.then(ModuleCr::default)).expect("receiver alive");
+        first_tx.send(cr0).expect("receiver alive");
         let last = chunks.len() - 1;
         let mut handles = Vec::new();
         for (k, (bodies, range)) in chunks.into_iter().zip(ranges.iter().cloned()).enumerate() {

@@ -327,6 +327,7 @@ pub(crate) fn translate(
         loops: t.loops,
         calls: t.calls,
         entry_live: live.entry,
+        has_entry_point: live.has_entry_point,
     })
 }
 

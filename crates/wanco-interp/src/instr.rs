@@ -332,6 +332,9 @@ pub(crate) struct FuncCode {
     pub calls: Vec<PointInfo>,
     /// Locals live at the function-entry point.
     pub entry_live: LiveSet,
+    /// Whether the function has an entry migration point (its body has a
+    /// `loop` or a call: [`wanco_state::liveness::needs_entry_point`]).
+    pub has_entry_point: bool,
 }
 
 #[cfg(test)]

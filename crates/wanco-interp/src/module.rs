@@ -79,10 +79,15 @@ impl Module {
 
     /// Code offset of the function-entry migration point of function
     /// `func_index` (the byte offset of its body, just after the body size),
-    /// or `None` for an imported or unknown function.
+    /// or `None` for an imported or unknown function, or one without an
+    /// entry point (no `loop` and no call in its body).
     pub fn func_entry_offset(&self, func_index: u32) -> Option<u32> {
         let def = func_index.checked_sub(self.inner.info.num_imported_funcs)?;
-        self.inner.code.get(def as usize).map(|c| c.body_offset)
+        self.inner
+            .code
+            .get(def as usize)
+            .filter(|c| c.has_entry_point)
+            .map(|c| c.body_offset)
     }
 
     /// Code offsets of the loop-header migration points of function

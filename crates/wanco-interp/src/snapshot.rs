@@ -73,6 +73,7 @@ impl WasiRunner {
             },
             module_hash: self.module().info().hash,
             migration_points: self.migration_points(),
+            points_rule: wanco_state::snapshot::POINTS_RULE,
             frames,
             globals: st.globals,
             tables: st.tables,
@@ -91,6 +92,7 @@ impl WasiRunner {
     pub fn from_snapshot(module: &Module, snap: &Snapshot) -> Result<WasiRunner, Error> {
         snap.check_module(&module.info().hash)
             .map_err(|e| Error::new(0, e.message))?;
+        wanco_state::snapshot::check_points_rule(snap).map_err(|e| Error::new(0, e))?;
         let memory = match (&snap.memory, memory_limits(module)) {
             (None, None) => None,
             (Some(m), Some((min, max))) => {
@@ -182,7 +184,8 @@ mod tests {
   (start $s)
   (func $s (global.set $starts (i32.add (global.get $starts) (i32.const 1))))
   (func $double (type $t) (i32.mul (local.get 0) (i32.const 2)))
-  (func $inc (type $t) (i32.add (local.get 0) (i32.const 1)))
+  ;; $double has no entry point (no loop, no call); $inc's loop gives it one.
+  (func $inc (type $t) (loop $once) (i32.add (local.get 0) (i32.const 1)))
   (func (export "_start") (local $i i32) (local $f funcref)
     (i32.store (i32.const 70000) (i32.const 0x41414141))
     (loop $l
@@ -213,7 +216,10 @@ mod tests {
         assert_eq!(base.start().unwrap(), WasiRun::Exited(WasiExit::Exit(0)));
         let total = base.migration_points();
         let want = base.store().instance_state(base.instance()).unwrap();
-        assert!(total > start_points + 100);
+        // `_start`'s entry, 50 loop headers, and 25 calls of $inc (its entry
+        // and its loop header); $double's 25 entries and the start
+        // function's are not points (migration-point rule 2).
+        assert_eq!(total - start_points, 1 + 50 + 25 * 2);
         let mut saw_funcref_local = false;
         for n in start_points + 1..=total {
             let mut r = WasiRunner::new(&module, config()).unwrap();
@@ -258,7 +264,7 @@ mod tests {
     #[test]
     fn dead_locals_are_captured_as_zero() {
         const DEAD: &str = r#"(module (memory 1)
-  (func $id (param i32) (result i32) (local.get 0))
+  (func $id (param i32) (result i32) (loop $once) (local.get 0))
   (func (export "_start") (local $i i32) (local $t i32) (local $u i64)
     (loop $l
       (local.set $t (i32.add (local.get $i) (i32.const 100)))
@@ -286,7 +292,8 @@ mod tests {
                     assert!(matches!(f.locals[0], Value::I32(_)));
                     assert_eq!(f.locals[1..], [Value::I32(0), Value::I64(0)], "point {n}");
                 }
-                // In $id's entry: the caller's $i (set from the result) and $t
+                // In $id (its entry and its loop: a body without a loop or
+                // a call has no entry point): the caller's $i (set from the result) and $t
                 // are dead after the call, $u is read after it; $id's
                 // parameter is live.
                 (FrameKind::Call, 2) => {
@@ -314,7 +321,19 @@ mod tests {
                 "point {n}"
             );
         }
-        assert_eq!((loops, calls), (10, 10));
+        assert_eq!((loops, calls), (10, 20));
+    }
+
+    #[test]
+    fn snapshot_of_another_point_rule_is_refused() {
+        let module = Module::new(&wat::parse_str(WAT).unwrap()).unwrap();
+        let mut r = WasiRunner::new(&module, config()).unwrap();
+        r.set_pause_at(Some(r.migration_points() + 3));
+        assert_eq!(r.start().unwrap(), WasiRun::Paused);
+        let mut snap = r.snapshot().unwrap();
+        snap.points_rule = 1;
+        let e = WasiRunner::from_snapshot(&module, &snap).err().unwrap();
+        assert!(e.message.contains("by rule 1 and this wanco counts by rule 2"), "{e}");
     }
 
     #[test]

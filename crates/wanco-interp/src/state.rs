@@ -292,6 +292,12 @@ impl Store {
             let innermost = i + 1 == frames.len();
             let what = format!("frame {i} (function {})", fs.func);
             let (pc, types): (u32, &[ValType]) = match fs.kind {
+                PointKind::Entry if innermost && fs.code_offset == code.body_offset && !code.has_entry_point => {
+                    return Err(Error::new(
+                        fs.code_offset as usize,
+                        format!("{what}: the function has no entry migration point (no loop and no call in its body)"),
+                    ))
+                }
                 PointKind::Entry if innermost && fs.code_offset == code.body_offset => (0, &[]),
                 PointKind::Loop if innermost => {
                     let p = code

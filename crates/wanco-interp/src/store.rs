@@ -765,8 +765,9 @@ impl Store {
         self.exec.paused
     }
 
-    /// Number of migration points crossed so far (one per Wasm function
-    /// entry, one per execution of a loop header, including every back-edge).
+    /// Number of migration points crossed so far (one per entry of a Wasm
+    /// function whose body has a `loop` or a call, one per execution of a
+    /// loop header, including every back-edge: migration-point rule 2).
     pub fn migration_points(&self) -> u64 {
         self.exec.points
     }
@@ -886,12 +887,13 @@ impl Store {
                     return Err(TrapCode::StackExhausted.into());
                 }
                 stack.extend_from_slice(&code.local_inits);
+                let has_entry_point = code.has_entry_point;
                 self.exec.frames.push(Frame {
                     func: addr,
                     fp: fp as u32,
                     pc: 0,
                 });
-                if self.exec.point_reached() {
+                if has_entry_point && self.exec.point_reached() {
                     self.exec.paused = true;
                 }
                 Ok(true)

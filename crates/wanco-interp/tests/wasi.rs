@@ -64,14 +64,15 @@ fn traps_are_reported() {
 fn ref_func_on_the_operand_stack_is_a_funcref() {
     let wasm = wat::parse_str(
         r#"(module (table 1 funcref) (elem declare func $g)
-  (func $g (result i32) (i32.const 7)) (func $f (param i32) (result i32) (local.get 0))
+  (func $g (result i32) (i32.const 7)) (func $f (param i32) (result i32) (loop) (local.get 0))
   (func (export "_start") (local funcref)
     (ref.func $g) (drop (call $f (i32.const 1))) (local.set 0) (table.set (i32.const 0) (local.get 0))))"#,
     )
     .unwrap();
     let module = Module::new(&wasm).unwrap();
     let mut r = WasiRunner::new(&module, config(&["prog"])).unwrap();
-    // Point 1: `_start`'s entry; point 2: `$f`'s entry, with `ref.func $g` below.
+    // Point 1: `_start`'s entry; point 2: `$f`'s entry (it has one for its
+    // loop), with `ref.func $g` below.
     r.set_pause_at(Some(2));
     assert_eq!(r.start().unwrap(), WasiRun::Paused);
     let snap = r.snapshot().unwrap();

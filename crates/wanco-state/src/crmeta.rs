@@ -32,8 +32,15 @@ use crate::value::ValType;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
-/// Version of the metadata layout (bumped on incompatible change).
-pub const CRMETA_VERSION: u32 = 5;
+/// Version of the metadata layout (bumped on incompatible change). 6: a
+/// function may have no entry point ([`NO_ENTRY_POINT`], migration-point
+/// rule 2, [`crate::snapshot::POINTS_RULE`]).
+pub const CRMETA_VERSION: u32 = 6;
+
+/// [`CrFunc::entry_point`] of a function without an entry migration point
+/// (its body has no `loop` and no call: see
+/// [`crate::snapshot::POINTS_RULE`]).
+pub const NO_ENTRY_POINT: u32 = u32::MAX;
 
 /// Slots at the start of the restore value buffer before the locals: the
 /// callee's native entry and vmctx for a `call_indirect` return site.
@@ -428,7 +435,8 @@ pub struct CrFunc {
     pub func: u32,
     /// Types of all locals, parameters first.
     pub locals: Vec<ValType>,
-    /// Id of the function's entry point.
+    /// Id of the function's entry point, [`NO_ENTRY_POINT`] if it has none
+    /// (then it has no points at all).
     pub entry_point: u32,
     /// Largest operand-stack height a restore route of this function loads
     /// (the value buffer holds at least this many stack slots).

@@ -6,7 +6,8 @@
 //! is **dead**: its value there can never be observed. The points are the
 //! ones of the state model ([`crate::snapshot::FrameKind`]):
 //!
-//! * `Entry` — the start of the body;
+//! * `Entry` — the start of the body, in a function that has one
+//!   ([`needs_entry_point`]);
 //! * `Loop` — a `loop` header, as the loop (re-)starts;
 //! * `Call` — a `call` / `call_indirect`'s **return** point, right after the
 //!   callee returns (calls do not touch locals, so this is also what is live
@@ -26,6 +27,47 @@
 //! answer, never a panic.
 
 use wasmparser::{BinaryReaderError, FunctionBody, Operator};
+
+/// Version of the migration-point rule: which instructions are migration
+/// points, hence what [`crate::snapshot::Snapshot::migration_points`]
+/// counts. Rule 1 (before): every function entry and every loop header.
+/// Rule 2: every loop header, and the entry of every function whose body
+/// contains a `loop` or a call ([`needs_entry_point`]).
+pub const POINTS_RULE: u32 = crate::snapshot::POINTS_RULE;
+
+/// Whether `op` makes its function need an entry migration point: a `loop`
+/// (which can run unboundedly) or a call of any kind (which can recurse, and
+/// makes the function a possible non-innermost frame). A body without any of
+/// these runs in bounded time and is never below another frame, so it gets
+/// no entry point: a checkpoint request is still served at its caller's
+/// next point, within bounded time. The one rule of every engine (the
+/// compiler and the interpreter both call it, through [`analyze`] or
+/// [`has_entry_point`]); it looks at every instruction of the body,
+/// reachable or not.
+pub fn needs_entry_point(op: &Operator<'_>) -> bool {
+    matches!(
+        op,
+        Operator::Loop { .. }
+            | Operator::Call { .. }
+            | Operator::CallIndirect { .. }
+            | Operator::ReturnCall { .. }
+            | Operator::ReturnCallIndirect { .. }
+            | Operator::CallRef { .. }
+            | Operator::ReturnCallRef { .. }
+    )
+}
+
+/// Whether the function `body` has an entry migration point (see
+/// [`needs_entry_point`]).
+pub fn has_entry_point(body: &FunctionBody<'_>) -> Result<bool, BinaryReaderError> {
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        if needs_entry_point(&ops.read()?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 /// A set of local indices (a bit set over the function's locals).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -96,7 +138,11 @@ impl LiveSet {
 pub struct FuncLiveness {
     /// Number of locals, parameters first.
     pub num_locals: usize,
-    /// Live at the function entry.
+    /// Whether the function has an entry migration point
+    /// ([`needs_entry_point`]).
+    pub has_entry_point: bool,
+    /// Live at the function entry (meaningful as a point only with
+    /// `has_entry_point`).
     pub entry: LiveSet,
     /// Per `loop`, in code order: the code offset of the `loop` opcode and
     /// what is live at its header.
@@ -122,7 +168,7 @@ impl FuncLiveness {
     pub fn at(&self, kind: crate::snapshot::FrameKind, code_offset: u32) -> Option<&LiveSet> {
         use crate::snapshot::FrameKind;
         match kind {
-            FrameKind::Entry => Some(&self.entry),
+            FrameKind::Entry => self.has_entry_point.then_some(&self.entry),
             FrameKind::Loop => self.at_loop(code_offset),
             FrameKind::Call => self.at_call(code_offset),
         }
@@ -245,10 +291,12 @@ pub fn analyze(
     // (offset, block whose live-in is the point's live set)
     let mut loops: Vec<(u32, u32)> = Vec::new();
     let mut calls: Vec<(u32, u32)> = Vec::new();
+    let mut has_entry_point = false;
     cfg.cur = entry;
     let mut ops = body.get_operators_reader()?;
     while !ops.eof() {
         let (op, off) = ops.read_with_offset()?;
+        has_entry_point |= needs_entry_point(&op);
         match op {
             Operator::LocalGet { local_index } => cfg.use_local(local_index),
             Operator::LocalSet { local_index } | Operator::LocalTee { local_index } => {
@@ -352,6 +400,7 @@ pub fn analyze(
     };
     Ok(FuncLiveness {
         num_locals,
+        has_entry_point,
         entry: set(entry),
         loops: sorted(loops.into_iter().map(|(o, b)| (o, set(b))).collect()),
         calls: sorted(calls.into_iter().map(|(o, b)| (o, set(b))).collect()),
@@ -443,6 +492,27 @@ mod tests {
 
     fn calls(f: &FuncLiveness) -> Vec<Vec<usize>> {
         f.calls.iter().map(|(_, s)| v(s)).collect()
+    }
+
+    #[test]
+    fn entry_point_only_with_a_loop_or_a_call() {
+        let fs = analyse(
+            r#"(module (type $t (func)) (table 1 funcref)
+              (func $leaf (param i32) (result i32)
+                (block (br_if 0 (local.get 0)) (unreachable)) (local.get 0))
+              (func $calls (call $leaf0))
+              (func $calls_indirect (call_indirect (type $t) (i32.const 0)))
+              (func $loops (loop))
+              (func $leaf0)
+              ;; Unreachable code counts too: the rule is syntactic.
+              (func $dead_call (return) (call $leaf0))
+              (func $tail (return_call $leaf0)))"#,
+        );
+        let has: Vec<bool> = fs.iter().map(|f| f.has_entry_point).collect();
+        assert_eq!(has, [false, true, true, true, false, true, true]);
+        use crate::snapshot::FrameKind;
+        assert!(fs[0].at(FrameKind::Entry, 0).is_none());
+        assert!(fs[1].at(FrameKind::Entry, 0).is_some());
     }
 
     #[test]

@@ -65,6 +65,33 @@ pub const MAX_PAGES: u32 = 65536;
 /// the "never" target.
 pub const MAX_MIGRATION_POINTS: u64 = 1 << 63;
 
+/// The migration-point rule this wanco counts by (see
+/// [`Snapshot::points_rule`]). Rule 1: every function entry and every loop
+/// header is a point. Rule 2: every loop header, and the entry of every
+/// function whose body has a `loop` or a call (a body without either runs
+/// in bounded time and is never below another frame).
+pub const POINTS_RULE: u32 = 2;
+
+/// The rule of a snapshot body without a `points_rule` field (written
+/// before the field existed).
+pub const POINTS_RULE_UNMARKED: u32 = 1;
+
+/// Check that `snap` counts migration points by this wanco's rule: a
+/// restore counts on from [`Snapshot::migration_points`], and checkpoint
+/// targets, `wanco-snap diff --against-interp` and the engines' agreement all
+/// depend on every engine counting the same points.
+pub fn check_points_rule(snap: &Snapshot) -> Result<(), String> {
+    if snap.points_rule == POINTS_RULE {
+        return Ok(());
+    }
+    Err(format!(
+        "the snapshot counts migration points by rule {} and this wanco counts by rule {POINTS_RULE} \
+         (rule 2 has no entry point in functions without loops and calls; docs/snapshot-format.md): \
+         take the checkpoint again with this wanco, or restore it with the wanco that wrote it",
+        snap.points_rule
+    ))
+}
+
 /// Who wrote a snapshot (informational only: restoring never depends on it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Producer {
@@ -414,6 +441,11 @@ pub struct Snapshot {
     /// Migration points crossed when the snapshot was taken (the point the
     /// innermost frame stands at included).
     pub migration_points: u64,
+    /// The migration-point rule `migration_points` was counted by
+    /// ([`POINTS_RULE`] when written by this wanco; restores refuse any
+    /// other, see [`check_points_rule`]). Body field `points_rule`, absent
+    /// in rule-1 snapshots.
+    pub points_rule: u32,
     /// The Wasm frames, **outermost first**; the last one is the frame that
     /// reached the migration point.
     pub frames: Vec<Frame>,
@@ -1019,6 +1051,7 @@ struct BodyRef<'a> {
     native: Option<&'a NativeStack>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_bin_ref")]
     parent: Option<&'a [u8]>,
+    points_rule: u32,
 }
 
 fn opt_bin_ref<S: Serializer>(v: &Option<&[u8]>, s: S) -> Result<S::Ok, S::Error> {
@@ -1055,6 +1088,12 @@ struct Body<M> {
     native: Option<NativeStack>,
     #[serde(default)]
     parent: ParentIn,
+    #[serde(default = "points_rule_unmarked")]
+    points_rule: u32,
+}
+
+fn points_rule_unmarked() -> u32 {
+    POINTS_RULE_UNMARKED
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
@@ -1099,6 +1138,7 @@ fn encode_with_parent(snap: &Snapshot, memory: Option<&PackedMemory>, parent: Op
     let body = BodyRef {
         producer: &snap.producer,
         migration_points: snap.migration_points,
+        points_rule: snap.points_rule,
         frames: &snap.frames,
         globals: &snap.globals,
         tables: &snap.tables,
@@ -1399,6 +1439,7 @@ fn decode_any(
         producer: body.producer,
         module_hash,
         migration_points: body.migration_points,
+        points_rule: body.points_rule,
         frames: body.frames,
         globals: body.globals,
         tables: body.tables,
@@ -1762,6 +1803,18 @@ mod tests {
     use super::*;
     use crate::wasi::{ClockState, FdEntry, FdKind, Preopen};
 
+    #[test]
+    fn points_rule_roundtrips_and_another_is_refused() {
+        let mut s = sample();
+        assert_eq!(decode(&encode(&s)).unwrap().points_rule, POINTS_RULE);
+        assert!(check_points_rule(&s).is_ok());
+        s.points_rule = POINTS_RULE_UNMARKED;
+        let back = decode(&encode(&s)).unwrap();
+        assert_eq!(back.points_rule, 1);
+        let e = check_points_rule(&back).unwrap_err();
+        assert!(e.contains("by rule 1 and this wanco counts by rule 2"), "{e}");
+    }
+
     fn sample() -> Snapshot {
         let mut data = vec![0u8; 3 * PAGE_SIZE];
         for (i, b) in data[PAGE_SIZE..PAGE_SIZE + 5000].iter_mut().enumerate() {
@@ -1776,6 +1829,7 @@ mod tests {
             },
             module_hash: [0xab; 32],
             migration_points: 12345,
+            points_rule: POINTS_RULE,
             frames: vec![
                 Frame {
                     func: 3,

@@ -10,11 +10,16 @@
   (memory (export "memory") 1)
   (data (i32.const 16) "0123456789abcdef")
   (global $spins (mut i32) (i32.const 0))
-  (func $z64 (result f64) (f64.const 0))
-  (func $z32 (result f32) (f32.const 0))
-  (func $inf64 (result f64) (f64.const inf))
-  (func $snan32 (result f32) (f32.const nan:0x200001))
-  (func $snan64 (result f64) (f64.const -nan:0x4000000000001))
+  ;; The operands come from linear memory (a data segment; zeros at 1024), so that LLVM cannot
+  ;; fold the operations at compile time: these small functions have no migration point and
+  ;; are inlined, constants and all.
+  ;; 1032: f64 inf; 1040: f32 nan:0x200001; 1048: f64 -nan:0x4000000000001.
+  (data (i32.const 1032) "\00\00\00\00\00\00\f0\7f\01\00\a0\7f\00\00\00\00\01\00\00\00\00\00\f4\ff")
+  (func $z64 (result f64) (f64.load (i32.const 1024)))
+  (func $z32 (result f32) (f32.load (i32.const 1024)))
+  (func $inf64 (result f64) (f64.load (i32.const 1032)))
+  (func $snan32 (result f32) (f32.load (i32.const 1040)))
+  (func $snan64 (result f64) (f64.load (i32.const 1048)))
   ;; print 16 hex digits of $v and a newline; spin once per set bit of the top nibble
   (func $show (param $v i64) (local $k i32) (local $n i32)
     (loop $digit

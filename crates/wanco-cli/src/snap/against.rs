@@ -53,6 +53,7 @@ pub fn run(prog: &Path, snap_path: &Path, binary: Option<&Path>, limit: usize) -
             e.message
         )
     })?;
+    wanco_state::snapshot::check_points_rule(&snap).map_err(|e| anyhow!("`{snap_name}`: {e}"))?;
     let n = snap.migration_points;
     if n == 0 {
         bail!("`{snap_name}` is at migration point 0: there is no such point (they count from 1)");

@@ -151,6 +151,7 @@ pub fn diff_named(
     o.ne("producer isa", opt(&a.producer.isa), opt(&b.producer.isa));
     o.ne("producer version", &a.producer.version, &b.producer.version);
     o.ne("migration points", a.migration_points, b.migration_points);
+    o.ne("migration-point rule", a.points_rule, b.points_rule);
     if a.native != b.native {
         let view = |s: &Snapshot| {
             s.native.as_ref().map_or_else(

@@ -60,6 +60,7 @@ struct DumpJson<'a> {
     module_hash: String,
     producer: &'a Producer,
     migration_points: u64,
+    points_rule: u32,
     frames: Vec<FrameJson<'a>>,
     globals: &'a [Value],
     tables: Vec<TableJson>,
@@ -154,6 +155,7 @@ fn to_json<'a>(s: &'a Snapshot, version: u32, module: Option<&'a Module>) -> Dum
         module_hash: hex(&s.module_hash),
         producer: &s.producer,
         migration_points: s.migration_points,
+        points_rule: s.points_rule,
         frames: s
             .frames
             .iter()
@@ -247,7 +249,7 @@ fn render(s: &Snapshot, version: u32, module: Option<&Module>, lanes: Option<Lan
     ]);
     t.add_row(vec![
         "migration points".to_string(),
-        s.migration_points.to_string(),
+        format!("{} (rule {})", s.migration_points, s.points_rule),
     ]);
     let _ = writeln!(out, "snapshot\n{t}\n");
 

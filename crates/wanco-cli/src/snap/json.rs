@@ -27,6 +27,9 @@ pub struct JsonSnapshot {
     pub producer: Producer,
     /// Migration points crossed.
     pub migration_points: u64,
+    /// The migration-point rule they were counted by (1 when absent).
+    #[serde(default = "points_rule_unmarked")]
+    pub points_rule: u32,
     /// Frames, outermost first.
     pub frames: Vec<Frame>,
     /// Globals.
@@ -68,6 +71,10 @@ pub struct JsonChunk {
     pub hex: String,
 }
 
+fn points_rule_unmarked() -> u32 {
+    wanco_state::snapshot::POINTS_RULE_UNMARKED
+}
+
 impl JsonSnapshot {
     /// The JSON form of `s`.
     pub fn from_snapshot(s: &Snapshot) -> JsonSnapshot {
@@ -76,6 +83,7 @@ impl JsonSnapshot {
             module_hash: hex(&s.module_hash),
             producer: s.producer.clone(),
             migration_points: s.migration_points,
+            points_rule: s.points_rule,
             frames: s.frames.clone(),
             globals: s.globals.clone(),
             tables: s.tables.clone(),
@@ -137,6 +145,7 @@ impl JsonSnapshot {
             producer: self.producer,
             module_hash,
             migration_points: self.migration_points,
+            points_rule: self.points_rule,
             frames: self.frames,
             globals: self.globals,
             tables: self.tables,

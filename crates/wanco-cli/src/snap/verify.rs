@@ -98,6 +98,9 @@ struct Call {
 struct Body {
     /// Offset of the body start (after the size LEB): the `Entry` point.
     start: u32,
+    /// Whether the function has an entry point (its body has a `loop` or a
+    /// call: migration-point rule 2).
+    has_entry: bool,
     /// Declared (non-parameter) locals, expanded.
     locals: Vec<Option<ValType>>,
     /// At each `loop` opcode: the operand stack as the loop (re)starts (its
@@ -168,9 +171,11 @@ impl CodeInfo {
             }
             let mut loops = BTreeMap::new();
             let mut calls = BTreeMap::new();
+            let mut has_entry = false;
             let mut ops = body.get_operators_reader()?;
             while !ops.eof() {
                 let (op, off) = ops.read_with_offset()?;
+                has_entry |= wanco_state::liveness::needs_entry_point(&op);
                 let height = v.operand_stack_height();
                 let params = |ty: Option<&FuncType>| ty.map_or(0, |t| t.params.len() as u32);
                 match op {
@@ -195,6 +200,7 @@ impl CodeInfo {
             }
             bodies.push(Body {
                 start: body.range().start as u32,
+                has_entry,
                 locals,
                 loops,
                 calls,
@@ -245,6 +251,9 @@ fn check(s: &Snapshot, m: &Module, code: &CodeInfo) -> Vec<String> {
             .map(|n| format!(" `{n}`"))
             .unwrap_or_default()
     };
+    if let Err(e) = wanco_state::snapshot::check_points_rule(s) {
+        problems.push(format!("points rule: {e}"));
+    }
     if s.migration_points >= wanco_state::snapshot::MAX_MIGRATION_POINTS {
         problems.push(format!(
             "migration points: {}, more than any run reaches (2^63)",
@@ -304,12 +313,15 @@ fn check(s: &Snapshot, m: &Module, code: &CodeInfo) -> Vec<String> {
         // The operand stack the module has at the point, if it is one.
         let call = body.calls.get(&f.code_offset);
         let stack: Option<&[Option<ValType>]> = match f.kind {
-            FrameKind::Entry => (f.code_offset == body.start).then_some(&[]),
+            FrameKind::Entry => (f.code_offset == body.start && body.has_entry).then_some(&[]),
             FrameKind::Loop => body.loops.get(&f.code_offset).map(|s| s.as_slice()),
             FrameKind::Call => call.map(|c| c.stack.as_slice()),
         };
         if stack.is_none() {
             let expected = match f.kind {
+                FrameKind::Entry if !body.has_entry => {
+                    "no entry point: the function has no `loop` and no call".to_string()
+                }
                 FrameKind::Entry => format!("the function's body start 0x{:x}", body.start),
                 FrameKind::Loop => format!(
                     "a `loop` opcode of the function ({} in it)",

@@ -838,7 +838,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         if point.is_some() {
             self.counter_in()?;
         } else if self.cr.is_some() {
-            // A host function: never a safepoint. The runtime may shorten
+            // A host function, or a Wasm function without points: never a
+            // safepoint. The runtime may shorten
             // the batch in it (SIGUSR1 while the program waited in the
             // host), so the counter is read back.
             call.add_attribute(AttributeLoc::Function, self.m.ctx.create_string_attribute("gc-leaf-function", ""));
@@ -1138,8 +1139,12 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     let cvm = self.m.load_field(&self.b, fr, abi::funcref::VMCTX, true)?;
                     self.emit_call(either::Callee::Indirect(native), &ft, cvm, None)?;
                 } else {
-                    let f = self.m.funcs[(function_index - info.num_imported_funcs) as usize];
-                    self.emit_call(either::Callee::Direct(f), &ft, self.vmctx, types.map(|t| (t, wanco_state::crmeta::Callee::Func(function_index))))?;
+                    let def = (function_index - info.num_imported_funcs) as usize;
+                    let f = self.m.funcs[def];
+                    // A callee without points: not a return site (see `ModuleCr::pointless`).
+                    let pointless = self.m.cr.as_ref().is_some_and(|c| c.pointless.get(def).copied().unwrap_or(false));
+                    let site = types.filter(|_| !pointless).map(|t| (t, wanco_state::crmeta::Callee::Func(function_index)));
+                    self.emit_call(either::Callee::Direct(f), &ft, self.vmctx, site)?;
                 }
             }
             O::CallIndirect { type_index, table_index } => {

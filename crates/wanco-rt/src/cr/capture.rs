@@ -178,6 +178,7 @@ pub(crate) fn checkpoint(st: &mut State, regs: Regs, points: u64, kind: Kind) ->
         producer: Producer { engine: "aot".into(), isa: Some(ISA.name().into()), version: env!("CARGO_PKG_VERSION").into() },
         module_hash: inst.info.hash,
         migration_points: points,
+        points_rule: wanco_state::snapshot::POINTS_RULE,
         frames,
         globals: cs.globals,
         tables: cs.tables,

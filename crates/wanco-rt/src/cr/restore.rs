@@ -33,6 +33,7 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
     restore_mark("metadata");
     // SAFETY: the instance outlives the run.
     let inst = unsafe { &*st.instance };
+    wanco_state::snapshot::check_points_rule(snap)?;
     if snap.migration_points >= wanco_state::snapshot::MAX_MIGRATION_POINTS {
         return Err(format!(
             "the snapshot says {} migration points were crossed, more than any run reaches (2^63)",

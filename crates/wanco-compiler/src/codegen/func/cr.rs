@@ -1,6 +1,8 @@
 //! Checkpoint/restore instrumentation of one function.
 //!
-//! **Polls.** Every migration point (function entry, loop header) counts
+//! **Polls.** Every migration point (loop header, and function entry where
+//! the body has a `loop` or a call: migration-point rule 2,
+//! [`wanco_state::liveness::needs_entry_point`]) counts
 //! down the runtime's global `wanco_cr_counter`; when it reaches zero,
 //! execution goes to the cold slow path, a call of
 //! `wanco_cr_slow(vmctx, point)` carrying a `"deopt"` bundle with the
@@ -23,7 +25,9 @@
 //! two nested loops (see `loop_poll`) whose inner one has no call and a
 //! computable trip count, so LLVM still vectorizes and hoists it.
 //!
-//! **Return sites.** Every call of a Wasm function carries a `"deopt"`
+//! **Return sites.** Every call of a Wasm function that has points (not a
+//! direct call of one without a `loop` and a call: see
+//! `ModuleCr::pointless`) carries a `"deopt"`
 //! bundle with the caller's state (point id, locals, operand stack below the
 //! arguments). After `rewrite-statepoints-for-gc` each bundle becomes a
 //! stackmap record at the call's return address: a checkpoint walks the
@@ -67,7 +71,7 @@ use inkwell::values::{
 };
 use inkwell::IntPredicate;
 use wanco_state::abi::symbols;
-use wanco_state::crmeta::{Callee, CrFunc, CrPoint, RESTORE_FIXED_SLOTS, ROUTE_FIRST_TARGET};
+use wanco_state::crmeta::{Callee, CrFunc, CrPoint, NO_ENTRY_POINT, RESTORE_FIXED_SLOTS, ROUTE_FIRST_TARGET};
 use wanco_state::liveness::{FuncLiveness, LiveSet};
 use wanco_state::snapshot::FrameKind;
 use wanco_state::ValType;
@@ -599,8 +603,17 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok((parent, idx))
     }
 
-    /// The function-entry migration point (at the start of the body).
+    /// The function-entry migration point (at the start of the body), in a
+    /// function that has one (its body has a `loop` or a call:
+    /// [`wanco_state::liveness::needs_entry_point`]). One without has no
+    /// points at all and no instrumentation: it runs in bounded time and is
+    /// never below another frame, so a checkpoint waits for its caller's
+    /// next point, and no restore route goes through it.
     pub(super) fn entry_poll(&mut self) -> Result<()> {
+        if !self.crs().live.has_entry_point {
+            self.crs().entry_point = NO_ENTRY_POINT;
+            return Ok(());
+        }
         let point = self.new_point(FrameKind::Entry, vec![], 0, false, None, None, 0);
         self.crs().entry_point = point;
         self.poll(point, true, &[])?;
@@ -864,10 +877,26 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
 }
 
 /// Module-level checkpoint/restore state: every point and function.
-#[derive(Default)]
 pub(crate) struct ModuleCr {
     pub points: std::cell::RefCell<Vec<CrPoint>>,
     pub funcs: std::cell::RefCell<Vec<CrFunc>>,
+    /// Per defined function: whether it has no migration point at all (no
+    /// `loop` and no call in its body, rule 2). A call of such a function is
+    /// no return site: no frame can ever stand there in a snapshot (its
+    /// callee never reaches a point), so it carries no deopt state and no
+    /// restore route, and LLVM treats it as an ordinary call.
+    pub pointless: Vec<bool>,
+}
+
+impl ModuleCr {
+    /// The state for a module whose defined functions have these bodies.
+    pub fn new(bodies: &[Body<'_>]) -> Result<ModuleCr> {
+        let mut pointless = Vec::with_capacity(bodies.len());
+        for b in bodies {
+            pointless.push(!wanco_state::liveness::has_entry_point(&b.body)?);
+        }
+        Ok(ModuleCr { points: Default::default(), funcs: Default::default(), pointless })
+    }
 }
 
 impl ModuleCr {
@@ -1107,7 +1136,8 @@ mod tests {
         let sum: String = (0..n).map(|i| format!("(local.get $a{i}) i64.add\n")).collect();
         let wat = format!(
             r#"(module
-              (func $g (param i64) (result i64) (i64.mul (local.get 0) (i64.const 3)))
+              ;; $g's loop gives it an entry point, so its calls are return sites.
+              (func $g (param i64) (result i64) (loop) (i64.mul (local.get 0) (i64.const 3)))
               (func $w (result i64) {locals}
                 {sets}
                 i64.const 0
