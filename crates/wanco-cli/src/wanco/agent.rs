@@ -173,6 +173,21 @@ enum Event {
     Eof,
 }
 
+/// Why the restored program ended before it ran (it refused the snapshot
+/// or crashed): its exit code and what it wrote to stderr.
+fn restore_failure(child: &mut std::process::Child, rx: &std::sync::mpsc::Receiver<Event>) -> String {
+    let status = child.wait().ok();
+    let mut err = Vec::new();
+    for ev in rx.iter() {
+        if let Event::Out(Stream::Stderr, d) = ev {
+            err.extend_from_slice(&d);
+        }
+    }
+    let code = status.map(exit_code).unwrap_or(-1);
+    let text = String::from_utf8_lossy(&err).trim().to_string();
+    format!("the restore failed (exit {code}): {text}")
+}
+
 fn refuse(conn: &mut Conn, phase: &str, reason: String) -> Result<()> {
     let _ = conn.send(&Message::Refused { phase: phase.into(), reason: reason.clone() });
     bail!("refused ({phase}): {reason}")
@@ -453,16 +468,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     };
     if !ready {
         // The restore refused the snapshot (or crashed): say why.
-        let status = child.wait().ok();
-        let mut err = Vec::new();
-        for ev in rx.iter() {
-            if let Event::Out(Stream::Stderr, d) = ev {
-                err.extend_from_slice(&d);
-            }
-        }
-        let code = status.map(exit_code).unwrap_or(-1);
-        let text = String::from_utf8_lossy(&err).trim().to_string();
-        return refuse(&mut conn, "restore", format!("the restore failed (exit {code}): {text}"));
+        return refuse(&mut conn, "restore", restore_failure(&mut child, &rx));
     }
     test_kill("restored");
     let t_ready = Instant::now();
@@ -831,16 +837,7 @@ fn postcopy_phase(
                 let mut b = [0u8; 1];
                 let ok = matches!(gate.read(&mut b), Ok(1)) && b[0] == b'R';
                 if !ok {
-                    let status = child.wait().ok();
-                    let mut err = Vec::new();
-                    for ev in rx.iter() {
-                        if let Event::Out(Stream::Stderr, d) = ev {
-                            err.extend_from_slice(&d);
-                        }
-                    }
-                    let code = status.map(exit_code).unwrap_or(-1);
-                    let text = String::from_utf8_lossy(&err).trim().to_string();
-                    refuse(conn, "restore", format!("the restore failed (exit {code}): {text}"))?;
+                    refuse(conn, "restore", restore_failure(child, rx))?;
                 }
                 ready = true;
                 test_kill("restored");

@@ -396,35 +396,18 @@ impl Pager {
                 let mut c = UffdioCopy { dst, src: scratch.as_ptr() as u64, len: PAGE as u64, mode: 0, copy: 0 };
                 // SAFETY: copies our scratch page into a registered,
                 // still-missing page of the range (`done` says so).
-                Self::retry(|| unsafe { libc::ioctl(self.fd, UFFDIO_COPY as _, &mut c as *mut UffdioCopy) })
+                super::uffd::retry(|| unsafe { libc::ioctl(self.fd, UFFDIO_COPY as _, &mut c as *mut UffdioCopy) })
             }
             None => {
                 let mut z = UffdioZeropage { range: UffdioRange { start: dst, len: PAGE as u64 }, mode: 0, zeropage: 0 };
                 // SAFETY: maps zeros at a registered, still-missing page.
-                Self::retry(|| unsafe { libc::ioctl(self.fd, UFFDIO_ZEROPAGE as _, &mut z as *mut UffdioZeropage) })
+                super::uffd::retry(|| unsafe { libc::ioctl(self.fd, UFFDIO_ZEROPAGE as _, &mut z as *mut UffdioZeropage) })
             }
         };
         if let Err(e) = r {
             self.fail(&format!("cannot put memory page {page} in place: {e}"));
         }
         self.done[page] = true;
-    }
-
-    /// Run an ioctl again while the kernel says "try again" (the mapping
-    /// was changing).
-    fn retry(mut f: impl FnMut() -> libc::c_int) -> Result<(), std::io::Error> {
-        loop {
-            if f() == 0 {
-                return Ok(());
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
-                // Already there: nothing to put in.
-                Some(libc::EEXIST) => return Ok(()),
-                _ => return Err(e),
-            }
-        }
     }
 
     /// Refuse the snapshot from the helper thread: the program has made no

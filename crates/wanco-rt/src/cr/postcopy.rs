@@ -278,7 +278,7 @@ impl RemotePager {
                 let mut c = UffdioCopy { dst, src: scratch.as_ptr() as u64, len: PAGE as u64, mode: 0, copy: 0 };
                 // SAFETY: copies our scratch page into a registered,
                 // still-missing page of the range (`done` says so).
-                if let Err(e) = retry(|| unsafe { libc::ioctl(self.uffd, UFFDIO_COPY as _, &mut c as *mut UffdioCopy) }) {
+                if let Err(e) = super::uffd::retry(|| unsafe { libc::ioctl(self.uffd, UFFDIO_COPY as _, &mut c as *mut UffdioCopy) }) {
                     self.fail(&format!("cannot put memory page {page} in place: {e}"));
                 }
                 self.done[page as usize] = true;
@@ -323,7 +323,7 @@ impl RemotePager {
             } else if !self.want[page] {
                 let mut z = UffdioZeropage { range: UffdioRange { start: at, len: PAGE as u64 }, mode: 0, zeropage: 0 };
                 // SAFETY: maps zeros at a registered, still-missing page.
-                if let Err(e) = retry(|| unsafe { libc::ioctl(self.uffd, UFFDIO_ZEROPAGE as _, &mut z as *mut UffdioZeropage) }) {
+                if let Err(e) = super::uffd::retry(|| unsafe { libc::ioctl(self.uffd, UFFDIO_ZEROPAGE as _, &mut z as *mut UffdioZeropage) }) {
                     self.fail(&format!("cannot put memory page {page} in place: {e}"));
                 }
                 self.done[page] = true;
@@ -339,21 +339,5 @@ impl RemotePager {
 
     fn fail(&self, why: &str) -> ! {
         refuse(&self.snapshot, why)
-    }
-}
-
-/// Run an ioctl again while the kernel says "try again"; "already there" is
-/// success.
-fn retry(mut f: impl FnMut() -> libc::c_int) -> Result<(), std::io::Error> {
-    loop {
-        if f() == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
-            Some(libc::EEXIST) => return Ok(()),
-            _ => return Err(e),
-        }
     }
 }

@@ -1,5 +1,5 @@
 //! The part of the Linux `userfaultfd` ABI (include/uapi/linux/userfaultfd.h)
-//! that both of its users here share: [`super::pager`] (lazy restore,
+//! that its users here share: [`super::pager`] and [`super::postcopy`] (lazy restore,
 //! missing-page faults) and [`super::dirty`] (write-protection, dirty
 //! tracking). The same on x86_64 and aarch64 (asm-generic ioctl numbers).
 //! Declared here rather than taken from the `userfaultfd` crate: its -sys
@@ -34,4 +34,21 @@ pub(super) struct UffdioRegister {
     pub range: UffdioRange,
     pub mode: u64,
     pub ioctls: u64,
+}
+
+/// Run a `userfaultfd` ioctl again while the kernel says "try again" (the
+/// mapping was changing) or the call was interrupted; "already there"
+/// (`EEXIST`: nothing to put in) is success.
+pub(super) fn retry(mut f: impl FnMut() -> libc::c_int) -> Result<(), std::io::Error> {
+    loop {
+        if f() == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
+            Some(libc::EEXIST) => return Ok(()),
+            _ => return Err(e),
+        }
+    }
 }

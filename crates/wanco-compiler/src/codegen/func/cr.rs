@@ -902,7 +902,11 @@ impl ModuleCr {
 impl ModuleCr {
     /// A copy (a part built again starts from the same points and functions).
     pub fn duplicate(&self) -> ModuleCr {
-        ModuleCr { points: std::cell::RefCell::new(self.points.borrow().clone()), funcs: std::cell::RefCell::new(self.funcs.borrow().clone()) }
+        ModuleCr {
+            points: std::cell::RefCell::new(self.points.borrow().clone()),
+            funcs: std::cell::RefCell::new(self.funcs.borrow().clone()),
+            pointless: self.pointless.clone(),
+        }
     }
 }
 
