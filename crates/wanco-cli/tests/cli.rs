@@ -191,3 +191,29 @@ fn identity_lane_of_a_v128_const_quiets_a_signalling_nan() {
         assert_eq!(o.status.code(), Some(0), "{isa}: signalling NaNs came out of an identity operation (exit = mask of them); {}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+/// A source that goes silent before its snapshot is in (a link cut without a
+/// reset): the agent gives the migration up after `--silence-limit` and says
+/// why, instead of waiting for ever.
+#[test]
+fn agent_gives_up_on_a_silent_source() {
+    use std::io::{BufRead, BufReader};
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_wanco"))
+        .args(["agent", "--listen", "127.0.0.1:0", "--insecure", "--once", "--silence-limit", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(agent.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line.split("listening on ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
+    let t0 = std::time::Instant::now();
+    let _silent = std::net::TcpStream::connect(&addr).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = agent.wait().unwrap();
+    let waited = t0.elapsed();
+    assert!(status.success(), "{status}: {rest}");
+    assert!(rest.contains("no answer within the time limit"), "{rest}");
+    assert!(waited >= std::time::Duration::from_millis(900) && waited < std::time::Duration::from_secs(30), "{waited:?}: {rest}");
+}

@@ -40,6 +40,11 @@ pub struct Opts {
     /// seconds (a lost source or link; tls:// and plaintext only).
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     go_timeout: f64,
+    /// Give a migration up when the source has sent nothing for this many
+    /// seconds before its snapshot is in (a link cut without a reset, a
+    /// source host gone; the source keeps its program meanwhile).
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    silence_limit: f64,
     /// Where binaries, snapshots and detached output go (default:
     /// /tmp/wanco-agent-UID).
     #[arg(long, value_name = "DIR")]
@@ -60,6 +65,8 @@ pub struct Opts {
 #[derive(Clone)]
 struct Config {
     go_timeout: f64,
+    /// `--silence-limit`.
+    silence_limit: Duration,
     /// WANCO_GATEWAY_* for restored programs (--gateway-cert/key/ca).
     gateway_env: Vec<(&'static str, PathBuf)>,
     isa: String,
@@ -98,7 +105,8 @@ pub fn run(o: Opts) -> Result<i32> {
             gateway_env.push((var, abs));
         }
     }
-    let cfg = Config { go_timeout: o.go_timeout, gateway_env, isa: o.isa.clone().unwrap_or_else(|| host_isa().into()), runner, work };
+    let silence_limit = Duration::try_from_secs_f64(o.silence_limit.max(0.001)).context("--silence-limit: not a number of seconds")?;
+    let cfg = Config { go_timeout: o.go_timeout, silence_limit, gateway_env, isa: o.isa.clone().unwrap_or_else(|| host_isa().into()), runner, work };
     if o.stdio {
         // The protocol owns stdout; nothing else may write there.
         // Unbuffered (a `File` of fd 0, not `Stdin`), so that post-copy can
@@ -194,6 +202,11 @@ fn refuse(conn: &mut Conn, phase: &str, reason: String) -> Result<()> {
 }
 
 fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
+    // Until the snapshot is in, the source sends all the time (pages,
+    // rounds, files): a silence longer than `--silence-limit` is a link cut
+    // without a reset or a source host gone. The source keeps its program
+    // until the destination confirms, so giving up here loses nothing.
+    let _ = conn.set_read_timeout(Some(cfg.silence_limit));
     // 1. Hello.
     let hello = match conn.recv()? {
         Message::Hello(h) => h,
@@ -325,6 +338,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         }
     }
     drop(file);
+    let _ = conn.set_read_timeout(None);
     let t_last = Instant::now();
     // The final snapshot names the last round as its parent: the restore
     // lays its pages over the image (and refuses an image of another
