@@ -437,31 +437,41 @@ fn sync_dirs_copies_what_the_destination_lacks() {
     assert_eq!(std::fs::read_to_string(dst.join("theirs.txt")).unwrap(), "kept\n");
 }
 
-/// Pre-copy of a program with a 32 MiB heap of pseudo-random bytes that rewrites 1 MiB of it
-/// per tick: the heap goes in the rounds while the program runs, the final snapshot (sent
-/// while it is stopped) holds little more than the working set; output and exit code equal
-/// wasmtime's uninterrupted run.
-#[test]
-fn precopy_large_heap_x86_64_to_x86_64() {
-    let dir = work("precopy-heap");
+/// Move the 32 MiB heap program (`tests/programs/migrate/migrate_heap.wat`, compiled for
+/// x86_64) between two namespaces over mutual TLS with `extra` options and `--json`; checks the
+/// exit codes and that the joined output equals wasmtime's uninterrupted run. Returns the work
+/// directory and the migration's summary.
+fn move_large_heap(name: &str, net_tag: &str, extra: &[&str]) -> (PathBuf, serde_json::Value) {
+    let dir = work(name);
     let src_wat = workspace().join("tests/programs/migrate/migrate_heap.wat");
     let bin = dir.join("heap.x86_64");
     run_ok(Command::new(&tools().wanco).arg("compile").arg(&src_wat).arg("--target").arg("x86_64").arg("-o").arg(&bin));
     let r = Command::new(&tools().wasmtime).arg("run").arg(&src_wat).output().unwrap();
     assert_eq!(r.status.code(), Some(EXIT));
     let want = String::from_utf8(r.stdout).unwrap();
-    let mut net = Net::new("ph");
+    let mut net = Net::new(net_tag);
     let p = pki(&dir, "good");
     let dest = start_agent(&mut net, &dir, &p, false, None);
     let src = Source::start_program(&net, &dir, 3, false, Some(&bin));
     let mut args = tls_args(&p);
+    args.extend(extra.iter().map(|a| a.to_string()));
     args.push("--json".into());
     let m = migrate(&net, &src, &dest, &args);
     let v = summary(&m);
     let (code, out, err) = src.finish();
-    assert_eq!(m.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&m.stderr));
-    assert_eq!(code, Some(0), "the source ends once the program runs elsewhere: {err}");
-    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&m.stdout)), want, "joined output");
+    assert_eq!(m.status.code(), Some(EXIT), "{name}: {}", String::from_utf8_lossy(&m.stderr));
+    assert_eq!(code, Some(0), "{name}: the source ends once the program runs elsewhere: {err}");
+    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&m.stdout)), want, "{name}: joined output");
+    (dir, v)
+}
+
+/// Pre-copy of a program with a 32 MiB heap of pseudo-random bytes that rewrites 1 MiB of it
+/// per tick: the heap goes in the rounds while the program runs, the final snapshot (sent
+/// while it is stopped) holds little more than the working set; output and exit code equal
+/// wasmtime's uninterrupted run.
+#[test]
+fn precopy_large_heap_x86_64_to_x86_64() {
+    let (dir, v) = move_large_heap("precopy-heap", "ph", &[]);
     assert_eq!(v["mode"], "precopy", "{v}");
     let rounds: Vec<u64> = v["round_pages"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
     assert!(rounds[0] >= 512, "the first round has the whole heap: {v}");
@@ -1059,25 +1069,7 @@ fn postcopy_tls_and_ssh_x86_64_to_x86_64() {
 /// all 512+ pages follow after it runs at the destination; joined output equals wasmtime's.
 #[test]
 fn postcopy_large_heap_x86_64_to_x86_64() {
-    let dir = work("postcopy-heap");
-    let src_wat = workspace().join("tests/programs/migrate/migrate_heap.wat");
-    let bin = dir.join("heap.x86_64");
-    run_ok(Command::new(&tools().wanco).arg("compile").arg(&src_wat).arg("--target").arg("x86_64").arg("-o").arg(&bin));
-    let r = Command::new(&tools().wasmtime).arg("run").arg(&src_wat).output().unwrap();
-    assert_eq!(r.status.code(), Some(EXIT));
-    let want = String::from_utf8(r.stdout).unwrap();
-    let mut net = Net::new("qh");
-    let p = pki(&dir, "good");
-    let dest = start_agent(&mut net, &dir, &p, false, None);
-    let src = Source::start_program(&net, &dir, 3, false, Some(&bin));
-    let mut args = tls_args(&p);
-    args.extend(["--postcopy".into(), "--json".into()]);
-    let m = migrate(&net, &src, &dest, &args);
-    let v = summary(&m);
-    let (code, out, err) = src.finish();
-    assert_eq!(m.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&m.stderr));
-    assert_eq!(code, Some(0), "the source ends once the program runs elsewhere: {err}");
-    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&m.stdout)), want, "joined output");
+    let (_dir, v) = move_large_heap("postcopy-heap", "qh", &["--postcopy"]);
     assert_eq!(v["mode"], "postcopy", "{v}");
     assert!(v["pages"].as_u64().unwrap() >= 512, "{v}");
     // While stopped only the state went: the snapshot without its pages is small.
