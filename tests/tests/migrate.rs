@@ -485,7 +485,10 @@ fn precopy_large_heap_x86_64_to_x86_64() {
     assert_eq!(v["memory"], "image-mapped", "{v}");
     let d = v["downtime_runtime_ms"].as_f64().unwrap_or(-1.0);
     assert!(d > 0.0 && d <= v["downtime_ms"].as_f64().unwrap(), "stop to first instruction within the measured downtime: {v}");
-    assert!(std::fs::read_to_string(dir.join("agent.log")).unwrap().contains("the restore maps it"), "the agent's log");
+    // The restoring process was started while the rounds went (`--await-snapshot`): its start
+    // is not part of the downtime.
+    let log = std::fs::read_to_string(dir.join("agent.log")).unwrap();
+    assert!(log.contains("the restore maps it") && log.contains("(started during the rounds; memory: image-mapped"), "the agent's log: {log}");
 }
 
 /// A program restored over a memory image moves on again: its pre-copy reads the mapped memory
@@ -942,8 +945,17 @@ fn migration_link_cut_during_precopy_or_transfer_resumes_the_source() {
         let mut net = Net::new(tag);
         let p = pki(&dir, "good");
         // The agent pauses 3 s when the first piece of that phase arrives; the link goes down
-        // meanwhile. A program it restored waits at most 4 s for Go.
-        let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_PAUSE_AT", phase)], &["--go-timeout", "4"]);
+        // meanwhile. A program it restored waits at most 4 s for Go; after 4 s without a word
+        // from the source it gives the migration up (and kills the process it started for the
+        // restore during the rounds, which waits for its snapshot).
+        let dest = start_agent_with(
+            &mut net,
+            &dir,
+            &p,
+            false,
+            &[("WANCO_AGENT_TEST_PAUSE_AT", phase)],
+            &["--go-timeout", "4", "--silence-limit", "4"],
+        );
         let src = Source::start(&net, &dir);
         let (ns, dev) = (net.dst.clone(), net.dst_dev.clone());
         let cutter = when_paused(dir.join("agent.log"), move || {
@@ -1166,4 +1178,80 @@ fn postcopy_from_an_emulated_source_is_refused_before_the_stop() {
     let m = migrate(&net, &src, &dest, &args);
     check_stayed(src, m, "post-copy from qemu", "runs under an emulator");
     no_copy_at_destination(&dir);
+}
+
+/// Post-copy past the point of no return (the source held, `Release` sent or about to be, no
+/// `Released` yet): the destination's agent killed when `Release` arrives, and `wanco migrate`
+/// killed just before it sends `Release`. Never two copies: the source stops with a full
+/// snapshot of its state kept (exit 3), the destination's program dies unreleased (it made no
+/// host call); and nothing is lost: the kept snapshot continues the program here to the
+/// uninterrupted run's output and file.
+#[test]
+fn postcopy_failure_after_the_point_of_no_return_keeps_the_state() {
+    for (who, tag) in [("destination", "qr"), ("migrate", "qn")] {
+        let dir = work(&format!("postcopy-release-{who}"));
+        let mut net = Net::new(tag);
+        let p = pki(&dir, "good");
+        let dest = start_agent(&mut net, &dir, &p, false, (who == "destination").then_some("release"));
+        let src = Source::start(&net, &dir);
+        let mut cmd = Net::exec(&net.src, &tools().wanco);
+        cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest).arg("--postcopy");
+        cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+        if who == "migrate" {
+            cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "release");
+        }
+        let m = cmd.stdin(Stdio::null()).output().unwrap();
+        let e = String::from_utf8_lossy(&m.stderr).to_string();
+        if who == "migrate" {
+            assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{e}");
+        } else {
+            assert_eq!(m.status.code(), Some(3), "{e}");
+            assert!(e.contains("its state is kept in"), "{e}");
+        }
+        let (code, out, err) = src.finish();
+        assert_eq!(code, Some(3), "{who} killed after the point of no return: the source stops, state kept: {err}");
+        no_copy_at_destination(&dir);
+        let kept = err
+            .lines()
+            .find_map(|l| l.split("its state is kept in ").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{who}: the source names no kept state:\n{err}"));
+        let o = Command::new(&bins().x86_64).arg("--restore").arg(kept).output().unwrap();
+        assert_eq!(o.status.code(), Some(EXIT), "{who}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(format!("{out}{}", String::from_utf8_lossy(&o.stdout)), reference().stdout, "{who}: joined output");
+        assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file, "{who}: out.txt");
+    }
+}
+
+/// Post-copy: the source program killed (SIGKILL) while its pages go to the destination, where
+/// it already runs unreleased. Its memory can no longer be read: `wanco migrate` fails (exit 1),
+/// the destination discards its copy (it made no host call) — the program runs nowhere, as a
+/// program killed at the source without a migration.
+#[test]
+fn postcopy_source_killed_while_the_pages_go() {
+    let dir = work("postcopy-src-killed");
+    let mut net = Net::new("qx");
+    let p = pki(&dir, "good");
+    let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_PAUSE_AT", "postcopy")], &[]);
+    let src = Source::start(&net, &dir);
+    let pid = src.pid() as i32;
+    let killer = when_paused(dir.join("agent.log"), move || {
+        // SAFETY: kill(2) on the program this test started (not yet reaped).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    });
+    let mut args = tls_args(&p);
+    args.push("--postcopy".into());
+    let m = migrate(&net, &src, &dest, &args);
+    killer.join().unwrap();
+    let e = String::from_utf8_lossy(&m.stderr).to_string();
+    assert_eq!(m.status.code(), Some(1), "{e}");
+    assert!(e.contains(&format!("process {pid} has ended")) && e.contains("the destination was told to discard what it got: the program runs nowhere"), "{e}");
+    assert!(!e.contains("backtrace"), "a message, not a debug dump: {e}");
+    assert!(m.stdout.is_empty(), "nothing relayed before the release: {}", String::from_utf8_lossy(&m.stdout));
+    no_copy_at_destination(&dir);
+    let (code, _, _) = src.finish();
+    assert_eq!(code, None, "killed by a signal");
+    // The program made no host call at the destination: out.txt is as the source left it.
+    let log = std::fs::read_to_string(dir.join("agent.log")).unwrap();
+    assert!(!log.contains("is released"), "{log}");
 }

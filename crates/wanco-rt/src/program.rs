@@ -55,6 +55,11 @@ pub struct Options {
     /// migration): with `--restore` of a snapshot that stores no pages, the
     /// memory comes from fd N (`crate::cr::postcopy`).
     pub page_server_fd: Option<i32>,
+    /// `--await-snapshot` (used by `wanco agent` during a pre-copy
+    /// migration): with `--restore` and `--gate-fd`, the process starts
+    /// before its snapshot is complete and reads it only once `S` comes on
+    /// the gate fd — the process start is not part of the downtime.
+    pub await_snapshot: bool,
 }
 
 const USAGE: &str = "usage: PROGRAM [--dir HOST[::GUEST]]... [--env KEY[=VALUE]]... [--tcplisten HOST:PORT]... [--control[=PATH]] [--checkpoint-after-points N] [--checkpoint-file PATH] [--count-points] [--] [ARGS...]
@@ -131,6 +136,8 @@ pub fn parse_args(argv: &[String]) -> Result<Options, String> {
         } else if a == "--gate-fd" || a.starts_with("--gate-fd=") {
             let v = value(&mut i, "--gate-fd")?;
             o.gate_fd = Some(v.parse().map_err(|_| format!("--gate-fd needs a file descriptor number, got `{v}`"))?);
+        } else if a == "--await-snapshot" {
+            o.await_snapshot = true;
         } else if a == "--count-points" {
             o.cr.count_points = true;
         } else if a == "--help" || a == "-h" {
@@ -229,6 +236,24 @@ fn gate(fd: i32) {
     checkpoint::timing::report_resume_to(fd);
 }
 
+/// `--await-snapshot`: wait for `S` on the gate fd `fd` (the snapshot is
+/// complete); anything else, or the fd closing (the migration failed or the
+/// agent is gone), ends the process with exit 75 before it read anything.
+fn await_snapshot(fd: i32) {
+    let mut b = [0u8];
+    loop {
+        // SAFETY: reading one byte into a local buffer.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+        if n == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n == 1 && b[0] == b'S' {
+            return;
+        }
+        std::process::exit(75)
+    }
+}
+
 /// Entry of a compiled program.
 ///
 /// # Safety
@@ -260,6 +285,12 @@ pub unsafe extern "C" fn wanco_program_main(argc: i32, argv: *const *const c_cha
         // Found out now, not when the checkpoint is due.
         if let Some(why) = wanco_state::snapshot::checkpoint_file_problem(f) {
             fail(&format!("--checkpoint-file {}: {why}", f.display()), 2);
+        }
+    }
+    if opts.await_snapshot {
+        match (&opts.restore, opts.gate_fd) {
+            (Some(_), Some(fd)) => await_snapshot(fd),
+            _ => fail("--await-snapshot needs --restore and --gate-fd", 2),
         }
     }
     let restore = match &opts.restore {

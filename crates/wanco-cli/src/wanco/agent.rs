@@ -159,7 +159,8 @@ pub fn run(o: Opts) -> Result<i32> {
 /// `restored`: once the program waits at the gate, before saying so;
 /// `go`: after `Go` arrived, before the gate opens; `postcopy`: when the
 /// first post-copy page arrives; `allin`: once the runtime has every page,
-/// before saying so) — what a crash or a
+/// before saying so; `release`: when `Release` arrived, before the program
+/// is released) — what a crash or a
 /// power cut of the destination does there.
 fn test_kill(phase: &str) {
     if std::env::var("WANCO_AGENT_TEST_KILL_AT").is_ok_and(|p| p == phase) {
@@ -264,6 +265,9 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     let mut final_version: Option<u32> = None;
     // Post-copy: the pages the memory holds data in (they come later).
     let mut page_map: Option<Vec<u32>> = None;
+    // Pre-copy: the program, started once the image exists, waits for its
+    // snapshot meanwhile (its start is not part of the downtime).
+    let mut prestarted: Option<Prestarted> = None;
     loop {
         match conn.recv()? {
             Message::PageMap { pages } if postcopy => page_map = Some(pages),
@@ -278,6 +282,10 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
                     match created {
                         Ok((w, f)) => {
                             image = Some(wanco_state::image::ImageWriter::new(w, module_hash(&prep.module_hash)));
+                            match spawn_restore(cfg, &bin, &snap, &prep, Some(&f), &image_path, None, true) {
+                                Ok(c) => prestarted = Some(Prestarted(Some(c))),
+                                Err(e) => return refuse(&mut conn, "precopy", e),
+                            }
                             image_file = Some(f);
                         }
                         Err(e) => return refuse(&mut conn, "precopy", format!("cannot create the memory image {}: {e}", image_path.display())),
@@ -380,66 +388,17 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         Some(_) => Some(std::os::unix::net::UnixStream::pair().context("socketpair")?),
         None => None,
     };
-    let (gate_parent, gate_child) = std::os::unix::net::UnixStream::pair().context("socketpair")?;
-    let mut cmd = match cfg.runner.split_first() {
-        Some((prog, args)) => {
-            let mut c = Command::new(prog);
-            c.args(args).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
+    let started = if prestarted.is_some() && image.is_some() && pages.is_none() { "started during the rounds" } else { "started after the snapshot" };
+    let spawned = match prestarted.take() {
+        // Started during the rounds: it reads the snapshot once told.
+        Some(p) if image.is_some() && pages.is_none() => p.start(),
+        // A whole final snapshot after all (no image), or none started: start one now.
+        _ => spawn_restore(cfg, &bin, &snap, &prep, image.as_ref(), &image_path, pages.as_ref().map(|(_, theirs)| theirs), false),
     };
-    cmd.arg("--restore").arg(&snap).arg("--control").arg("--gate-fd").arg("3");
-    if let Some(img) = &image {
-        match img.memfd {
-            // Inherited as fd 4 (below).
-            true => cmd.arg("--memory-image").arg("/proc/self/fd/4"),
-            false => cmd.arg("--memory-image").arg(&image_path),
-        };
-    }
-    for (guest, dir) in &prep.dir_map {
-        cmd.arg("--restore-dir").arg(format!("{guest}={dir}"));
-    }
-    if pages.is_some() {
-        // The memory comes through fd 5 while the program runs.
-        cmd.arg("--page-server-fd").arg("5");
-    } else {
-        // The whole memory in place and the checksum compared before the gate opens.
-        cmd.env("WANCO_LAZY_RESTORE", "0");
-    }
-    // A program behind a gateway attaches to it during the restore.
-    cmd.envs(cfg.gateway_env.iter().map(|(k, v)| (*k, v)));
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    {
-        use std::os::fd::AsRawFd;
-        let fd = gate_child.as_raw_fd();
-        let memfd = image.as_ref().filter(|i| i.memfd).map(|i| i.file.as_raw_fd());
-        let page_fd = pages.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
-        // SAFETY: only async-signal-safe calls (fcntl, dup2, setsid) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                // Out of the way of 3 and 4 first, then into place.
-                let high = |f: libc::c_int| libc::fcntl(f, libc::F_DUPFD_CLOEXEC, 10);
-                let g = high(fd);
-                let m = memfd.map(high);
-                let pf = page_fd.map(high);
-                if g == -1 || m == Some(-1) || pf == Some(-1) || libc::dup2(g, 3) == -1 || m.is_some_and(|m| libc::dup2(m, 4) == -1) {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if pf.is_some_and(|f| libc::dup2(f, 5) == -1) {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Its own session: it outlives the agent's ssh session if detached.
-                libc::setsid();
-                Ok(())
-            });
-        }
-    }
-    let mut child = match cmd.spawn() {
+    let (mut child, gate_parent) = match spawned {
         Ok(c) => c,
-        Err(e) => return refuse(&mut conn, "restore", format!("cannot start {}: {e}", cmd.get_program().to_string_lossy())),
+        Err(e) => return refuse(&mut conn, "restore", e),
     };
-    drop(gate_child);
     let memfd_image = image.as_ref().is_some_and(|i| i.memfd);
     // The program has the image now (a memfd lives as long as it does).
     drop(image);
@@ -521,7 +480,7 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     let t_run = Instant::now();
     let us = |a: Instant, b: Instant| b.saturating_duration_since(a).as_micros();
     log(&format!(
-        "the program runs as pid {pid} (memory: {memory}; snapshot arrival {} us, image and snapshot closed {} us, restore to the gate {} us, Go and resume {} us)",
+        "the program runs as pid {pid} ({started}; memory: {memory}; snapshot arrival {} us, image and snapshot closed {} us, restore to the gate {} us, Go and resume {} us)",
         t_first.map_or(0, |t| us(t, t_last)),
         us(t_last, t0),
         us(t0, t_ready),
@@ -534,6 +493,115 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     // From here on the program runs here, whatever happens to the connection.
     let connected = conn.send(&Message::Running { pid, resumed_at_ns, memory: Some(memory) }).is_ok();
     relay(conn, child, rx, run, detach, connected)
+}
+
+/// Start the program `bin` restoring `snap` (through `cfg.runner` if any),
+/// gated on the returned socket (its fd 3): the memory image as fd 4 (a
+/// memfd) or by path, post-copy's page server `page_fd` as fd 5. With
+/// `await_snapshot` it starts before the snapshot is complete and waits for
+/// `S` on the gate before reading it (`--await-snapshot`).
+#[allow(clippy::too_many_arguments)]
+fn spawn_restore(
+    cfg: &Config,
+    bin: &Path,
+    snap: &Path,
+    prep: &Prepare,
+    image: Option<&ImageFile>,
+    image_path: &Path,
+    page_fd: Option<&std::os::unix::net::UnixStream>,
+    await_snapshot: bool,
+) -> std::result::Result<(std::process::Child, std::os::unix::net::UnixStream), String> {
+    let (gate_parent, gate_child) = std::os::unix::net::UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let mut cmd = match cfg.runner.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    cmd.arg("--restore").arg(snap).arg("--control").arg("--gate-fd").arg("3");
+    if await_snapshot {
+        cmd.arg("--await-snapshot");
+    }
+    if let Some(img) = image {
+        match img.memfd {
+            // Inherited as fd 4 (below).
+            true => cmd.arg("--memory-image").arg("/proc/self/fd/4"),
+            false => cmd.arg("--memory-image").arg(image_path),
+        };
+    }
+    for (guest, dir) in &prep.dir_map {
+        cmd.arg("--restore-dir").arg(format!("{guest}={dir}"));
+    }
+    if page_fd.is_some() {
+        // The memory comes through fd 5 while the program runs.
+        cmd.arg("--page-server-fd").arg("5");
+    } else {
+        // The whole memory in place and the checksum compared before the gate opens.
+        cmd.env("WANCO_LAZY_RESTORE", "0");
+    }
+    // A program behind a gateway attaches to it during the restore.
+    cmd.envs(cfg.gateway_env.iter().map(|(k, v)| (*k, v)));
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    {
+        use std::os::fd::AsRawFd;
+        let fd = gate_child.as_raw_fd();
+        let memfd = image.filter(|i| i.memfd).map(|i| i.file.as_raw_fd());
+        let page_fd = page_fd.map(|theirs| theirs.as_raw_fd());
+        // SAFETY: only async-signal-safe calls (fcntl, dup2, setsid) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Out of the way of 3 and 4 first, then into place.
+                let high = |f: libc::c_int| libc::fcntl(f, libc::F_DUPFD_CLOEXEC, 10);
+                let g = high(fd);
+                let m = memfd.map(high);
+                let pf = page_fd.map(high);
+                if g == -1 || m == Some(-1) || pf == Some(-1) || libc::dup2(g, 3) == -1 || m.is_some_and(|m| libc::dup2(m, 4) == -1) {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if pf.is_some_and(|f| libc::dup2(f, 5) == -1) {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Its own session: it outlives the agent's ssh session if detached.
+                libc::setsid();
+                Ok(())
+            });
+        }
+    }
+    let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", cmd.get_program().to_string_lossy()))?;
+    Ok((child, gate_parent))
+}
+
+/// A program started during the pre-copy rounds (`--await-snapshot`),
+/// before its snapshot is complete, and its gate: killed and reaped if the
+/// migration ends before it is told to restore.
+struct Prestarted(Option<(std::process::Child, std::os::unix::net::UnixStream)>);
+
+impl Prestarted {
+    /// Tell it the snapshot is complete (`S`): from here on it is the
+    /// restore's child, no longer killed on drop.
+    fn start(mut self) -> std::result::Result<(std::process::Child, std::os::unix::net::UnixStream), String> {
+        let (child, gate) = self.0.as_mut().expect("held until started or dropped");
+        if let Err(e) = gate.write_all(b"S") {
+            let mut err = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut err);
+            }
+            let code = child.wait().map(exit_code).unwrap_or(-1);
+            return Err(format!("the program started for the restore is gone ({e}; exit {code}): {}", err.trim()));
+        }
+        Ok(self.0.take().expect("held"))
+    }
+}
+
+impl Drop for Prestarted {
+    fn drop(&mut self) {
+        if let Some((mut child, _)) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Phase 6: relay the program's output to the source (or, detached or once the
@@ -929,6 +997,7 @@ fn postcopy_phase(
                 went = true;
             }
             Message::Release if all_in && resumed => {
+                test_kill("release");
                 let mut frame = u32::MAX.to_le_bytes().to_vec();
                 frame.extend_from_slice(&0u32.to_le_bytes());
                 if sock.write_all(&frame).is_err() {

@@ -890,7 +890,8 @@ fn postcopy_serve(conn: &mut Conn, ctl: &mut Control, mut memory: Option<&mut So
     // The point of no return.
     match ctl.ask("hold") {
         Ok(h) if h == "held" => {}
-        other => bail!("the source could not be held: {other:?}"),
+        Ok(r) => bail!("the source could not be held: it answered `{r}`"),
+        Err(e) => bail!("the source could not be held: {e:#}"),
     }
     test_kill("release");
     if let Err(e) = conn.send(&Message::Release) {
