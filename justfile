@@ -35,6 +35,12 @@ test: build
 cr-sweep points="25": build
     WANCO_CR_POINTS={{points}} cargo test -p wanco-tests --test cr_matrix -- --nocapture
 
+# Sightglass programs (not ours) moved while they run, at random moments (SG_MIGRATE_SEED), in
+# each mode, to x86_64 and to aarch64 (qemu): joined output = the uninterrupted run's
+# (bench/results-migrate-sightglass.md; SG_ONLY=a,b).
+migrate-sightglass: build
+    python3 tools/migrate_sightglass.py target/debug/wanco bench/results-migrate-sightglass.md
+
 # Live migration (needs root): the lean tests plus moves at many moments over ssh and TLS,
 # x86_64 -> x86_64 and x86_64 -> aarch64 (tests/tests/migrate.rs).
 migrate-test: build

@@ -485,10 +485,10 @@ fn precopy_large_heap_x86_64_to_x86_64() {
     assert_eq!(v["memory"], "image-mapped", "{v}");
     let d = v["downtime_runtime_ms"].as_f64().unwrap_or(-1.0);
     assert!(d > 0.0 && d <= v["downtime_ms"].as_f64().unwrap(), "stop to first instruction within the measured downtime: {v}");
-    // The restoring process was started while the rounds went (`--await-snapshot`): its start
+    // The restoring process was started with the first round (`--await-snapshot`): its start
     // is not part of the downtime.
     let log = std::fs::read_to_string(dir.join("agent.log")).unwrap();
-    assert!(log.contains("the restore maps it") && log.contains("(started during the rounds; memory: image-mapped"), "the agent's log: {log}");
+    assert!(log.contains("the restore maps it") && log.contains("(started before the snapshot; memory: image-mapped"), "the agent's log: {log}");
 }
 
 /// A program restored over a memory image moves on again: its pre-copy reads the mapped memory

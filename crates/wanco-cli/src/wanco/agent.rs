@@ -255,6 +255,22 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     // RAM): after the stop only the final snapshot is left to write, and
     // the restore maps the image (`--memory-image`).
     let image_path = run.path().join("memory.img");
+    // Post-copy: the page server's socket (the runtime's end is its fd 5).
+    let pages = match postcopy {
+        true => Some(std::os::unix::net::UnixStream::pair().context("socketpair")?),
+        false => None,
+    };
+    // The restoring process is started before its snapshot is in and waits
+    // for it (`--await-snapshot`), so its start is not part of the
+    // downtime: now, or in pre-copy with the first memory round (it needs
+    // the memory image).
+    let mut prestarted: Option<Prestarted> = None;
+    if prep.mode != "precopy" {
+        match spawn_restore(cfg, &bin, &snap, &prep, None, &image_path, pages.as_ref().map(|(_, theirs)| theirs), true) {
+            Ok(c) => prestarted = Some(Prestarted(Some(c))),
+            Err(e) => return refuse(&mut conn, "prepare", e),
+        }
+    }
     let mut image: Option<wanco_state::image::ImageWriter> = None;
     // The image's file, kept to hand to the restore (`None` while none).
     let mut image_file: Option<ImageFile> = None;
@@ -265,9 +281,6 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     let mut final_version: Option<u32> = None;
     // Post-copy: the pages the memory holds data in (they come later).
     let mut page_map: Option<Vec<u32>> = None;
-    // Pre-copy: the program, started once the image exists, waits for its
-    // snapshot meanwhile (its start is not part of the downtime).
-    let mut prestarted: Option<Prestarted> = None;
     loop {
         match conn.recv()? {
             Message::PageMap { pages } if postcopy => page_map = Some(pages),
@@ -383,16 +396,13 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     }
     // 4. Restore up to the gate.
     let t0 = Instant::now();
-    // Post-copy: the page server's socket (the runtime's end is its fd 5).
-    let pages = match &page_map {
-        Some(_) => Some(std::os::unix::net::UnixStream::pair().context("socketpair")?),
-        None => None,
-    };
-    let started = if prestarted.is_some() && image.is_some() && pages.is_none() { "started during the rounds" } else { "started after the snapshot" };
+    // A pre-copy's process was started for a memory image.
+    let usable = prep.mode != "precopy" || image.is_some();
+    let started = if prestarted.is_some() && usable { "started before the snapshot" } else { "started after the snapshot" };
     let spawned = match prestarted.take() {
-        // Started during the rounds: it reads the snapshot once told.
-        Some(p) if image.is_some() && pages.is_none() => p.start(),
-        // A whole final snapshot after all (no image), or none started: start one now.
+        // It reads the snapshot once told.
+        Some(p) if usable => p.start(),
+        // A pre-copy's whole final snapshot after all (no image): start one now.
         _ => spawn_restore(cfg, &bin, &snap, &prep, image.as_ref(), &image_path, pages.as_ref().map(|(_, theirs)| theirs), false),
     };
     let (mut child, gate_parent) = match spawned {
