@@ -728,7 +728,8 @@ fn tls_client_certificate_of_another_ca_is_refused() {
     assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), r.file);
 }
 
-/// `just migrate-test`: moves at several moments of the run, over both transports, to both ISAs.
+/// `just migrate-test`: moves at several moments of the run, over both transports, to both ISAs,
+/// each route in all three modes.
 #[test]
 #[ignore = "slow: run by `just migrate-test`"]
 fn matrix_of_moments() {
@@ -753,9 +754,12 @@ fn matrix_of_moments() {
         .arg(runner());
     net.daemon(cmd, "listening on", &dir.join("agent-a.log"));
     let tls_a = format!("tls://{DST_ADDR}:7879");
-    for tick in [1u32, 8, 16] {
-        for (transport, aarch64) in [("ssh", false), ("ssh", true), ("tls", false), ("tls", true)] {
-            let what = format!("{transport} {} at tick {tick}", if aarch64 { "aarch64" } else { "x86_64" });
+    // Each route moves once in each mode (over the three moments).
+    let modes = ["--precopy", "--postcopy", "--stop-and-copy"];
+    for (t, tick) in [1u32, 8, 16].into_iter().enumerate() {
+        for (r, (transport, aarch64)) in [("ssh", false), ("ssh", true), ("tls", false), ("tls", true)].into_iter().enumerate() {
+            let mode = modes[(t + r) % modes.len()];
+            let what = format!("{transport} {} {mode} at tick {tick}", if aarch64 { "aarch64" } else { "x86_64" });
             let run = dir.join(format!("{transport}-{aarch64}-{tick}"));
             std::fs::create_dir_all(&run).unwrap();
             let src = Source::start_at(&net, &run, tick, false);
@@ -766,6 +770,7 @@ fn matrix_of_moments() {
             if aarch64 {
                 args.extend(["--dest-binary".into(), bins().aarch64.display().to_string()]);
             }
+            args.push(mode.into());
             let m = migrate(&net, &src, &dest, &args);
             eprintln!("{what}: {}", String::from_utf8_lossy(&m.stderr).lines().find(|l| l.contains("moved to")).unwrap_or("?"));
             check_moved(src, m, &what);
