@@ -202,6 +202,36 @@ impl Source {
     }
 }
 
+/// One TLS move's setup: its work directory `name`, the two hosts (namespaces tagged `tag`),
+/// the certificates, a `wanco agent` at the destination (for aarch64 or x86_64, with extra
+/// environment and options) and the ticks program started at the source.
+struct TlsMove {
+    dir: PathBuf,
+    net: Net,
+    p: Pki,
+    dest: String,
+    src: Source,
+}
+
+fn tls_move(name: &str, tag: &str, aarch64: bool, env: &[(&str, &str)], extra: &[&str]) -> TlsMove {
+    let dir = work(name);
+    let mut net = Net::new(tag);
+    let p = pki(&dir, "good");
+    let dest = start_agent_with(&mut net, &dir, &p, aarch64, env, extra);
+    let src = Source::start(&net, &dir);
+    TlsMove { dir, net, p, dest, src }
+}
+
+/// `wanco migrate PID --to DEST --dir-map /data=… --cert … --key … --ca …` run at the source,
+/// for a test to add to and run.
+fn migrate_cmd(net: &Net, src: &Source, dest: &str, p: &Pki) -> Command {
+    let mut cmd = Net::exec(&net.src, &tools().wanco);
+    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(dest);
+    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(p));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
 /// `wanco migrate` from the source namespace.
 fn migrate(net: &Net, src: &Source, dest: &str, extra: &[String]) -> Output {
     migrate_mapped(net, src, dest, &src.data, extra)
@@ -324,11 +354,7 @@ fn ssh_x86_64_to_aarch64() {
 
 #[test]
 fn tls_x86_64_to_x86_64() {
-    let dir = work("tls-x86_64");
-    let mut net = Net::new("tx");
-    let p = pki(&dir, "good");
-    let dest = start_agent(&mut net, &dir, &p, false, None);
-    let src = Source::start(&net, &dir);
+    let TlsMove { net, p, dest, src, .. } = tls_move("tls-x86_64", "tx", false, &[], &[]);
     let mut args = tls_args(&p);
     args.extend(["--stop-and-copy".into(), "--json".into()]);
     let m = migrate(&net, &src, &dest, &args);
@@ -339,11 +365,7 @@ fn tls_x86_64_to_x86_64() {
 
 #[test]
 fn tls_x86_64_to_aarch64() {
-    let dir = work("tls-aarch64");
-    let mut net = Net::new("ta");
-    let p = pki(&dir, "good");
-    let dest = start_agent(&mut net, &dir, &p, true, None);
-    let src = Source::start(&net, &dir);
+    let TlsMove { net, p, dest, src, .. } = tls_move("tls-aarch64", "ta", true, &[], &[]);
     let mut args = tls_args(&p);
     args.extend(["--dest-binary".into(), bins().aarch64.display().to_string()]);
     let m = migrate(&net, &src, &dest, &args);
@@ -366,11 +388,7 @@ fn tls_aarch64_to_x86_64() {
 
 #[test]
 fn destination_refuses_another_module_and_a_missing_binary() {
-    let dir = work("refuse");
-    let mut net = Net::new("rf");
-    let p = pki(&dir, "good");
-    let dest = start_agent(&mut net, &dir, &p, true, None);
-    let src = Source::start(&net, &dir);
+    let TlsMove { net, p, dest, src, .. } = tls_move("refuse", "rf", true, &[], &[]);
     // A binary of another module.
     let mut args = tls_args(&p);
     args.extend(["--dest-binary".into(), bins().other_x86_64.display().to_string()]);
@@ -548,11 +566,7 @@ fn precopy_again_from_a_mapped_image() {
 #[test]
 fn wrong_or_damaged_memory_image_is_refused_and_the_source_goes_on() {
     for (how, tag, message) in [("wrong", "iw", "a wrong image"), ("damaged", "id", "header checksum mismatch")] {
-        let dir = work(&format!("image-{how}"));
-        let mut net = Net::new(tag);
-        let p = pki(&dir, "good");
-        let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_IMAGE", how)], &[]);
-        let src = Source::start(&net, &dir);
+        let TlsMove { dir, net, p, dest, src } = tls_move(&format!("image-{how}"), tag, false, &[("WANCO_AGENT_TEST_IMAGE", how)], &[]);
         let m = migrate(&net, &src, &dest, &tls_args(&p));
         check_stayed(src, m, &format!("{how} memory image"), message);
         no_copy_at_destination(&dir);
@@ -599,14 +613,8 @@ fn destination_killed_during_precopy_transfer_or_restore() {
 
 #[test]
 fn wanco_migrate_killed_before_go_leaves_the_source_running() {
-    let dir = work("kill-migrate");
-    let mut net = Net::new("km");
-    let p = pki(&dir, "good");
-    let dest = start_agent(&mut net, &dir, &p, false, None);
-    let src = Source::start(&net, &dir);
-    let mut cmd = Net::exec(&net.src, &tools().wanco);
-    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest);
-    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+    let TlsMove { dir, net, p, dest, src } = tls_move("kill-migrate", "km", false, &[], &[]);
+    let mut cmd = migrate_cmd(&net, &src, &dest, &p);
     cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "restored").stdin(Stdio::null());
     let m = cmd.output().unwrap();
     assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
@@ -659,11 +667,7 @@ fn link_cut_while_the_program_is_stopped_resumes_the_source() {
 
 #[test]
 fn destination_killed_after_the_point_of_no_return_keeps_the_state() {
-    let dir = work("kill-go");
-    let mut net = Net::new("kg");
-    let p = pki(&dir, "good");
-    let dest = start_agent(&mut net, &dir, &p, false, Some("go"));
-    let src = Source::start(&net, &dir);
+    let TlsMove { dir, net, p, dest, src } = tls_move("kill-go", "kg", false, &[("WANCO_AGENT_TEST_KILL_AT", "go")], &[]);
     let m = migrate(&net, &src, &dest, &tls_args(&p));
     let e = String::from_utf8_lossy(&m.stderr).to_string();
     assert_eq!(m.status.code(), Some(3), "{e}");
@@ -1006,9 +1010,7 @@ fn source_killed_mid_move_leaves_no_copy_at_the_destination() {
             // SAFETY: kill(2) on the program this test started (not yet reaped).
             assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
         });
-        let mut cmd = Net::exec(&net.src, &tools().wanco);
-        cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest);
-        cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+        let mut cmd = migrate_cmd(&net, &src, &dest, &p);
         cmd.envs(migrate_env).stdin(Stdio::null()).stderr(std::fs::File::create(dir.join("migrate.log")).unwrap());
         let mut m = cmd.output().unwrap();
         m.stderr = std::fs::read(dir.join("migrate.log")).unwrap();
@@ -1026,15 +1028,9 @@ fn source_killed_mid_move_leaves_no_copy_at_the_destination() {
     }
     // `wanco migrate` killed after the first pre-copy round: the program never stopped and
     // goes on; the agent drops what it got.
-    let dir = work("migrate-killed-precopy");
-    let mut net = Net::new("mp");
-    let p = pki(&dir, "good");
-    let dest = start_agent(&mut net, &dir, &p, false, None);
-    let src = Source::start(&net, &dir);
-    let mut cmd = Net::exec(&net.src, &tools().wanco);
-    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest);
-    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
-    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "precopy").stdin(Stdio::null());
+    let TlsMove { dir, net, p, dest, src } = tls_move("migrate-killed-precopy", "mp", false, &[], &[]);
+    let mut cmd = migrate_cmd(&net, &src, &dest, &p);
+    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "precopy");
     let m = cmd.output().unwrap();
     assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
     let (code, out, err) = src.finish();
@@ -1103,11 +1099,7 @@ fn postcopy_large_heap_x86_64_to_x86_64() {
 /// every page over the connection before the program runs; the move is still correct.
 #[test]
 fn postcopy_x86_64_to_aarch64_eager() {
-    let dir = work("postcopy-aarch64");
-    let mut net = Net::new("qa");
-    let p = pki(&dir, "good");
-    let dest = start_agent(&mut net, &dir, &p, true, None);
-    let src = Source::start(&net, &dir);
+    let TlsMove { net, p, dest, src, .. } = tls_move("postcopy-aarch64", "qa", true, &[], &[]);
     let mut args = tls_args(&p);
     args.extend(["--dest-binary".into(), bins().aarch64.display().to_string(), "--postcopy".into(), "--json".into()]);
     let m = migrate(&net, &src, &dest, &args);
@@ -1151,15 +1143,10 @@ fn postcopy_destination_killed_or_link_cut_during_page_transfer() {
     // `wanco migrate` killed when it sent the first page (the program runs at the destination,
     // unreleased): the source resumes (its control connection closed without `hold`), the agent
     // kills the destination's program (its connection closed).
-    let dir = work("postcopy-migrate-killed");
-    let mut net = Net::new("qm");
-    let p = pki(&dir, "good");
-    let dest = start_agent(&mut net, &dir, &p, false, None);
-    let src = Source::start(&net, &dir);
-    let mut cmd = Net::exec(&net.src, &tools().wanco);
-    cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest).arg("--postcopy");
-    cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
-    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "postcopy").stdin(Stdio::null());
+    let TlsMove { dir, net, p, dest, src } = tls_move("postcopy-migrate-killed", "qm", false, &[], &[]);
+    let mut cmd = migrate_cmd(&net, &src, &dest, &p);
+    cmd.arg("--postcopy");
+    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "postcopy");
     let m = cmd.output().unwrap();
     assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
     let (code, out, err) = src.finish();
@@ -1194,18 +1181,14 @@ fn postcopy_from_an_emulated_source_is_refused_before_the_stop() {
 #[test]
 fn postcopy_failure_after_the_point_of_no_return_keeps_the_state() {
     for (who, tag) in [("destination", "qr"), ("migrate", "qn")] {
-        let dir = work(&format!("postcopy-release-{who}"));
-        let mut net = Net::new(tag);
-        let p = pki(&dir, "good");
-        let dest = start_agent(&mut net, &dir, &p, false, (who == "destination").then_some("release"));
-        let src = Source::start(&net, &dir);
-        let mut cmd = Net::exec(&net.src, &tools().wanco);
-        cmd.arg("migrate").arg(src.pid().to_string()).arg("--to").arg(&dest).arg("--postcopy");
-        cmd.arg("--dir-map").arg(format!("/data={}", src.data.display())).args(tls_args(&p));
+        let kill: &[(&str, &str)] = if who == "destination" { &[("WANCO_AGENT_TEST_KILL_AT", "release")] } else { &[] };
+        let TlsMove { dir, net, p, dest, src } = tls_move(&format!("postcopy-release-{who}"), tag, false, kill, &[]);
+        let mut cmd = migrate_cmd(&net, &src, &dest, &p);
+        cmd.arg("--postcopy");
         if who == "migrate" {
             cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "release");
         }
-        let m = cmd.stdin(Stdio::null()).output().unwrap();
+        let m = cmd.output().unwrap();
         let e = String::from_utf8_lossy(&m.stderr).to_string();
         if who == "migrate" {
             assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{e}");
@@ -1234,11 +1217,7 @@ fn postcopy_failure_after_the_point_of_no_return_keeps_the_state() {
 /// program killed at the source without a migration.
 #[test]
 fn postcopy_source_killed_while_the_pages_go() {
-    let dir = work("postcopy-src-killed");
-    let mut net = Net::new("qx");
-    let p = pki(&dir, "good");
-    let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_PAUSE_AT", "postcopy")], &[]);
-    let src = Source::start(&net, &dir);
+    let TlsMove { dir, net, p, dest, src } = tls_move("postcopy-src-killed", "qx", false, &[("WANCO_AGENT_TEST_PAUSE_AT", "postcopy")], &[]);
     let pid = src.pid() as i32;
     let killer = when_paused(dir.join("agent.log"), move || {
         // SAFETY: kill(2) on the program this test started (not yet reaped).
