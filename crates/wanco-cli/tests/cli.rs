@@ -217,3 +217,61 @@ fn agent_gives_up_on_a_silent_source() {
     assert!(rest.contains("no answer within the time limit"), "{rest}");
     assert!(waited >= std::time::Duration::from_millis(900) && waited < std::time::Duration::from_secs(30), "{waited:?}: {rest}");
 }
+
+/// A program waiting in a host call (a read of its input that blocks) is checkpointed only when
+/// the call returns: `wanco migrate` gives up after `--stop-timeout` and says why — pre-copy's
+/// first round and stop-and-copy's stop alike —, the request is withdrawn, and the program goes
+/// on as if nothing happened once its input comes (no snapshot, no stop, the same output).
+#[test]
+fn migrate_gives_up_on_a_program_waiting_in_a_host_call() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/wasm/stdin_echo.wasm");
+    let bin = dir.path().join("echo");
+    let (code, e) = wanco(&["compile", wasm.to_str().unwrap(), "-o", bin.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{e}");
+    let input = b"hello after\n";
+    let mut r = Command::new(&bin).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    r.stdin.take().unwrap().write_all(input).unwrap();
+    let reference = r.wait_with_output().unwrap();
+    assert_eq!(reference.status.code(), Some(0));
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_wanco"))
+        .args(["agent", "--listen", "127.0.0.1:0", "--insecure", "--work-dir"])
+        .arg(dir.path().join("agent"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(agent.stderr.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("listening on ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
+    for mode in ["--precopy", "--stop-and-copy"] {
+        let sock = dir.path().join(format!("ctl{mode}.sock"));
+        let mut prog = Command::new(&bin)
+            .arg(format!("--control={}", sock.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while !sock.exists() {
+            assert!(t.elapsed() < std::time::Duration::from_secs(10), "no control socket");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let pid = prog.id().to_string();
+        let to = format!("tcp://{addr}");
+        let (code, e) = wanco(&["migrate", &pid, "--to", &to, "--insecure", "--control", sock.to_str().unwrap(), "--stop-timeout", "1", mode], dir.path());
+        assert_eq!(code, 1, "{mode}: {e}");
+        assert!(e.contains("has not reached a migration point within 1 s (--stop-timeout): it waits in a host call"), "{mode}: {e}");
+        assert!(e.contains(&format!("nothing was moved: the program goes on here (process {pid})")), "{mode}: {e}");
+        prog.stdin.take().unwrap().write_all(input).unwrap();
+        let o = prog.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{mode}: {err}");
+        assert_eq!(o.stdout, reference.stdout, "{mode}: the program went on as if nothing happened");
+        assert!(err.is_empty(), "{mode}: nothing to say: {err}");
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+}

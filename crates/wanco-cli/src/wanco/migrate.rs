@@ -92,6 +92,12 @@ pub struct Opts {
     /// Pre-copy: at most this many rounds before the stop.
     #[arg(long, value_name = "N", default_value_t = 8)]
     precopy_rounds: u32,
+    /// Give up (the program goes on here, nothing moved) if the program
+    /// has not reached a migration point this many seconds after a
+    /// checkpoint or stop was asked: it waits in a host call (a sleep, a
+    /// read of its input or a socket wait without a timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    stop_timeout: f64,
 }
 
 /// The source's control channel (see `wanco_rt::control`).
@@ -109,6 +115,26 @@ impl Control {
             )
         })?;
         Ok(Control { out: s.try_clone()?, lines: BufReader::new(s).lines() })
+    }
+
+    /// A checkpoint or stop request, served at the program's next
+    /// migration point: given up after `limit` (the runtime drops a request
+    /// whose connection closed before it was served).
+    fn ask_at_point(&mut self, req: &str, limit: f64) -> Result<String> {
+        let _ = self.out.set_read_timeout(Some(Duration::from_secs_f64(limit.max(0.001))));
+        let r = self.ask(req);
+        let _ = self.out.set_read_timeout(None);
+        match r {
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)) =>
+            {
+                bail!(
+                    "the program has not reached a migration point within {limit} s (--stop-timeout): it waits in a host call (a sleep, a read of its input or a socket wait without a timeout), where it cannot be checkpointed; try again when it is busy, or give the wait a timeout"
+                )
+            }
+            r => r,
+        }
     }
 
     fn ask(&mut self, req: &str) -> Result<String> {
@@ -193,7 +219,7 @@ fn precopy_rounds(ctl: &mut Control, conn: &mut Conn, dir: &std::path::Path, o: 
     for round in 1..=o.precopy_rounds.max(1) {
         let path = dir.join(format!("round-{round}.wsnap"));
         let req = if round == 1 { "checkpoint" } else { "checkpoint-incremental" };
-        let reply = ctl.ask(&format!("{req} {}", path.display()))?;
+        let reply = ctl.ask_at_point(&format!("{req} {}", path.display()), o.stop_timeout)?;
         if !reply.starts_with("ok ") {
             bail!("pre-copy round {round}: the program could not write its snapshot: {reply}");
         }
@@ -442,7 +468,7 @@ fn migrate(o: Opts) -> Result<i32> {
     } else {
         "stop"
     };
-    let reply = ctl.ask(&format!("{stop} {}", snap_path.display())).map_err(|e| {
+    let reply = ctl.ask_at_point(&format!("{stop} {}", snap_path.display()), o.stop_timeout).map_err(|e| {
         let _ = conn.send(&Message::Abort { reason: format!("{e:#}") });
         anyhow!("{e:#}")
     })?;

@@ -140,6 +140,10 @@ pub(crate) enum Decision {
 }
 
 static PENDING: Mutex<Option<Request>> = Mutex::new(None);
+/// `info`'s preopens (`GUEST:HOST,…`, hex), fixed for the run: read when
+/// the channel starts, not from the WASI state, whose lock a host call
+/// holds while it waits (a blocked read must not block `info`).
+static PREOPENS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 static SOCKET: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 /// The socket path a bare `--control` uses for process `pid`.
@@ -189,6 +193,14 @@ pub fn start(path: Option<PathBuf>) -> Result<PathBuf, String> {
     }) {
         let _ = std::fs::remove_file(&path);
     }
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let preopens = crate::wasi_host::WASI
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|w| w.state().preopens.iter().map(|p| format!("{}:{}", hex(&p.guest), hex(&p.host))).collect::<Vec<_>>().join(","))
+        .unwrap_or_default();
+    let _ = PREOPENS.set(preopens);
     let listener = UnixListener::bind(&path).map_err(|e| format!("--control: cannot listen on {}: {e}", path.display()))?;
     *SOCKET.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.clone());
     // SAFETY: registering a plain function with atexit.
@@ -214,13 +226,7 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
         match cmd {
             "info" => {
                 let (isa, hash) = super::points::identity();
-                let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
-                let preopens = crate::wasi_host::WASI
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .map(|w| w.state().preopens.iter().map(|p| format!("{}:{}", hex(&p.guest), hex(&p.host))).collect::<Vec<_>>().join(","))
-                    .unwrap_or_default();
+                let preopens = PREOPENS.get().map(String::as_str).unwrap_or_default();
                 writeln!(
                     out,
                     "info isa={isa} hash={hash} pid={} points={} preopens={preopens}",
@@ -243,8 +249,23 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
                     *p = Some(Request { path: PathBuf::from(arg), stop, incremental, postcopy, done: done_tx, decision: dec_rx });
                 }
                 super::points::request_checkpoint();
-                // Closed without a reply if the program ends first.
-                let Ok(result) = done_rx.recv() else { return Ok(()) };
+                // Closed without a reply if the program ends first; dropped
+                // if the asking side goes away before the program reached a
+                // migration point (it waits in a host call): nothing happens.
+                let result = loop {
+                    match done_rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                        Ok(r) => break r,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+                        Err(mpsc::RecvTimeoutError::Timeout) if peer_gone(&out) => {
+                            // Still pending (not taken by the program yet): withdrawn.
+                            if PENDING.lock().unwrap_or_else(|e| e.into_inner()).take().is_some() {
+                                super::points::withdraw_request();
+                                return Ok(());
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    }
+                };
                 match result {
                     Err(m) => {
                         writeln!(out, "error {}", m.replace('\n', " "))?;
@@ -263,6 +284,16 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the other side of `conn` closed it (nothing more to read, ever).
+/// Unread requests are left in place.
+fn peer_gone(conn: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut b = [0u8; 1];
+    // SAFETY: a non-blocking peek of at most one byte into a local buffer.
+    let n = unsafe { libc::recv(conn.as_raw_fd(), b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    n == 0
 }
 
 /// The decision for a stopped program, read from its connection.

@@ -35,10 +35,17 @@ pub const ISA: Isa = if cfg!(target_arch = "aarch64") { Isa::Aarch64 } else { Is
 #[no_mangle]
 pub static wanco_cr_counter: AtomicU64 = AtomicU64::new(BATCH);
 
-/// Non-zero: a checkpoint was requested by `SIGUSR1`; it is taken at the end
+/// Non-zero: a checkpoint was requested — by `SIGUSR1` ([`PENDING_SIGNAL`])
+/// or on the control channel ([`PENDING_REQUEST`]); it is taken at the end
 /// of the current batch.
 #[no_mangle]
 pub static wanco_cr_pending: AtomicU32 = AtomicU32::new(0);
+
+/// The bit of [`wanco_cr_pending`] `SIGUSR1` sets: checkpoint and exit.
+pub const PENDING_SIGNAL: u32 = 1;
+/// The bit of [`wanco_cr_pending`] a control-channel request sets (the
+/// request itself says what to do, and may be withdrawn before it is served).
+pub const PENDING_REQUEST: u32 = 2;
 
 /// The most migration points a batch counts before the slow path runs: the
 /// latency of a signal, in points (a few microseconds to a millisecond of
@@ -108,7 +115,12 @@ pub fn points() -> u64 {
 /// Ask for a checkpoint at the next migration point (what `SIGUSR1` does;
 /// used by [`super::control`], whose request says what to do with it).
 pub fn request_checkpoint() {
-    wanco_cr_pending.store(1, Ordering::SeqCst);
+    wanco_cr_pending.fetch_or(PENDING_REQUEST, Ordering::SeqCst);
+}
+
+/// A control request was withdrawn before the program served it.
+pub(crate) fn withdraw_request() {
+    wanco_cr_pending.fetch_and(!PENDING_REQUEST, Ordering::SeqCst);
 }
 
 /// `_start` begins: checkpoints may be taken from now on.
@@ -170,7 +182,7 @@ pub fn after_host_call() {
 }
 
 extern "C" fn on_sigusr1(_: libc::c_int) {
-    wanco_cr_pending.store(1, Ordering::SeqCst);
+    wanco_cr_pending.fetch_or(PENDING_SIGNAL, Ordering::SeqCst);
 }
 
 /// Catch `SIGUSR1` from now on (a binary compiled with checkpointing calls

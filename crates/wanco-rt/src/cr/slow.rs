@@ -11,7 +11,7 @@
 use super::armed::STATE;
 use super::capture::{checkpoint, Kind};
 use super::native::caller_regs;
-use super::points::{next_batch, points_now, wanco_cr_pending, RESTORING, TARGET};
+use super::points::{next_batch, points_now, wanco_cr_pending, PENDING_REQUEST, PENDING_SIGNAL, RESTORING, TARGET};
 use super::restore::restore_step;
 use super::timing::timing;
 use std::ffi::c_void;
@@ -130,7 +130,7 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
         if let Some(req) = super::control::take() {
             // A control-channel request: checkpoint to its file, go on or
             // stop there (see `super::control`).
-            wanco_cr_pending.store(0, Ordering::SeqCst);
+            wanco_cr_pending.fetch_and(!PENDING_REQUEST, Ordering::SeqCst);
             let file = std::mem::replace(&mut st.file, req.path.clone());
             let kind = if req.postcopy {
                 Kind::StateOnly
@@ -183,6 +183,13 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
                 }
             }
             st.file = file;
+            next_batch(points);
+            return ROUTE_CONTINUE;
+        }
+        if wanco_cr_pending.load(Ordering::SeqCst) & PENDING_SIGNAL == 0 {
+            // A control request withdrawn before this point (its connection
+            // closed while the program waited in a host call): nothing to do.
+            wanco_cr_pending.fetch_and(!PENDING_REQUEST, Ordering::SeqCst);
             next_batch(points);
             return ROUTE_CONTINUE;
         }
