@@ -121,15 +121,19 @@ fn read_value(
             what()
         ))
     };
-    // The value of width `w` at `[reg + offset]`.
-    let read_mem = |reg: u16, offset: i32| -> Result<u64, Error> {
-        let base = regs.get(reg).ok_or_else(|| {
+    // Register `reg` of the frame (`role`: "" or "base ", for the message).
+    let reg_value = |reg: u16, role: &str| -> Result<u64, Error> {
+        regs.get(reg).ok_or_else(|| {
             Error::Decode(format!(
-                "{}: base register {} is unknown in this frame",
+                "{}: {role}register {} is unknown in this frame",
                 what(),
                 regs.isa().reg_name(reg)
             ))
-        })?;
+        })
+    };
+    // The value of width `w` at `[reg + offset]`.
+    let read_mem = |reg: u16, offset: i32| -> Result<u64, Error> {
+        let base = reg_value(reg, "base ")?;
         let addr = base.wrapping_add_signed(i64::from(offset));
         let v = if w == 4 {
             mem.read_u32(addr).map(u64::from)
@@ -144,14 +148,7 @@ fn read_value(
             if size < w {
                 return Err(small(size));
             }
-            let v = regs.get(reg).ok_or_else(|| {
-                Error::Decode(format!(
-                    "{}: register {} is unknown in this frame",
-                    what(),
-                    regs.isa().reg_name(reg)
-                ))
-            })?;
-            truncate(v, w)
+            truncate(reg_value(reg, "")?, w)
         }
         Location::Indirect { reg, offset, size } => {
             if size < w {
