@@ -382,8 +382,11 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
         (Some(Err(e)), _) => return refuse(&mut conn, "transfer", format!("the memory image {}: {e}", image_path.display())),
     };
     let image_used = image.is_some();
-    if image.is_none() {
+    if image.is_none() && !postcopy {
         // A full snapshot, kept should the source be lost after the move.
+        // (Not a post-copy's: it holds no memory, and the source stays
+        // until every page is in; its fsync cost tens of ms of downtime
+        // on a busy disk.)
         // (Over an image there is nothing to keep it for: the image is in
         // the page cache only, and removed once the program runs.)
         let synced = std::fs::File::open(&snap).and_then(|f| f.sync_all());
