@@ -365,3 +365,71 @@ fn gateway_link_cut_during_the_move_leaves_the_program_at_the_source() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// B's link to the gateway cut after the copy at B restored and attached — pre-copy: before it
+/// was told to run; post-copy: while its pages go, before its release — and back 7 s later:
+/// the move completes (the migration link is another one), the moved program's gateway link
+/// returns, and every client's connection goes on — their requests wait meanwhile (the
+/// gateway's `--timeout`) — with every SET journaled once, in order.
+#[test]
+fn gateway_link_cut_after_the_restore_the_moved_program_goes_on_when_it_returns() {
+    gateway_link_back("gw-back", "gb", "restored", &[]);
+    gateway_link_back("gw-back-postcopy", "gp", "postcopy", &["--postcopy".into()]);
+}
+
+fn gateway_link_back(name: &str, tag: &str, pause_at: &str, mode: &[String]) {
+    let mut s = setup(name, tag);
+    let to_b = s.agent(false, false, &[("WANCO_AGENT_TEST_PAUSE_AT", pause_at)], &[]);
+    let mut server = s.server(CLIENTS);
+    let data = server.data.clone();
+    let gw_ns = s.net.gw.clone().unwrap();
+    let stop = AtomicBool::new(false);
+    let stats = Stats::default();
+    let addr = format!("{GW_ADDR}:{CLIENT_PORT}");
+    let (stop_r, stats_r, addr_r, gw_r) = (&stop, &stats, addr.as_str(), gw_ns.as_str());
+    let (ns, dev, log) = (s.net.dst.clone(), s.net.dst_gw_dev.clone(), s.dir.join("agent-b/agent.log"));
+    let results = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..CLIENTS)
+            .map(|id| {
+                sc.spawn(move || {
+                    enter_netns(gw_r);
+                    client(addr_r, id, stop_r, stats_r)
+                })
+            })
+            .collect();
+        wait_answers(stats_r, 600, Duration::from_secs(60), "x86_64 at A");
+        let cutter = sc.spawn(move || {
+            let t = Instant::now();
+            while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
+                assert!(t.elapsed() < Duration::from_secs(30), "the agent never restored the program");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "down"]));
+            std::thread::sleep(Duration::from_secs(7));
+            run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "up"]));
+            // The link down took B's route to the gateway with it (common::net::add_gateway_host).
+            run_ok(Command::new("ip").args(["-n", &ns, "route", "replace", &format!("{GW_ADDR}/32"), "via", "10.231.2.2"]));
+        });
+        let m = migrate(&s.net.src, server.child.id(), &to_b, &data, &s.mig, mode);
+        moved(&m, &format!("A -> B {mode:?} with B's gateway link down"));
+        cutter.join().unwrap();
+        wait_answers(stats_r, 600, Duration::from_secs(90), "x86_64 at B once its gateway link returned");
+        stop_r.store(true, Ordering::Relaxed);
+        hs.into_iter().map(|h| h.join().expect("client thread")).collect::<Vec<_>>()
+    });
+    let sent: Vec<u64> = results.iter().map(|r| *r.as_ref().unwrap_or_else(|e| panic!("{e}\ngateway: {}", s.gateway_log()))).collect();
+    let (code, out, err) = server.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "ready\n");
+    let run = run_dir(&s.dir.join("agent-b"));
+    let t = Instant::now();
+    while !run.join("exit-code").exists() {
+        assert!(t.elapsed() < Duration::from_secs(30), "the program at B did not end: {}", std::fs::read_to_string(run.join("stderr.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_to_string(run.join("exit-code")).unwrap(), "0\n");
+    let total: u64 = sent.iter().sum();
+    let last = std::fs::read_to_string(run.join("stdout.log")).unwrap();
+    assert!(last.starts_with(&format!("served {CLIENTS} connections, {total} requests, ")), "{last}");
+    check_journal(&data, &sent);
+}
