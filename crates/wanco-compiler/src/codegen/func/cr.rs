@@ -1229,8 +1229,7 @@ mod tests {
     /// of an internal function whatever it costs.)
     #[test]
     fn instrumentation_is_weighed_as_llvm_weighs_it() {
-        let wat = format!(
-            r#"(module
+        let wat = r#"(module
   (memory 1)
   (func $strlen (param i32) (result i32)
     (local i32 i32)
@@ -1336,8 +1335,7 @@ mod tests {
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
     (local.get $acc))
-  (func (export "_start") (drop (call $count (i32.const 16) (i32.const 100)))))"#
-        );
+  (func (export "_start") (drop (call $count (i32.const 16) (i32.const 100)))))"#;
         let wasm = wat::parse_str(wat).expect("wat");
         let inlined: Vec<bool> = [true, false]
             .into_iter()
