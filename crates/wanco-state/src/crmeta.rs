@@ -439,7 +439,8 @@ pub struct CrFunc {
     /// (then it has no points at all).
     pub entry_point: u32,
     /// Largest operand-stack height a restore route of this function loads
-    /// (the value buffer holds at least this many stack slots).
+    /// (at a return site with the call's arguments, which the route passes
+    /// again; the value buffer holds at least this many stack slots).
     pub max_height: u32,
 }
 

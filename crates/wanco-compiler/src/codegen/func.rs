@@ -174,7 +174,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         cx.mem_base = Some(base);
     }
     if let Some(live) = live {
-        cx.cr = Some(cr::FuncCr::new(&mut cx, body, live, &in_memory)?);
+        cx.cr = Some(cr::FuncCr::new(&mut cx, body, live, &in_memory, ft.params.len())?);
     }
     cx.stack_check()?;
     let body_bb = ctx.append_basic_block(f, "body");

@@ -81,7 +81,11 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
         if f.locals.len() != func.locals.len() {
             return Err(format!("{at}: {} locals in the snapshot, the function has {}", f.locals.len(), func.locals.len()));
         }
-        let mut values = vec![0u128; RESTORE_FIXED_SLOTS + func.locals.len() + (func.max_height as usize).max(f.stack.len())];
+        // At a return site the call's arguments follow the operand stack
+        // below them: the route re-issues the call with the next frame's
+        // parameters (its entry poll does not restore them).
+        let args = if f.kind == FrameKind::Call { p.args as usize } else { 0 };
+        let mut values = vec![0u128; RESTORE_FIXED_SLOTS + func.locals.len() + (func.max_height as usize).max(f.stack.len() + args)];
         for (k, (v, t)) in f.locals.iter().zip(&func.locals).enumerate() {
             if v.ty() != *t {
                 return Err(format!("{at}: local {k} is {} in the snapshot, the function declares {t}", v.ty()));
@@ -102,6 +106,13 @@ pub fn prepare_restore(snap: &Snapshot) -> Result<(), String> {
             return Err(format!("{at}: the outermost frame must be `_start` (function {})", st.start_func));
         }
         if let Some(next) = snap.frames.get(i + 1) {
+            let base = RESTORE_FIXED_SLOTS + func.locals.len() + f.stack.len();
+            for k in 0..args {
+                let v = next.locals.get(k).ok_or_else(|| {
+                    format!("{at}: the call there passes {args} arguments, the next frame has {} locals", next.locals.len())
+                })?;
+                values[base + k] = inst.raw_value128(v).map_err(|e| format!("{at}: argument {k} (the next frame's local {k}): {e}"))?;
+            }
             match p.callee {
                 Some(Callee::Func(c)) if c != next.func => {
                     return Err(format!("{at}: the call there calls function {c}, the next frame is function {}", next.func));

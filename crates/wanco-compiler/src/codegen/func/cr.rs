@@ -38,10 +38,13 @@
 //! index and the dispatch block after it jumps to the next point on the path
 //! to the frame's point (a nested loop header or a call site), loading the
 //! operand stack from the runtime's value buffer `wanco_cr_values`; at a
-//! call site the call is re-issued with zero arguments and the callee's
-//! entry poll restores the callee's frame. Loops are only ever entered at
-//! their entry block, so the control flow stays reducible and loop
-//! optimisations are unaffected.
+//! call site the call is re-issued with its arguments (a constant one as
+//! the constant, the others from the buffer, where the runtime puts the
+//! callee frame's parameters) and the callee's entry poll restores the rest
+//! of the callee's frame (not the parameters its body never writes: they
+//! hold the arguments, and stay constants where those are). Loops are only
+//! ever entered at their entry block, so the control flow stays reducible
+//! and loop optimisations are unaffected.
 //!
 //! **Liveness** ([`wanco_state::liveness`]). A local that is dead at a point
 //! (not read before being written on any path from it) is a constant zero in
@@ -103,6 +106,11 @@ struct Poll<'ctx> {
 /// pipeline options cannot turn SLP off: `default<O2>` turns it back on).
 const SLP_DEOPT_LIMIT: usize = 5000;
 
+/// What the instrumentation adds to a call in LLVM's inliner's units (an
+/// instruction is 5), which inlining the callee takes away (see
+/// `inline_cost_of_instrumentation`).
+const CALL_OVERHEAD: usize = 20;
+
 /// Per-function checkpoint/restore state.
 pub(super) struct FuncCr<'ctx> {
     /// Validator stepped in lockstep with code generation: the types of the
@@ -123,9 +131,10 @@ pub(super) struct FuncCr<'ctx> {
     deopt_values: usize,
     /// Code offsets of the loops that contain no call, ascending.
     call_free_loops: Vec<u32>,
-    /// Instructions the instrumentation adds to the function (an estimate
-    /// for LLVM's inliner, see `finish_cr`).
-    insts: usize,
+    /// What the instrumentation adds to the function's cost in LLVM's
+    /// inliner (an estimate in its units, 5 an instruction, of the code
+    /// after `sroa`: see `inline_cost_of_instrumentation`).
+    cost: usize,
     /// The slow-path calls of the function's polls, the entry poll's first.
     slow_calls: Vec<inkwell::values::CallSiteValue<'ctx>>,
     /// Whether some locals are kept in memory (see [`memory_locals`]).
@@ -134,6 +143,13 @@ pub(super) struct FuncCr<'ctx> {
     /// once, where it enters the function (see `poll`): the routes leave
     /// them out.
     kept: LiveSet,
+    /// The parameters the body writes (`local.set` / `local.tee`), as
+    /// locals. The others hold the call's arguments wherever they are
+    /// live, and a restore passes those as the arguments of the re-issued
+    /// call, so the entry poll does not load them (see `poll`).
+    written_params: Vec<usize>,
+    /// The number of parameters (the first locals).
+    params: usize,
 }
 
 /// Code offsets of the loops of `body` that contain no call, ascending.
@@ -162,6 +178,33 @@ fn call_free_loops(body: &wasmparser::FunctionBody<'_>) -> Result<Vec<u32>> {
         }
     }
     out.sort_unstable();
+    Ok(out)
+}
+
+/// Whether `v` is an LLVM constant.
+fn is_constant(v: &BasicValueEnum<'_>) -> bool {
+    match v {
+        BasicValueEnum::IntValue(x) => x.is_const(),
+        BasicValueEnum::FloatValue(x) => x.is_const(),
+        BasicValueEnum::PointerValue(x) => x.is_const(),
+        BasicValueEnum::VectorValue(x) => x.is_const(),
+        _ => false,
+    }
+}
+
+/// The parameters (of the first `params` locals) that `body` writes.
+fn written_params(body: &wasmparser::FunctionBody<'_>, params: usize) -> Result<Vec<usize>> {
+    use wasmparser::Operator as O;
+    let mut out = Vec::new();
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        if let O::LocalSet { local_index } | O::LocalTee { local_index } = ops.read()? {
+            let i = local_index as usize;
+            if i < params && !out.contains(&i) {
+                out.push(i);
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -205,7 +248,7 @@ pub(super) fn memory_locals(live: &FuncLiveness) -> Vec<bool> {
 }
 
 impl<'ctx> FuncCr<'ctx> {
-    pub fn new(cx: &mut FuncCx<'_, 'ctx, '_>, body: &Body<'_>, live: FuncLiveness, in_memory: &[bool]) -> Result<FuncCr<'ctx>> {
+    pub fn new(cx: &mut FuncCx<'_, 'ctx, '_>, body: &Body<'_>, live: FuncLiveness, in_memory: &[bool], params: usize) -> Result<FuncCr<'ctx>> {
         let fv = body.validator.borrow_mut().take().ok_or_else(|| CompileError::Llvm("function validator missing".into()))?;
         let mut types = fv.into_validator(Default::default());
         let mut reader = body.body.get_binary_reader();
@@ -225,10 +268,12 @@ impl<'ctx> FuncCr<'ctx> {
             live,
             deopt_values: 0,
             call_free_loops: call_free_loops(&body.body)?,
-            insts: 0,
+            cost: 0,
             slow_calls: Vec::new(),
             kept: LiveSet::from_indices(live_locals, in_memory.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i)),
             frame: in_memory.iter().any(|m| *m),
+            written_params: written_params(&body.body, params)?,
+            params,
         })
     }
 }
@@ -388,8 +433,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// Store the locals in `live` from the restore value buffer `buf` into
     /// their `alloca`s.
     fn restore_locals(&mut self, buf: PointerValue<'ctx>, live: &LiveSet) -> Result<()> {
-        // A load and a phi each.
-        self.crs().insts += 2 * live.iter().count();
+        // A load each (the store becomes a phi, which costs nothing).
+        self.crs().cost += 5 * live.iter().count();
         for i in live.iter() {
             let (p, t) = self.locals[i];
             let slot = self.value_slot(buf, RESTORE_FIXED_SLOTS + i)?;
@@ -454,7 +499,8 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let br = self.b.build_conditional_branch(cond, due, cont)?;
         self.unlikely_first(br);
         if let Some(c) = self.cr.as_mut() {
-            c.insts += 5;
+            // The local count's load and store become a phi.
+            c.cost += if at == c.cnt { 15 } else { 25 };
         }
         Ok(c1)
     }
@@ -486,8 +532,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let call = self.b.build_direct_call_with_operand_bundles(slow_fn, &args, &[bundle], "route")?;
         call.set_tail_call_kind(inkwell::values::LLVMTailCallKind::LLVMTailCallKindNoTail);
         let r = call.try_as_basic_value().basic().expect("i32").into_int_value();
-        // The call, the counter reloaded, the dispatch's compare and branch.
-        self.crs().insts += 6;
+        // The call costs nothing (see `inline_cost_of_instrumentation`);
+        // the counter stored (in a loop) and reloaded, the entry poll's
+        // compare and branch to its restore (a loop poll's dispatch is
+        // counted in `finish_cr`).
+        self.crs().cost += if entry { 15 } else { 10 };
         self.crs().slow_calls.push(call);
         // The runtime sets the counter (a new batch, or 1 while a restore
         // rebuilds the frames); a restore route may lead into a loop.
@@ -503,7 +552,6 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             let is_restore = self.b.build_int_compare(IntPredicate::NE, r, self.i32().const_zero(), "rst")?;
             self.b.build_conditional_branch(is_restore, restore, resume)?;
             self.b.position_at_end(restore);
-            let buf = self.value_buffer()?;
             // With the locals live at the entry, every local kept in memory,
             // live there or not: a restore passes here first, so no route
             // needs to store one (a function with thousands of return
@@ -511,11 +559,27 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             // `hashset`'s largest function, 800,000 instructions of its
             // 2.3 million). One dead where the frame stopped gets the zero
             // the snapshot holds for it, and is written before it is read.
+            //
+            //
+            // Not the parameters the body never writes: they hold the
+            // call's arguments, which the caller's restore route passes
+            // again (see `call_site`), so they reach the body on one path,
+            // and a constant argument stays a constant in the inliner's
+            // weighing and in the inlined body. With a restore phi of every
+            // parameter at the entry, an inlined callee was no longer
+            // specialised for its constant arguments, and its weighing saw
+            // none of the code they leave dead.
             let live = self.live_here(FrameKind::Entry)?;
             let n = self.locals.len();
+            let params = self.crs().written_params.clone();
+            let first_local = self.crs().params;
             let kept = &self.crs().kept;
-            let live = LiveSet::from_indices(n, live.iter().chain(kept.iter()));
-            self.restore_locals(buf, &live)?;
+            let live = LiveSet::from_indices(n, live.iter().filter(|i| *i >= first_local || params.contains(i)).chain(kept.iter()));
+            if live.iter().next().is_some() {
+                self.crs().cost += 5;
+                let buf = self.value_buffer()?;
+                self.restore_locals(buf, &live)?;
+            }
             (restore, resume)
         } else {
             (slow, cont)
@@ -556,7 +620,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let st = self.b.build_store(counter.as_pointer_value(), copy)?;
         self.m.tbaa(st, Tbaa::Counter);
         self.b.build_unconditional_branch(cont)?;
-        self.crs().insts += 4;
+        // A load, the `asm` (a call: see `inline_cost_of_instrumentation`),
+        // a store.
+        self.crs().cost += 20;
         Ok(join)
     }
 
@@ -566,7 +632,24 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// value buffer; `phis[..restored]` get the frame's operand stack, the
     /// other phis zero; `fixed[k]` gets fixed slot `k`. Returns (parent
     /// point, route index).
-    fn add_route(&mut self, target: BasicBlock<'ctx>, live: &LiveSet, phis: &[PhiValue<'ctx>], restored: usize, fixed: &[PhiValue<'ctx>]) -> Result<(u32, u32)> {
+    ///
+    /// `phis[args..restored]` are a call's arguments (`args ==
+    /// restored` elsewhere): one that is a constant on the way in (its
+    /// phi's one incoming value so far) gets that constant, so that its
+    /// phi folds and the callee is weighed and inlined with it. The
+    /// re-issued call is the same call, and a callee restores its frame's
+    /// values of the parameters it writes itself (see `poll`); the others
+    /// still hold the call's arguments.
+    #[allow(clippy::too_many_arguments)]
+    fn add_route(
+        &mut self,
+        target: BasicBlock<'ctx>,
+        live: &LiveSet,
+        phis: &[PhiValue<'ctx>],
+        args: usize,
+        restored: usize,
+        fixed: &[PhiValue<'ctx>],
+    ) -> Result<(u32, u32)> {
         let cur = self.b.get_insert_block().expect("positioned");
         let nlocals = self.locals.len();
         let (poll, parent, parent_live) = self.crs().regions.last().cloned().expect("entry region");
@@ -575,14 +658,19 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         self.b.position_at_end(rb);
         let buf = self.value_buffer()?;
         let buf = self.opaque_pointer(buf)?;
-        // The buffer's address, the branch, a load and a phi per value.
-        self.crs().insts += 2 + 2 * (phis.len() + fixed.len());
+        // The buffer's address (a load and the `asm`), a load per value
+        // (not the constant arguments: see below; phis cost nothing).
+        self.crs().cost += 15 + 5 * fixed.len();
         let kept = self.crs().kept.clone();
         let missing = LiveSet::from_indices(self.locals.len(), live.iter().filter(|i| !parent_live.contains(*i) && !kept.contains(*i)));
         self.restore_locals(buf, &missing)?;
         for (j, phi) in phis.iter().enumerate() {
             let ty = phi.as_basic_value().get_type();
-            let v = if j < restored {
+            let constant = if j >= args { phi.get_incoming(0).map(|(v, _)| v).filter(is_constant) } else { None };
+            let v = if let Some(c) = constant {
+                c
+            } else if j < restored {
+                self.crs().cost += 5;
                 let slot = self.value_slot(buf, RESTORE_FIXED_SLOTS + nlocals + j)?;
                 self.b.build_load(ty, slot, "rv")?
             } else {
@@ -631,13 +719,26 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// the calls inside the function it weighs: each slow-path call costs
     /// nothing (`call-inline-cost`), and the entry poll's raises the
     /// threshold by what the rest of the instrumentation costs
-    /// (`call-threshold-bonus`, LLVM's cost of an instruction is 5). The
+    /// (`call-threshold-bonus`: `FuncCr::cost`, an estimate in the
+    /// inliner's units of the code left after `sroa`; 5 × the instructions
+    /// emitted overcounted the polls of the local count and the restore
+    /// loads, whose stores become phis, and undercounted the restore
+    /// switches: `rust-json` had 108 call sites inlined that `--no-cr`
+    /// keeps, 12 with this estimate). The
     /// attributes move with the calls when the function is inlined, so its
     /// caller's own weighing also leaves them out. All this code is cold.
     fn inline_cost_of_instrumentation(&mut self) {
         let ctx = self.m.ctx;
         let c = self.crs();
-        let bonus = 5 * c.insts;
+        // And what the instrumentation adds to a call of the function,
+        // which inlining it takes away: the caller's store and reload of
+        // the count around the call (in a loop), and the load and store of
+        // `wanco_cr_counter` by the entry poll, whose count stays in a
+        // register once inlined (see `slow_join`). The C/R build thus
+        // inlines a little more than `--no-cr` where a call costs it more:
+        // `shootout-minicsv`'s `strlen` (10 over the threshold with
+        // `--no-cr`) ran 7% faster inlined.
+        let bonus = c.cost + CALL_OVERHEAD;
         for (i, call) in c.slow_calls.iter().enumerate() {
             call.add_attribute(AttributeLoc::Function, ctx.create_string_attribute("call-inline-cost", "0"));
             if i == 0 {
@@ -709,7 +810,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             _ => unreachable!("loop_poll after a loop"),
         };
         let live = self.live_here(FrameKind::Loop)?;
-        let (parent, route) = self.add_route(entry, &live, &phis, phis.len(), &[])?;
+        let (parent, route) = self.add_route(entry, &live, &phis, phis.len(), phis.len(), &[])?;
         let point = self.new_point(FrameKind::Loop, types, 0, false, None, Some(parent), route);
         let stack = self.stack.clone();
         self.poll(point, false, &stack)?;
@@ -788,7 +889,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         self.frame_barrier()?;
         let below = phis.len() - nargs;
         let live = self.live_here(FrameKind::Call)?;
-        let (parent, route) = self.add_route(site, &live, &phis, below, &fixed)?;
+        // The route passes the arguments too (a constant one as it is, the
+        // others loaded: the runtime puts the callee frame's parameters
+        // after the operand stack below them), and the callee's entry poll
+        // restores only the parameters it writes (see `poll`).
+        let (parent, route) = self.add_route(site, &live, &phis, below, phis.len(), &fixed)?;
         types.truncate(below);
         let point = self.new_point(FrameKind::Call, types, nargs as u32, indirect.is_some(), Some(what), Some(parent), route);
         Ok((point, callee))
@@ -812,6 +917,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             let g = self.m.cr_global(symbols::CR_COUNTER, self.i64().into());
             let st = self.b.build_store(g.as_pointer_value(), c)?;
             self.m.tbaa(st, Tbaa::Counter);
+            self.crs().cost += 5;
         }
         Ok(())
     }
@@ -824,6 +930,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let c = self.b.build_load(self.i64(), g.as_pointer_value(), "cl")?;
         self.m.tbaa(c.as_instruction_value().expect("load"), Tbaa::Counter);
         self.b.build_store(cnt, c)?;
+        self.crs().cost += 5;
         Ok(())
     }
 
@@ -838,6 +945,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             let c = self.b.build_load(self.i64(), g.as_pointer_value(), "ci")?;
             self.m.tbaa(c.as_instruction_value().expect("load"), Tbaa::Counter);
             self.b.build_store(cnt, c)?;
+            self.crs().cost += 5;
         }
         Ok(())
     }
@@ -847,7 +955,10 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let cur = self.b.get_insert_block();
         let polls = std::mem::take(&mut self.crs().polls);
         for p in &polls {
-            self.crs().insts += 1 + p.routes.len();
+            // LLVM weighs a switch of n > 3 cases as 3n/2 - 1 compares
+            // and branches (fewer as a compare and branch each).
+            let n = p.routes.len();
+            self.crs().cost += if n <= 3 { 10 * n } else { 10 * (3 * n / 2 - 1) };
             self.b.position_at_end(p.dispatch);
             let cases: Vec<(IntValue<'ctx>, BasicBlock<'ctx>)> =
                 p.routes.iter().map(|(i, bb)| (self.i32().const_int(*i as u64, false), *bb)).collect();
@@ -1074,6 +1185,167 @@ mod tests {
             // The inlined entry poll keeps its slow path (a migration point).
             assert_eq!(work.contains("@wanco_cr_slow"), cr, "cr {cr}:\n{work}");
         }
+    }
+
+    /// A constant argument stays a constant in the inlined callee with the
+    /// instrumentation as without: `$g`'s `if` on its parameter `$k`
+    /// (never written, so not restored at its entry poll) folds where the
+    /// caller passes 0, and the load of the dead branch (address 4656) is
+    /// gone. Before, the entry poll's restore phi of `$k` kept both
+    /// branches in the inlined body.
+    #[test]
+    fn constant_arguments_reach_the_inlined_callee() {
+        let wat = r#"(module
+  (memory 1)
+  (func $g (param $k i32) (param $p i32) (result i32) (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $p))))
+    (if (result i32) (local.get $k)
+      (then (i32.load (i32.const 4656)))
+      (else (local.get $i))))
+  (func $work (param $n i32) (result i32)
+    (call $g (i32.const 0) (local.get $n)))
+  (func (export "_start") (drop (call $work (i32.const 10)))))"#;
+        let wasm = wat::parse_str(wat).expect("wat");
+        for cr in [true, false] {
+            let opts = crate::CompileOptions { cr, ..Default::default() };
+            let ir = crate::compile_ir(&wasm, &opts).expect("compile");
+            let work = function_ir(&ir, "f1");
+            assert!(!work.contains("@f0"), "cr {cr}: $g is expected to be inlined:\n{work}");
+            assert!(!work.contains("4656"), "cr {cr}: the branch $k = 0 leaves dead is still there:\n{work}");
+        }
+    }
+
+    /// The instrumentation's own code is weighed as LLVM weighs it:
+    /// Sightglass `shootout-minicsv`'s `strlen` (a word loop and a byte
+    /// loop; cost 235 against a threshold of 225 with `--no-cr`) costs 445
+    /// with it, and the estimate of the instrumentation's cost makes the
+    /// threshold 445 for it (5 × the instructions the instrumentation
+    /// emitted made it 535, and `rust-json` had 108 inlined call sites
+    /// more than with `--no-cr`). With `CALL_OVERHEAD`, what a call costs
+    /// more with the instrumentation, it is inlined with C/R (7% faster)
+    /// and not with `--no-cr`. (Called twice: LLVM inlines the only call
+    /// of an internal function whatever it costs.)
+    #[test]
+    fn instrumentation_is_weighed_as_llvm_weighs_it() {
+        let wat = r#"(module
+  (memory 1)
+  (func $strlen (param i32) (result i32)
+    (local i32 i32)
+    local.get 0
+    local.set 1
+    block  ;; label = @1
+      block  ;; label = @2
+        local.get 0
+        i32.const 3
+        i32.and
+        i32.eqz
+        br_if 0 (;@2;)
+        local.get 0
+        local.set 1
+        local.get 0
+        i32.load8_u
+        i32.eqz
+        br_if 1 (;@1;)
+        local.get 0
+        i32.const 1
+        i32.add
+        local.tee 1
+        i32.const 3
+        i32.and
+        i32.eqz
+        br_if 0 (;@2;)
+        local.get 1
+        i32.load8_u
+        i32.eqz
+        br_if 1 (;@1;)
+        local.get 0
+        i32.const 2
+        i32.add
+        local.tee 1
+        i32.const 3
+        i32.and
+        i32.eqz
+        br_if 0 (;@2;)
+        local.get 1
+        i32.load8_u
+        i32.eqz
+        br_if 1 (;@1;)
+        local.get 0
+        i32.const 3
+        i32.add
+        local.tee 1
+        i32.const 3
+        i32.and
+        i32.eqz
+        br_if 0 (;@2;)
+        local.get 1
+        i32.load8_u
+        i32.eqz
+        br_if 1 (;@1;)
+        local.get 0
+        i32.const 4
+        i32.add
+        local.set 1
+      end
+      local.get 1
+      i32.const -5
+      i32.add
+      local.set 1
+      loop  ;; label = @2
+        local.get 1
+        i32.const 5
+        i32.add
+        local.set 2
+        local.get 1
+        i32.const 4
+        i32.add
+        local.set 1
+        local.get 2
+        i32.load
+        local.tee 2
+        i32.const -1
+        i32.xor
+        local.get 2
+        i32.const -16843009
+        i32.add
+        i32.and
+        i32.const -2139062144
+        i32.and
+        i32.eqz
+        br_if 0 (;@2;)
+      end
+      loop  ;; label = @2
+        local.get 1
+        i32.const 1
+        i32.add
+        local.tee 1
+        i32.load8_u
+        br_if 0 (;@2;)
+      end
+    end
+    local.get 1
+    local.get 0
+    i32.sub)
+  (func $count (export "count") (param $p i32) (param $n i32) (result i32) (local $i i32) (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (local.get $acc) (call $strlen (i32.add (local.get $p) (local.get $i)))))
+      (local.set $acc (i32.sub (local.get $acc) (call $strlen (i32.add (local.get $acc) (local.get $i)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc))
+  (func (export "_start") (drop (call $count (i32.const 16) (i32.const 100)))))"#;
+        let wasm = wat::parse_str(wat).expect("wat");
+        let inlined: Vec<bool> = [true, false]
+            .into_iter()
+            .map(|cr| {
+                let ir = crate::compile_ir(&wasm, &crate::CompileOptions { cr, ..Default::default() }).expect("compile");
+                // A call of it stays (a statepoint's operand with C/R).
+                !function_ir(&ir, "f1").contains("@f0")
+            })
+            .collect();
+        assert_eq!(inlined, [true, false], "strlen inlined with C/R, with --no-cr");
     }
 
     /// A leaf function inlined in a loop leaves no reload of
