@@ -193,13 +193,22 @@ pub(crate) fn optimize(module: &Module, t: Target, opt: u8, cr: bool) -> Result<
     optimize_locked(module, t, opt, cr)
 }
 
-fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<TargetMachine> {
+/// The code generation level for IR optimisation level `opt`.
+fn codegen_level(opt: u8, cr: bool) -> u8 {
     // With the C/R instrumentation, code generation needs LLVM's level 1 at
     // least: at level 0 the fast register allocator must keep every deopt
     // value in a register (`-use-registers-for-deopt-values`) and runs out
     // of them at a call with more than a dozen live values (any C program).
     // `-O 0` still runs no IR optimisation.
-    let tm = machine(t, if cr { opt.max(1) } else { opt })?;
+    if cr {
+        opt.max(1)
+    } else {
+        opt
+    }
+}
+
+fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<TargetMachine> {
+    let tm = machine(t, codegen_level(opt, cr))?;
     module.set_triple(&tm.get_triple());
     module.set_data_layout(&tm.get_target_data().get_data_layout());
     let mut passes = format!("default<O{}>", opt.min(3));
@@ -222,29 +231,68 @@ fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<Targ
 /// during register allocation" with them in registers (Sightglass
 /// `rust-compression`: 7 functions, among them one of 12 calls and 13
 /// locals; `regex`: one part of 31 small functions of a `-j 64` compile),
-/// never without: that part is built again and generated without (see
-/// `parts::compile` and [`is_register_exhaustion`]). The option is global
-/// to LLVM: code generation without it runs alone.
+/// never without: see [`emit_object_retrying`] and
+/// [`is_register_exhaustion`]. The option is global to LLVM: code
+/// generation without it runs alone.
 pub(crate) fn emit_object(module: &Module, t: Target, opt: u8, cr: bool, deopt_in_registers: bool) -> Result<Vec<u8>> {
     init();
-    let emit = || -> Result<Vec<u8>> {
-        let tm = optimize_locked(module, t, opt, cr)?;
-        let errors = LlvmErrors::catch(module);
-        let buf = tm
-            .write_to_memory_buffer(module, FileType::Object)
-            .map_err(|e| CompileError::Llvm(e.to_string()))?;
-        errors.check()?;
-        Ok(buf.as_slice().to_vec())
-    };
     if deopt_in_registers || !cr {
         let _shared = CODEGEN.read().unwrap_or_else(|e| e.into_inner());
-        return emit();
+        let tm = optimize_locked(module, t, opt, cr)?;
+        return generate(&tm, module);
     }
     let _alone = CODEGEN.write().unwrap_or_else(|e| e.into_inner());
     reparse_llvm_args(false);
-    let out = emit();
+    let out = optimize_locked(module, t, opt, cr).and_then(|tm| generate(&tm, module));
     reparse_llvm_args(true);
     out
+}
+
+/// [`emit_object`] with deopt values in registers; with the C/R
+/// instrumentation and `retry`, code generation that runs out of registers
+/// is done once more, with them in stack slots, on a copy of the module
+/// taken after optimisation (code generation changes the IR it runs on).
+/// The retry neither builds the IR again nor optimises it again: before,
+/// it did both (`rust-compression`, both parts retried: 55 s CPU).
+/// Returns the object and whether it took the second code generation.
+pub(crate) fn emit_object_retrying(module: &Module, t: Target, opt: u8, cr: bool, retry: bool) -> Result<(Vec<u8>, bool)> {
+    init();
+    let (first, spare) = {
+        let _shared = CODEGEN.read().unwrap_or_else(|e| e.into_inner());
+        let tm = optimize_locked(module, t, opt, cr)?;
+        let spare = (cr && retry).then(|| copy_module(module));
+        (generate(&tm, module), spare)
+    };
+    match (first, spare) {
+        (Err(e), Some(spare)) if is_register_exhaustion(&e) => {
+            let _alone = CODEGEN.write().unwrap_or_else(|e| e.into_inner());
+            reparse_llvm_args(false);
+            let out = machine(t, codegen_level(opt, cr)).and_then(|tm| generate(&tm, &spare));
+            reparse_llvm_args(true);
+            Ok((out?, true))
+        }
+        (r, _) => Ok((r?, false)),
+    }
+}
+
+/// A copy of `module` in its context (`LLVMCloneModule`; inkwell's `clone`
+/// first runs the verifier over the whole module, and code generation
+/// verifies its input anyway).
+fn copy_module<'ctx>(module: &Module<'ctx>) -> Module<'ctx> {
+    // SAFETY: `module` is a live module the optimisation pipeline has just
+    // run over (so well-formed, which cloning needs); the copy is a new module of the same
+    // context, owned by the returned `Module`, which disposes of it.
+    unsafe { Module::new(llvm_sys::core::LLVMCloneModule(module.as_mut_ptr())) }
+}
+
+/// Generate the object of an optimised `module`, catching LLVM's errors.
+fn generate(tm: &TargetMachine, module: &Module) -> Result<Vec<u8>> {
+    let errors = LlvmErrors::catch(module);
+    let buf = tm
+        .write_to_memory_buffer(module, FileType::Object)
+        .map_err(|e| CompileError::Llvm(e.to_string()))?;
+    errors.check()?;
+    Ok(buf.as_slice().to_vec())
 }
 
 /// The errors LLVM reports through its context while generating code
