@@ -211,7 +211,11 @@ fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<Targ
     let tm = machine(t, codegen_level(opt, cr))?;
     module.set_triple(&tm.get_triple());
     module.set_data_layout(&tm.get_target_data().get_data_layout());
-    let mut passes = format!("default<O{}>", opt.min(3));
+    // Investigating the compiler itself: `WANCO_PIPELINE` replaces the
+    // optimisation pipeline (new pass manager syntax, e.g. the text of
+    // `opt -passes='default<O2>' -print-pipeline-passes` with passes left
+    // out); the statepoint rewrite is still appended.
+    let mut passes = std::env::var("WANCO_PIPELINE").unwrap_or_else(|_| format!("default<O{}>", opt.min(3)));
     if cr {
         // After optimisation (inlining extends the deopt bundles): calls with
         // a deopt bundle become statepoints with a stackmap record at their
