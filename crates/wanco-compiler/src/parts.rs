@@ -13,14 +13,14 @@
 //!
 //! A part whose code generation runs out of registers with its deopt values
 //! in registers (LLVM 19's greedy allocator can; see
-//! `target::emit_object`) is generated once more with them in stack slots,
-//! from a copy of its optimised module (an LLVM option, global: that code
-//! generation runs alone, the other parts wait for it); the other parts
-//! keep their objects. (Not
-//! LLVM's per-call `"deopt-lowering"="live-in"`: a live-in deopt value may
-//! sit in a register the call clobbers, and LLVM's caller-saved fix-up
-//! leaves those statepoints alone, so a frame below the top would read a
-//! clobbered register.)
+//! `target::emit_object_retrying`) is generated once more with them in
+//! stack slots, from a copy of its optimised module (an LLVM option,
+//! global: that code generation runs alone, the other parts wait for it);
+//! the other parts keep their objects. (Not LLVM's per-call
+//! `"deopt-lowering"="live-in"`: a live-in deopt value may sit in a
+//! register the call clobbers, and LLVM's caller-saved fix-up leaves those
+//! statepoints alone, so a frame below the top would read a clobbered
+//! register.)
 
 use crate::codegen::{self, ModuleCr, PartSpec};
 use crate::error::{CompileError, Result};

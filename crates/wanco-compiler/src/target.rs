@@ -105,7 +105,7 @@ impl FromStr for Target {
 }
 
 /// The LLVM options wanco sets, deopt values in registers or not (see
-/// [`emit_object`]).
+/// [`emit_object_retrying`]).
 fn llvm_args(deopt_in_registers: bool) -> Vec<std::ffi::CString> {
     let mut args: Vec<std::ffi::CString> = vec![c"wanco".into()];
     // Deopt values (the Wasm state at each return site) stay where the
@@ -158,7 +158,7 @@ fn reparse_llvm_args(deopt_in_registers: bool) {
 }
 
 /// Held shared by every code generation, exclusively while LLVM's options
-/// change (see [`emit_object`]).
+/// change (see [`emit_object_retrying`]).
 static CODEGEN: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 fn init() {
@@ -228,34 +228,27 @@ fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<Targ
     Ok(tm)
 }
 
-/// Optimise and emit an object file. `deopt_in_registers`: whether the
-/// register allocator places deopt values (see `llvm_args`); without, LLVM
-/// stores each to a stack slot at every call, which takes no register at
-/// the call. LLVM 19's greedy allocator can fail with "ran out of registers
-/// during register allocation" with them in registers (Sightglass
-/// `rust-compression`: 7 functions, among them one of 12 calls and 13
-/// locals; `regex`: one part of 31 small functions of a `-j 64` compile),
-/// never without: see [`emit_object_retrying`] and
-/// [`is_register_exhaustion`]. The option is global to LLVM: code
-/// generation without it runs alone.
-pub(crate) fn emit_object(module: &Module, t: Target, opt: u8, cr: bool, deopt_in_registers: bool) -> Result<Vec<u8>> {
+/// Optimise and emit an object file of code without the C/R
+/// instrumentation's statepoints (the metadata object, a bundle's `main`).
+pub(crate) fn emit_object(module: &Module, t: Target, opt: u8) -> Result<Vec<u8>> {
     init();
-    if deopt_in_registers || !cr {
-        let _shared = CODEGEN.read().unwrap_or_else(|e| e.into_inner());
-        let tm = optimize_locked(module, t, opt, cr)?;
-        return generate(&tm, module);
-    }
-    let _alone = CODEGEN.write().unwrap_or_else(|e| e.into_inner());
-    reparse_llvm_args(false);
-    let out = optimize_locked(module, t, opt, cr).and_then(|tm| generate(&tm, module));
-    reparse_llvm_args(true);
-    out
+    let _shared = CODEGEN.read().unwrap_or_else(|e| e.into_inner());
+    let tm = optimize_locked(module, t, opt, false)?;
+    generate(&tm, module)
 }
 
-/// [`emit_object`] with deopt values in registers; with the C/R
-/// instrumentation and `retry`, code generation that runs out of registers
-/// is done once more, with them in stack slots, on a copy of the module
-/// taken after optimisation (code generation changes the IR it runs on).
+/// Optimise and emit an object file, deopt values in registers (see
+/// `llvm_args`). LLVM 19's greedy allocator can fail with "ran out of
+/// registers during register allocation" with them there (Sightglass
+/// `rust-compression`: 7 functions, among them one of 12 calls and 13
+/// locals; `regex`: one part of 31 small functions of a `-j 64` compile),
+/// never with them in stack slots (LLVM stores each to a stack slot at
+/// every call, which takes no register at the call; see
+/// [`is_register_exhaustion`]). With the C/R instrumentation and `retry`,
+/// code generation that runs out of registers is done once more, with them
+/// in stack slots (the option is global to LLVM: that code generation runs
+/// alone), on a copy of the module taken after optimisation (code
+/// generation changes the IR it runs on).
 /// The retry neither builds the IR again nor optimises it again: before,
 /// it did both (`rust-compression`, both parts retried: 55 s CPU).
 /// Returns the object and whether it took the second code generation.
@@ -348,12 +341,12 @@ impl LlvmErrors {
 impl Drop for LlvmErrors {
     fn drop(&mut self) {
         // SAFETY: the context is still alive (the module borrowed by
-        // `catch` outlives this guard in `emit_object`).
+        // `catch` outlives this guard in `generate`).
         unsafe { llvm_sys::core::LLVMContextSetDiagnosticHandler(self.ctx, None, std::ptr::null_mut()) };
     }
 }
 
-/// Whether `e` is LLVM's register allocator giving up (see [`emit_object`]).
+/// Whether `e` is LLVM's register allocator giving up (see [`emit_object_retrying`]).
 pub(crate) fn is_register_exhaustion(e: &CompileError) -> bool {
     matches!(e, CompileError::Llvm(m) if m.contains("ran out of registers"))
 }
