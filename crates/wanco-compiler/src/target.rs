@@ -124,18 +124,6 @@ fn llvm_args(deopt_in_registers: bool) -> Vec<std::ffi::CString> {
     // LLVM's limits, 8.7 s with these (0.4 s with `--no-cr`).
     args.push(c"-large-interval-size-threshold=50".into());
     args.push(c"-large-interval-freq-threshold=16".into());
-    // CodeGenPrepare optimises a function's blocks over and over until a
-    // round changes nothing, every round over all of them, but in a
-    // function of more than `-cgpp-huge-func` blocks (LLVM: 10,000), where
-    // a round after the first revisits only the blocks the one before
-    // changed. With the C/R instrumentation's polls, slow paths and restore
-    // routes a libc `printf` of 864 blocks took a fifth of code generation
-    // (Sightglass `shootout-fib2`: 0.12 of 0.55 s; `--no-cr`: nothing to
-    // speak of; `bz2`: 0.20 s). From 500 blocks on: 0.01 s (`bz2`: 0.05 s),
-    // whole compiles up to 24% shorter; the code of functions below that is
-    // the same, above it differs in a few instructions (measured run times:
-    // bench/results-sightglass.md, issue 17 compile time).
-    args.push(c"-cgpp-huge-func=500".into());
     // Extra LLVM options for investigating the compiler itself (e.g.
     // `WANCO_LLVM_ARGS=-time-passes`); words with a NUL are skipped.
     if let Ok(extra) = std::env::var("WANCO_LLVM_ARGS") {
