@@ -58,6 +58,6 @@ fn data_object(target: Target, symbol: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     g.set_linkage(Linkage::External);
     g.set_visibility(inkwell::GlobalVisibility::Hidden);
     g.set_alignment(8);
-    crate::target::emit_object(&module, target, 0, false, true)
+    crate::target::emit_object(&module, target, 0)
 }
 

@@ -246,5 +246,5 @@ pub fn bundle_main_object(target: Target, entry: &str, descriptor_symbols: &[Str
         "r",
     )?;
     b.build_return(Some(&r.try_as_basic_value().basic().expect("i32")))?;
-    target::emit_object(&module, target, 0, false, true)
+    target::emit_object(&module, target, 0)
 }

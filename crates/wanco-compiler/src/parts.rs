@@ -13,13 +13,14 @@
 //!
 //! A part whose code generation runs out of registers with its deopt values
 //! in registers (LLVM 19's greedy allocator can; see
-//! `target::emit_object`) is built once more and generated with them in
-//! stack slots (an LLVM option, global: that code generation runs alone,
-//! the other parts wait for it); the other parts keep their objects. (Not
-//! LLVM's per-call `"deopt-lowering"="live-in"`: a live-in deopt value may
-//! sit in a register the call clobbers, and LLVM's caller-saved fix-up
-//! leaves those statepoints alone, so a frame below the top would read a
-//! clobbered register.)
+//! `target::emit_object_retrying`) is generated once more with them in
+//! stack slots, from a copy of its optimised module (an LLVM option,
+//! global: that code generation runs alone, the other parts wait for it);
+//! the other parts keep their objects. (Not LLVM's per-call
+//! `"deopt-lowering"="live-in"`: a live-in deopt value may sit in a
+//! register the call clobbers, and LLVM's caller-saved fix-up leaves those
+//! statepoints alone, so a frame below the top would read a clobbered
+//! register.)
 
 use crate::codegen::{self, ModuleCr, PartSpec};
 use crate::error::{CompileError, Result};
@@ -101,8 +102,8 @@ pub(crate) struct Compiled {
 
 /// Compile `decoded` in `parts` parts on as many threads.
 ///
-/// `retry`: whether a part that runs out of registers is built again with
-/// its deopt values in stack slots (always, but in a test of the first
+/// `retry`: whether a part that runs out of registers is generated again
+/// with its deopt values in stack slots (always, but in a test of the first
 /// attempt).
 pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions, retry: bool) -> Result<Compiled> {
     let Decoded { info, mut bodies } = decoded;
@@ -148,9 +149,6 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions,
                     // (its own error is reported).
                     let cr = my_rx.recv().map_err(|_| CompileError::Llvm(format!("part {k} not compiled: an earlier part failed")))?;
                     let c0 = thread_cpu();
-                    // What building the part again needs: the points and
-                    // functions before it, the bodies' validators.
-                    let again = (retry && opts.cr).then(|| (cr.as_ref().map(ModuleCr::duplicate), spare_validators(&bodies)));
                     let ctx = Context::create();
                     let spec = PartSpec { first: range.start, bodies: &bodies, num_defined, shared: k == 0, split };
                     let built = codegen::build_part(&ctx, info_ref, &spec, &opts.entry, fopts, cr, || {})?;
@@ -161,25 +159,8 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions,
                     }
                     drop(tx);
                     let c1 = thread_cpu();
-                    let mut retried = "";
-                    let obj = match crate::target::emit_object(&built.module, opts.target, opts.opt_level, opts.cr, true) {
-                        Err(e) if crate::target::is_register_exhaustion(&e) && again.is_some() => {
-                            retried = " (built twice: out of registers with deopt values in registers)";
-                            drop(built.module);
-                            let (cr_before, validators) = again.expect("kept for a retry");
-                            for (b, v) in bodies.iter().zip(validators) {
-                                *b.validator.borrow_mut() = v;
-                            }
-                            let ctx = Context::create();
-                            let rebuilt = codegen::build_part(&ctx, info_ref, &spec, &opts.entry, fopts, cr_before, || {})?;
-                            if k == last {
-                                // The same points and functions as the first build's.
-                                cr = rebuilt.cr;
-                            }
-                            crate::target::emit_object(&rebuilt.module, opts.target, opts.opt_level, opts.cr, false)?
-                        }
-                        r => r?,
-                    };
+                    let (obj, twice) = crate::target::emit_object_retrying(&built.module, opts.target, opts.opt_level, opts.cr, retry)?;
+                    let retried = if twice { " (generated twice: out of registers with deopt values in registers)" } else { "" };
                     if timing {
                         let c2 = thread_cpu();
                         eprintln!(
@@ -226,21 +207,6 @@ pub(crate) fn compile(decoded: Decoded<'_>, parts: usize, opts: &CompileOptions,
         }
     })?;
     Ok(Compiled { objects, cr, info })
-}
-
-/// Copies of the bodies' validators (the first build of a part takes them).
-fn spare_validators(bodies: &[Body<'_>]) -> Vec<Option<wasmparser::FuncToValidate<wasmparser::ValidatorResources>>> {
-    bodies
-        .iter()
-        .map(|b| {
-            b.validator.borrow().as_ref().map(|v| wasmparser::FuncToValidate {
-                resources: v.resources.clone(),
-                index: v.index,
-                ty: v.ty,
-                features: v.features,
-            })
-        })
-        .collect()
 }
 
 /// CPU time of the calling thread in seconds (Linux `schedstat`; 0 if

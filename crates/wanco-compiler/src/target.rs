@@ -105,7 +105,7 @@ impl FromStr for Target {
 }
 
 /// The LLVM options wanco sets, deopt values in registers or not (see
-/// [`emit_object`]).
+/// [`emit_object_retrying`]).
 fn llvm_args(deopt_in_registers: bool) -> Vec<std::ffi::CString> {
     let mut args: Vec<std::ffi::CString> = vec![c"wanco".into()];
     // Deopt values (the Wasm state at each return site) stay where the
@@ -158,7 +158,7 @@ fn reparse_llvm_args(deopt_in_registers: bool) {
 }
 
 /// Held shared by every code generation, exclusively while LLVM's options
-/// change (see [`emit_object`]).
+/// change (see [`emit_object_retrying`]).
 static CODEGEN: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 fn init() {
@@ -193,16 +193,29 @@ pub(crate) fn optimize(module: &Module, t: Target, opt: u8, cr: bool) -> Result<
     optimize_locked(module, t, opt, cr)
 }
 
-fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<TargetMachine> {
+/// The code generation level for IR optimisation level `opt`.
+fn codegen_level(opt: u8, cr: bool) -> u8 {
     // With the C/R instrumentation, code generation needs LLVM's level 1 at
     // least: at level 0 the fast register allocator must keep every deopt
     // value in a register (`-use-registers-for-deopt-values`) and runs out
     // of them at a call with more than a dozen live values (any C program).
     // `-O 0` still runs no IR optimisation.
-    let tm = machine(t, if cr { opt.max(1) } else { opt })?;
+    if cr {
+        opt.max(1)
+    } else {
+        opt
+    }
+}
+
+fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<TargetMachine> {
+    let tm = machine(t, codegen_level(opt, cr))?;
     module.set_triple(&tm.get_triple());
     module.set_data_layout(&tm.get_target_data().get_data_layout());
-    let mut passes = format!("default<O{}>", opt.min(3));
+    // Investigating the compiler itself: `WANCO_PIPELINE` replaces the
+    // optimisation pipeline (new pass manager syntax, e.g. the text of
+    // `opt -passes='default<O2>' -print-pipeline-passes` with passes left
+    // out); the statepoint rewrite is still appended.
+    let mut passes = std::env::var("WANCO_PIPELINE").unwrap_or_else(|_| format!("default<O{}>", opt.min(3)));
     if cr {
         // After optimisation (inlining extends the deopt bundles): calls with
         // a deopt bundle become statepoints with a stackmap record at their
@@ -215,36 +228,68 @@ fn optimize_locked(module: &Module, t: Target, opt: u8, cr: bool) -> Result<Targ
     Ok(tm)
 }
 
-/// Optimise and emit an object file. `deopt_in_registers`: whether the
-/// register allocator places deopt values (see `llvm_args`); without, LLVM
-/// stores each to a stack slot at every call, which takes no register at
-/// the call. LLVM 19's greedy allocator can fail with "ran out of registers
-/// during register allocation" with them in registers (Sightglass
+/// Optimise and emit an object file of code without the C/R
+/// instrumentation's statepoints (the metadata object, a bundle's `main`).
+pub(crate) fn emit_object(module: &Module, t: Target, opt: u8) -> Result<Vec<u8>> {
+    init();
+    let _shared = CODEGEN.read().unwrap_or_else(|e| e.into_inner());
+    let tm = optimize_locked(module, t, opt, false)?;
+    generate(&tm, module)
+}
+
+/// Optimise and emit an object file, deopt values in registers (see
+/// `llvm_args`). LLVM 19's greedy allocator can fail with "ran out of
+/// registers during register allocation" with them there (Sightglass
 /// `rust-compression`: 7 functions, among them one of 12 calls and 13
 /// locals; `regex`: one part of 31 small functions of a `-j 64` compile),
-/// never without: that part is built again and generated without (see
-/// `parts::compile` and [`is_register_exhaustion`]). The option is global
-/// to LLVM: code generation without it runs alone.
-pub(crate) fn emit_object(module: &Module, t: Target, opt: u8, cr: bool, deopt_in_registers: bool) -> Result<Vec<u8>> {
+/// never with them in stack slots (LLVM stores each to a stack slot at
+/// every call, which takes no register at the call; see
+/// [`is_register_exhaustion`]). With the C/R instrumentation and `retry`,
+/// code generation that runs out of registers is done once more, with them
+/// in stack slots (the option is global to LLVM: that code generation runs
+/// alone), on a copy of the module taken after optimisation (code
+/// generation changes the IR it runs on).
+/// The retry neither builds the IR again nor optimises it again: before,
+/// it did both (`rust-compression`, both parts retried: 55 s CPU).
+/// Returns the object and whether it took the second code generation.
+pub(crate) fn emit_object_retrying(module: &Module, t: Target, opt: u8, cr: bool, retry: bool) -> Result<(Vec<u8>, bool)> {
     init();
-    let emit = || -> Result<Vec<u8>> {
-        let tm = optimize_locked(module, t, opt, cr)?;
-        let errors = LlvmErrors::catch(module);
-        let buf = tm
-            .write_to_memory_buffer(module, FileType::Object)
-            .map_err(|e| CompileError::Llvm(e.to_string()))?;
-        errors.check()?;
-        Ok(buf.as_slice().to_vec())
-    };
-    if deopt_in_registers || !cr {
+    let (first, spare) = {
         let _shared = CODEGEN.read().unwrap_or_else(|e| e.into_inner());
-        return emit();
+        let tm = optimize_locked(module, t, opt, cr)?;
+        let spare = (cr && retry).then(|| copy_module(module));
+        (generate(&tm, module), spare)
+    };
+    match (first, spare) {
+        (Err(e), Some(spare)) if is_register_exhaustion(&e) => {
+            let _alone = CODEGEN.write().unwrap_or_else(|e| e.into_inner());
+            reparse_llvm_args(false);
+            let out = machine(t, codegen_level(opt, cr)).and_then(|tm| generate(&tm, &spare));
+            reparse_llvm_args(true);
+            Ok((out?, true))
+        }
+        (r, _) => Ok((r?, false)),
     }
-    let _alone = CODEGEN.write().unwrap_or_else(|e| e.into_inner());
-    reparse_llvm_args(false);
-    let out = emit();
-    reparse_llvm_args(true);
-    out
+}
+
+/// A copy of `module` in its context (`LLVMCloneModule`; inkwell's `clone`
+/// first runs the verifier over the whole module, and code generation
+/// verifies its input anyway).
+fn copy_module<'ctx>(module: &Module<'ctx>) -> Module<'ctx> {
+    // SAFETY: `module` is a live module the optimisation pipeline has just
+    // run over (so well-formed, which cloning needs); the copy is a new module of the same
+    // context, owned by the returned `Module`, which disposes of it.
+    unsafe { Module::new(llvm_sys::core::LLVMCloneModule(module.as_mut_ptr())) }
+}
+
+/// Generate the object of an optimised `module`, catching LLVM's errors.
+fn generate(tm: &TargetMachine, module: &Module) -> Result<Vec<u8>> {
+    let errors = LlvmErrors::catch(module);
+    let buf = tm
+        .write_to_memory_buffer(module, FileType::Object)
+        .map_err(|e| CompileError::Llvm(e.to_string()))?;
+    errors.check()?;
+    Ok(buf.as_slice().to_vec())
 }
 
 /// The errors LLVM reports through its context while generating code
@@ -296,12 +341,12 @@ impl LlvmErrors {
 impl Drop for LlvmErrors {
     fn drop(&mut self) {
         // SAFETY: the context is still alive (the module borrowed by
-        // `catch` outlives this guard in `emit_object`).
+        // `catch` outlives this guard in `generate`).
         unsafe { llvm_sys::core::LLVMContextSetDiagnosticHandler(self.ctx, None, std::ptr::null_mut()) };
     }
 }
 
-/// Whether `e` is LLVM's register allocator giving up (see [`emit_object`]).
+/// Whether `e` is LLVM's register allocator giving up (see [`emit_object_retrying`]).
 pub(crate) fn is_register_exhaustion(e: &CompileError) -> bool {
     matches!(e, CompileError::Llvm(m) if m.contains("ran out of registers"))
 }

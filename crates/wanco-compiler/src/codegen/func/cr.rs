@@ -1010,17 +1010,6 @@ impl ModuleCr {
     }
 }
 
-impl ModuleCr {
-    /// A copy (a part built again starts from the same points and functions).
-    pub fn duplicate(&self) -> ModuleCr {
-        ModuleCr {
-            points: std::cell::RefCell::new(self.points.borrow().clone()),
-            funcs: std::cell::RefCell::new(self.funcs.borrow().clone()),
-            pointless: self.pointless.clone(),
-        }
-    }
-}
-
 impl<'ctx> super::super::ModuleCodegen<'ctx, '_> {
     /// A runtime global (declared once, hidden: linked statically).
     pub fn cr_global(&self, name: &str, ty: inkwell::types::BasicTypeEnum<'ctx>) -> GlobalValue<'ctx> {
