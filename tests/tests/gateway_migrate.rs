@@ -214,6 +214,44 @@ fn check_journal(data: &Path, sent: &[u64]) {
     assert_eq!(j.lines().count(), total, "no other lines in the journal");
 }
 
+/// `CLIENTS` clients of `kv` (from the gateway's namespace) running while `body` runs — it
+/// starts once they had 600 answers from the program at A — then told to stop: each client's
+/// count of requests sent (or its error), and what `body` returned.
+fn with_clients<R: Send>(s: &Setup, body: impl FnOnce(&Stats) -> R + Send) -> (Vec<Result<u64, String>>, R) {
+    let gw_ns = s.net.gw.clone().unwrap();
+    let stop = AtomicBool::new(false);
+    let stats = Stats::default();
+    let addr = format!("{GW_ADDR}:{CLIENT_PORT}");
+    let (stop_r, stats_r, addr_r, gw_r) = (&stop, &stats, addr.as_str(), gw_ns.as_str());
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..CLIENTS)
+            .map(|id| {
+                sc.spawn(move || {
+                    enter_netns(gw_r);
+                    client(addr_r, id, stop_r, stats_r)
+                })
+            })
+            .collect();
+        wait_answers(stats_r, 600, Duration::from_secs(60), "x86_64 at A");
+        let r = body(stats_r);
+        stop_r.store(true, Ordering::Relaxed);
+        (hs.into_iter().map(|h| h.join().expect("client thread")).collect::<Vec<_>>(), r)
+    })
+}
+
+/// The stdout of the detached program at the agent of `agent_dir` once it ended (within
+/// `limit`) with exit code 0.
+fn detached_output(agent_dir: &Path, limit: Duration) -> String {
+    let run = run_dir(agent_dir);
+    let t = Instant::now();
+    while !run.join("exit-code").exists() {
+        assert!(t.elapsed() < limit, "the program at {} did not end: {}", agent_dir.display(), std::fs::read_to_string(run.join("stderr.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_to_string(run.join("exit-code")).unwrap(), "0\n");
+    std::fs::read_to_string(run.join("stdout.log")).unwrap()
+}
+
 /// The run directory of a detached program at an agent (`DIR/agent/run-*`).
 fn run_dir(agent_dir: &Path) -> PathBuf {
     std::fs::read_dir(agent_dir.join("agent"))
@@ -247,34 +285,19 @@ fn sixteen_clients_keep_their_connections_while_wanco_migrate_moves_the_server_b
     compiled("aarch64");
     let mut server = s.server(CLIENTS);
     let data = server.data.clone();
-    let gw_ns = s.net.gw.clone().unwrap();
-    let stop = AtomicBool::new(false);
-    let stats = Stats::default();
-    let addr = format!("{GW_ADDR}:{CLIENT_PORT}");
-    let (stop_r, stats_r, addr_r, gw_r) = (&stop, &stats, addr.as_str(), gw_ns.as_str());
-    let results = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..CLIENTS)
-            .map(|id| {
-                sc.spawn(move || {
-                    enter_netns(gw_r);
-                    client(addr_r, id, stop_r, stats_r)
-                })
-            })
-            .collect();
-        wait_answers(stats_r, 600, Duration::from_secs(60), "x86_64 at A");
+    let (results, (answered, longest_us)) = with_clients(&s, |stats| {
         // A -> B (aarch64), over ssh.
         let m = migrate(&s.net.src, server.child.id(), &to_b, &data, &s.mig, &ssh_args);
         let v = moved(&m, "A -> B");
         assert_eq!(v["dest_isa"], "aarch64", "{v}");
         let pid_b = v["dest_pid"].as_u64().unwrap() as u32;
-        wait_answers(stats_r, 600, Duration::from_secs(120), "aarch64 at B");
+        wait_answers(stats, 600, Duration::from_secs(120), "aarch64 at B");
         // B -> A (x86_64), from B.
         let m = migrate(&s.net.dst, pid_b, &to_a, &data, &s.mig, &["--dest-binary".into(), compiled("x86_64").display().to_string()]);
         let v = moved(&m, "B -> A");
         assert_eq!(v["dest_isa"], "x86_64", "{v}");
-        wait_answers(stats_r, 600, Duration::from_secs(60), "x86_64 at A again");
-        stop_r.store(true, Ordering::Relaxed);
-        hs.into_iter().map(|h| h.join().expect("client thread")).collect::<Vec<_>>()
+        wait_answers(stats, 600, Duration::from_secs(60), "x86_64 at A again");
+        (stats.answered.load(Ordering::Relaxed), stats.longest_us.load(Ordering::Relaxed))
     });
     let sent: Vec<u64> = results
         .iter()
@@ -286,24 +309,13 @@ fn sixteen_clients_keep_their_connections_while_wanco_migrate_moves_the_server_b
     assert_eq!(out, "ready\n");
     assert!(err.contains("moved to another host"), "{err}");
     // The last copy (at A, detached: its output in the agent's run directory) served them all.
-    let run = run_dir(&s.dir.join("agent-a"));
-    let t = Instant::now();
-    while !run.join("exit-code").exists() {
-        assert!(t.elapsed() < Duration::from_secs(20), "the program at A did not end: {}", std::fs::read_to_string(run.join("stderr.log")).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(std::fs::read_to_string(run.join("exit-code")).unwrap(), "0\n");
-    let last = std::fs::read_to_string(run.join("stdout.log")).unwrap();
+    let last = detached_output(&s.dir.join("agent-a"), Duration::from_secs(20));
     let total: u64 = sent.iter().sum();
     assert!(last.starts_with(&format!("served {CLIENTS} connections, {total} requests, ")), "{last}");
     check_journal(&data, &sent);
     let glog = s.gateway_log();
     assert!(!glog.contains("resetting"), "gateway: {glog}");
-    eprintln!(
-        "{} answers; longest wait for an answer (a move): {:.0} ms",
-        stats.answered.load(Ordering::Relaxed),
-        stats.longest_us.load(Ordering::Relaxed) as f64 / 1000.0
-    );
+    eprintln!("{answered} answers; longest wait for an answer (a move): {:.0} ms", longest_us as f64 / 1000.0);
 }
 
 #[test]
@@ -314,23 +326,9 @@ fn gateway_link_cut_during_the_move_leaves_the_program_at_the_source() {
     let to_b = s.agent(false, false, &[("WANCO_AGENT_TEST_PAUSE_AT", "precopy")], &[]);
     let mut server = s.server(CLIENTS);
     let data = server.data.clone();
-    let gw_ns = s.net.gw.clone().unwrap();
-    let stop = AtomicBool::new(false);
-    let stats = Stats::default();
-    let addr = format!("{GW_ADDR}:{CLIENT_PORT}");
-    let (stop_r, stats_r, addr_r, gw_r) = (&stop, &stats, addr.as_str(), gw_ns.as_str());
     let (ns, dev, log) = (s.net.dst.clone(), s.net.dst_gw_dev.clone(), s.dir.join("agent-b/agent.log"));
-    let (results, m) = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..CLIENTS)
-            .map(|id| {
-                sc.spawn(move || {
-                    enter_netns(gw_r);
-                    client(addr_r, id, stop_r, stats_r)
-                })
-            })
-            .collect();
-        wait_answers(stats_r, 600, Duration::from_secs(60), "x86_64 at A");
-        let cutter = sc.spawn(move || {
+    let (results, m) = with_clients(&s, |stats| {
+        let cutter = std::thread::spawn(move || {
             let t = Instant::now();
             while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
                 assert!(t.elapsed() < Duration::from_secs(30), "the agent never got the pre-copy round");
@@ -341,9 +339,8 @@ fn gateway_link_cut_during_the_move_leaves_the_program_at_the_source() {
         let m = migrate(&s.net.src, server.child.id(), &to_b, &data, &s.mig, &["--precopy-rounds".into(), "1".into()]);
         cutter.join().unwrap();
         // The program goes on at A: more answers.
-        wait_answers(stats_r, 600, Duration::from_secs(60), "x86_64 at A after the failed move");
-        stop_r.store(true, Ordering::Relaxed);
-        (hs.into_iter().map(|h| h.join().expect("client thread")).collect::<Vec<_>>(), m)
+        wait_answers(stats, 600, Duration::from_secs(60), "x86_64 at A after the failed move");
+        m
     });
     let e = String::from_utf8_lossy(&m.stderr);
     assert_eq!(m.status.code(), Some(1), "{e}");
@@ -382,23 +379,9 @@ fn gateway_link_back(name: &str, tag: &str, pause_at: &str, mode: &[String]) {
     let to_b = s.agent(false, false, &[("WANCO_AGENT_TEST_PAUSE_AT", pause_at)], &[]);
     let mut server = s.server(CLIENTS);
     let data = server.data.clone();
-    let gw_ns = s.net.gw.clone().unwrap();
-    let stop = AtomicBool::new(false);
-    let stats = Stats::default();
-    let addr = format!("{GW_ADDR}:{CLIENT_PORT}");
-    let (stop_r, stats_r, addr_r, gw_r) = (&stop, &stats, addr.as_str(), gw_ns.as_str());
     let (ns, dev, log) = (s.net.dst.clone(), s.net.dst_gw_dev.clone(), s.dir.join("agent-b/agent.log"));
-    let results = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..CLIENTS)
-            .map(|id| {
-                sc.spawn(move || {
-                    enter_netns(gw_r);
-                    client(addr_r, id, stop_r, stats_r)
-                })
-            })
-            .collect();
-        wait_answers(stats_r, 600, Duration::from_secs(60), "x86_64 at A");
-        let cutter = sc.spawn(move || {
+    let (results, ()) = with_clients(&s, |stats| {
+        let cutter = std::thread::spawn(move || {
             let t = Instant::now();
             while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
                 assert!(t.elapsed() < Duration::from_secs(30), "the agent never restored the program");
@@ -413,23 +396,14 @@ fn gateway_link_back(name: &str, tag: &str, pause_at: &str, mode: &[String]) {
         let m = migrate(&s.net.src, server.child.id(), &to_b, &data, &s.mig, mode);
         moved(&m, &format!("A -> B {mode:?} with B's gateway link down"));
         cutter.join().unwrap();
-        wait_answers(stats_r, 600, Duration::from_secs(90), "x86_64 at B once its gateway link returned");
-        stop_r.store(true, Ordering::Relaxed);
-        hs.into_iter().map(|h| h.join().expect("client thread")).collect::<Vec<_>>()
+        wait_answers(stats, 600, Duration::from_secs(90), "x86_64 at B once its gateway link returned");
     });
     let sent: Vec<u64> = results.iter().map(|r| *r.as_ref().unwrap_or_else(|e| panic!("{e}\ngateway: {}", s.gateway_log()))).collect();
     let (code, out, err) = server.finish(Duration::from_secs(10));
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out, "ready\n");
-    let run = run_dir(&s.dir.join("agent-b"));
-    let t = Instant::now();
-    while !run.join("exit-code").exists() {
-        assert!(t.elapsed() < Duration::from_secs(30), "the program at B did not end: {}", std::fs::read_to_string(run.join("stderr.log")).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(std::fs::read_to_string(run.join("exit-code")).unwrap(), "0\n");
     let total: u64 = sent.iter().sum();
-    let last = std::fs::read_to_string(run.join("stdout.log")).unwrap();
+    let last = detached_output(&s.dir.join("agent-b"), Duration::from_secs(30));
     assert!(last.starts_with(&format!("served {CLIENTS} connections, {total} requests, ")), "{last}");
     check_journal(&data, &sent);
 }
