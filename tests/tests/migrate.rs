@@ -232,6 +232,24 @@ fn migrate_cmd(net: &Net, src: &Source, dest: &str, p: &Pki) -> Command {
     cmd
 }
 
+/// A TLS move whose `wanco migrate` kills itself at `phase` (`WANCO_MIGRATE_TEST_KILL_AT`),
+/// with `extra` options, before its point of no return: it dies by SIGKILL, the source resumes
+/// and finishes with the uninterrupted run's output and file, and no copy is left at the
+/// destination. Returns the move's work directory (its `agent.log`).
+fn migrate_killed_before_the_point_of_no_return(name: &str, tag: &str, phase: &str, extra: &[&str]) -> PathBuf {
+    let TlsMove { dir, net, p, dest, src } = tls_move(name, tag, false, &[], &[]);
+    let mut cmd = migrate_cmd(&net, &src, &dest, &p);
+    cmd.args(extra).env("WANCO_MIGRATE_TEST_KILL_AT", phase);
+    let m = cmd.output().unwrap();
+    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{name}: {}", String::from_utf8_lossy(&m.stderr));
+    let (code, out, err) = src.finish();
+    assert_eq!(code, Some(EXIT), "{name}: {err}");
+    assert_eq!(out, reference().stdout, "{name}: output");
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file, "{name}: out.txt");
+    no_copy_at_destination(&dir);
+    dir
+}
+
 /// `wanco migrate` from the source namespace.
 fn migrate(net: &Net, src: &Source, dest: &str, extra: &[String]) -> Output {
     migrate_mapped(net, src, dest, &src.data, extra)
@@ -613,18 +631,9 @@ fn destination_killed_during_precopy_transfer_or_restore() {
 
 #[test]
 fn wanco_migrate_killed_before_go_leaves_the_source_running() {
-    let TlsMove { dir, net, p, dest, src } = tls_move("kill-migrate", "km", false, &[], &[]);
-    let mut cmd = migrate_cmd(&net, &src, &dest, &p);
-    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "restored").stdin(Stdio::null());
-    let m = cmd.output().unwrap();
-    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
     // The source resumes (its control connection closed before the point of no return), the
     // destination discards the restored program (its connection closed before Go).
-    no_copy_at_destination(&dir);
-    let (code, out, err) = src.finish();
-    assert_eq!(code, Some(EXIT), "{err}");
-    assert_eq!(out, reference().stdout);
-    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+    let dir = migrate_killed_before_the_point_of_no_return("kill-migrate", "km", "restored", &[]);
     let agent_log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
     assert!(agent_log.contains("restored program was discarded"), "{agent_log}");
 }
@@ -1028,16 +1037,7 @@ fn source_killed_mid_move_leaves_no_copy_at_the_destination() {
     }
     // `wanco migrate` killed after the first pre-copy round: the program never stopped and
     // goes on; the agent drops what it got.
-    let TlsMove { dir, net, p, dest, src } = tls_move("migrate-killed-precopy", "mp", false, &[], &[]);
-    let mut cmd = migrate_cmd(&net, &src, &dest, &p);
-    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "precopy");
-    let m = cmd.output().unwrap();
-    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
-    let (code, out, err) = src.finish();
-    assert_eq!(code, Some(EXIT), "{err}");
-    assert_eq!(out, reference().stdout);
-    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
-    no_copy_at_destination(&dir);
+    let dir = migrate_killed_before_the_point_of_no_return("migrate-killed-precopy", "mp", "precopy", &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut agent_log = String::new();
     while !agent_log.contains("failed") && Instant::now() < deadline {
@@ -1143,17 +1143,7 @@ fn postcopy_destination_killed_or_link_cut_during_page_transfer() {
     // `wanco migrate` killed when it sent the first page (the program runs at the destination,
     // unreleased): the source resumes (its control connection closed without `hold`), the agent
     // kills the destination's program (its connection closed).
-    let TlsMove { dir, net, p, dest, src } = tls_move("postcopy-migrate-killed", "qm", false, &[], &[]);
-    let mut cmd = migrate_cmd(&net, &src, &dest, &p);
-    cmd.arg("--postcopy");
-    cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "postcopy");
-    let m = cmd.output().unwrap();
-    assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{}", String::from_utf8_lossy(&m.stderr));
-    let (code, out, err) = src.finish();
-    assert_eq!(code, Some(EXIT), "{err}");
-    assert_eq!(out, reference().stdout);
-    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
-    no_copy_at_destination(&dir);
+    migrate_killed_before_the_point_of_no_return("postcopy-migrate-killed", "qm", "postcopy", &["--postcopy"]);
 }
 
 /// `--postcopy` from a program under qemu-user (aarch64 on this x86_64 host) is refused before

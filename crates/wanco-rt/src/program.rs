@@ -55,8 +55,8 @@ pub struct Options {
     /// migration): with `--restore` of a snapshot that stores no pages, the
     /// memory comes from fd N (`crate::cr::postcopy`).
     pub page_server_fd: Option<i32>,
-    /// `--await-snapshot` (used by `wanco agent` during a pre-copy
-    /// migration): with `--restore` and `--gate-fd`, the process starts
+    /// `--await-snapshot` (used by `wanco agent`): with `--restore` and
+    /// `--gate-fd`, the process starts
     /// before its snapshot is complete and reads it only once `S` comes on
     /// the gate fd — the process start is not part of the downtime.
     pub await_snapshot: bool,
@@ -215,19 +215,9 @@ fn gate(fd: i32) {
     if !crate::cr::postcopy::started() {
         crate::cr::pager::settle();
     }
-    let mut b = [b'R'];
-    // SAFETY: writing/reading one byte from/to a local buffer.
-    let ok = unsafe { libc::write(fd, b.as_ptr().cast(), 1) } == 1 && {
-        b[0] = 0;
-        loop {
-            // SAFETY: as above.
-            let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
-            if n == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break n == 1 && b[0] == b'G';
-        }
-    };
+    let b = [b'R'];
+    // SAFETY: writing one byte from a local buffer.
+    let ok = unsafe { libc::write(fd, b.as_ptr().cast(), 1) } == 1 && read_byte(fd) == Some(b'G');
     if !ok {
         eprintln!("note: the restore was cancelled before the program ran");
         std::process::exit(75)
@@ -240,6 +230,14 @@ fn gate(fd: i32) {
 /// complete); anything else, or the fd closing (the migration failed or the
 /// agent is gone), ends the process with exit 75 before it read anything.
 fn await_snapshot(fd: i32) {
+    if read_byte(fd) != Some(b'S') {
+        std::process::exit(75)
+    }
+}
+
+/// One byte read from fd `fd` (retried when a signal interrupts the read);
+/// `None` at its end or on an error.
+fn read_byte(fd: i32) -> Option<u8> {
     let mut b = [0u8];
     loop {
         // SAFETY: reading one byte into a local buffer.
@@ -247,10 +245,7 @@ fn await_snapshot(fd: i32) {
         if n == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
             continue;
         }
-        if n == 1 && b[0] == b'S' {
-            return;
-        }
-        std::process::exit(75)
+        return (n == 1).then_some(b[0]);
     }
 }
 

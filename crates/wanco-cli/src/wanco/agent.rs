@@ -399,14 +399,15 @@ fn session(mut conn: Conn, cfg: &Config) -> Result<()> {
     }
     // 4. Restore up to the gate.
     let t0 = Instant::now();
-    // A pre-copy's process was started for a memory image.
-    let usable = prep.mode != "precopy" || image.is_some();
-    let started = if prestarted.is_some() && usable { "started before the snapshot" } else { "started after the snapshot" };
-    let spawned = match prestarted.take() {
+    // A pre-copy's process was started for a memory image (dropped, hence
+    // killed, if the final snapshot came whole after all).
+    let prestarted = prestarted.take().filter(|_| prep.mode != "precopy" || image.is_some());
+    let started = if prestarted.is_some() { "started before the snapshot" } else { "started after the snapshot" };
+    let spawned = match prestarted {
         // It reads the snapshot once told.
-        Some(p) if usable => p.start(),
+        Some(p) => p.start(),
         // A pre-copy's whole final snapshot after all (no image): start one now.
-        _ => spawn_restore(cfg, &bin, &snap, &prep, image.as_ref(), &image_path, pages.as_ref().map(|(_, theirs)| theirs), false),
+        None => spawn_restore(cfg, &bin, &snap, &prep, image.as_ref(), &image_path, pages.as_ref().map(|(_, theirs)| theirs), false),
     };
     let (mut child, gate_parent) = match spawned {
         Ok(c) => c,

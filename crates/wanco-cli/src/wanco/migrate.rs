@@ -121,6 +121,7 @@ impl Control {
     /// migration point: given up after `limit` (the runtime drops a request
     /// whose connection closed before it was served).
     fn ask_at_point(&mut self, req: &str, limit: f64) -> Result<String> {
+        // `out` and the reader of `lines` are one socket: its read time limit is theirs.
         let _ = self.out.set_read_timeout(Some(Duration::from_secs_f64(limit.max(0.001))));
         let r = self.ask(req);
         let _ = self.out.set_read_timeout(None);

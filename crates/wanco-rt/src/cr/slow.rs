@@ -188,8 +188,8 @@ extern "C" fn slow_path(_vmctx: *mut c_void, point: u32, saved: *const u64) -> u
         }
         if wanco_cr_pending.load(Ordering::SeqCst) & PENDING_SIGNAL == 0 {
             // A control request withdrawn before this point (its connection
-            // closed while the program waited in a host call): nothing to do.
-            wanco_cr_pending.fetch_and(!PENDING_REQUEST, Ordering::SeqCst);
+            // closed while the program waited in a host call; the control
+            // thread cleared its bit): nothing to do.
             next_batch(points);
             return ROUTE_CONTINUE;
         }
