@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(gcc libc6-dev dpkg-dev llvm-19-dev libpolly-19-dev libzstd-dev zlib1g-dev
           gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-          clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt python3-pip
+          clang-14 lld-14 lld-19 wasi-libc libclang-rt-14-dev-wasm32 wabt python3-pip
           openssh-server)
 
 SUDO=""
