@@ -34,9 +34,13 @@ pub struct Decoded<'a> {
 pub fn validate(wasm: &[u8]) -> Result<()> {
     let mut v = Validator::new_with_features(features());
     v.validate_all(wasm).map(|_| ()).map_err(|e| {
-        // Name the feature plainly when the validator says it is disabled.
+        // A module that is valid with every proposal wasmparser knows uses
+        // one wanco does not support: say so rather than "invalid" (the
+        // validator's words for some proposals, such as exception handling's
+        // `exnref`, do not name a disabled feature).
         let msg = e.message().to_string();
-        if msg.contains("support is not enabled") || msg.contains("proposal not enabled") {
+        let valid_with_all = || Validator::new_with_features(WasmFeatures::all()).validate_all(wasm).is_ok();
+        if msg.contains("support is not enabled") || msg.contains("proposal not enabled") || valid_with_all() {
             CompileError::Unsupported {
                 what: format!("{msg} — wanco supports WebAssembly 2.0 (with 128-bit SIMD, without relaxed SIMD or later proposals)"),
                 offset: e.offset(),
@@ -366,5 +370,36 @@ pub(crate) fn memarg(op: &wasmparser::Operator) -> Option<wasmparser::MemArg> {
         | O::V128Store32Lane { memarg, .. }
         | O::V128Store64Lane { memarg, .. } => Some(*memarg),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate_wat(wat: &str) -> CompileError {
+        validate(&wat::parse_str(wat).expect("wat")).expect_err("must be refused")
+    }
+
+    /// A valid module of a proposal wanco lacks is "unsupported", named as
+    /// such, even where the validator's words do not say "not enabled"
+    /// (C++ programs built with exceptions: `exnref`).
+    #[test]
+    fn a_later_proposal_is_unsupported_not_invalid() {
+        for wat in ["(module (func (local exnref)))", "(module (tag $e) (func (throw $e)))"] {
+            match validate_wat(wat) {
+                CompileError::Unsupported { what, .. } => {
+                    assert!(what.contains("wanco supports WebAssembly 2.0"), "{wat}: {what}")
+                }
+                other => panic!("{wat}: {other:?}"),
+            }
+        }
+    }
+
+    /// An invalid module stays invalid.
+    #[test]
+    fn an_invalid_module_is_invalid() {
+        let e = validate_wat("(module (func (result i32) (i64.const 0)))");
+        assert!(!matches!(e, CompileError::Unsupported { .. }), "{e:?}");
     }
 }
