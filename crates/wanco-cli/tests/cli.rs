@@ -57,6 +57,54 @@ fn threads_are_refused_by_name() {
 }
 
 #[test]
+fn exceptions_are_refused_as_unsupported() {
+    // C++ programs built with exceptions (exnref): valid, but of a proposal wanco lacks.
+    let e = compile_err("x.wat", b"(module (func (local exnref)))");
+    assert!(e.contains("unsupported") && e.contains("WebAssembly 2.0") && !e.contains("invalid module"), "{e}");
+}
+
+/// The executable links with LLVM's `lld` where it is installed (`tools/setup.sh` installs it),
+/// without the runtime's debug information, and with GNU ld when asked (`WANCO_LINKER=system`,
+/// the fallback where no `lld` is installed); both run alike, for both ISAs.
+#[test]
+fn links_with_lld_or_the_system_linker() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/programs/wasm/recursion.wasm");
+    let lld = ["/usr/lib/llvm-19/bin/ld.lld", "/usr/bin/ld.lld", "/usr/lib/llvm-14/bin/ld.lld"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    let mut outputs = Vec::new();
+    for isa in ["x86_64", "aarch64"] {
+        for linker in ["default", "system"] {
+            let out = dir.path().join(format!("rec-{isa}-{linker}"));
+            let o = Command::new(env!("CARGO_BIN_EXE_wanco"))
+                .args(["compile", wasm, "--target", isa, "-o", out.to_str().unwrap()])
+                .env("WANCO_LINKER", linker)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{isa} {linker}: {}", String::from_utf8_lossy(&o.stderr));
+            use object::{Object, ObjectSection};
+            let bin = std::fs::read(&out).unwrap();
+            let elf = object::File::parse(&*bin).unwrap();
+            let names: Vec<&str> = elf.sections().filter_map(|s| s.name().ok()).collect();
+            assert!(!names.iter().any(|n| n.starts_with(".debug")), "{isa} {linker}: debug info linked in: {names:?}");
+            assert!(names.contains(&".eh_frame_hdr"), "{isa} {linker}: no .eh_frame_hdr (wanco-snap unwinds with it)");
+            if linker == "default" && lld {
+                let comment = elf.section_by_name(".comment").and_then(|s| s.data().ok()).unwrap_or_default();
+                let comment = String::from_utf8_lossy(comment);
+                assert!(comment.contains("LLD"), "{isa}: lld is installed but was not used: {comment}");
+            }
+            if isa == "x86_64" {
+                let run = Command::new(&out).output().unwrap();
+                assert!(run.status.success(), "{linker}: {}", String::from_utf8_lossy(&run.stderr));
+                outputs.push(run.stdout);
+            }
+        }
+    }
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]), "the two links print different things");
+}
+
+#[test]
 fn unknown_import_is_refused() {
     let e = compile_err("i.wat", b"(module (import \"env\" \"f\" (func)) (func (export \"_start\")))");
     assert!(e.contains("unknown import `env::f`"), "{e}");
