@@ -60,6 +60,12 @@ pub struct CompileOptions {
     /// Called with (functions compiled, defined functions) at the start
     /// and as parts finish.
     pub progress: Option<Progress>,
+    /// **Testing aid; never set otherwise.** Leave the parameters that
+    /// arrive on the stack as they come (not kept in memory nor copied:
+    /// see `codegen::func::cr::stack_params`), so that a function of many
+    /// of them still runs out of registers with deopt values in registers,
+    /// which the test of the retry in stack slots needs.
+    pub raw_stack_params: bool,
 }
 
 /// A progress callback: `(functions compiled, defined functions)`.
@@ -84,6 +90,7 @@ impl Default for CompileOptions {
             canonicalize_nans: false,
             jobs: None,
             progress: None,
+            raw_stack_params: false,
         }
     }
 }
@@ -100,6 +107,7 @@ impl CompileOptions {
                 Target::Aarch64 => None,
             },
             x86: self.target == Target::X86_64,
+            raw_stack_params: self.raw_stack_params,
         }
     }
 

@@ -267,6 +267,7 @@ pub fn run(o: Opts) -> Result<i32> {
         canonicalize_nans: o.canonicalize_nans,
         jobs: o.jobs.map(|j| j as usize),
         progress: None,
+        raw_stack_params: false,
     };
     if let Some(off) = o.inject_fault {
         if !wanco_compiler::is_fault_site(&wasm, off)? {

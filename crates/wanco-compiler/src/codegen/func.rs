@@ -49,6 +49,8 @@ pub struct FuncOptions {
     /// Code for x86_64 (else aarch64): the one SIMD instruction without a
     /// target-independent form (`i8x16.swizzle`) uses the ISA's own.
     pub x86: bool,
+    /// Testing aid: see [`crate::CompileOptions::raw_stack_params`].
+    pub raw_stack_params: bool,
 }
 
 enum Kind<'ctx> {
@@ -155,7 +157,17 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         let t = val_type(t, off)?;
         types.extend(std::iter::repeat_n(t, n as usize));
     }
-    let in_memory = live.as_ref().map(cr::memory_locals).unwrap_or_default();
+    let mut in_memory = live.as_ref().map(cr::memory_locals).unwrap_or_default();
+    let on_stack = if live.is_some() && !opts.raw_stack_params {
+        cr::stack_params(&ft.params, opts.x86, &cr::written_params(&body.body, ft.params.len())?)
+    } else {
+        Vec::new()
+    };
+    for (i, s) in on_stack.iter().enumerate() {
+        if *s == cr::StackParam::Kept {
+            in_memory[i] = true;
+        }
+    }
     let frame = cx.memory_frame(&types, &in_memory)?;
     for (i, t) in types.iter().enumerate() {
         let a = match &frame {
@@ -163,7 +175,11 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
             _ => cx.b.build_alloca(m.llvm_type(*t), if i < ft.params.len() { "p" } else { "l" })?,
         };
         if i < ft.params.len() {
-            cx.b.build_store(a, f.get_nth_param(1 + i as u32).unwrap())?;
+            let mut v = f.get_nth_param(1 + i as u32).unwrap();
+            if on_stack.get(i) == Some(&cr::StackParam::Copied) {
+                v = cx.opaque(v, "sp")?;
+            }
+            cx.b.build_store(a, v)?;
         } else {
             cx.b.build_store(a, zero(m, *t))?;
         }
@@ -174,7 +190,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         cx.mem_base = Some(base);
     }
     if let Some(live) = live {
-        cx.cr = Some(cr::FuncCr::new(&mut cx, body, live, &in_memory, ft.params.len())?);
+        cx.cr = Some(cr::FuncCr::new(&mut cx, body, live, &in_memory, &on_stack, ft.params.len())?);
     }
     cx.stack_check()?;
     let body_bb = ctx.append_basic_block(f, "body");

@@ -217,6 +217,7 @@ impl Engine for AotEngine {
                 cr: !self.explicit_bounds_checks,
                 jobs: None,
                 progress: None,
+                raw_stack_params: false,
             };
             match wanco_compiler::compile_object(wasm, &opts) {
                 Ok(obj) => {
