@@ -997,16 +997,42 @@ pub(crate) struct ModuleCr {
     /// callee never reaches a point), so it carries no deopt state and no
     /// restore route, and LLVM treats it as an ordinary call.
     pub pointless: Vec<bool>,
+    /// Per defined function: whether it is `pointless` and has no
+    /// `unreachable` either, so that nothing reads or changes the count
+    /// while it runs: no point, no host call (which may shorten the batch:
+    /// `after_host_call` in the runtime), no `unreachable` (where the
+    /// runtime reads the count for `--count-points` and the notes). A
+    /// caller in a loop keeps its count in a register across a call of
+    /// such a function: no store before and no reload after it (see
+    /// `emit_call`). Inlined, that store stayed in the loop (LLVM does not
+    /// see that every path overwrites it before the count is read):
+    /// Sightglass `blind-sig`'s hot bignum loop, whose 128-bit multiply
+    /// helper is such a function, stored the count at every iteration.
+    pub counter_free: Vec<bool>,
+}
+
+/// Whether `body` has an `unreachable`.
+fn has_unreachable(body: &wasmparser::FunctionBody<'_>) -> Result<bool> {
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        if matches!(ops.read()?, wasmparser::Operator::Unreachable) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl ModuleCr {
     /// The state for a module whose defined functions have these bodies.
     pub fn new(bodies: &[Body<'_>]) -> Result<ModuleCr> {
         let mut pointless = Vec::with_capacity(bodies.len());
+        let mut counter_free = Vec::with_capacity(bodies.len());
         for b in bodies {
-            pointless.push(!wanco_state::liveness::has_entry_point(&b.body)?);
+            let none = !wanco_state::liveness::has_entry_point(&b.body)?;
+            pointless.push(none);
+            counter_free.push(none && !has_unreachable(&b.body)?);
         }
-        Ok(ModuleCr { points: Default::default(), funcs: Default::default(), pointless })
+        Ok(ModuleCr { points: Default::default(), funcs: Default::default(), pointless, counter_free })
     }
 }
 
