@@ -797,7 +797,18 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// callee is a Wasm function of this module, so with checkpointing the
     /// call is a return site — the operand types before the call
     /// instruction (bottom first) and what it calls.
-    fn emit_call(&mut self, callee: either::Callee<'ctx>, ft: &wanco_state::module::FuncType, callee_vmctx: PointerValue<'ctx>, site: Option<(Vec<ValType>, wanco_state::crmeta::Callee)>) -> Result<()> {
+    ///
+    /// `counter_free`: the callee neither reads nor changes the migration
+    /// point count (`ModuleCr::counter_free`), so a count kept in a
+    /// register (in a loop) stays there across the call.
+    fn emit_call(
+        &mut self,
+        callee: either::Callee<'ctx>,
+        ft: &wanco_state::module::FuncType,
+        callee_vmctx: PointerValue<'ctx>,
+        site: Option<(Vec<ValType>, wanco_state::crmeta::Callee)>,
+        counter_free: bool,
+    ) -> Result<()> {
         let (callee, callee_vmctx, point) = match site {
             Some((types, what)) if self.cr.is_some() => {
                 let indirect = match callee {
@@ -838,8 +849,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             None
         };
         // The global counter is current at every call (a host function may
-        // exit the process, which reports the count).
-        self.counter_out()?;
+        // exit the process, which reports the count), but one that does not
+        // look at it.
+        if !counter_free {
+            self.counter_out()?;
+        }
         let call = match (callee, &bundle) {
             (either::Callee::Direct(f), None) => self.b.build_call(f, &all, "call")?,
             (either::Callee::Indirect(p), None) => self.b.build_indirect_call(self.m.native_type(ft), p, &all, "call")?,
@@ -859,7 +873,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             // the batch in it (SIGUSR1 while the program waited in the
             // host), so the counter is read back.
             call.add_attribute(AttributeLoc::Function, self.m.ctx.create_string_attribute("gc-leaf-function", ""));
-            self.counter_in()?;
+            if !counter_free {
+                self.counter_in()?;
+            }
         }
         match (ft.results.len(), out) {
             (0, _) => {}
@@ -1153,14 +1169,15 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                     let fr = self.index_ptr(refs, function_index as u64, true)?;
                     let native = self.m.load_field(&self.b, fr, abi::funcref::NATIVE, true)?;
                     let cvm = self.m.load_field(&self.b, fr, abi::funcref::VMCTX, true)?;
-                    self.emit_call(either::Callee::Indirect(native), &ft, cvm, None)?;
+                    self.emit_call(either::Callee::Indirect(native), &ft, cvm, None, false)?;
                 } else {
                     let def = (function_index - info.num_imported_funcs) as usize;
                     let f = self.m.funcs[def];
                     // A callee without points: not a return site (see `ModuleCr::pointless`).
                     let pointless = self.m.cr.as_ref().is_some_and(|c| c.pointless.get(def).copied().unwrap_or(false));
+                    let counter_free = self.m.cr.as_ref().is_some_and(|c| c.counter_free.get(def).copied().unwrap_or(false));
                     let site = types.filter(|_| !pointless).map(|t| (t, wanco_state::crmeta::Callee::Func(function_index)));
-                    self.emit_call(either::Callee::Direct(f), &ft, self.vmctx, site)?;
+                    self.emit_call(either::Callee::Direct(f), &ft, self.vmctx, site, counter_free)?;
                 }
             }
             O::CallIndirect { type_index, table_index } => {
@@ -1196,7 +1213,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 self.trap_if(bad, TrapCode::IndirectCallType)?;
                 let native = self.m.load_field(&self.b, fr, abi::funcref::NATIVE, false)?;
                 let cvm = self.m.load_field(&self.b, fr, abi::funcref::VMCTX, false)?;
-                self.emit_call(either::Callee::Indirect(native), &ft, cvm, types.map(|t| (t, wanco_state::crmeta::Callee::Type(type_index))))?;
+                self.emit_call(either::Callee::Indirect(native), &ft, cvm, types.map(|t| (t, wanco_state::crmeta::Callee::Type(type_index))), false)?;
             }
             O::Drop => {
                 self.pop();

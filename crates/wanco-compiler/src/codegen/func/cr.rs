@@ -1070,16 +1070,42 @@ pub(crate) struct ModuleCr {
     /// callee never reaches a point), so it carries no deopt state and no
     /// restore route, and LLVM treats it as an ordinary call.
     pub pointless: Vec<bool>,
+    /// Per defined function: whether it is `pointless` and has no
+    /// `unreachable` either, so that nothing reads or changes the count
+    /// while it runs: no point, no host call (which may shorten the batch:
+    /// `after_host_call` in the runtime), no `unreachable` (where the
+    /// runtime reads the count for `--count-points` and the notes). A
+    /// caller in a loop keeps its count in a register across a call of
+    /// such a function: no store before and no reload after it (see
+    /// `emit_call`). Inlined, that store stayed in the loop (LLVM does not
+    /// see that every path overwrites it before the count is read):
+    /// Sightglass `blind-sig`'s hot bignum loop, whose 128-bit multiply
+    /// helper is such a function, stored the count at every iteration.
+    pub counter_free: Vec<bool>,
+}
+
+/// Whether `body` has an `unreachable`.
+fn has_unreachable(body: &wasmparser::FunctionBody<'_>) -> Result<bool> {
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        if matches!(ops.read()?, wasmparser::Operator::Unreachable) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl ModuleCr {
     /// The state for a module whose defined functions have these bodies.
     pub fn new(bodies: &[Body<'_>]) -> Result<ModuleCr> {
         let mut pointless = Vec::with_capacity(bodies.len());
+        let mut counter_free = Vec::with_capacity(bodies.len());
         for b in bodies {
-            pointless.push(!wanco_state::liveness::has_entry_point(&b.body)?);
+            let none = !wanco_state::liveness::has_entry_point(&b.body)?;
+            pointless.push(none);
+            counter_free.push(none && !has_unreachable(&b.body)?);
         }
-        Ok(ModuleCr { points: Default::default(), funcs: Default::default(), pointless })
+        Ok(ModuleCr { points: Default::default(), funcs: Default::default(), pointless, counter_free })
     }
 }
 
@@ -1456,6 +1482,55 @@ mod tests {
             }
         }
         assert_eq!(hot_loads, ["body"], "loads of the counter outside the slow paths:\n{count}");
+    }
+
+    /// A loop that calls a function without points, host calls and
+    /// `unreachable` (a multiply helper) keeps its count in a register
+    /// across the call: once the helper is inlined, the loop stores
+    /// `wanco_cr_counter` only on its way out and on its slow path. A
+    /// helper with an `unreachable` (where the runtime reads the count)
+    /// still gets the count stored before every call.
+    #[test]
+    fn calls_that_never_look_at_the_count_keep_it_in_a_register() {
+        for (trap, stored_in_loop) in [("", false), ("(if (i64.eqz (local.get 1)) (then unreachable))", true)] {
+            let wat = format!(
+                r#"(module
+  (memory 1)
+  (func $mul (param i64 i64) (result i64)
+    {trap}
+    (i64.add (i64.mul (local.get 0) (local.get 1)) (i64.shr_u (local.get 0) (i64.const 32))))
+  (func $sum (param $p i32) (param $n i32) (result i64) (local $i i32) (local $acc i64)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc)
+        (call $mul (i64.load (i32.add (local.get $p) (local.get $i))) (i64.extend_i32_u (local.get $i)))))
+      (i64.store (local.get $i) (local.get $acc))
+      (local.set $i (i32.add (local.get $i) (i32.const 8)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $acc))
+  (func (export "_start") (drop (call $sum (i32.const 16) (i32.const 800)))))"#
+            );
+            let wasm = wat::parse_str(&wat).expect("wat");
+            let ir = crate::compile_ir(&wasm, &crate::CompileOptions::default()).expect("compile");
+            let sum = function_ir(&ir, "f1");
+            assert!(!sum.contains("@f0("), "$mul is expected to be inlined:\n{sum}");
+            // Stores of the count outside the slow paths (and not the zero
+            // a due poll stores before calling the runtime).
+            let mut block = "";
+            let mut hot_stores = Vec::new();
+            for line in sum.lines() {
+                if let Some((label, _)) = line.split_once(':').filter(|(l, _)| !l.starts_with(' ') && !l.is_empty()) {
+                    block = label;
+                }
+                let cold = ["cr_slow", "cr_route", "cr_restore", "cr_resume"].iter().any(|c| block.starts_with(c));
+                if line.contains("store i64") && line.contains("ptr @wanco_cr_counter") && !cold && !line.contains("store i64 0,") {
+                    hot_stores.push(block.to_string());
+                }
+            }
+            // The entry poll's own store (block `body`) and the one where the
+            // loop is left (`brif`) are outside the loop; any other is in it.
+            let in_loop: Vec<&String> = hot_stores.iter().filter(|b| *b != "body" && *b != "brif").collect();
+            assert_eq!(!in_loop.is_empty(), stored_in_loop, "trap {trap:?}: counter stores {hot_stores:?}:\n{sum}");
+        }
     }
 
     /// Whether function `name` of optimised IR `ir` has attribute `attr`.
