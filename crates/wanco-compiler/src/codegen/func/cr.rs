@@ -1176,6 +1176,19 @@ mod tests {
     }
 
     /// The text of function `name` in IR `ir`.
+    /// The lines of a function's IR, each with the label of its block.
+    fn lines_by_block(f: &str) -> Vec<(&str, &str)> {
+        let mut block = "";
+        f.lines()
+            .map(|line| {
+                if let Some((label, _)) = line.split_once(':').filter(|(l, _)| !l.starts_with(' ') && !l.is_empty()) {
+                    block = label;
+                }
+                (block, line)
+            })
+            .collect()
+    }
+
     fn function_ir<'a>(ir: &'a str, name: &str) -> &'a str {
         let start = ir.find(&format!("@{name}(")).expect("defined");
         let end = ir[start..].find("\n}\n").expect("function end");
@@ -1471,12 +1484,8 @@ mod tests {
         let ir = crate::compile_ir(&wasm, &crate::CompileOptions::default()).expect("compile");
         let count = function_ir(&ir, "f1");
         assert!(!count.contains("@f0("), "$isdigit is expected to be inlined:\n{count}");
-        let mut block = "";
         let mut hot_loads = Vec::new();
-        for line in count.lines() {
-            if let Some((label, _)) = line.split_once(':').filter(|(l, _)| !l.starts_with(' ') && !l.is_empty()) {
-                block = label;
-            }
+        for (block, line) in lines_by_block(count) {
             if line.contains("load i64, ptr @wanco_cr_counter") && !block.starts_with("cr_") {
                 hot_loads.push(block);
             }
@@ -1515,12 +1524,8 @@ mod tests {
             assert!(!sum.contains("@f0("), "$mul is expected to be inlined:\n{sum}");
             // Stores of the count outside the slow paths (and not the zero
             // a due poll stores before calling the runtime).
-            let mut block = "";
             let mut hot_stores = Vec::new();
-            for line in sum.lines() {
-                if let Some((label, _)) = line.split_once(':').filter(|(l, _)| !l.starts_with(' ') && !l.is_empty()) {
-                    block = label;
-                }
+            for (block, line) in lines_by_block(sum) {
                 let cold = ["cr_slow", "cr_route", "cr_restore", "cr_resume"].iter().any(|c| block.starts_with(c));
                 if line.contains("store i64") && line.contains("ptr @wanco_cr_counter") && !cold && !line.contains("store i64 0,") {
                     hot_stores.push(block.to_string());
