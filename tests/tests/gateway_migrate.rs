@@ -26,7 +26,7 @@ mod common;
 use common::net::{enter_netns, run_ok, Ca, Net, Pki, DST_ADDR, GW_ADDR, SRC_ADDR};
 use common::sock::{client, wait_answers, Stats, CLIENTS};
 
-use common::workspace;
+use common::{when_paused, workspace};
 
 fn tools() -> &'static Tools {
     static T: OnceLock<Tools> = OnceLock::new();
@@ -328,12 +328,7 @@ fn gateway_link_cut_during_the_move_leaves_the_program_at_the_source() {
     let data = server.data.clone();
     let (ns, dev, log) = (s.net.dst.clone(), s.net.dst_gw_dev.clone(), s.dir.join("agent-b/agent.log"));
     let (results, m) = with_clients(&s, |stats| {
-        let cutter = std::thread::spawn(move || {
-            let t = Instant::now();
-            while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
-                assert!(t.elapsed() < Duration::from_secs(30), "the agent never got the pre-copy round");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        let cutter = when_paused(log, move || {
             run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "down"]));
         });
         let m = migrate(&s.net.src, server.child.id(), &to_b, &data, &s.mig, &["--precopy-rounds".into(), "1".into()]);
@@ -381,12 +376,7 @@ fn gateway_link_back(name: &str, tag: &str, pause_at: &str, mode: &[String]) {
     let data = server.data.clone();
     let (ns, dev, log) = (s.net.dst.clone(), s.net.dst_gw_dev.clone(), s.dir.join("agent-b/agent.log"));
     let (results, ()) = with_clients(&s, |stats| {
-        let cutter = std::thread::spawn(move || {
-            let t = Instant::now();
-            while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
-                assert!(t.elapsed() < Duration::from_secs(30), "the agent never restored the program");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        let cutter = when_paused(log, move || {
             run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "down"]));
             std::thread::sleep(Duration::from_secs(7));
             run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "up"]));

@@ -24,6 +24,7 @@ use wanco_tests::engine::{Engine, Tools};
 
 mod common;
 use common::net::{pki, run_ok, start_sshd, tls_args, Net, Pki, DST_ADDR};
+use common::when_paused;
 
 const PROGRAM: &str = "migrate/migrate_ticks.wat";
 const EXIT: i32 = 7;
@@ -647,13 +648,8 @@ fn link_cut_while_the_program_is_stopped_resumes_the_source() {
     // meanwhile. It discards the program when Go has not come 4 s later.
     let dest = start_agent_with(&mut net, &dir, &p, false, &[("WANCO_AGENT_TEST_PAUSE_AT", "restored")], &["--go-timeout", "4"]);
     let src = Source::start(&net, &dir);
-    let (ns, dev, log) = (net.dst.clone(), net.dst_dev.clone(), dir.join("agent.log"));
-    let cutter = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
-            assert!(Instant::now() < deadline, "the agent never reached the restore");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    let (ns, dev) = (net.dst.clone(), net.dst_dev.clone());
+    let cutter = when_paused(dir.join("agent.log"), move || {
         run_ok(Command::new("ip").args(["-n", &ns, "link", "set", &dev, "down"]));
     });
     let mut args = tls_args(&p);
@@ -684,17 +680,25 @@ fn destination_killed_after_the_point_of_no_return_keeps_the_state() {
     // Neither copy runs: the source stopped with its state kept, the destination's never ran.
     assert_eq!(code, Some(3), "{err}");
     no_copy_at_destination(&dir);
-    let kept = e
+    // Nothing is lost: the kept state continues the program here.
+    let kept = continue_from_kept_state(&e, &out, &dir, "wanco migrate");
+    assert!(err.contains(&kept), "{err}");
+}
+
+/// The snapshot a stopped source kept (named in `text`: "its state is kept in PATH"), restored
+/// here: the program ends as the uninterrupted run, its output joined to `out` (the source's).
+/// Returns the snapshot's path.
+fn continue_from_kept_state(text: &str, out: &str, dir: &Path, who: &str) -> String {
+    let kept = text
         .lines()
         .find_map(|l| l.split("its state is kept in ").nth(1))
         .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no kept state named:\n{e}"));
-    assert!(err.contains(kept), "{err}");
-    // Nothing is lost: the kept state continues the program here.
+        .unwrap_or_else(|| panic!("{who} names no kept state:\n{text}"));
     let o = Command::new(&bins().x86_64).arg("--restore").arg(kept).output().unwrap();
-    assert_eq!(o.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&o.stdout)), reference().stdout);
-    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file);
+    assert_eq!(o.status.code(), Some(EXIT), "{who}: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(format!("{out}{}", String::from_utf8_lossy(&o.stdout)), reference().stdout, "{who}: joined output");
+    assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file, "{who}: out.txt");
+    kept.to_string()
 }
 
 #[test]
@@ -940,17 +944,6 @@ fn incremental_checkpoints_chain_and_merge() {
     assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), reference.file);
 }
 
-/// Waits until `log` (an agent's) says `pausing`, then runs `then`.
-fn when_paused(log: PathBuf, then: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
-            assert!(Instant::now() < deadline, "the agent never paused");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        then();
-    })
-}
 
 /// Issue 18: the link between the hosts cut (the destination's veth down) while the pre-copy
 /// rounds go (the program runs) and while the final snapshot goes (it is stopped): `wanco
@@ -1189,15 +1182,7 @@ fn postcopy_failure_after_the_point_of_no_return_keeps_the_state() {
         let (code, out, err) = src.finish();
         assert_eq!(code, Some(3), "{who} killed after the point of no return: the source stops, state kept: {err}");
         no_copy_at_destination(&dir);
-        let kept = err
-            .lines()
-            .find_map(|l| l.split("its state is kept in ").nth(1))
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{who}: the source names no kept state:\n{err}"));
-        let o = Command::new(&bins().x86_64).arg("--restore").arg(kept).output().unwrap();
-        assert_eq!(o.status.code(), Some(EXIT), "{who}: {}", String::from_utf8_lossy(&o.stderr));
-        assert_eq!(format!("{out}{}", String::from_utf8_lossy(&o.stdout)), reference().stdout, "{who}: joined output");
-        assert_eq!(std::fs::read(dir.join("data/out.txt")).unwrap(), reference().file, "{who}: out.txt");
+        continue_from_kept_state(&err, &out, &dir, &format!("the source ({who} killed)"));
     }
 }
 

@@ -20,3 +20,17 @@ pub fn fresh_dir(group: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).expect("create work dir");
     d
 }
+
+/// Waits (30 s at most) until `log` (an agent's) says `pausing` — the agent's test hook
+/// `WANCO_AGENT_TEST_PAUSE_AT` holds it at a chosen step — then runs `then`, on a thread of its
+/// own.
+pub fn when_paused(log: PathBuf, then: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("pausing") {
+            assert!(std::time::Instant::now() < deadline, "the agent never paused ({})", log.display());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        then();
+    })
+}
