@@ -158,11 +158,8 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         types.extend(std::iter::repeat_n(t, n as usize));
     }
     let mut in_memory = live.as_ref().map(cr::memory_locals).unwrap_or_default();
-    let on_stack = if live.is_some() && !opts.raw_stack_params {
-        cr::stack_params(&ft.params, opts.x86, &cr::written_params(&body.body, ft.params.len())?)
-    } else {
-        Vec::new()
-    };
+    let written = if live.is_some() { cr::written_params(&body.body, ft.params.len())? } else { Vec::new() };
+    let on_stack = if live.is_some() && !opts.raw_stack_params { cr::stack_params(&ft.params, opts.x86, &written) } else { Vec::new() };
     for (i, s) in on_stack.iter().enumerate() {
         if *s == cr::StackParam::Kept {
             in_memory[i] = true;
@@ -190,7 +187,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         cx.mem_base = Some(base);
     }
     if let Some(live) = live {
-        cx.cr = Some(cr::FuncCr::new(&mut cx, body, live, &in_memory, &on_stack, ft.params.len())?);
+        cx.cr = Some(cr::FuncCr::new(&mut cx, body, live, &in_memory, &on_stack, written, ft.params.len())?);
     }
     cx.stack_check()?;
     let body_bb = ctx.append_basic_block(f, "body");

@@ -311,6 +311,7 @@ impl<'ctx> FuncCr<'ctx> {
         live: FuncLiveness,
         in_memory: &[bool],
         on_stack: &[StackParam],
+        written_params: Vec<usize>,
         params: usize,
     ) -> Result<FuncCr<'ctx>> {
         let fv = body.validator.borrow_mut().take().ok_or_else(|| CompileError::Llvm("function validator missing".into()))?;
@@ -336,7 +337,7 @@ impl<'ctx> FuncCr<'ctx> {
             slow_calls: Vec::new(),
             kept: LiveSet::from_indices(live_locals, in_memory.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i)),
             frame: in_memory.iter().any(|m| *m),
-            written_params: written_params(&body.body, params)?,
+            written_params,
             stack_params: LiveSet::from_indices(live_locals, on_stack.iter().enumerate().filter(|(_, m)| **m == StackParam::Kept).map(|(i, _)| i)),
             params,
         })
