@@ -124,6 +124,17 @@ fn llvm_args(deopt_in_registers: bool) -> Vec<std::ffi::CString> {
     // LLVM's limits, 8.7 s with these (0.4 s with `--no-cr`).
     args.push(c"-large-interval-size-threshold=50".into());
     args.push(c"-large-interval-freq-threshold=16".into());
+    // CodeGenPrepare iterates over a function's blocks until nothing
+    // changes, and by default starts the walk again from the first block
+    // whenever a change alters the dominator tree; for functions of more
+    // than `-cgpp-huge-func` blocks (LLVM: 10,000) it goes on instead and
+    // revisits only the blocks that changed. Instrumented code has many
+    // such changes (the restore routes' blocks): wasi-libc's `printf_core`
+    // took 173 ms of CodeGenPrepare, 0.02 s in this mode, which is made
+    // the mode of every function. Same fixed point, nearly the same code
+    // (gcc-loops' hot function identical); compile CPU of 14 Sightglass
+    // programs −7 % (geomean), shootout-ed25519 −30 %, run time unchanged.
+    args.push(c"-cgpp-huge-func=0".into());
     // Extra LLVM options for investigating the compiler itself (e.g.
     // `WANCO_LLVM_ARGS=-time-passes`); words with a NUL are skipped.
     if let Ok(extra) = std::env::var("WANCO_LLVM_ARGS") {
