@@ -131,9 +131,10 @@ fn llvm_args(deopt_in_registers: bool) -> Vec<std::ffi::CString> {
     // revisits only the blocks that changed. Instrumented code has many
     // such changes (the restore routes' blocks): wasi-libc's `printf_core`
     // took 173 ms of CodeGenPrepare, 0.02 s in this mode, which is made
-    // the mode of every function. Same fixed point, nearly the same code
-    // (gcc-loops' hot function identical); compile CPU of 14 Sightglass
-    // programs −7 % (geomean), shootout-ed25519 −30 %, run time unchanged.
+    // the mode of every function. Nearly the same code (gcc-loops' hot
+    // function identical, sqlite3's text 2 % smaller); compile CPU of 14
+    // Sightglass programs −7 % (geomean), shootout-ed25519 −30 %, run time
+    // unchanged.
     args.push(c"-cgpp-huge-func=0".into());
     // Extra LLVM options for investigating the compiler itself (e.g.
     // `WANCO_LLVM_ARGS=-time-passes`); words with a NUL are skipped.
