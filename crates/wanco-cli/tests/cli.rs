@@ -70,9 +70,7 @@ fn exceptions_are_refused_as_unsupported() {
 fn links_with_lld_or_the_system_linker() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/programs/wasm/recursion.wasm");
-    let lld = ["/usr/lib/llvm-19/bin/ld.lld", "/usr/bin/ld.lld", "/usr/lib/llvm-14/bin/ld.lld"]
-        .iter()
-        .any(|p| Path::new(p).is_file());
+    let lld = wanco_compiler::lld_installed();
     let mut outputs = Vec::new();
     for isa in ["x86_64", "aarch64"] {
         for linker in ["default", "system"] {

@@ -19,7 +19,7 @@ mod target;
 pub use codegen::Entry;
 pub use error::{CompileError, Result};
 pub use frontend::{features, validate};
-pub use link::{link_executable, runtime_library, LinkInputs};
+pub use link::{link_executable, lld_installed, runtime_library, LinkInputs};
 pub use target::Target;
 
 use inkwell::context::Context;

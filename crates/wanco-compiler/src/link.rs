@@ -116,7 +116,17 @@ fn lld_dir() -> Option<PathBuf> {
         return None;
     }
     // gcc's -fuse-ld=lld runs the `ld.lld` it finds in its -B directories.
-    LLD_CANDIDATES.iter().map(Path::new).find(|p| p.is_file()).and_then(Path::parent).map(Path::to_path_buf)
+    installed_lld().and_then(Path::parent).map(Path::to_path_buf)
+}
+
+fn installed_lld() -> Option<&'static Path> {
+    LLD_CANDIDATES.iter().map(Path::new).find(|p| p.is_file())
+}
+
+/// Whether an `ld.lld` that `wanco compile` links with is installed (it
+/// does unless `WANCO_LINKER=system`; otherwise GNU ld links).
+pub fn lld_installed() -> bool {
+    installed_lld().is_some()
 }
 
 /// Link objects and the runtime into a standalone executable.

@@ -1176,7 +1176,6 @@ mod tests {
         assert!(sum.iter().any(|r| !matches!(r.locations[4], Location::Constant(_))), "{sum:?}");
     }
 
-    /// The text of function `name` in IR `ir`.
     /// The lines of a function's IR, each with the label of its block.
     fn lines_by_block(f: &str) -> Vec<(&str, &str)> {
         let mut block = "";
@@ -1190,6 +1189,7 @@ mod tests {
             .collect()
     }
 
+    /// The text of function `name` in IR `ir`.
     fn function_ir<'a>(ir: &'a str, name: &str) -> &'a str {
         let start = ir.find(&format!("@{name}(")).expect("defined");
         let end = ir[start..].find("\n}\n").expect("function end");
