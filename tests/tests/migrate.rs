@@ -944,7 +944,6 @@ fn incremental_checkpoints_chain_and_merge() {
     assert_eq!(std::fs::read(data.join("out.txt")).unwrap(), reference.file);
 }
 
-
 /// Issue 18: the link between the hosts cut (the destination's veth down) while the pre-copy
 /// rounds go (the program runs) and while the final snapshot goes (it is stopped): `wanco
 /// migrate` gives up after `--timeout`, the program goes on at the source and finishes as if
