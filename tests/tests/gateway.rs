@@ -199,7 +199,7 @@ fn server(engine: Engine, link: &str, snap: &Path, restore: Option<&Path>, conns
     }
 }
 
-use common::sock::{client, wait_answers, Stats, CLIENTS};
+use common::sock::{client, wait_answers, Stats, StopOnDrop, CLIENTS};
 
 /// Checkpoints `s` by SIGUSR1 and checks it wrote the snapshot and exited 0.
 fn checkpoint(mut s: Proc, engine: Engine) {
@@ -232,6 +232,7 @@ fn sixteen_clients_keep_their_connections_while_the_server_moves_across_isas() {
     let stats = Stats::default();
     let (addr, stop_r, stats_r) = (gw.client.as_str(), &stop, &stats);
     let (results, mut s) = std::thread::scope(|sc| {
+        let _stop = StopOnDrop(stop_r);
         let mut s = start(0);
         let hs: Vec<_> = (0..CLIENTS).map(|id| sc.spawn(move || client(addr, id, stop_r, stats_r))).collect();
         let mut late = None;

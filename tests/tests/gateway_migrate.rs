@@ -24,7 +24,7 @@ use wanco_tests::engine::{Engine, Tools};
 
 mod common;
 use common::net::{enter_netns, run_ok, Ca, Net, Pki, DST_ADDR, GW_ADDR, SRC_ADDR};
-use common::sock::{client, wait_answers, Stats, CLIENTS};
+use common::sock::{client, wait_answers, Stats, StopOnDrop, CLIENTS};
 
 use common::{when_paused, workspace};
 
@@ -179,7 +179,7 @@ fn migrate(ns: &str, pid: u32, dest: &str, data: &Path, mig: &Pki, extra: &[Stri
         c.args(common::net::tls_args(mig));
     }
     c.args(extra).stdin(Stdio::null());
-    c.output().expect("run wanco migrate")
+    common::output_within(&mut c, Duration::from_secs(300))
 }
 
 /// The JSON summary of a successful `wanco migrate --json`.
@@ -224,6 +224,7 @@ fn with_clients<R: Send>(s: &Setup, body: impl FnOnce(&Stats) -> R + Send) -> (V
     let addr = format!("{GW_ADDR}:{CLIENT_PORT}");
     let (stop_r, stats_r, addr_r, gw_r) = (&stop, &stats, addr.as_str(), gw_ns.as_str());
     std::thread::scope(|sc| {
+        let _stop = StopOnDrop(stop_r);
         let hs: Vec<_> = (0..CLIENTS)
             .map(|id| {
                 sc.spawn(move || {

@@ -241,7 +241,7 @@ fn migrate_killed_before_the_point_of_no_return(name: &str, tag: &str, phase: &s
     let TlsMove { dir, net, p, dest, src } = tls_move(name, tag, false, &[], &[]);
     let mut cmd = migrate_cmd(&net, &src, &dest, &p);
     cmd.args(extra).env("WANCO_MIGRATE_TEST_KILL_AT", phase);
-    let m = cmd.output().unwrap();
+    let m = common::output_within(&mut cmd, Duration::from_secs(300));
     assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{name}: {}", String::from_utf8_lossy(&m.stderr));
     let (code, out, err) = src.finish();
     assert_eq!(code, Some(EXIT), "{name}: {err}");
@@ -263,7 +263,7 @@ fn migrate_mapped(net: &Net, src: &Source, dest: &str, data: &Path, extra: &[Str
     cmd.arg("--dir-map").arg(format!("/data={}", data.display()));
     cmd.args(extra);
     cmd.stdin(Stdio::null());
-    cmd.output().expect("run wanco migrate")
+    common::output_within(&mut cmd, Duration::from_secs(300))
 }
 
 fn ssh_args(ssh: &[String], aarch64: bool) -> Vec<String> {
@@ -560,7 +560,7 @@ fn precopy_again_from_a_mapped_image() {
     let pid = v1["dest_pid"].as_u64().unwrap();
     let mut cmd = Net::exec(&net.dst, &tools().wanco);
     cmd.arg("migrate").arg(pid.to_string()).arg("--to").arg(&dest).args(tls_args(&p)).arg("--json").stdin(Stdio::null());
-    let m2 = cmd.output().unwrap();
+    let m2 = common::output_within(&mut cmd, Duration::from_secs(300));
     assert_eq!(m2.status.code(), Some(EXIT), "{}", String::from_utf8_lossy(&m2.stderr));
     let v2 = summary(&m2);
     assert_eq!(v2["memory"], "image-mapped", "{v2}");
@@ -1170,7 +1170,7 @@ fn postcopy_failure_after_the_point_of_no_return_keeps_the_state() {
         if who == "migrate" {
             cmd.env("WANCO_MIGRATE_TEST_KILL_AT", "release");
         }
-        let m = cmd.output().unwrap();
+        let m = common::output_within(&mut cmd, Duration::from_secs(300));
         let e = String::from_utf8_lossy(&m.stderr).to_string();
         if who == "migrate" {
             assert_eq!(m.status.signal(), Some(libc::SIGKILL), "{e}");

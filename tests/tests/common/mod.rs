@@ -34,3 +34,36 @@ pub fn when_paused(log: PathBuf, then: impl FnOnce() + Send + 'static) -> std::t
         then();
     })
 }
+
+/// `cmd`'s output, like `Command::output`, but killed and reported as a failure (with what
+/// it printed so far) if it has not ended after `limit`: a test waits, never hangs.
+pub fn output_within(cmd: &mut std::process::Command, limit: std::time::Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Its own children may keep the pipes open: what was read so far is not waited for.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let e = if err.is_finished() { String::from_utf8_lossy(&err.join().unwrap()).into_owned() } else { "(stderr still open)".into() };
+            panic!("{cmd:?} did not end within {limit:?}; stderr:\n{e}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}

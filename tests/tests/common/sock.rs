@@ -87,6 +87,17 @@ pub fn client(addr: &str, id: usize, stop: &AtomicBool, stats: &Stats) -> Result
 
 pub const CLIENTS: usize = 16;
 
+/// Sets `stop` when dropped, so that the clients stop however the code that holds it ends: a
+/// failed assertion inside `std::thread::scope` would otherwise wait forever for clients that
+/// a working server keeps answering, turning the failure into a hang.
+pub struct StopOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Waits until the clients have had `n` more answers (at most `limit`).
 pub fn wait_answers(stats: &Stats, n: u64, limit: Duration, what: &str) {
     let from = stats.answered.load(Ordering::Relaxed);
