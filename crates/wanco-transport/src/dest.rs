@@ -124,9 +124,9 @@ pub fn connect_ssh(dest: &Dest, opts: &SshOptions, remote_command: &[String]) ->
     // The user's options first: for each option ssh keeps the first value it is given, so
     // theirs override the defaults below.
     cmd.args(&opts.ssh_args);
-    // An unreachable host is reported within 10 s instead of after the kernel's SYN retries
+    // An unreachable host is reported within 20 s instead of after the kernel's SYN retries
     // (about two minutes); keep-alives: a dead link or host ends ssh within ~15 s.
-    cmd.args(["-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-e", "none"]);
+    cmd.args(["-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-e", "none"]);
     if let Some(p) = port {
         cmd.args(["-p", &p.to_string()]);
     }
