@@ -70,6 +70,9 @@ enum Kind<'ctx> {
 
 struct Control<'ctx> {
     kind: Kind<'ctx>,
+    /// A loop whose polls count in the local counter (with checkpointing,
+    /// every loop but those of `cr::memory_counted_loops`).
+    counted: bool,
     results: Vec<ValType>,
     /// Operand stack height below this block's parameters.
     height: usize,
@@ -81,10 +84,10 @@ struct Control<'ctx> {
 }
 
 impl Control<'_> {
-    /// A loop: with checkpointing, the count is kept in the local counter
-    /// inside (see `cr`).
+    /// A loop where, with checkpointing, the count is kept in the local
+    /// counter (see `cr`).
     fn is_loop(&self) -> bool {
-        matches!(self.kind, Kind::Loop { .. })
+        self.counted
     }
 }
 
@@ -199,6 +202,7 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
     let end_bb = ctx.append_basic_block(f, "ret");
     cx.control.push(Control {
         kind: Kind::Function,
+        counted: false,
         results: ft.results.clone(),
         height: 0,
         end_bb,
@@ -954,7 +958,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     fn push_control(&mut self, kind: Kind<'ctx>, params: Vec<ValType>, results: Vec<ValType>) {
         let end_bb = self.m.ctx.append_basic_block(self.f, "end");
         let height = self.stack.len() - params.len();
-        self.control.push(Control { kind, results, height, end_bb, incoming: vec![] });
+        let offset = self.offset as u32;
+        let counted = matches!(kind, Kind::Loop { .. }) && !self.cr.as_ref().is_some_and(|c| c.memory_counted_loops.binary_search(&offset).is_ok());
+        self.control.push(Control { kind, counted, results, height, end_bb, incoming: vec![] });
     }
 
     /// Finish the innermost control frame at its `end`.
@@ -1073,7 +1079,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             O::Loop { blockty } => {
                 let (p, r) = self.block_sig(blockty)?;
                 let types = if self.cr.is_some() { Some(self.stack_types()?) } else { None };
-                if types.is_some() && !self.in_loop() {
+                let offset = self.offset as u32;
+                let counted = self.cr.as_ref().is_some_and(|c| c.memory_counted_loops.binary_search(&offset).is_err());
+                if types.is_some() && !self.in_loop() && counted {
                     self.counter_into_loop()?;
                 }
                 let cur = self.b.get_insert_block().unwrap();

@@ -19,7 +19,10 @@
 //!   loop (`br`, `br_if`, `br_table` and `return` to a label outside: on
 //!   that edge only; falling out of it; an `unreachable`). A memory
 //!   decrement at every iteration would chain the iterations through a
-//!   store and a load (a tight loop with a rare call ran 2x slower so).
+//!   store and a load (a tight loop with a rare call ran 2x slower so);
+//! * but in a loop that calls at every iteration, in the global again (see
+//!   [`memory_counted_loops`]): there the local count would be stored
+//!   before the call and reloaded after it at every iteration anyway.
 //!
 //! A loop without calls (nor calls in the loops it contains) is laid out as
 //! two nested loops (see `loop_poll`) whose inner one has no call and a
@@ -131,6 +134,9 @@ pub(super) struct FuncCr<'ctx> {
     deopt_values: usize,
     /// Code offsets of the loops that contain no call, ascending.
     call_free_loops: Vec<u32>,
+    /// Code offsets of the loops that keep the count in memory (see
+    /// [`memory_counted_loops`]), ascending.
+    pub(super) memory_counted_loops: Vec<u32>,
     /// What the instrumentation adds to the function's cost in LLVM's
     /// inliner (an estimate in its units, 5 an instruction, of the code
     /// after `sroa`: see `inline_cost_of_instrumentation`).
@@ -176,6 +182,52 @@ fn call_free_loops(body: &wasmparser::FunctionBody<'_>) -> Result<Vec<u32>> {
             O::Call { .. } | O::CallIndirect { .. } | O::ReturnCall { .. } | O::ReturnCallIndirect { .. } | O::CallRef { .. } | O::ReturnCallRef { .. } => {
                 for l in open.iter_mut().flatten() {
                     l.1 = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Code offsets of the loops whose polls count in `wanco_cr_counter` itself,
+/// as the entry polls do, not in the local counter: a loop that is in no
+/// other loop, has none inside, and calls at its top level (not inside a
+/// nested `block` or `if`), so that nearly every iteration calls and would
+/// store the local count before the call and load it after. Its poll is one
+/// decrement in memory instead (Sightglass `shootout-fib2`: the loop LLVM
+/// made of `fib(n - 1) + fib(n - 2)` calls `fib` at every iteration: 0.86x
+/// the run time). Not a call of a function that never looks at the count
+/// (`counter_free`: no store or load around it, and inlined it leaves the
+/// loop without a call: `blind-sig`'s hot loop). Ascending.
+fn memory_counted_loops(body: &wasmparser::FunctionBody<'_>, counter_free: impl Fn(u32) -> bool) -> Result<Vec<u32>> {
+    use wasmparser::Operator as O;
+    // Open blocks: `Some((offset, ok))` for a loop (`ok`: no loop inside,
+    // and a call at its top level so far).
+    let mut open: Vec<Option<(u32, bool, bool)>> = Vec::new();
+    let mut out = Vec::new();
+    let mut ops = body.get_operators_reader()?;
+    while !ops.eof() {
+        let (op, off) = ops.read_with_offset()?;
+        match op {
+            O::Loop { .. } => {
+                for l in open.iter_mut().flatten() {
+                    l.1 = false;
+                }
+                let outermost = open.iter().all(Option::is_none);
+                open.push(Some((off as u32, outermost, false)));
+            }
+            O::Block { .. } | O::If { .. } | O::Try { .. } | O::TryTable { .. } => open.push(None),
+            O::End => {
+                if let Some(Some((off, true, true))) = open.pop() {
+                    out.push(off);
+                }
+            }
+            O::Call { function_index } if counter_free(function_index) => {}
+            O::Call { .. } | O::CallIndirect { .. } | O::CallRef { .. } => {
+                if let Some(Some(l)) = open.last_mut() {
+                    l.2 = true;
                 }
             }
             _ => {}
@@ -333,6 +385,11 @@ impl<'ctx> FuncCr<'ctx> {
             live,
             deopt_values: 0,
             call_free_loops: call_free_loops(&body.body)?,
+            memory_counted_loops: {
+                let imported = cx.m.decoded.info.num_imported_funcs;
+                let free = cx.m.cr.as_ref().map(|c| c.counter_free.as_slice()).unwrap_or(&[]);
+                memory_counted_loops(&body.body, |f| f >= imported && free.get((f - imported) as usize).copied().unwrap_or(false))?
+            },
             cost: 0,
             slow_calls: Vec::new(),
             kept: LiveSet::from_indices(live_locals, in_memory.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i)),
@@ -1540,6 +1597,41 @@ mod tests {
     }
 
     /// Whether function `name` of optimised IR `ir` has attribute `attr`.
+    /// A loop that calls at every iteration (fib's, as LLVM makes it of
+    /// `fib(n - 1) + fib(n - 2)`) counts in `wanco_cr_counter` itself: no
+    /// count in a register (an `i64` phi) to store before its call and load
+    /// after; one whose call is in an `if` (rare) keeps the count in a
+    /// register.
+    #[test]
+    fn loops_that_call_at_every_iteration_count_in_memory() {
+        let wat = r#"(module
+  (func $fib (param i32) (result i32) (local i32)
+    (local.set 1 (i32.const 1))
+    (block
+      (br_if 0 (i32.lt_u (local.get 0) (i32.const 2)))
+      (local.set 1 (i32.const 0))
+      (loop
+        (local.set 1 (i32.add (call $fib (i32.add (local.get 0) (i32.const -2))) (local.get 1)))
+        (br_if 0 (i32.gt_u (local.tee 0 (i32.add (local.get 0) (i32.const -1))) (i32.const 1)))))
+    (local.get 1))
+  (func $rare (param i32) (result i32) (local i32)
+    (loop
+      (if (i32.eqz (i32.and (local.get 0) (i32.const 1023)))
+        (then (local.set 1 (i32.add (local.get 1) (call $fib (i32.const 5))))))
+      (local.set 1 (i32.add (local.get 1) (local.get 0)))
+      (br_if 0 (local.tee 0 (i32.add (local.get 0) (i32.const -1)))))
+    (local.get 1))
+  (func (export "_start") (drop (call $rare (call $fib (i32.const 20))))))"#;
+        let wasm = wat::parse_str(wat).expect("wat");
+        let ir = crate::compile_ir(&wasm, &crate::CompileOptions::default()).expect("compile");
+        let fib = function_ir(&ir, "f0");
+        assert!(!fib.contains("phi i64"), "fib's loop is expected to count in memory:\n{fib}");
+        let header: Vec<&str> = lines_by_block(fib).into_iter().filter(|(b, _)| *b == "loop").map(|(_, l)| l).collect();
+        assert!(header.iter().any(|l| l.contains("store i64") && l.contains("@wanco_cr_counter")), "the loop header's poll decrements the counter in memory:\n{fib}");
+        let rare = function_ir(&ir, "f1");
+        assert!(rare.contains("phi i64"), "a loop with a rare call keeps the count in a register:\n{rare}");
+    }
+
     fn has_attribute(ir: &str, name: &str, attr: &str) -> bool {
         let define = ir.lines().find(|l| l.starts_with("define") && l.contains(&format!("@{name}("))).expect("defined");
         let group = define.rsplit_once(" #").and_then(|(_, g)| g.split_whitespace().next()).expect("attribute group");
