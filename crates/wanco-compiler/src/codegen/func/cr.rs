@@ -203,8 +203,8 @@ fn call_free_loops(body: &wasmparser::FunctionBody<'_>) -> Result<Vec<u32>> {
 /// loop without a call: `blind-sig`'s hot loop). Ascending.
 fn memory_counted_loops(body: &wasmparser::FunctionBody<'_>, counter_free: impl Fn(u32) -> bool) -> Result<Vec<u32>> {
     use wasmparser::Operator as O;
-    // Open blocks: `Some((offset, ok))` for a loop (`ok`: no loop inside,
-    // and a call at its top level so far).
+    // Open blocks: `Some((offset, alone, calls))` for a loop (`alone`: in
+    // no loop and none inside so far; `calls`: a call at its top level).
     let mut open: Vec<Option<(u32, bool, bool)>> = Vec::new();
     let mut out = Vec::new();
     let mut ops = body.get_operators_reader()?;
@@ -1596,7 +1596,6 @@ mod tests {
         }
     }
 
-    /// Whether function `name` of optimised IR `ir` has attribute `attr`.
     /// A loop that calls at every iteration (fib's, as LLVM makes it of
     /// `fib(n - 1) + fib(n - 2)`) counts in `wanco_cr_counter` itself: no
     /// count in a register (an `i64` phi) to store before its call and load
@@ -1632,6 +1631,7 @@ mod tests {
         assert!(rare.contains("phi i64"), "a loop with a rare call keeps the count in a register:\n{rare}");
     }
 
+    /// Whether function `name` of optimised IR `ir` has attribute `attr`.
     fn has_attribute(ir: &str, name: &str, attr: &str) -> bool {
         let define = ir.lines().find(|l| l.starts_with("define") && l.contains(&format!("@{name}("))).expect("defined");
         let group = define.rsplit_once(" #").and_then(|(_, g)| g.split_whitespace().next()).expect("attribute group");
