@@ -670,6 +670,32 @@ fn link_cut_while_the_program_is_stopped_resumes_the_source() {
     assert!(agent_log.contains("restored program was discarded"), "{agent_log}");
 }
 
+/// A destination host that is there but never answers (B's link drops everything B sends: a
+/// `tbf` queue with a 10-byte bucket; A knows B's MAC address, so A's packets reach B):
+/// `wanco migrate` over ssh gives up within the connect time limit — the user's
+/// `--ssh-arg=-oConnectTimeout=2`, which overrides wanco's default of 20 s — says which
+/// destination, and the program goes on at the source, its output and file as an uninterrupted
+/// run's.
+#[test]
+fn silent_destination_fails_within_the_connect_limit_and_the_program_goes_on() {
+    let dir = work("silent");
+    let net = Net::new("sl");
+    let link = run_ok(Command::new("ip").args(["-n", &net.dst, "-o", "link", "show", "dev", &net.dst_dev]));
+    let link = String::from_utf8_lossy(&link.stdout).to_string();
+    let mac = link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).unwrap_or_else(|| panic!("no MAC address in {link}"));
+    run_ok(Command::new("ip").args(["-n", &net.src, "neigh", "replace", DST_ADDR, "lladdr", mac, "dev", &net.src_dev, "nud", "permanent"]));
+    run_ok(Command::new("ip").args(["netns", "exec", &net.dst, "tc", "qdisc", "replace", "dev", &net.dst_dev, "root", "tbf", "rate", "8bit", "burst", "10", "limit", "1"]));
+    let src = Source::start(&net, &dir);
+    let t = Instant::now();
+    let m = migrate(&net, &src, &format!("ssh://root@{DST_ADDR}"), &["--ssh-arg=-oConnectTimeout=2".into()]);
+    let took = t.elapsed();
+    let e = String::from_utf8_lossy(&m.stderr).to_string();
+    assert!(e.contains("Connection timed out") && e.contains("ssh's own message above says why"), "ssh's own message, and wanco's pointing to it:\n{e}");
+    assert!(took < Duration::from_secs(10), "gave up after {took:?}\n{e}");
+    assert!(e.contains(&format!("ssh://root@{DST_ADDR}")), "the message names the destination\n{e}");
+    check_stayed(src, m, "silent destination", "the program goes on here");
+}
+
 #[test]
 fn destination_killed_after_the_point_of_no_return_keeps_the_state() {
     let TlsMove { dir, net, p, dest, src } = tls_move("kill-go", "kg", false, &[("WANCO_AGENT_TEST_KILL_AT", "go")], &[]);

@@ -380,7 +380,15 @@ fn migrate(o: Opts) -> Result<i32> {
         };
         bail!("cannot talk to {dest}: {e}{why}");
     }
-    let hello = match conn.recv().with_context(|| format!("no answer from the agent at {dest}"))? {
+    let hello = match conn.recv().with_context(|| {
+        if matches!(dest, Dest::Ssh { .. }) {
+            // ssh says why on stderr before it exits: the host unreachable or silent, the
+            // login refused, `wanco` not on the remote PATH.
+            format!("no answer from the agent at {dest} (ssh's own message above says why)")
+        } else {
+            format!("no answer from the agent at {dest}")
+        }
+    })? {
         Message::Hello(h) => h,
         Message::Refused { phase, reason } => bail!("the destination refused ({phase}): {reason}"),
         m => bail!("the destination answered {} instead of Hello", m.name()),
