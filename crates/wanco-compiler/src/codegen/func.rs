@@ -71,7 +71,7 @@ enum Kind<'ctx> {
 struct Control<'ctx> {
     kind: Kind<'ctx>,
     /// A loop whose polls count in the local counter (with checkpointing,
-    /// every loop but those of `cr::memory_counted_loops`).
+    /// every loop but those of `cr::scan_loops` that count in memory).
     counted: bool,
     results: Vec<ValType>,
     /// Operand stack height below this block's parameters.
@@ -958,9 +958,14 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     fn push_control(&mut self, kind: Kind<'ctx>, params: Vec<ValType>, results: Vec<ValType>) {
         let end_bb = self.m.ctx.append_basic_block(self.f, "end");
         let height = self.stack.len() - params.len();
-        let offset = self.offset as u32;
-        let counted = matches!(kind, Kind::Loop { .. }) && !self.cr.as_ref().is_some_and(|c| c.memory_counted_loops.binary_search(&offset).is_ok());
+        let counted = matches!(kind, Kind::Loop { .. }) && !self.memory_counted_loop();
         self.control.push(Control { kind, counted, results, height, end_bb, incoming: vec![] });
+    }
+
+    /// Whether the `loop` at the current offset counts in the global
+    /// counter, not in the local one (see `cr::scan_loops`).
+    fn memory_counted_loop(&self) -> bool {
+        self.cr.as_ref().is_some_and(|c| c.memory_counted_loops.binary_search(&(self.offset as u32)).is_ok())
     }
 
     /// Finish the innermost control frame at its `end`.
@@ -1079,9 +1084,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             O::Loop { blockty } => {
                 let (p, r) = self.block_sig(blockty)?;
                 let types = if self.cr.is_some() { Some(self.stack_types()?) } else { None };
-                let offset = self.offset as u32;
-                let counted = self.cr.as_ref().is_some_and(|c| c.memory_counted_loops.binary_search(&offset).is_err());
-                if types.is_some() && !self.in_loop() && counted {
+                if types.is_some() && !self.in_loop() && !self.memory_counted_loop() {
                     self.counter_into_loop()?;
                 }
                 let cur = self.b.get_insert_block().unwrap();

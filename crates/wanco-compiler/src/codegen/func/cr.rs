@@ -21,7 +21,7 @@
 //!   decrement at every iteration would chain the iterations through a
 //!   store and a load (a tight loop with a rare call ran 2x slower so);
 //! * but in a loop that calls at every iteration, in the global again (see
-//!   [`memory_counted_loops`]): there the local count would be stored
+//!   [`scan_loops`]): there the local count would be stored
 //!   before the call and reloaded after it at every iteration anyway.
 //!
 //! A loop without calls (nor calls in the loops it contains) is laid out as
@@ -135,7 +135,7 @@ pub(super) struct FuncCr<'ctx> {
     /// Code offsets of the loops that contain no call, ascending.
     call_free_loops: Vec<u32>,
     /// Code offsets of the loops that keep the count in memory (see
-    /// [`memory_counted_loops`]), ascending.
+    /// [`scan_loops`]), ascending.
     pub(super) memory_counted_loops: Vec<u32>,
     /// What the instrumentation adds to the function's cost in LLVM's
     /// inliner (an estimate in its units, 5 an instruction, of the code
@@ -162,79 +162,77 @@ pub(super) struct FuncCr<'ctx> {
     params: usize,
 }
 
-/// Code offsets of the loops of `body` that contain no call, ascending.
-fn call_free_loops(body: &wasmparser::FunctionBody<'_>) -> Result<Vec<u32>> {
+/// The loops of `body` by code offset, both lists ascending:
+///
+/// * those that contain no call;
+/// * those whose polls count in `wanco_cr_counter` itself, as the entry
+///   polls do, not in the local counter: a loop that is in no other loop,
+///   has none inside, and calls at its top level (not inside a nested
+///   `block` or `if`), so that nearly every iteration calls and would store
+///   the local count before the call and load it after. Its poll is one
+///   decrement in memory instead (Sightglass `shootout-fib2`: the loop LLVM
+///   made of `fib(n - 1) + fib(n - 2)` calls `fib` at every iteration:
+///   0.86x the run time). Not for a call of a function that never looks at
+///   the count (`counter_free`: no store or load around it, and inlined it
+///   leaves the loop without a call: `blind-sig`'s hot loop).
+fn scan_loops(body: &wasmparser::FunctionBody<'_>, counter_free: impl Fn(u32) -> bool) -> Result<(Vec<u32>, Vec<u32>)> {
     use wasmparser::Operator as O;
-    // Open blocks: `Some((offset, calls))` for a loop.
-    let mut open: Vec<Option<(u32, bool)>> = Vec::new();
-    let mut out = Vec::new();
-    let mut ops = body.get_operators_reader()?;
-    while !ops.eof() {
-        let (op, off) = ops.read_with_offset()?;
-        match op {
-            O::Loop { .. } => open.push(Some((off as u32, false))),
-            O::Block { .. } | O::If { .. } | O::Try { .. } | O::TryTable { .. } => open.push(None),
-            O::End => {
-                if let Some(Some((off, false))) = open.pop() {
-                    out.push(off);
-                }
-            }
-            O::Call { .. } | O::CallIndirect { .. } | O::ReturnCall { .. } | O::ReturnCallIndirect { .. } | O::CallRef { .. } | O::ReturnCallRef { .. } => {
-                for l in open.iter_mut().flatten() {
-                    l.1 = true;
-                }
-            }
-            _ => {}
-        }
+    /// An open `loop`.
+    struct Open {
+        offset: u32,
+        /// A call anywhere inside.
+        calls: bool,
+        /// In no loop, and none inside so far.
+        alone: bool,
+        /// A call (of a function that looks at the count) at its top level.
+        calls_at_top: bool,
     }
-    out.sort_unstable();
-    Ok(out)
-}
-
-/// Code offsets of the loops whose polls count in `wanco_cr_counter` itself,
-/// as the entry polls do, not in the local counter: a loop that is in no
-/// other loop, has none inside, and calls at its top level (not inside a
-/// nested `block` or `if`), so that nearly every iteration calls and would
-/// store the local count before the call and load it after. Its poll is one
-/// decrement in memory instead (Sightglass `shootout-fib2`: the loop LLVM
-/// made of `fib(n - 1) + fib(n - 2)` calls `fib` at every iteration: 0.86x
-/// the run time). Not a call of a function that never looks at the count
-/// (`counter_free`: no store or load around it, and inlined it leaves the
-/// loop without a call: `blind-sig`'s hot loop). Ascending.
-fn memory_counted_loops(body: &wasmparser::FunctionBody<'_>, counter_free: impl Fn(u32) -> bool) -> Result<Vec<u32>> {
-    use wasmparser::Operator as O;
-    // Open blocks: `Some((offset, alone, calls))` for a loop (`alone`: in
-    // no loop and none inside so far; `calls`: a call at its top level).
-    let mut open: Vec<Option<(u32, bool, bool)>> = Vec::new();
-    let mut out = Vec::new();
+    // Open blocks: `Some` for a loop.
+    let mut open: Vec<Option<Open>> = Vec::new();
+    let (mut call_free, mut in_memory) = (Vec::new(), Vec::new());
     let mut ops = body.get_operators_reader()?;
     while !ops.eof() {
         let (op, off) = ops.read_with_offset()?;
+        let is_call = matches!(
+            op,
+            O::Call { .. } | O::CallIndirect { .. } | O::ReturnCall { .. } | O::ReturnCallIndirect { .. } | O::CallRef { .. } | O::ReturnCallRef { .. }
+        );
+        if is_call {
+            for l in open.iter_mut().flatten() {
+                l.calls = true;
+            }
+        }
         match op {
             O::Loop { .. } => {
                 for l in open.iter_mut().flatten() {
-                    l.1 = false;
+                    l.alone = false;
                 }
-                let outermost = open.iter().all(Option::is_none);
-                open.push(Some((off as u32, outermost, false)));
+                let alone = open.iter().all(Option::is_none);
+                open.push(Some(Open { offset: off as u32, calls: false, alone, calls_at_top: false }));
             }
             O::Block { .. } | O::If { .. } | O::Try { .. } | O::TryTable { .. } => open.push(None),
             O::End => {
-                if let Some(Some((off, true, true))) = open.pop() {
-                    out.push(off);
+                if let Some(Some(l)) = open.pop() {
+                    if !l.calls {
+                        call_free.push(l.offset);
+                    }
+                    if l.alone && l.calls_at_top {
+                        in_memory.push(l.offset);
+                    }
                 }
             }
             O::Call { function_index } if counter_free(function_index) => {}
             O::Call { .. } | O::CallIndirect { .. } | O::CallRef { .. } => {
                 if let Some(Some(l)) = open.last_mut() {
-                    l.2 = true;
+                    l.calls_at_top = true;
                 }
             }
             _ => {}
         }
     }
-    out.sort_unstable();
-    Ok(out)
+    call_free.sort_unstable();
+    in_memory.sort_unstable();
+    Ok((call_free, in_memory))
 }
 
 /// Whether `v` is an LLVM constant.
@@ -374,6 +372,10 @@ impl<'ctx> FuncCr<'ctx> {
         // entered (see the module docs).
         let cnt = cx.b.build_alloca(cx.i64(), "cnt")?;
         let live_locals = live.num_locals;
+        let imported = cx.m.decoded.info.num_imported_funcs;
+        let free = cx.m.cr.as_ref().map(|c| c.counter_free.as_slice()).unwrap_or(&[]);
+        let (call_free_loops, memory_counted_loops) =
+            scan_loops(&body.body, |f| f >= imported && free.get((f - imported) as usize).copied().unwrap_or(false))?;
         Ok(FuncCr {
             types,
             cnt,
@@ -384,12 +386,8 @@ impl<'ctx> FuncCr<'ctx> {
             func_index: body.func_index,
             live,
             deopt_values: 0,
-            call_free_loops: call_free_loops(&body.body)?,
-            memory_counted_loops: {
-                let imported = cx.m.decoded.info.num_imported_funcs;
-                let free = cx.m.cr.as_ref().map(|c| c.counter_free.as_slice()).unwrap_or(&[]);
-                memory_counted_loops(&body.body, |f| f >= imported && free.get((f - imported) as usize).copied().unwrap_or(false))?
-            },
+            call_free_loops,
+            memory_counted_loops,
             cost: 0,
             slow_calls: Vec::new(),
             kept: LiveSet::from_indices(live_locals, in_memory.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i)),
