@@ -115,7 +115,7 @@ pub fn shell_quote(s: &str) -> String {
 /// Run `ssh [options] [user@]host remote_command…` (in batch mode: no
 /// password prompts) and talk over its standard input and output. The
 /// remote command should be a `wanco agent --stdio`. `ssh`'s own messages
-/// go to this process's stderr.
+/// (and the agent's) go to this process's stderr, whole lines at a time.
 pub fn connect_ssh(dest: &Dest, opts: &SshOptions, remote_command: &[String]) -> Result<Conn> {
     let Dest::Ssh { user, host, port } = dest else {
         return Err(Error::Dest { dest: dest.to_string(), message: "not an ssh:// destination".into() });
@@ -135,18 +135,57 @@ pub fn connect_ssh(dest: &Dest, opts: &SshOptions, remote_command: &[String]) ->
     }
     cmd.arg("--").arg(host);
     cmd.arg(remote_command.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(Error::io("cannot run `ssh` (is the OpenSSH client installed?)"))?;
     let stdin = child.stdin.take().expect("piped");
     let stdout = child.stdout.take().expect("piped");
+    let relayed = relay_stderr(child.stderr.take().expect("piped"));
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stdout);
     let mut conn = Conn::from_pair_polled(stdout, fd, stdin);
     conn.set_on_drop(Box::new(move || {
         // The pipes are closed by now (dropped with the stream): ssh ends.
         let _ = child.kill();
         let _ = child.wait();
+        // ssh's last words (why it could not connect) come out before the caller's own
+        // error message. Bounded: a `ProxyCommand` that outlives ssh may hold the pipe.
+        let _ = relayed.recv_timeout(std::time::Duration::from_secs(2));
     }));
     Ok(conn)
+}
+
+/// Copies what `ssh` (and the remote agent, through it) writes on its stderr to this
+/// process's stderr, one whole line at a time under the stderr lock. Inherited, the
+/// agent's lines arrived in pieces and could land in the middle of this process's own
+/// lines (a `--json` summary cut in two). The receiver hears when the pipe has closed.
+fn relay_stderr(from: std::process::ChildStderr) -> std::sync::mpsc::Receiver<()> {
+    use std::io::Write;
+    let (done, relayed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Never a panic: our stderr may be closed.
+        relay_lines(from, |line| drop(std::io::stderr().lock().write_all(line)));
+        let _ = done.send(());
+    });
+    relayed
+}
+
+/// Hands `out` each whole line read from `from` (a last line without its newline gets one),
+/// until the end or an error.
+fn relay_lines(from: impl std::io::Read, mut out: impl FnMut(&[u8])) {
+    use std::io::BufRead;
+    let mut r = std::io::BufReader::new(from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if !line.ends_with(b"\n") {
+                    line.push(b'\n');
+                }
+                out(&line);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +213,20 @@ mod tests {
             let e = bad.parse::<Dest>().unwrap_err().to_string();
             assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_line_written_in_pieces_is_relayed_whole() {
+        // What the agent did over ssh: a line in three writes, apart in time.
+        let mut child = Command::new("sh")
+            .args(["-c", "printf 'wanco agent: '; sleep 0.2; printf 'the program runs'; sleep 0.2; printf '\\nlast'"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut got = Vec::new();
+        relay_lines(child.stdout.take().unwrap(), |l| got.push(String::from_utf8_lossy(l).into_owned()));
+        child.wait().unwrap();
+        assert_eq!(got, ["wanco agent: the program runs\n", "last\n"]);
     }
 
     #[test]

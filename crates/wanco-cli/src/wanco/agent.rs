@@ -84,7 +84,9 @@ fn host_isa() -> &'static str {
 
 fn log(msg: &str) {
     // Never a panic: after a detach the agent's stderr (ssh's) may be gone.
-    let _ = writeln!(std::io::stderr(), "wanco agent: {msg}");
+    // One write per line: stderr is unbuffered, so `writeln!` would make three, and over
+    // ssh another process's line could land between them.
+    let _ = std::io::stderr().write_all(format!("wanco agent: {msg}\n").as_bytes());
 }
 
 pub fn run(o: Opts) -> Result<i32> {
