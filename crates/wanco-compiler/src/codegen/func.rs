@@ -5,6 +5,7 @@
 //! blocks whose results are `phi` nodes built when the block ends.
 
 mod cr;
+mod fast;
 mod simd;
 
 pub(crate) use cr::ModuleCr;
@@ -109,6 +110,10 @@ struct FuncCx<'a, 'ctx, 'w> {
     explicit_bounds_checks: bool,
     cr: Option<cr::FuncCr<'ctx>>,
     inject_fault: Option<u64>,
+    /// The fast copy of a loop being translated (see `fast`).
+    fast: Option<fast::FastLoop<'ctx>>,
+    /// The `loop` being translated opens a slow copy (see `fast`).
+    slow_copy: bool,
     canonicalize_nans: bool,
     sp_register: Option<&'static str>,
     x86: bool,
@@ -145,6 +150,8 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         explicit_bounds_checks: opts.explicit_bounds_checks,
         cr: None,
         inject_fault: opts.inject_fault,
+        fast: None,
+        slow_copy: false,
         canonicalize_nans: opts.canonicalize_nans,
         sp_register: opts.sp_register,
         x86: opts.x86,
@@ -211,15 +218,11 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
     let mut ops = body.body.get_operators_reader()?;
     while !ops.eof() {
         let (op, off) = ops.read_with_offset()?;
-        cx.offset = off;
-        let fault_here = cx.reachable && cx.inject_fault == Some(cx.offset);
-        cx.op(&op)?;
-        if fault_here {
-            cx.plant_fault(&op)?;
+        if let Some(weight) = cx.wants_fast_copy(&op, off, &ops)? {
+            cx.loop_with_fast_copy(&op, off, &mut ops, weight)?;
+            continue;
         }
-        if let Some(c) = cx.cr.as_mut() {
-            c.types.op(off, &op)?;
-        }
+        cx.step(&op, off)?;
     }
     if cx.cr.is_some() {
         cx.finish_cr()?;
@@ -297,6 +300,20 @@ fn zero<'ctx>(m: &ModuleCodegen<'ctx, '_>, t: ValType) -> BasicValueEnum<'ctx> {
 }
 
 impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
+    /// Translate one operator, read at `off`.
+    fn step(&mut self, op: &O<'_>, off: u64) -> Result<()> {
+        self.offset = off;
+        let fault_here = self.reachable && self.inject_fault == Some(self.offset);
+        self.op(op)?;
+        if fault_here {
+            self.plant_fault(op)?;
+        }
+        if let Some(c) = self.cr.as_mut() {
+            c.types.op(off, op)?;
+        }
+        Ok(())
+    }
+
     fn pop(&mut self) -> BasicValueEnum<'ctx> {
         self.stack.pop().expect("validated: operand stack underflow")
     }
@@ -985,8 +1002,10 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             let end = c.end_bb;
             self.b.build_unconditional_branch(end)?;
         }
+        let fast = self.fast.as_ref().is_some_and(|f| f.level == self.control.len() - 1);
         let mut c = self.control.pop().unwrap();
-        if matches!(c.kind, Kind::Loop { .. }) {
+        if matches!(c.kind, Kind::Loop { .. }) && !fast {
+            // (A fast copy has no region: see `fast`.)
             self.end_loop_region();
         }
         if let Kind::If { else_bb, entry, has_else: false } = &c.kind {

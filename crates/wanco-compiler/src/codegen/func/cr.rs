@@ -119,7 +119,7 @@ pub(super) struct FuncCr<'ctx> {
     /// Validator stepped in lockstep with code generation: the types of the
     /// operand stack at each point.
     pub types: FuncValidator<ValidatorResources>,
-    cnt: PointerValue<'ctx>,
+    pub(super) cnt: PointerValue<'ctx>,
     polls: Vec<Poll<'ctx>>,
     /// Enclosing polls, innermost last: (index in `polls`, point id, the
     /// locals live there).
@@ -133,14 +133,14 @@ pub(super) struct FuncCr<'ctx> {
     /// deopt bundles so far.
     deopt_values: usize,
     /// Code offsets of the loops that contain no call, ascending.
-    call_free_loops: Vec<u32>,
+    pub(super) call_free_loops: Vec<u32>,
     /// Code offsets of the loops that keep the count in memory (see
     /// [`scan_loops`]), ascending.
     pub(super) memory_counted_loops: Vec<u32>,
     /// What the instrumentation adds to the function's cost in LLVM's
     /// inliner (an estimate in its units, 5 an instruction, of the code
     /// after `sroa`: see `inline_cost_of_instrumentation`).
-    cost: usize,
+    pub(super) cost: usize,
     /// The slow-path calls of the function's polls, the entry poll's first.
     slow_calls: Vec<inkwell::values::CallSiteValue<'ctx>>,
     /// Whether some locals are kept in memory (see [`memory_locals`]).
@@ -433,7 +433,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         Ok(())
     }
 
-    fn crs(&mut self) -> &mut FuncCr<'ctx> {
+    pub(super) fn crs(&mut self) -> &mut FuncCr<'ctx> {
         self.cr.as_mut().expect("checkpointing enabled")
     }
 
@@ -617,7 +617,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
     /// Decrement the count at `at` (the local counter or the global one) and
     /// branch to `due` when it reaches zero, else to `cont` (marked
     /// unlikely). Returns the decremented count.
-    fn count_down(&mut self, at: PointerValue<'ctx>, due: BasicBlock<'ctx>, cont: BasicBlock<'ctx>) -> Result<IntValue<'ctx>> {
+    pub(super) fn count_down(&mut self, at: PointerValue<'ctx>, due: BasicBlock<'ctx>, cont: BasicBlock<'ctx>) -> Result<IntValue<'ctx>> {
         let i64t = self.i64();
         let c = self.b.build_load(i64t, at, "c")?;
         self.m.tbaa(c.as_instruction_value().expect("load"), Tbaa::Counter);
@@ -891,7 +891,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         types: Vec<ValType>,
     ) -> Result<()> {
         let offset = self.offset as u32;
-        let kind = if self.crs().call_free_loops.binary_search(&offset).is_ok() {
+        let kind = if !self.slow_copy && self.crs().call_free_loops.binary_search(&offset).is_ok() {
             let latch = self.m.ctx.append_basic_block(self.f, "loop_latch");
             self.b.position_at_end(latch);
             let mut lphis = Vec::with_capacity(phis.len());
