@@ -26,7 +26,9 @@
 //!
 //! A loop without calls (nor calls in the loops it contains) is laid out as
 //! two nested loops (see `loop_poll`) whose inner one has no call and a
-//! computable trip count, so LLVM still vectorizes and hoists it.
+//! computable trip count, so LLVM still vectorizes and hoists it. A small
+//! innermost one is translated twice, a fast copy first that no restore
+//! route enters (see `super::fast`); this layout is then not used for it.
 //!
 //! **Return sites.** Every call of a Wasm function that has points (not a
 //! direct call of one without a `loop` and a call: see
