@@ -75,6 +75,13 @@ bench-quick: build
 bench-sightglass: build
     BENCH_SIGHTGLASS_ONLY=1 bash tools/bench.sh
 
+# Two compiler variants side by side on Sightglass: run and compile CPU, B ÷ A (bench/results-ab.md).
+# A variant is a wanco binary and environment settings; programs comma-separated (default: all), e.g.
+# just bench-ab "target/release/wanco WANCO_FAST_LOOPS=0" target/release/wanco shootout-sieve,gcc-loops
+bench-ab a b only="" runs="5":
+    cargo build --release -p wanco-cli
+    python3 tools/ab_sightglass.py {{ if only == "" { "" } else { "--only " + only } }} --runs {{runs}} {{quote(a)}} {{quote(b)}} bench/results-ab.md
+
 # Sightglass under `wanco interp`, nice 15, 60 s CPU each (SG_INTERP_CPU, SG_ONLY=a,b) -> bench/results-sightglass-interp.md.
 sightglass-interp:
     cargo build --release -p wanco-cli
