@@ -111,7 +111,11 @@ struct FuncCx<'a, 'ctx, 'w> {
     cr: Option<cr::FuncCr<'ctx>>,
     inject_fault: Option<u64>,
     /// The fast copy of a loop being translated (see `fast`).
-    fast: Option<fast::FastLoop<'ctx>>,
+    fast: Vec<fast::FastLoop<'ctx>>,
+    /// The loops of the fast copy that ended (see `fast`).
+    fast_done: Vec<fast::FastLoop<'ctx>>,
+    /// The slow copy's loop headers: (offset, header, its phis).
+    slow_headers: Vec<(u64, BasicBlock<'ctx>, Vec<PhiValue<'ctx>>)>,
     /// The `loop` being translated opens a slow copy (see `fast`).
     slow_copy: bool,
     canonicalize_nans: bool,
@@ -150,7 +154,9 @@ pub(crate) fn compile_function(m: &ModuleCodegen<'_, '_>, defined: usize, body: 
         explicit_bounds_checks: opts.explicit_bounds_checks,
         cr: None,
         inject_fault: opts.inject_fault,
-        fast: None,
+        fast: Vec::new(),
+        fast_done: Vec::new(),
+        slow_headers: Vec::new(),
         slow_copy: false,
         canonicalize_nans: opts.canonicalize_nans,
         sp_register: opts.sp_register,
@@ -1002,7 +1008,11 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             let end = c.end_bb;
             self.b.build_unconditional_branch(end)?;
         }
-        let fast = self.fast.as_ref().is_some_and(|f| f.level == self.control.len() - 1);
+        let fast = self.fast.last().is_some_and(|f| f.level == self.control.len() - 1);
+        if fast {
+            let f = self.fast.pop().expect("checked");
+            self.fast_done.push(f);
+        }
         let mut c = self.control.pop().unwrap();
         if matches!(c.kind, Kind::Loop { .. }) && !fast {
             // (A fast copy has no region: see `fast`.)

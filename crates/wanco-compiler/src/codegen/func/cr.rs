@@ -27,8 +27,9 @@
 //! A loop without calls (nor calls in the loops it contains) is laid out as
 //! two nested loops (see `loop_poll`) whose inner one has no call and a
 //! computable trip count, so LLVM still vectorizes and hoists it. A small
-//! innermost one is translated twice, a fast copy first that no restore
-//! route enters (see `super::fast`); this layout is then not used for it.
+//! loop nest without calls is translated twice, a fast copy first that no
+//! restore route enters (see `super::fast`); this layout is then not used
+//! for it.
 //!
 //! **Return sites.** Every call of a Wasm function that has points (not a
 //! direct call of one without a `loop` and a call: see
@@ -903,6 +904,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             self.b.position_at_end(header);
             Kind::Loop { header: latch, phis: lphis, base, entry: Some((header, phis)) }
         } else {
+            if self.slow_copy {
+                self.slow_headers.push((self.offset, header, phis.clone()));
+            }
             Kind::Loop { header, phis, base, entry: None }
         };
         self.push_control(kind, params, results);

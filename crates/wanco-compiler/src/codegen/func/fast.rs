@@ -1,4 +1,4 @@
-//! A fast copy of each small innermost loop without calls.
+//! A fast copy of each small loop nest without calls.
 //!
 //! With checkpointing, every loop header is a migration point that restore
 //! routes may enter (see [`super::cr`]). Entered so, a loop's header takes
@@ -10,27 +10,29 @@
 //! re-enters the loop after each batch of points with its values of that
 //! moment, with the same effect.
 //!
-//! So such a loop is translated twice:
+//! So such a loop (with the loops inside it) is translated twice:
 //!
 //! * **the fast copy**, entered from the code before the loop and only
 //!   from there: no poll, no route, only the count of migration points,
-//!   decremented at its entry and at each iteration (the count stays exact);
-//!   when it reaches zero (the end of a batch: the runtime looks at the
-//!   signal flag and the checkpoint target), control goes to
-//! * **the slow copy**, entered at its header poll with a count of one, so
-//!   that poll is the point due; the routes of a restore enter it too. Once
-//!   there the loop runs to its end there. It is laid out as a loop that
-//!   calls (the poll's slow path inside the loop, not `cr::loop_poll`'s two
-//!   nested loops): it is seldom run, and so it is less code to compile.
+//!   decremented at each loop's entry and at each of its iterations (the
+//!   count stays exact); when it reaches zero (the end of a batch: the
+//!   runtime looks at the signal flag and the checkpoint target) at the
+//!   header of one of its loops, control goes to
+//! * **the slow copy**, to the same loop's header poll, with a count of
+//!   one, so that poll is the point due; the routes of a restore enter the
+//!   slow copy too. Once there the nest runs to its end there. Its loops
+//!   are laid out as loops that call (the poll's slow path inside the loop,
+//!   not `cr::loop_poll`'s two nested loops): it is seldom run, and so it
+//!   is less code to compile. An inner loop of the slow copy is entered in
+//!   the middle of its outer one from the fast copy: the slow copy's
+//!   control flow is irreducible, which costs only its own optimisation.
 //!
 //! Both copies' exits go to the same places. Points are numbered in the
 //! slow copy only (the fast one has none of its own), so the snapshot
 //! format, the interpreter and the count of points are unchanged.
 //!
-//! Only innermost loops (a jump from the fast copy into an inner loop of
-//! the slow copy would enter that loop in its middle), without parameters
-//! or results, and of at most [`MAX_OPERATORS`] operators (the copy costs
-//! compile time).
+//! Only loops without parameters or results (the loops inside too), of at
+//! most [`MAX_OPERATORS`] operators in all (the copy costs compile time).
 
 use super::{FuncCx, Kind};
 use crate::error::Result;
@@ -41,12 +43,16 @@ use wasmparser::{BlockType, OperatorsReader, Operator as O};
 /// The largest loop body (in operators) that gets a fast copy.
 pub(super) const MAX_OPERATORS: usize = 400;
 
-/// The fast copy being translated.
+/// A loop of the fast copy.
 pub(super) struct FastLoop<'ctx> {
     /// Its frame's index in the control stack.
     pub(super) level: usize,
+    /// Its code offset.
+    offset: u64,
     /// Where its count reaches zero.
     due: BasicBlock<'ctx>,
+    /// The operand stack at its entry.
+    below: Vec<BasicValueEnum<'ctx>>,
 }
 
 /// What the fast copy left at its end.
@@ -84,6 +90,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 return Ok(None);
             }
             match op {
+                O::Loop { blockty: BlockType::Empty } => depth += 1,
                 O::Loop { .. } => return Ok(None),
                 O::Block { .. } | O::If { .. } => depth += 1,
                 O::End if depth == 0 => return Ok(Some(weight)),
@@ -108,7 +115,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         self.begin_fast_copy()?;
         self.translate_to_end(ops, false)?;
         let fast = FastEnd { block: self.b.get_insert_block().expect("positioned"), stack: self.stack.clone(), reachable: self.reachable };
-        let due = self.fast.take().expect("the fast copy").due;
+        let dues = std::mem::take(&mut self.fast_done);
 
         // The slow copy: only entered where the fast one's count is due
         // (and by restore routes).
@@ -119,31 +126,32 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let pre = self.m.ctx.append_basic_block(self.f, "loop_slow");
         self.b.position_at_end(pre);
         self.slow_copy = true;
-        let stepped = self.step(op, off);
+        self.slow_headers.clear();
+        let stepped = self.step(op, off).and_then(|_| self.translate_to_end(ops, true));
         self.slow_copy = false;
         stepped?;
-        let body = self.b.get_insert_block().expect("positioned");
-        let (entry, phis) = match &self.control.last().expect("the slow copy").kind {
-            Kind::Loop { header, phis, entry: None, .. } => (*header, phis.clone()),
-            _ => unreachable!("a slow copy is laid out as a loop that calls"),
-        };
-        self.b.position_at_end(due);
-        // The slow copy's header poll counts this point: it finds the count
-        // at one and makes it zero.
+        let end = self.b.get_insert_block().expect("positioned");
         let cnt = self.crs().cnt;
-        self.b.build_store(cnt, self.i64().const_int(1, false))?;
-        self.b.build_unconditional_branch(entry)?;
-        for (phi, v) in phis.iter().zip(&below) {
-            phi.add_incoming(&[(v as &dyn BasicValue, due)]);
+        for d in dues {
+            let Some((_, entry, phis)) = self.slow_headers.iter().find(|(o, _, _)| *o == d.offset).cloned() else {
+                unreachable!("each loop of the fast copy has one in the slow copy")
+            };
+            self.b.position_at_end(d.due);
+            // The slow copy's header poll counts this point: it finds the count
+            // at one and makes it zero.
+            self.b.build_store(cnt, self.i64().const_int(1, false))?;
+            self.b.build_unconditional_branch(entry)?;
+            for (phi, v) in phis.iter().zip(&d.below) {
+                phi.add_incoming(&[(v as &dyn BasicValue, d.due)]);
+            }
         }
-        // Back where `step` left the slow copy: its loop body.
-        self.b.position_at_end(body);
-        self.translate_to_end(ops, true)?;
+        self.b.position_at_end(end);
         self.join_copies(fast)
     }
 
-    /// The fast copy's entry and frame: the count of its first arrival at
-    /// the header, then a loop whose latch counts each further arrival.
+    /// A loop's entry and frame in the fast copy: the count of its first
+    /// arrival at the header, then a loop whose latch counts each further
+    /// arrival.
     fn begin_fast_copy(&mut self) -> Result<()> {
         if !self.in_loop() {
             self.counter_into_loop()?;
@@ -157,8 +165,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         self.b.position_at_end(latch);
         self.count_down(cnt, due, header)?;
         self.b.position_at_end(header);
+        let below = self.stack.clone();
         self.push_control(Kind::Loop { header: latch, phis: Vec::new(), base: 0, entry: None }, Vec::new(), Vec::new());
-        self.fast = Some(FastLoop { level: self.control.len() - 1, due });
+        self.fast.push(FastLoop { level: self.control.len() - 1, offset: self.offset, due, below });
         Ok(())
     }
 
@@ -183,6 +192,9 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
             };
             if validate {
                 self.step(&op, off)?;
+            } else if matches!(op, O::Loop { .. }) && self.reachable {
+                self.offset = off;
+                self.begin_fast_copy()?;
             } else {
                 self.offset = off;
                 let fault_here = self.reachable && self.inject_fault == Some(self.offset);
