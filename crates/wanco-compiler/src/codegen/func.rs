@@ -306,16 +306,24 @@ fn zero<'ctx>(m: &ModuleCodegen<'ctx, '_>, t: ValType) -> BasicValueEnum<'ctx> {
 }
 
 impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
-    /// Translate one operator, read at `off`.
+    /// Translate one operator, read at `off`, and step the validator that
+    /// tracks the operand stack's types.
     fn step(&mut self, op: &O<'_>, off: u64) -> Result<()> {
+        self.translate_op(op, off)?;
+        if let Some(c) = self.cr.as_mut() {
+            c.types.op(off, op)?;
+        }
+        Ok(())
+    }
+
+    /// Translate one operator, read at `off` (with the fault planted there,
+    /// if any), without the validator (see `fast`: a copy's operators).
+    fn translate_op(&mut self, op: &O<'_>, off: u64) -> Result<()> {
         self.offset = off;
         let fault_here = self.reachable && self.inject_fault == Some(self.offset);
         self.op(op)?;
         if fault_here {
             self.plant_fault(op)?;
-        }
-        if let Some(c) = self.cr.as_mut() {
-            c.types.op(off, op)?;
         }
         Ok(())
     }

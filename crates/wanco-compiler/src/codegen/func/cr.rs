@@ -1204,7 +1204,7 @@ impl<'ctx> super::super::ModuleCodegen<'ctx, '_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use wanco_state::crmeta::Location;
 
     /// A local dead at a point is a constant zero in the point's stackmap
@@ -1251,7 +1251,7 @@ mod tests {
     }
 
     /// The text of function `name` in IR `ir`.
-    fn function_ir<'a>(ir: &'a str, name: &str) -> &'a str {
+    pub(in crate::codegen::func) fn function_ir<'a>(ir: &'a str, name: &str) -> &'a str {
         let start = ir.find(&format!("@{name}(")).expect("defined");
         let end = ir[start..].find("\n}\n").expect("function end");
         &ir[start..start + end]

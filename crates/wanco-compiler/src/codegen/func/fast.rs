@@ -63,9 +63,10 @@ struct FastEnd<'ctx> {
 }
 
 /// The largest loop body that gets a fast copy: [`MAX_OPERATORS`], or
-/// `WANCO_FAST_LOOPS` (0: none), to measure what they are worth.
+/// `WANCO_FAST_LOOPS` (0: none), to measure what they are worth. Read once.
 fn max_operators() -> usize {
-    std::env::var("WANCO_FAST_LOOPS").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_OPERATORS)
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| std::env::var("WANCO_FAST_LOOPS").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_OPERATORS))
 }
 
 impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
@@ -196,12 +197,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
                 self.offset = off;
                 self.begin_fast_copy()?;
             } else {
-                self.offset = off;
-                let fault_here = self.reachable && self.inject_fault == Some(self.offset);
-                self.op(&op)?;
-                if fault_here {
-                    self.plant_fault(&op)?;
-                }
+                self.translate_op(&op, off)?;
             }
             if last {
                 return Ok(());
@@ -244,13 +240,7 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
 
 #[cfg(test)]
 mod tests {
-    /// The IR of function `name` in `ir`.
-    fn function_ir<'a>(ir: &'a str, name: &str) -> &'a str {
-        let start = ir.find(&format!("@{name}(")).expect("the function");
-        let start = ir[..start].rfind("define").expect("its define");
-        let end = start + ir[start..].find("\n}\n").expect("its end");
-        &ir[start..end]
-    }
+    use super::super::cr::tests::function_ir;
 
     /// gcc-loops' `example1` as clang leaves it: an induction variable from
     /// -1024 up to 0 by 8. Entered with a restored value (any value: it
