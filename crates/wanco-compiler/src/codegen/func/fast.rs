@@ -134,14 +134,13 @@ impl<'a, 'ctx, 'w> FuncCx<'a, 'ctx, 'w> {
         let end = self.b.get_insert_block().expect("positioned");
         let cnt = self.crs().cnt;
         for d in dues {
-            let Some((_, entry, phis)) = self.slow_headers.iter().find(|(o, _, _)| *o == d.offset).cloned() else {
-                unreachable!("each loop of the fast copy has one in the slow copy")
-            };
+            let (_, entry, phis) =
+                self.slow_headers.iter().find(|(o, _, _)| *o == d.offset).expect("each loop of the fast copy has one in the slow copy");
             self.b.position_at_end(d.due);
             // The slow copy's header poll counts this point: it finds the count
             // at one and makes it zero.
             self.b.build_store(cnt, self.i64().const_int(1, false))?;
-            self.b.build_unconditional_branch(entry)?;
+            self.b.build_unconditional_branch(*entry)?;
             for (phi, v) in phis.iter().zip(&d.below) {
                 phi.add_incoming(&[(v as &dyn BasicValue, d.due)]);
             }
