@@ -51,11 +51,13 @@ pub struct CompileOptions {
     /// on every ISA. Off by default: it costs a compare and a select after
     /// each float operation, up to 2.3x on float-heavy loops.
     pub canonicalize_nans: bool,
-    /// Number of parts the module's functions are split into, each
-    /// compiled on its own thread into its own object (clamped to the
-    /// number of defined functions). `None`: one per core, or one for a
-    /// module of less than 32 KiB of code. The output is the same for the
-    /// same number of parts (and behaves the same for every number).
+    /// Number of threads compiling the module's functions side by side,
+    /// split into as many parts, or a multiple of that where parts of at
+    /// most 1 MiB of code need more (clamped to the number of defined
+    /// functions; each part is compiled into its own object). `None`: one
+    /// per core, or one for a module of less than 32 KiB of code. The
+    /// output is the same for the same number (and behaves the same for
+    /// every number).
     pub jobs: Option<usize>,
     /// Called with (functions compiled, defined functions) at the start
     /// and as parts finish.
@@ -157,9 +159,15 @@ pub fn compile_object(wasm: &[u8], opts: &CompileOptions) -> Result<Vec<u8>> {
 
 /// [`compile_object`]; `retry`: see [`parts::compile`].
 fn compile_object_with(wasm: &[u8], opts: &CompileOptions, retry: bool) -> Result<Vec<u8>> {
+    compile_object_planned(wasm, opts, retry, None)
+}
+
+/// [`compile_object_with`] in the parts `plan` says (tests), or as
+/// [`parts::plan`] decides.
+fn compile_object_planned(wasm: &[u8], opts: &CompileOptions, retry: bool, plan: Option<parts::Plan>) -> Result<Vec<u8>> {
     let decoded = opts.decode(wasm)?;
-    let parts = parts::part_count(&decoded, opts);
-    let compiled = parts::compile(decoded, parts, opts, retry)?;
+    let plan = plan.unwrap_or_else(|| parts::plan(&decoded, opts));
+    let compiled = parts::compile(decoded, plan, opts, retry)?;
     let info = compiled.info;
     let split = compiled.objects.len() > 1;
     let mut objects = compiled.objects;

@@ -45,10 +45,11 @@ pub struct Opts {
     /// the module file (decimal or 0x-hex) so that its result is one too big.
     #[arg(long, hide = true, value_name = "OFFSET", value_parser = parse_offset)]
     pub inject_fault: Option<u64>,
-    /// Compile the module's functions in N parts side by side, one thread
-    /// each (at most one per function). Default: one per core, and one part
-    /// for a module of less than 32 KiB of code. The executable is the same
-    /// for the same N and behaves the same for every N.
+    /// Compile the module's functions on N threads side by side, in N parts
+    /// (or a multiple of N where parts of at most 1 MiB of code need more;
+    /// at most one per function). Default: one per core, and one part for a
+    /// module of less than 32 KiB of code. The executable is the same for
+    /// the same N and behaves the same for every N.
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub jobs: Option<u32>,
 }
