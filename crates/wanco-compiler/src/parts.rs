@@ -283,8 +283,8 @@ pub(crate) fn compile(decoded: Decoded<'_>, plan: Plan, opts: &CompileOptions, r
     if let Some(e) = first_err {
         return Err(e);
     }
-    if objects.len() != plan.parts {
-        return Err(CompileError::Llvm(format!("{} of {} parts compiled", objects.len(), plan.parts)));
+    if objects.len() != jobs.len() {
+        return Err(CompileError::Llvm(format!("{} of {} parts compiled", objects.len(), jobs.len())));
     }
     Ok(Compiled { objects, cr, info })
 }
