@@ -126,6 +126,9 @@ pub(crate) struct Compiled {
     pub info: wanco_state::module::ModuleInfo,
 }
 
+/// What compiling one part gives: its object and the checkpoint state so far.
+type PartResult = Result<(Vec<u8>, Option<ModuleCr>)>;
+
 /// One part's work, taken by the thread that compiles it.
 struct Job<'a> {
     bodies: Vec<Body<'a>>,
@@ -168,10 +171,13 @@ pub(crate) fn compile(decoded: Decoded<'_>, plan: Plan, opts: &CompileOptions, r
     for (bodies, range) in chunks.into_iter().zip(ranges.iter().cloned()) {
         let (tx, next_rx) = mpsc::channel::<Option<ModuleCr>>();
         let from_before = std::mem::replace(&mut rx, next_rx);
-        jobs.push(std::sync::Mutex::new(Some(Job { bodies, range, from_before, to_next: tx })));
+        jobs.push(Job { bodies, range, from_before, to_next: tx });
     }
     drop(rx);
-    let last = jobs.len() - 1;
+    let nparts = jobs.len();
+    let last = nparts - 1;
+    // The parts in order, each taken once by the next free thread.
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate());
     let fopts = opts.func_options();
     // Investigating the compiler itself: time of each part's steps.
     let timing = std::env::var_os("WANCO_PARTS_TIMING").is_some();
@@ -181,12 +187,11 @@ pub(crate) fn compile(decoded: Decoded<'_>, plan: Plan, opts: &CompileOptions, r
         (p.0)(0, num_defined);
     }
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let info_ref = &info;
-    let (fopts, done, progress, next, failed, jobs) = (&fopts, &done, &progress, &next, &failed, &jobs);
+    let (fopts, done, progress, failed, queue) = (&fopts, &done, &progress, &failed, &queue);
     // Compile part `k` from its job.
-    let part = move |k: usize, job: Job<'_>| -> Result<(Vec<u8>, Option<ModuleCr>)> {
+    let part = move |k: usize, job: Job<'_>| -> PartResult {
         let Job { bodies, range, from_before, to_next } = job;
         // The checkpoint state of the parts before: none if one failed
         // (its own error is reported).
@@ -222,7 +227,7 @@ pub(crate) fn compile(decoded: Decoded<'_>, plan: Plan, opts: &CompileOptions, r
         Ok((obj, cr))
     };
     let part = &part;
-    let results = std::thread::scope(|s| -> Result<Vec<(usize, Result<(Vec<u8>, Option<ModuleCr>)>)>> {
+    let mut results = std::thread::scope(|s| -> Result<Vec<(usize, PartResult)>> {
         let mut handles = Vec::new();
         for t in 0..plan.jobs {
             let handle = std::thread::Builder::new()
@@ -235,9 +240,7 @@ pub(crate) fn compile(decoded: Decoded<'_>, plan: Plan, opts: &CompileOptions, r
                     let mut out = Vec::new();
                     // After a failure no new part is started.
                     while !failed.load(std::sync::atomic::Ordering::SeqCst) {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let Some(slot) = jobs.get(k) else { break };
-                        let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take().expect("each part is taken once");
+                        let Some((k, job)) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
                         let r = part(k, job);
                         if r.is_err() {
                             failed.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -259,7 +262,6 @@ pub(crate) fn compile(decoded: Decoded<'_>, plan: Plan, opts: &CompileOptions, r
         }
         Ok(results)
     })?;
-    let mut results = results;
     // Stable: a panic stays before part 0's result.
     results.sort_by_key(|(k, _)| *k);
     let mut objects = Vec::new();
@@ -283,8 +285,8 @@ pub(crate) fn compile(decoded: Decoded<'_>, plan: Plan, opts: &CompileOptions, r
     if let Some(e) = first_err {
         return Err(e);
     }
-    if objects.len() != jobs.len() {
-        return Err(CompileError::Llvm(format!("{} of {} parts compiled", objects.len(), jobs.len())));
+    if objects.len() != nparts {
+        return Err(CompileError::Llvm(format!("{} of {} parts compiled", objects.len(), nparts)));
     }
     Ok(Compiled { objects, cr, info })
 }
